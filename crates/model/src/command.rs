@@ -1,0 +1,373 @@
+//! Every invocation pvefleet sends to a Proxmox node, as data.
+//!
+//! A [`Command`] renders to argv with [`Command::argv`]; nothing else in
+//! pvefleet spells a `qm` or `pvesh` flag. Quoting for the remote shell is the
+//! transport's job ([`crate::shell`]).
+
+use crate::VmId;
+
+/// `--key value` pairs of `qm create`/`qm set`, in the order they are sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QmOptions(Vec<(String, String)>);
+
+impl QmOptions {
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `--key value`. A key given twice keeps both (qm keeps the last).
+    pub fn push(&mut self, key: &str, value: impl Into<String>) {
+        self.0.push((key.to_string(), value.into()));
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The option names in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
+    /// True when no option is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn render(&self, argv: &mut Vec<String>) {
+        for (k, v) in &self.0 {
+            let mut flag = String::from("--");
+            flag.push_str(k);
+            argv.push(flag);
+            argv.push(v.clone());
+        }
+    }
+}
+
+/// A `qm` invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Qm {
+    /// `qm create <vmid> [OPTIONS]`.
+    Create { vmid: VmId, options: QmOptions },
+    /// `qm set <vmid> [OPTIONS] [--delete a,b]`.
+    Set {
+        vmid: VmId,
+        options: QmOptions,
+        delete: Vec<String>,
+    },
+    /// `qm disk import <vmid> <source> <storage>` (`qm importdisk` before PVE 7.3).
+    ImportDisk {
+        vmid: VmId,
+        source: String,
+        storage: String,
+        /// Spell it `qm importdisk` (PVE < 7.3 has no `disk` group).
+        legacy: bool,
+    },
+    /// `qm disk resize <vmid> <disk> <size>` (`qm resize` before PVE 7.3).
+    DiskResize {
+        vmid: VmId,
+        disk: String,
+        size: String,
+        legacy: bool,
+    },
+    /// `qm start <vmid>`.
+    Start { vmid: VmId },
+    /// `qm stop <vmid>`: hard stop; a stopped VM is a silent success.
+    Stop { vmid: VmId, skiplock: bool },
+    /// `qm shutdown <vmid> --timeout N --forceStop 1`.
+    Shutdown { vmid: VmId, timeout: u32 },
+    /// `qm reboot <vmid>`: applies pending changes.
+    Reboot { vmid: VmId },
+    /// `qm destroy <vmid> --purge 1 --destroy-unreferenced-disks 1`.
+    Destroy { vmid: VmId, skiplock: bool },
+    /// `qm clone <vmid> <newid> --name N [--full 0|1] [--storage S]`.
+    Clone {
+        vmid: VmId,
+        newid: VmId,
+        name: String,
+        full: bool,
+        storage: Option<String>,
+    },
+    /// `qm template <vmid>`.
+    Template { vmid: VmId },
+    /// `qm config <vmid>`.
+    Config { vmid: VmId },
+    /// `qm guest cmd <vmid> <command>`.
+    GuestCmd { vmid: VmId, command: String },
+}
+
+/// A `pvesh get <path> --output-format json` invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pvesh {
+    /// The API path, e.g. `/cluster/resources`.
+    pub path: String,
+    /// Extra `--key value` parameters.
+    pub params: Vec<(String, String)>,
+}
+
+impl Pvesh {
+    fn get(path: String) -> Self {
+        Self {
+            path,
+            params: Vec::new(),
+        }
+    }
+
+    fn param(mut self, key: &str, value: &str) -> Self {
+        self.params.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// `/version`: the pve-manager version.
+    pub fn version() -> Self {
+        Self::get("/version".into())
+    }
+
+    /// `/cluster/resources --type vm`: every guest of the cluster.
+    pub fn cluster_vms() -> Self {
+        Self::get("/cluster/resources".into()).param("type", "vm")
+    }
+
+    /// `/cluster/resources --type node`: nodes with memory figures.
+    pub fn cluster_nodes() -> Self {
+        Self::get("/cluster/resources".into()).param("type", "node")
+    }
+
+    /// `/cluster/nextid`: the lowest free VM id (reserves nothing).
+    pub fn next_id() -> Self {
+        Self::get("/cluster/nextid".into())
+    }
+
+    /// `/nodes/{node}/qemu`: fresh status of the node's VMs.
+    pub fn node_vms(node: &str) -> Self {
+        Self::get(["/nodes/", node, "/qemu"].concat())
+    }
+
+    /// `/nodes/{node}/network`: the node's interfaces and bridges.
+    pub fn node_network(node: &str) -> Self {
+        Self::get(["/nodes/", node, "/network"].concat())
+    }
+
+    /// `/nodes/{node}/storage/{storage}/content`.
+    pub fn storage_content(node: &str, storage: &str) -> Self {
+        Self::get(["/nodes/", node, "/storage/", storage, "/content"].concat())
+    }
+
+    /// `/nodes/{node}/qemu/{vmid}/pending`: current and pending config.
+    pub fn vm_pending(node: &str, vmid: VmId) -> Self {
+        Self::get(["/nodes/", node, "/qemu/", &vmid.to_string(), "/pending"].concat())
+    }
+}
+
+/// One invocation on a Proxmox node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// A `qm` command.
+    Qm(Qm),
+    /// A `pvesh get` with JSON output.
+    Pvesh(Pvesh),
+    /// `pvesm path <volid>`: the host path of a volume.
+    PvesmPath { volid: String },
+}
+
+fn push_vmid(argv: &mut Vec<String>, vmid: VmId) {
+    argv.push(vmid.to_string());
+}
+
+impl Command {
+    /// The argv exactly as the node's program receives it.
+    pub fn argv(&self) -> Vec<String> {
+        let mut a: Vec<String>;
+        let words = |ws: &[&str]| ws.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        match self {
+            Command::Pvesh(p) => {
+                a = words(&["pvesh", "get", &p.path]);
+                for (k, v) in &p.params {
+                    a.push(["--", k].concat());
+                    a.push(v.clone());
+                }
+                a.push("--output-format".into());
+                a.push("json".into());
+            }
+            Command::PvesmPath { volid } => a = words(&["pvesm", "path", volid]),
+            Command::Qm(qm) => match qm {
+                Qm::Create { vmid, options } => {
+                    a = words(&["qm", "create"]);
+                    push_vmid(&mut a, *vmid);
+                    options.render(&mut a);
+                }
+                Qm::Set {
+                    vmid,
+                    options,
+                    delete,
+                } => {
+                    a = words(&["qm", "set"]);
+                    push_vmid(&mut a, *vmid);
+                    options.render(&mut a);
+                    if !delete.is_empty() {
+                        a.push("--delete".into());
+                        a.push(delete.join(","));
+                    }
+                }
+                Qm::ImportDisk {
+                    vmid,
+                    source,
+                    storage,
+                    legacy,
+                } => {
+                    a = if *legacy {
+                        words(&["qm", "importdisk"])
+                    } else {
+                        words(&["qm", "disk", "import"])
+                    };
+                    push_vmid(&mut a, *vmid);
+                    a.push(source.clone());
+                    a.push(storage.clone());
+                }
+                Qm::DiskResize {
+                    vmid,
+                    disk,
+                    size,
+                    legacy,
+                } => {
+                    a = if *legacy {
+                        words(&["qm", "resize"])
+                    } else {
+                        words(&["qm", "disk", "resize"])
+                    };
+                    push_vmid(&mut a, *vmid);
+                    a.push(disk.clone());
+                    a.push(size.clone());
+                }
+                Qm::Start { vmid } => {
+                    a = words(&["qm", "start"]);
+                    push_vmid(&mut a, *vmid);
+                }
+                Qm::Stop { vmid, skiplock } => {
+                    a = words(&["qm", "stop"]);
+                    push_vmid(&mut a, *vmid);
+                    if *skiplock {
+                        a.extend(words(&["--skiplock", "1"]));
+                    }
+                }
+                Qm::Shutdown { vmid, timeout } => {
+                    a = words(&["qm", "shutdown"]);
+                    push_vmid(&mut a, *vmid);
+                    a.extend(words(&["--timeout", &timeout.to_string(), "--forceStop", "1"]));
+                }
+                Qm::Reboot { vmid } => {
+                    a = words(&["qm", "reboot"]);
+                    push_vmid(&mut a, *vmid);
+                }
+                Qm::Destroy { vmid, skiplock } => {
+                    a = words(&["qm", "destroy"]);
+                    push_vmid(&mut a, *vmid);
+                    a.extend(words(&["--purge", "1", "--destroy-unreferenced-disks", "1"]));
+                    if *skiplock {
+                        a.extend(words(&["--skiplock", "1"]));
+                    }
+                }
+                Qm::Clone {
+                    vmid,
+                    newid,
+                    name,
+                    full,
+                    storage,
+                } => {
+                    a = words(&["qm", "clone"]);
+                    push_vmid(&mut a, *vmid);
+                    push_vmid(&mut a, *newid);
+                    a.extend(words(&["--name", name, "--full", if *full { "1" } else { "0" }]));
+                    if let Some(s) = storage {
+                        a.extend(words(&["--storage", s]));
+                    }
+                }
+                Qm::Template { vmid } => {
+                    a = words(&["qm", "template"]);
+                    push_vmid(&mut a, *vmid);
+                }
+                Qm::Config { vmid } => {
+                    a = words(&["qm", "config"]);
+                    push_vmid(&mut a, *vmid);
+                }
+                Qm::GuestCmd { vmid, command } => {
+                    a = words(&["qm", "guest", "cmd"]);
+                    push_vmid(&mut a, *vmid);
+                    a.push(command.clone());
+                }
+            },
+        }
+        a
+    }
+
+    /// True for commands that change the node (everything but reads).
+    pub fn changes_state(&self) -> bool {
+        match self {
+            Command::Pvesh(_) | Command::PvesmPath { .. } => false,
+            Command::Qm(qm) => !matches!(qm, Qm::Config { .. } | Qm::GuestCmd { .. }),
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    /// The command as one shell line, quoted as the transport sends it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match crate::shell::quote_argv(&self.argv()) {
+            Ok(line) => f.write_str(&line),
+            Err(e) => write!(f, "<unsendable: {e}>"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: i64) -> VmId {
+        VmId::new(n).expect("valid test vmid")
+    }
+
+    #[test]
+    fn renders_argv() {
+        let mut o = QmOptions::new();
+        o.push("boot", "order=scsi0");
+        o.push("tags", "pvefleet;web");
+        let c = Command::Qm(Qm::Create {
+            vmid: id(201),
+            options: o,
+        });
+        assert_eq!(
+            c.argv(),
+            ["qm", "create", "201", "--boot", "order=scsi0", "--tags", "pvefleet;web"]
+        );
+        assert_eq!(
+            c.to_string(),
+            "qm create 201 --boot 'order=scsi0' --tags 'pvefleet;web'"
+        );
+        let r = Command::Qm(Qm::DiskResize {
+            vmid: id(201),
+            disk: "scsi0".into(),
+            size: "20G".into(),
+            legacy: true,
+        });
+        assert_eq!(r.argv(), ["qm", "resize", "201", "scsi0", "20G"]);
+        let p = Command::Pvesh(Pvesh::cluster_vms());
+        assert_eq!(
+            p.to_string(),
+            "pvesh get /cluster/resources --type vm --output-format json"
+        );
+        assert!(!p.changes_state());
+        assert!(c.changes_state());
+    }
+}
