@@ -1,1 +1,22 @@
-//! placeholder
+//! The pvefleet configuration language: one YAML file in, a validated
+//! [`Desired`] state out.
+//!
+//! Parsing has two stages. [`raw`] turns YAML text into a tree that keeps the
+//! line and column of every key and value. [`validate`] checks that tree
+//! completely (every error in one pass, each with its location), applies
+//! `defaults:` and yields [`Desired`], which carries no spans.
+//!
+//! The crate is pure: reading `ssh_keys_file` goes through a loader the caller
+//! passes in, so nothing here touches the file system.
+
+pub mod error;
+pub mod keys;
+pub mod raw;
+pub mod spec;
+pub mod validate;
+
+pub use error::{ConfigError, ConfigReport, Span};
+pub use spec::{
+    CloneRef, Desired, DiskFrom, DiskSource, ImageRef, Ip6Config, IpConfig, NodeConn, PowerState, VmSpec,
+};
+pub use validate::{parse, FileLoader};

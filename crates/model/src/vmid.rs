@@ -4,9 +4,22 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A Proxmox VM id: an integer from 100 to 999 999 999 (`pve-vmid`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
 pub struct VmId(u32);
+
+impl TryFrom<u32> for VmId {
+    type Error = VmIdError;
+    fn try_from(v: u32) -> Result<Self, Self::Error> {
+        Self::new(i64::from(v))
+    }
+}
+
+impl From<VmId> for u32 {
+    fn from(v: VmId) -> u32 {
+        v.0
+    }
+}
 
 /// The smallest VM id Proxmox accepts.
 pub const MIN: u32 = 100;

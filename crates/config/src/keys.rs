@@ -1,0 +1,69 @@
+//! The keys the configuration language knows, for validation and hints.
+
+/// Top-level keys.
+pub const TOP: &[&str] = &["proxmox", "nodes", "defaults", "vms"];
+
+/// Keys of `proxmox:` (one host).
+pub const PROXMOX: &[&str] = &["host", "user", "port", "node"];
+
+/// Keys of each entry of `nodes:` (a cluster).
+pub const NODE: &[&str] = &["host", "user", "port"];
+
+/// Keys of a VM (and of `defaults:`).
+pub const VM: &[&str] = &[
+    "vmid",
+    "name",
+    "node",
+    "memory",
+    "cores",
+    "sockets",
+    "cpu",
+    "bridge",
+    "vlan",
+    "mac",
+    "ip",
+    "gateway",
+    "ip6",
+    "gateway6",
+    "nameserver",
+    "searchdomain",
+    "user",
+    "ssh_keys",
+    "ssh_keys_file",
+    "password",
+    "image",
+    "template",
+    "storage",
+    "disk",
+    "disk_from",
+    "tags",
+    "description",
+    "onboot",
+    "state",
+    "clone",
+];
+
+/// Keys that only make sense per VM, not in `defaults:`.
+pub const VM_ONLY: &[&str] = &["vmid", "name", "mac", "ip", "ip6"];
+
+/// The known key closest to `unknown`, when it is close enough to be a typo.
+pub fn suggest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_typos() {
+        assert_eq!(suggest("memroy", VM), Some("memory"));
+        assert_eq!(suggest("ssh_key", VM), Some("ssh_keys"));
+        assert_eq!(suggest("zzzzzz", VM), None);
+    }
+}

@@ -1,0 +1,188 @@
+//! Stage 1: YAML text into a tree that remembers where each node stands.
+
+use crate::error::{ConfigError, Span};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+/// A YAML node with its location.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// The value.
+    pub value: Value,
+    /// Where the value stands (for a merged `<<:` value, where it is used).
+    pub span: Span,
+}
+
+/// A YAML value. Mapping keys are strings with their own spans.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// A mapping, in file order.
+    Map(Vec<(Key, Node)>),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A string scalar (quoted or plain that is not a number or boolean).
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// `true` / `false`.
+    Bool(bool),
+    /// `null`, `~` or an empty value.
+    Null,
+}
+
+/// A mapping key.
+#[derive(Clone, Debug)]
+pub struct Key {
+    /// The key text.
+    pub name: String,
+    /// Where the key stands.
+    pub span: Span,
+}
+
+impl Value {
+    /// The YAML type name, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Map(_) => "a mapping",
+            Value::Seq(_) => "a list",
+            Value::Str(_) => "a string",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            Value::Null => "null",
+        }
+    }
+}
+
+fn span_of(loc: &serde_saphyr::Location) -> Span {
+    let s = loc.span();
+    Span {
+        line: loc.line() as u32,
+        col: loc.column() as u32,
+        offset: s.byte_offset().unwrap_or(0) as usize,
+        len: s.byte_len().unwrap_or(0) as usize,
+    }
+}
+
+struct RawValue(Value);
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawValue, E> {
+                Ok(RawValue(Value::Str(v.into())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<RawValue, E> {
+                Ok(RawValue(Value::Str(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawValue, E> {
+                Ok(RawValue(Value::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawValue, E> {
+                Ok(RawValue(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawValue, E> {
+                Ok(RawValue(Value::Float(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawValue, E> {
+                Ok(RawValue(Value::Bool(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<RawValue, E> {
+                Ok(RawValue(Value::Null))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<RawValue, E> {
+                Ok(RawValue(Value::Null))
+            }
+            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<RawValue, D2::Error> {
+                RawValue::deserialize(d)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<RawValue, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = m.next_key::<Spanned<String>>()? {
+                    let v = m.next_value::<Spanned<RawValue>>()?;
+                    out.push((
+                        Key {
+                            name: k.value,
+                            span: span_of(&k.referenced),
+                        },
+                        Node {
+                            value: v.value.0,
+                            span: span_of(&v.referenced),
+                        },
+                    ));
+                }
+                Ok(RawValue(Value::Map(out)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<RawValue, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = s.next_element::<Spanned<RawValue>>()? {
+                    out.push(Node {
+                        value: v.value.0,
+                        span: span_of(&v.referenced),
+                    });
+                }
+                Ok(RawValue(Value::Seq(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses YAML text. A syntax error becomes one [`ConfigError`] at its place.
+pub fn parse_yaml(text: &str) -> Result<Node, ConfigError> {
+    // strict_booleans: YAML 1.1 reads `y`, `n`, `yes`, `no`, `on`, `off` as
+    // booleans, which would turn `name: y` into `true`.
+    let options = serde_saphyr::options! { strict_booleans: true };
+    match serde_saphyr::from_str_with_options::<Spanned<RawValue>>(text, options) {
+        Ok(v) => Ok(Node {
+            value: v.value.0,
+            span: span_of(&v.referenced),
+        }),
+        Err(e) => {
+            let span = e.location().map(|l| span_of(&l));
+            let full = e.to_string();
+            let first = full.lines().next().unwrap_or("invalid YAML");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            // "line 2 column 2: message" -> "message"
+            let message = match first.split_once(": ") {
+                Some((head, rest)) if head.starts_with("line ") => rest,
+                _ => first,
+            };
+            Err(ConfigError::at(span, ["YAML syntax: ", message].concat())
+                .help("fix the YAML syntax at this place; indentation must use spaces"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_strict_booleans() {
+        let node = parse_yaml("a:\n  b: y\n  c: 10\n").expect("valid yaml");
+        let Value::Map(top) = node.value else {
+            panic!("top is a map")
+        };
+        let Value::Map(inner) = &top[0].1.value else {
+            panic!("inner is a map")
+        };
+        assert!(matches!(&inner[0].1.value, Value::Str(s) if s == "y"));
+        assert_eq!((inner[1].1.span.line, inner[1].1.span.col), (3, 6));
+        assert_eq!(inner[1].1.span.offset, 14);
+    }
+
+    #[test]
+    fn syntax_error_has_location() {
+        let e = parse_yaml("a: [1,2\nb: c\n").expect_err("invalid");
+        assert_eq!(e.span.map(|s| s.line), Some(2));
+        assert!(e.message.starts_with("YAML syntax: "), "{}", e.message);
+    }
+}

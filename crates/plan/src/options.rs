@@ -1,0 +1,209 @@
+//! How a [`VmSpec`] is spelled as `qm create`/`qm set` options.
+//!
+//! The same functions serve creation and comparison: the planner renders the
+//! desired value of a key and compares it with what the node reports, so a
+//! spelling used to create a VM is the spelling it is checked against later.
+
+use percent_encoding::percent_decode_str;
+use pvefleet_config::{Ip6Config, IpConfig, PowerState, VmSpec};
+use pvefleet_model::propstring::PropertyString;
+use pvefleet_model::{QmOptions, OWNER_DESCRIPTION_LINE, OWNER_TAG};
+
+/// The `net0` value. `existing_mac` keeps the MAC Proxmox generated earlier.
+pub fn net0(spec: &VmSpec, existing_mac: Option<&str>) -> String {
+    let mut p = PropertyString::new();
+    match spec.mac.as_deref().or(existing_mac) {
+        Some(mac) => p = p.with("virtio", mac),
+        None => p = p.bare("virtio"),
+    }
+    p = p.with("bridge", &spec.bridge);
+    if let Some(tag) = spec.vlan {
+        p = p.with("tag", tag.to_string());
+    }
+    p.to_string()
+}
+
+/// The `ipconfig0` value, when the spec sets any address.
+pub fn ipconfig0(spec: &VmSpec) -> Option<String> {
+    let mut p = PropertyString::new();
+    match &spec.ip {
+        Some(IpConfig::Dhcp) => p = p.with("ip", "dhcp"),
+        Some(IpConfig::Static {
+            address,
+            prefix,
+            gateway,
+        }) => {
+            p = p.with("ip", [address.to_string(), "/".into(), prefix.to_string()].concat());
+            if let Some(gw) = gateway {
+                p = p.with("gw", gw.to_string());
+            }
+        }
+        None => {}
+    }
+    match &spec.ip6 {
+        Some(Ip6Config::Dhcp) => p = p.with("ip6", "dhcp"),
+        Some(Ip6Config::Auto) => p = p.with("ip6", "auto"),
+        Some(Ip6Config::Static {
+            address,
+            prefix,
+            gateway,
+        }) => {
+            p = p.with(
+                "ip6",
+                [address.to_string(), "/".into(), prefix.to_string()].concat(),
+            );
+            if let Some(gw) = gateway {
+                p = p.with("gw6", gw.to_string());
+            }
+        }
+        None => {}
+    }
+    let s = p.to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// The tags as Proxmox stores them: ours plus the user's, sorted, `;`-joined.
+pub fn tags(spec: &VmSpec) -> String {
+    let mut all: Vec<&str> = spec.tags.iter().map(String::as_str).collect();
+    all.push(OWNER_TAG);
+    all.sort_unstable();
+    all.dedup();
+    all.join(";")
+}
+
+/// The description: the user's text, then the ownership line.
+pub fn description(spec: &VmSpec) -> String {
+    match &spec.description {
+        Some(d) if !d.trim().is_empty() => [d.trim_end(), "\n", OWNER_DESCRIPTION_LINE].concat(),
+        _ => OWNER_DESCRIPTION_LINE.to_string(),
+    }
+}
+
+/// The SSH keys file content, one key per line.
+pub fn ssh_keys_text(spec: &VmSpec) -> Option<String> {
+    if spec.ssh_keys.is_empty() {
+        return None;
+    }
+    let mut s = spec.ssh_keys.join("\n");
+    s.push('\n');
+    Some(s)
+}
+
+/// Compares an observed URL-encoded `sshkeys` value with the desired keys.
+pub fn same_keys(observed: Option<&str>, spec: &VmSpec) -> bool {
+    let decoded = observed
+        .map(|o| percent_decode_str(o).decode_utf8_lossy().into_owned())
+        .unwrap_or_default();
+    let mut have: Vec<&str> = decoded
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut want: Vec<&str> = spec.ssh_keys.iter().map(String::as_str).collect();
+    have.sort_unstable();
+    want.sort_unstable();
+    have == want
+}
+
+/// The nameserver value (space-separated).
+pub fn nameserver(spec: &VmSpec) -> Option<String> {
+    (!spec.nameserver.is_empty()).then(|| spec.nameserver.join(" "))
+}
+
+/// Keys that are the same for creation and later comparison, with their
+/// desired values. `None` means the spec does not manage the key.
+pub fn managed_values(spec: &VmSpec) -> Vec<(&'static str, Option<String>)> {
+    vec![
+        ("name", Some(spec.name.clone())),
+        ("memory", Some(spec.memory.to_string())),
+        ("cores", Some(spec.cores.to_string())),
+        ("sockets", Some(spec.sockets.to_string())),
+        ("cpu", spec.cpu.clone()),
+        ("ipconfig0", ipconfig0(spec)),
+        ("nameserver", nameserver(spec)),
+        ("searchdomain", spec.searchdomain.clone()),
+        ("ciuser", spec.user.clone()),
+        ("tags", Some(tags(spec))),
+        ("description", Some(description(spec))),
+        ("onboot", Some(if spec.onboot { "1" } else { "0" }.to_string())),
+    ]
+}
+
+/// Hardware and cloud-init options shared by create and clone+set.
+///
+/// `keys_path` is the host path of the uploaded SSH keys file.
+pub fn common_options(spec: &VmSpec, keys_path: Option<&str>, o: &mut QmOptions) {
+    o.push("name", &spec.name);
+    o.push("memory", spec.memory.to_string());
+    o.push("cores", spec.cores.to_string());
+    o.push("sockets", spec.sockets.to_string());
+    if let Some(cpu) = &spec.cpu {
+        o.push("cpu", cpu);
+    }
+    o.push("net0", net0(spec, None));
+    o.push("agent", "enabled=1");
+    o.push("serial0", "socket");
+    o.push("vga", "serial0");
+    if let Some(ip) = ipconfig0(spec) {
+        o.push("ipconfig0", ip);
+    }
+    if let Some(ns) = nameserver(spec) {
+        o.push("nameserver", ns);
+    }
+    if let Some(sd) = &spec.searchdomain {
+        o.push("searchdomain", sd);
+    }
+    if let Some(u) = &spec.user {
+        o.push("ciuser", u);
+    }
+    if let Some(pw) = &spec.password {
+        o.push("cipassword", pw);
+    }
+    if let Some(p) = keys_path {
+        o.push("sshkeys", p);
+    }
+    o.push("tags", tags(spec));
+    o.push("description", description(spec));
+    if spec.onboot {
+        o.push("onboot", "1");
+    }
+}
+
+/// Normalises an observed value for comparison with a desired one.
+pub fn normalise(key: &str, value: &str) -> String {
+    match key {
+        // `memory` is `[current=]N` since PVE 8.1.
+        "memory" => PropertyString::parse(value)
+            .first()
+            .map(|(k, v)| if k.is_none() || k == Some("current") { v } else { value })
+            .unwrap_or(value)
+            .to_string(),
+        "tags" => crate::observed::split_tags(value).join(";"),
+        "description" => value.trim_end().to_string(),
+        "nameserver" => value
+            .split([' ', ',', ';'])
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        "onboot" => match value {
+            "1" | "on" | "yes" | "true" => "1".into(),
+            _ => "0".into(),
+        },
+        _ => value.to_string(),
+    }
+}
+
+/// The default of a key Proxmox leaves out of the config when unset.
+pub fn implicit_default(key: &str) -> Option<&'static str> {
+    match key {
+        "memory" => Some("512"),
+        "cores" | "sockets" => Some("1"),
+        "onboot" => Some("0"),
+        _ => None,
+    }
+}
+
+/// True when the spec wants the VM running.
+pub fn wants_running(spec: &VmSpec) -> bool {
+    spec.state == PowerState::Running
+}
