@@ -1,0 +1,109 @@
+//! Injected faults: `ROOT/faults.json` holds rules such as
+//! `[{"match": "qm start 105", "nth": 1, "action": "fail", "exit": 255,
+//! "message": "...", "seconds": 30}]`.
+//!
+//! `match` is a prefix of the argv joined by spaces (program name without
+//! path); `nth` (default: every time) counts matching invocations. Actions:
+//! `fail` exits with the message; `hang` sleeps first, then runs normally;
+//! `drop` kills the SSH session that runs the command; `partial` lets a
+//! create, clone or import do its first half and then fail.
+
+use crate::schema::Failure;
+use crate::Ctx;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// One fault rule.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rule {
+    /// Prefix of the argv line.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// Which matching invocation (1-based); none means every one.
+    pub nth: Option<u64>,
+    /// `fail`, `hang`, `drop` or `partial`.
+    pub action: String,
+    /// Exit code for `fail`.
+    pub exit: Option<i32>,
+    /// Message for `fail`/`partial`.
+    pub message: Option<String>,
+    /// Seconds for `hang`.
+    pub seconds: Option<u64>,
+}
+
+fn rules(cx: &Ctx) -> Vec<Rule> {
+    std::fs::read_to_string(cx.root.join("faults.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Checks the rules for this invocation; may fail, hang or drop it.
+/// Remembers a `partial` rule for the command to consult.
+pub fn before(cx: &mut Ctx, line: &str) -> Result<(), Failure> {
+    let rules = rules(cx);
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let hits = cx.root.update(|st| {
+        let mut hits = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if line == r.pattern || line.starts_with(&[r.pattern.as_str(), " "].concat()) {
+                let n = st.fault_counts.entry(i).or_insert(0);
+                *n += 1;
+                if r.nth.is_none_or(|nth| nth == *n) {
+                    hits.push(r.clone());
+                }
+            }
+        }
+        Ok(hits)
+    })?;
+    for r in hits {
+        match r.action.as_str() {
+            "fail" => {
+                return Err(Failure {
+                    stderr: [r.message.as_deref().unwrap_or("injected failure"), "\n"].concat(),
+                    exit: r.exit.unwrap_or(255),
+                })
+            }
+            "hang" => std::thread::sleep(Duration::from_secs(r.seconds.unwrap_or(30))),
+            "drop" => {
+                drop_session();
+                return Err(Failure::die("connection dropped"));
+            }
+            "partial" => cx.partial = Some(r.message.unwrap_or_else(|| "interrupted".into())),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// True (once) when a `partial` fault applies to this invocation.
+pub fn partial(cx: &mut Ctx) -> bool {
+    cx.partial.take().is_some()
+}
+
+fn parent_of(pid: u32) -> Option<(u32, String)> {
+    let stat = std::fs::read_to_string(["/proc/", &pid.to_string(), "/stat"].concat()).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let ppid = stat[close + 2..].split_whitespace().nth(1)?.parse().ok()?;
+    Some((ppid, comm))
+}
+
+/// Kills the nearest `sshd` ancestor: the session process that carries this
+/// command, so the client sees its connection drop.
+fn drop_session() {
+    let mut pid = std::process::id();
+    for _ in 0..16 {
+        let Some((ppid, _)) = parent_of(pid) else { return };
+        let Some((_, pcomm)) = parent_of(ppid) else { return };
+        if pcomm.starts_with("sshd") {
+            let _ = std::process::Command::new("kill").arg("-9").arg(ppid.to_string()).status();
+            std::thread::sleep(Duration::from_millis(200));
+            return;
+        }
+        pid = ppid;
+    }
+}

@@ -1,0 +1,233 @@
+//! `pve-sim init ROOT ...` (create a host or cluster) and `pve-sim state ROOT`.
+
+use crate::state::{now_ms, NodeDef, Root, Settings, State, StorageDef, Volume};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// What `init` builds.
+#[derive(Clone, Debug)]
+pub struct InitSpec {
+    /// Node names.
+    pub nodes: Vec<String>,
+    /// `(id, type, shared)`.
+    pub storages: Vec<(String, String, bool)>,
+    /// `(volid, size)`.
+    pub images: Vec<(String, u64)>,
+    /// Bridges on every node.
+    pub bridges: Vec<String>,
+    /// Settings.
+    pub settings: Settings,
+}
+
+impl Default for InitSpec {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            storages: Vec::new(),
+            images: Vec::new(),
+            bridges: Vec::new(),
+            settings: Settings { version: "8.4.1".into(), latency_ms: 0, slots: 8, import_mbps: 0, agent_after_ms: 0, agent_ping_ms: 3000, rrd_lag_ms: 0 },
+        }
+    }
+}
+
+fn content_for(kind: &str) -> Vec<String> {
+    match kind {
+        "dir" | "nfs" | "cifs" | "btrfs" => ["iso", "import", "images", "snippets", "vztmpl", "backup"].iter().map(|s| s.to_string()).collect(),
+        _ => vec!["images".into(), "rootdir".into()],
+    }
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let (n, f) = match s.chars().last()? {
+        'K' => (&s[..s.len() - 1], 1u64 << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        'T' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    n.parse::<u64>().ok().map(|v| v * f)
+}
+
+/// Splits `local:iso/x.img:2G` or `/var/lib/vz/template/iso/x.img:2G` into volid and size.
+pub fn parse_image(arg: &str) -> Result<(String, u64), String> {
+    let (spec, size) = match arg.rsplit_once(':') {
+        Some((a, s)) if parse_size(s).is_some() && a.contains(['/', ':']) => (a, parse_size(s).unwrap_or(2 << 30)),
+        _ => (arg, 2u64 << 30),
+    };
+    if let Some(rest) = spec.strip_prefix("/var/lib/vz/template/iso/") {
+        return Ok((["local:iso/", rest].concat(), size));
+    }
+    if let Some(rest) = spec.strip_prefix("/var/lib/vz/import/") {
+        return Ok((["local:import/", rest].concat(), size));
+    }
+    if spec.starts_with('/') {
+        return Err(["image path '", spec, "' must lie under /var/lib/vz/template/iso/ or /var/lib/vz/import/"].concat());
+    }
+    if !spec.contains(':') {
+        return Err(["'", spec, "' is not a volume id"].concat());
+    }
+    Ok((spec.to_string(), size))
+}
+
+/// Creates ROOT with the given spec (replacing any previous state).
+pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
+    let mut spec = spec.clone();
+    if spec.nodes.is_empty() {
+        spec.nodes.push("pve".into());
+    }
+    if spec.bridges.is_empty() {
+        spec.bridges.push("vmbr0".into());
+    }
+    for (id, kind) in [("local", "dir"), ("local-lvm", "lvmthin")] {
+        if !spec.storages.iter().any(|(s, _, _)| s == id) {
+            spec.storages.insert(0, (id.into(), kind.into(), false));
+        }
+    }
+    std::fs::create_dir_all(&root.0).map_err(|e| e.to_string())?;
+    let storages: Vec<StorageDef> = spec
+        .storages
+        .iter()
+        .map(|(id, kind, shared)| StorageDef { id: id.clone(), kind: kind.clone(), content: content_for(kind), shared: *shared })
+        .collect();
+    let mut st = State {
+        settings: spec.settings.clone(),
+        nodes: spec.nodes.iter().map(|n| NodeDef { name: n.clone(), bridges: spec.bridges.clone(), memory: 64u64 << 30 }).collect(),
+        storages,
+        volumes: Vec::new(),
+        vms: BTreeMap::new(),
+        fault_counts: BTreeMap::new(),
+    };
+    for (volid, size) in &spec.images {
+        let (storage, volname) = volid.split_once(':').ok_or("bad volid")?;
+        let sdef = st.storage(storage).cloned().ok_or_else(|| ["storage '", storage, "' is not defined (add --storage ", storage, ":dir)"].concat())?;
+        let content = volname.split('/').next().unwrap_or("iso").to_string();
+        let format = if content == "iso" { "iso".to_string() } else { volname.rsplit('.').next().unwrap_or("raw").to_string() };
+        let holders: Vec<String> = if sdef.shared { vec![spec.nodes[0].clone()] } else { spec.nodes.clone() };
+        for node in holders {
+            let vol = Volume { storage: storage.into(), node, volname: volname.into(), size: *size, content: content.clone(), format: format.clone(), vmid: None, ctime: now_ms() / 1000 };
+            let path = root.volume_path(&st, &vol);
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
+            }
+            std::fs::File::create(&path).and_then(|f| f.set_len(*size)).map_err(|e| e.to_string())?;
+            st.volumes.push(vol);
+        }
+    }
+    let _ = std::fs::remove_file(root.join("journal.jsonl"));
+    root.save_unlocked(&st).map_err(|f| f.stderr)
+}
+
+/// `pve-sim init ROOT [OPTIONS]`.
+pub fn init_cli(args: &[String]) -> i32 {
+    let Some(root) = args.first() else {
+        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--version X.Y.Z] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N]");
+        return 2;
+    };
+    let mut spec = InitSpec::default();
+    let mut i = 1;
+    while i < args.len() {
+        let flag = args[i].as_str();
+        let Some(v) = args.get(i + 1).cloned() else {
+            eprintln!("pve-sim init: {flag} needs a value");
+            return 2;
+        };
+        let num = || v.parse::<u64>().map_err(|_| ());
+        let r: Result<(), String> = match flag {
+            "--node" => {
+                spec.nodes.push(v.clone());
+                Ok(())
+            }
+            "--bridge" => {
+                spec.bridges.push(v.clone());
+                Ok(())
+            }
+            "--storage" => {
+                let mut p = v.split(':');
+                match (p.next(), p.next()) {
+                    (Some(id), Some(kind)) => {
+                        spec.storages.push((id.into(), kind.into(), p.next() == Some("shared")));
+                        Ok(())
+                    }
+                    _ => Err("--storage takes ID:TYPE[:shared]".into()),
+                }
+            }
+            "--image" => parse_image(&v).map(|img| spec.images.push(img)),
+            "--version" => {
+                spec.settings.version = v.clone();
+                Ok(())
+            }
+            "--latency-ms" => num().map(|n| spec.settings.latency_ms = n).map_err(|_| "not a number".into()),
+            "--slots" => num().map(|n| spec.settings.slots = n as u32).map_err(|_| "not a number".into()),
+            "--import-mbps" => num().map(|n| spec.settings.import_mbps = n).map_err(|_| "not a number".into()),
+            "--agent-after-ms" => num().map(|n| spec.settings.agent_after_ms = n).map_err(|_| "not a number".into()),
+            "--agent-ping-ms" => num().map(|n| spec.settings.agent_ping_ms = n).map_err(|_| "not a number".into()),
+            "--rrd-lag-ms" => num().map(|n| spec.settings.rrd_lag_ms = n).map_err(|_| "not a number".into()),
+            other => Err(["unknown option ", other].concat()),
+        };
+        if let Err(e) = r {
+            eprintln!("pve-sim init: {flag} {v}: {e}");
+            return 2;
+        }
+        i += 2;
+    }
+    match init(&Root(root.into()), &spec) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("pve-sim init: {e}");
+            1
+        }
+    }
+}
+
+/// The state as JSON (the `pve-sim state` format).
+pub fn state_json(root: &Root) -> Result<serde_json::Value, String> {
+    let st = root.read().map_err(|f| f.stderr)?;
+    let mut storages = Vec::new();
+    for s in &st.storages {
+        let holders: Vec<&str> = if s.shared { vec![st.nodes[0].name.as_str()] } else { st.nodes.iter().map(|n| n.name.as_str()).collect() };
+        for n in holders {
+            let volumes: Vec<_> = st.volumes_on(n, &s.id).map(|v| json!({"volid": v.volid(), "size": v.size})).collect();
+            storages.push(json!({"id": s.id, "node": n, "volumes": volumes}));
+        }
+    }
+    let vms: Vec<_> = st
+        .vms
+        .iter()
+        .map(|(id, vm)| {
+            let mut cfg = vm.config.clone();
+            cfg.extend(vm.pending.clone());
+            let config: serde_json::Map<String, serde_json::Value> = cfg
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match k.as_str() {
+                        "cipassword" => "**********".to_string(),
+                        "description" => v.replace('%', "%25").replace(':', "%3A").replace('\n', "%0A"),
+                        _ => v,
+                    };
+                    (k, json!(v))
+                })
+                .collect();
+            json!({"vmid": id, "node": vm.node, "status": if vm.running { "running" } else { "stopped" }, "lock": vm.config.get("lock"), "config": config})
+        })
+        .collect();
+    Ok(json!({"nodes": st.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(), "storages": storages, "vms": vms}))
+}
+
+/// `pve-sim state ROOT`.
+pub fn state_cli(args: &[String]) -> i32 {
+    let Some(root) = args.first() else {
+        eprintln!("usage: pve-sim state ROOT");
+        return 2;
+    };
+    match state_json(&Root(root.into())) {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            0
+        }
+        Err(e) => {
+            eprint!("{e}");
+            1
+        }
+    }
+}

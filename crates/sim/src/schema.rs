@@ -1,0 +1,732 @@
+//! `qm` argument parsing and validation, driven by the vendored
+//! `qm-schema.json` (dumped from Proxmox's own Perl code).
+//!
+//! This parser is written independently of pvefleet's command renderer, so
+//! a misspelt flag cannot pass on both sides. It follows Getopt::Long as
+//! `PVE::JSONSchema::get_options` configures it: `--opt value`, `--opt=value`
+//! and `-opt value`; case-insensitive names; unique prefixes; booleans whose
+//! value is optional and that swallow a following word; `-list` options that
+//! may repeat; positionals that may interleave with options.
+
+use regex::Regex;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+static SCHEMA: &str = include_str!("../schema/qm-schema.json");
+
+/// The parsed schema.
+pub fn schema() -> &'static Value {
+    static CELL: OnceLock<Value> = OnceLock::new();
+    CELL.get_or_init(|| serde_json::from_str(SCHEMA).unwrap_or(Value::Null))
+}
+
+/// A failed invocation: text for stderr and an exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What goes to stderr (newline-terminated).
+    pub stderr: String,
+    /// The exit code.
+    pub exit: i32,
+}
+
+impl Failure {
+    /// A plain die: the message and exit 255.
+    pub fn die(msg: impl Into<String>) -> Self {
+        let mut stderr = msg.into();
+        if !stderr.ends_with('\n') {
+            stderr.push('\n');
+        }
+        Self { stderr, exit: 255 }
+    }
+}
+
+/// A resolved `qm` command with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The canonical command (`create`, `disk import`, `guest cmd`).
+    pub command: String,
+    /// Parameter values as given (booleans normalised to `1`/`0`).
+    pub params: BTreeMap<String, String>,
+}
+
+fn commands() -> &'static serde_json::Map<String, Value> {
+    static EMPTY: OnceLock<serde_json::Map<String, Value>> = OnceLock::new();
+    schema()
+        .get("commands")
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| EMPTY.get_or_init(serde_json::Map::new))
+}
+
+fn formats() -> Option<&'static serde_json::Map<String, Value>> {
+    schema().get("formats").and_then(Value::as_object)
+}
+
+/// The usage line of a command, as appended to 400 errors.
+pub fn usage(command: &str) -> String {
+    let def = commands().get(command);
+    let mut u = String::from("qm ");
+    u.push_str(command);
+    if let Some(pos) = def.and_then(|d| d.get("positional")).and_then(Value::as_array) {
+        for p in pos.iter().filter_map(Value::as_str) {
+            u.push_str(" <");
+            u.push_str(p);
+            u.push('>');
+        }
+    }
+    u.push_str(" [OPTIONS]");
+    u
+}
+
+fn unknown_command(words: &[&str]) -> Failure {
+    let mut s = String::from("ERROR: unknown command 'qm");
+    for w in words {
+        s.push(' ');
+        s.push_str(w);
+    }
+    s.push_str("'\nUSAGE: qm <COMMAND> [ARGS] [OPTIONS]\n");
+    Failure { stderr: s, exit: 255 }
+}
+
+/// Resolves command words (prefixes, aliases, groups). Returns the canonical
+/// command and how many words it used.
+pub fn resolve_command(args: &[String]) -> Result<(String, usize), Failure> {
+    let cmds = commands();
+    let mut prefix = String::new();
+    let mut used = 0;
+    let mut seen: Vec<&str> = Vec::new();
+    loop {
+        let Some(word) = args.get(used) else {
+            return Err(unknown_command(&seen));
+        };
+        seen.push(word);
+        let level: Vec<(&String, &Value)> = cmds
+            .iter()
+            .filter(|(k, _)| {
+                if prefix.is_empty() {
+                    !k.contains(' ')
+                } else {
+                    k.strip_prefix(&prefix).is_some_and(|r| !r.contains(' '))
+                }
+            })
+            .collect();
+        let full = [prefix.as_str(), word].concat();
+        let found = level.iter().find(|(k, _)| **k == full).copied().or_else(|| {
+            let matches: Vec<_> = level
+                .iter()
+                .filter(|(k, v)| v.get("alias").is_none() && k.starts_with(&full))
+                .collect();
+            (matches.len() == 1).then(|| *matches[0])
+        });
+        let Some((name, def)) = found else {
+            return Err(unknown_command(&seen));
+        };
+        used += 1;
+        if let Some(target) = def.get("alias").and_then(Value::as_str) {
+            return Ok((target.to_string(), used));
+        }
+        if def.get("group").and_then(Value::as_bool) == Some(true) {
+            prefix = [name.as_str(), " "].concat();
+            continue;
+        }
+        return Ok((name.clone(), used));
+    }
+}
+
+fn param_error(command: &str, lines: &[(String, String)]) -> Failure {
+    let mut s = String::from("400 Parameter verification failed.\n");
+    for (p, r) in lines {
+        s.push_str(p);
+        s.push_str(": ");
+        s.push_str(r);
+        s.push('\n');
+    }
+    s.push('\n');
+    s.push_str(&usage(command));
+    s.push('\n');
+    Failure { stderr: s, exit: 255 }
+}
+
+fn getopt_error(command: &str, getopt: &str, what: &str) -> Failure {
+    let mut s = String::from(getopt);
+    s.push('\n');
+    s.push_str("400 ");
+    s.push_str(what);
+    s.push('\n');
+    s.push_str(&usage(command));
+    s.push('\n');
+    Failure { stderr: s, exit: 255 }
+}
+
+fn is_boolean(def: &Value) -> bool {
+    def.get("type").and_then(Value::as_str) == Some("boolean")
+}
+
+fn is_list(def: &Value) -> bool {
+    def.get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| f.ends_with("-list"))
+}
+
+/// Parses a Perl boolean word.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "on" | "yes" | "true" => Some(true),
+        "0" | "off" | "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses `qm` argv (without the program name) into an [`Invocation`] and
+/// validates every parameter against the schema.
+pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
+    let (command, used) = resolve_command(args)?;
+    let def = commands()
+        .get(&command)
+        .ok_or_else(|| unknown_command(&[command.as_str()]))?;
+    let params_def = def
+        .get("parameters")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let fixed: Vec<String> = def
+        .get("fixed")
+        .and_then(Value::as_object)
+        .map(|f| f.keys().cloned().collect())
+        .unwrap_or_default();
+    let positional: Vec<String> = def
+        .get("positional")
+        .and_then(Value::as_array)
+        .map(|p| p.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let names: Vec<&String> = params_def.keys().filter(|k| !fixed.contains(k)).collect();
+    let mut opts: BTreeMap<String, String> = BTreeMap::new();
+    let mut pos_values: Vec<String> = Vec::new();
+    let rest = &args[used..];
+    let mut i = 0;
+    let mut only_positional = false;
+    while i < rest.len() {
+        let arg = &rest[i];
+        i += 1;
+        if only_positional || arg == "-" || !arg.starts_with('-') {
+            pos_values.push(arg.clone());
+            continue;
+        }
+        if arg == "--" {
+            only_positional = true;
+            continue;
+        }
+        let (body, double) = match arg.strip_prefix("--") {
+            Some(b) => (b, true),
+            None => (&arg[1..], false),
+        };
+        // Only `--opt=value` is split; `-opt=value` is one (unknown) name.
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) if double => (n, Some(v)),
+            _ => (body, None),
+        };
+        let lname = name.to_ascii_lowercase();
+        let exact: Vec<&&String> = names.iter().filter(|n| n.to_ascii_lowercase() == lname).collect();
+        let matched: Vec<&&String> = if exact.len() == 1 {
+            exact
+        } else {
+            names
+                .iter()
+                .filter(|n| n.to_ascii_lowercase().starts_with(&lname))
+                .collect()
+        };
+        let key = match matched.as_slice() {
+            [one] => (**one).clone(),
+            [] => {
+                return Err(getopt_error(&command, &["Unknown option: ", &lname].concat(), "unable to parse option"))
+            }
+            many => {
+                let list: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+                return Err(getopt_error(
+                    &command,
+                    &["Option ", &lname, " is ambiguous (", &list.join(", "), ")"].concat(),
+                    "unable to parse option",
+                ));
+            }
+        };
+        let pdef = &params_def[&key];
+        let value = if is_boolean(pdef) {
+            let raw = match inline {
+                Some(v) => v.to_string(),
+                None => match rest.get(i) {
+                    Some(next) if !next.starts_with('-') => {
+                        i += 1;
+                        next.clone()
+                    }
+                    _ => "1".to_string(),
+                },
+            };
+            match parse_bool(&raw) {
+                Some(b) => if b { "1" } else { "0" }.to_string(),
+                None => {
+                    return Err(getopt_error(
+                        &command,
+                        &["Value \"", &raw, "\" invalid for option ", &key].concat(),
+                        "unable to parse boolean option",
+                    ))
+                }
+            }
+        } else {
+            match inline {
+                Some("") => {
+                    return Err(getopt_error(&command, &["Option ", &key, " requires an argument"].concat(), "unable to parse option"))
+                }
+                Some(v) => v.to_string(),
+                None => match rest.get(i) {
+                    Some(next) => {
+                        i += 1;
+                        next.clone()
+                    }
+                    None => {
+                        return Err(getopt_error(&command, &["Option ", &key, " requires an argument"].concat(), "unable to parse option"))
+                    }
+                },
+            }
+        };
+        match opts.get_mut(&key) {
+            Some(prev) if is_list(pdef) => {
+                prev.push(',');
+                prev.push_str(&value);
+            }
+            _ => {
+                opts.insert(key, value);
+            }
+        }
+    }
+    let mut params = opts;
+    if positional.last().map(String::as_str) == Some("extra-args") {
+        // `qm help [extra-args...]`
+    } else {
+        if pos_values.len() < positional.len() {
+            return Err(Failure {
+                stderr: ["400 not enough arguments\n", &usage(&command), "\n"].concat(),
+                exit: 255,
+            });
+        }
+        if pos_values.len() > positional.len() {
+            return Err(Failure {
+                stderr: ["400 too many arguments\n", &usage(&command), "\n"].concat(),
+                exit: 255,
+            });
+        }
+        for (name, v) in positional.iter().zip(pos_values) {
+            params.insert(name.clone(), v);
+        }
+    }
+    // Required parameters.
+    let mut errors: Vec<(String, String)> = Vec::new();
+    for (k, d) in &params_def {
+        let optional = d.get("optional").and_then(Value::as_bool).unwrap_or(false);
+        if !optional && !fixed.contains(k) && !params.contains_key(k) {
+            errors.push((k.clone(), "property is missing and it is not optional".into()));
+        }
+    }
+    for (k, v) in &params {
+        if let Some(d) = params_def.get(k) {
+            if let Some(file_mapped) = file_mapping(&command, k) {
+                // The CLI argument is a file path; its content is checked later.
+                let _ = file_mapped;
+                continue;
+            }
+            if let Err(reason) = check_value(k, v, d) {
+                errors.push((k.clone(), reason));
+            }
+        }
+    }
+    // Schema `requires` between parameters.
+    for (k, d) in &params_def {
+        if let Some(req) = d.get("requires").and_then(Value::as_str) {
+            if params.contains_key(k) && !params.contains_key(req) {
+                errors.push((k.clone(), ["parameter '", req, "' is required"].concat()));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(param_error(&command, &errors));
+    }
+    Ok(Invocation { command, params })
+}
+
+fn file_mapping(command: &str, key: &str) -> Option<&'static str> {
+    commands()
+        .get(command)?
+        .get("cli_param_mapping")?
+        .get(key)?
+        .get("kind")?
+        .as_str()
+        .filter(|k| *k == "file")
+}
+
+fn anchored(pattern: &str) -> Option<Regex> {
+    let p = pattern.replace("(?^u:", "(?:").replace("(?^:", "(?:");
+    Regex::new(&["^(?:", &p, ")$"].concat()).ok()
+}
+
+/// Checks one value against its schema definition. Returns the reason on failure.
+pub fn check_value(key: &str, value: &str, def: &Value) -> Result<(), String> {
+    let ty = def.get("type").and_then(Value::as_str).unwrap_or("string");
+    match ty {
+        "integer" => {
+            let n: i64 = if value.trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) && !value.is_empty() {
+                value.parse().map_err(|_| ["type check ('integer') failed - got '", value, "'"].concat())?
+            } else {
+                return Err(["type check ('integer') failed - got '", value, "'"].concat());
+            };
+            check_range(n as f64, def)?;
+        }
+        "number" => {
+            let n: f64 = value
+                .parse()
+                .map_err(|_| ["type check ('number') failed - got '", value, "'"].concat())?;
+            check_range(n, def)?;
+        }
+        "boolean" => {
+            parse_bool(value).ok_or_else(|| ["type check ('boolean') failed - got '", value, "'"].concat())?;
+        }
+        _ => {
+            if let Some(max) = def.get("maxLength").and_then(Value::as_u64) {
+                if value.chars().count() as u64 > max {
+                    return Err(["value may only be ", &max.to_string(), " characters long"].concat());
+                }
+            }
+            if let Some(e) = def.get("enum").and_then(Value::as_array) {
+                let opts: Vec<&str> = e.iter().filter_map(Value::as_str).collect();
+                if !opts.contains(&value) {
+                    return Err(["value '", value, "' does not have a value in the enumeration '", &opts.join(", "), "'"].concat());
+                }
+            }
+            if let Some(p) = def.get("pattern").and_then(Value::as_str) {
+                if let Some(re) = anchored(p) {
+                    if !re.is_match(value) {
+                        return Err("value does not match the regex pattern".into());
+                    }
+                }
+            }
+            if let Some(f) = def.get("format").and_then(Value::as_str) {
+                check_format(key, f, value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_range(n: f64, def: &Value) -> Result<(), String> {
+    if let Some(min) = def.get("minimum").and_then(Value::as_f64) {
+        if n < min {
+            return Err(["value must have a minimum value of ", &num(min)].concat());
+        }
+    }
+    if let Some(max) = def.get("maximum").and_then(Value::as_f64) {
+        if n > max {
+            return Err(["value must have a maximum value of ", &num(max)].concat());
+        }
+    }
+    Ok(())
+}
+
+fn num(f: f64) -> String {
+    if f.fract() == 0.0 {
+        (f as i64).to_string()
+    } else {
+        f.to_string()
+    }
+}
+
+/// Splits a `-list` value as `PVE::Tools::split_list` does.
+pub fn split_list(v: &str) -> Vec<&str> {
+    v.split(|c: char| c == ',' || c == ';' || c == '\0' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Checks `value` against a named format.
+pub fn check_format(key: &str, format: &str, value: &str) -> Result<(), String> {
+    let Some(fdef) = formats().and_then(|f| f.get(format)) else {
+        return Ok(());
+    };
+    match fdef.get("kind").and_then(Value::as_str) {
+        Some("list") => {
+            let item = fdef.get("item_format").and_then(Value::as_str).unwrap_or("");
+            for part in split_list(value) {
+                check_format(key, item, part)?;
+            }
+            Ok(())
+        }
+        Some("property-string") => check_property_string(key, fdef, value),
+        Some("validator") => {
+            let sub = fdef.get("perl_sub").and_then(Value::as_str).unwrap_or("");
+            validator(sub, value).map_err(|m| ["invalid format - ", &m].concat())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses a property string per its format: bare first item fills the
+/// default key, aliases and key aliases resolve, unknown keys fail.
+pub fn parse_property_string(fdef: &Value, value: &str) -> Result<BTreeMap<String, String>, Vec<(String, String)>> {
+    let keys = fdef.get("keys").and_then(Value::as_object);
+    let default_key = fdef.get("default_key").and_then(Value::as_str);
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for part in value.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = match part.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match default_key {
+                Some(d) if !out.contains_key(d) => (d.to_string(), part.to_string()),
+                _ => {
+                    errors.push(("".to_string(), "value without key, but schema does not define a default key".to_string()));
+                    continue;
+                }
+            },
+        };
+        let (k, v) = match keys.and_then(|ks| ks.get(&k)) {
+            Some(kd) if kd.get("alias").is_some() => {
+                let target = kd.get("alias").and_then(Value::as_str).unwrap_or("").to_string();
+                if let Some(ka) = kd.get("keyAlias").and_then(Value::as_str) {
+                    // `virtio=MAC`: the key names the model, the value is the MAC.
+                    out.insert(ka.to_string(), k.clone());
+                }
+                (target, v)
+            }
+            _ => (k, v),
+        };
+        if out.contains_key(&k) {
+            errors.push((k.clone(), ["duplicate key in comma-separated list property: ", &k].concat()));
+            continue;
+        }
+        out.insert(k, v);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_property_string(key: &str, fdef: &Value, value: &str) -> Result<(), String> {
+    let parsed = match parse_property_string(fdef, value) {
+        Ok(p) => p,
+        Err(errs) => {
+            let mut s = String::from("invalid format - format error");
+            for (k, r) in errs {
+                s.push('\n');
+                s.push_str(key);
+                if !k.is_empty() {
+                    s.push('.');
+                    s.push_str(&k);
+                }
+                s.push_str(": ");
+                s.push_str(&r);
+            }
+            return Err(s);
+        }
+    };
+    let keys = fdef.get("keys").and_then(Value::as_object);
+    let mut errors: Vec<(String, String)> = Vec::new();
+    for (k, v) in &parsed {
+        match keys.and_then(|ks| ks.get(k)) {
+            None => errors.push((k.clone(), "property is not defined in schema and the schema does not allow additional properties".into())),
+            Some(kd) => {
+                if let Err(r) = check_value(k, v, kd) {
+                    errors.push((k.clone(), r));
+                }
+                if let Some(req) = kd.get("requires").and_then(Value::as_str) {
+                    if !parsed.contains_key(req) {
+                        errors.push((k.clone(), ["property '", req, "' is missing"].concat()));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(ks) = keys {
+        for (k, kd) in ks {
+            let optional = kd.get("optional").and_then(Value::as_bool).unwrap_or(false);
+            if kd.get("alias").is_none() && !optional && !parsed.contains_key(k) {
+                errors.push((k.clone(), "property is missing and it is not optional".into()));
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let mut s = String::from("invalid format - format error");
+    for (k, r) in errors {
+        s.push('\n');
+        s.push_str(key);
+        s.push('.');
+        s.push_str(&k);
+        s.push_str(": ");
+        s.push_str(&r);
+    }
+    Err(s)
+}
+
+fn re(p: &str) -> Regex {
+    Regex::new(p).unwrap_or_else(|_| Regex::new("^$").unwrap_or_else(|_| unreachable!()))
+}
+
+fn regexes() -> &'static BTreeMap<&'static str, Regex> {
+    static CELL: OnceLock<BTreeMap<&'static str, Regex>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let mut m = BTreeMap::new();
+        m.insert("vmid", re(r"^[1-9][0-9]{2,8}$"));
+        m.insert("dns", re(r"^([A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?$"));
+        m.insert("storage", re(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$"));
+        m.insert("volid", re(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$"));
+        m.insert("bridge", re(r"^[-_.\w\d]+$"));
+        m.insert("tag", re(r"^(?i)[a-z0-9_][a-z0-9_\-+.]*$"));
+        m.insert("urlenc", re(r"^[-%a-zA-Z0-9_.!~*'()]*$"));
+        m.insert("configid", re(r"^[a-z][a-z0-9_]+$"));
+        m.insert("disksize", re(r"^\d+(\.\d+)?[KMGT]?$"));
+        m.insert("node", re(r"^(?i:[a-z0-9]([a-z0-9\-]*[a-z0-9])?)$"));
+        m.insert("bootdev", re(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$|^net\d+$|^hostpci\d+$|^usb\d+$"));
+        m.insert("poolid", re(r"^[A-Za-z0-9\-_]+$"));
+        m
+    })
+}
+
+fn rx(name: &str, v: &str) -> bool {
+    regexes().get(name).is_some_and(|r| r.is_match(v))
+}
+
+fn cidr4(v: &str) -> bool {
+    v.split_once('/').is_some_and(|(a, p)| {
+        a.parse::<std::net::Ipv4Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 32)
+    })
+}
+
+fn cidr6(v: &str) -> bool {
+    v.split_once('/').is_some_and(|(a, p)| {
+        a.parse::<std::net::Ipv6Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 128)
+    })
+}
+
+/// The validators of `PVE::JSONSchema` and qemu-server that pvefleet's
+/// commands touch. Unknown validators accept.
+fn validator(sub: &str, v: &str) -> Result<(), String> {
+    let name = sub.rsplit("::").next().unwrap_or(sub);
+    let ok = match name {
+        "pve_verify_vmid" => rx("vmid", v),
+        "pve_verify_dns_name" => rx("dns", v),
+        "pve_verify_node_name" => rx("node", v),
+        "pve_verify_mac_addr" => {
+            let parts: Vec<&str> = v.split(':').collect();
+            let hex = parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
+            if !hex || u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 1) {
+                return Err("value does not look like a valid unicast MAC address".into());
+            }
+            true
+        }
+        "pve_verify_ipv4" => v.parse::<std::net::Ipv4Addr>().is_ok(),
+        "pve_verify_ipv6" => v.parse::<std::net::Ipv6Addr>().is_ok(),
+        "pve_verify_ip" => v.parse::<std::net::IpAddr>().is_ok(),
+        "pve_verify_cidr" => cidr4(v) || cidr6(v),
+        "pve_verify_ipv4_config" => matches!(v, "dhcp" | "manual") || cidr4(v),
+        "pve_verify_ipv6_config" => matches!(v, "dhcp" | "auto" | "manual") || cidr6(v),
+        "pve_verify_tag" => rx("tag", v),
+        "pve_verify_urlencoded" => {
+            if !rx("urlenc", v) {
+                return Err(["invalid urlencoded string: ", v].concat());
+            }
+            true
+        }
+        "parse_storage_id" => {
+            if !rx("storage", v) {
+                return Err(["storage ID '", v, "' contains illegal characters"].concat());
+            }
+            true
+        }
+        "parse_bridge_id" => rx("bridge", v),
+        "pve_verify_configid" => rx("configid", v),
+        "pve_verify_disk_size" => rx("disksize", v),
+        "pve_verify_poolid" => rx("poolid", v),
+        "verify_bootdev" => rx("bootdev", v),
+        "verify_volume_id_or_qm_path" => {
+            if !(v == "none" || v == "cdrom" || v.starts_with('/') || rx("volid", v)) {
+                return Err(["unable to parse volume ID '", v, "'"].concat());
+            }
+            true
+        }
+        "verify_volume_id_or_absolute_path" => {
+            if !(v.starts_with('/') || rx("volid", v)) {
+                return Err(["unable to parse volume ID '", v, "'"].concat());
+            }
+            true
+        }
+        "pve_verify_volume_id" | "parse_volume_id" => {
+            if !rx("volid", v) {
+                return Err(["unable to parse volume ID '", v, "'"].concat());
+            }
+            true
+        }
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let what = match name {
+            "pve_verify_vmid" => "value does not look like a valid VM ID",
+            "pve_verify_dns_name" => "value does not look like a valid DNS name",
+            "pve_verify_node_name" => "value does not look like a valid node name",
+            "pve_verify_ipv4" => "value does not look like a valid IPv4 address",
+            "pve_verify_ipv6" => "value does not look like a valid IPv6 address",
+            "pve_verify_ip" => "value does not look like a valid IP address",
+            "pve_verify_cidr" => "value does not look like a valid CIDR network",
+            "pve_verify_ipv4_config" => "value does not look like a valid ipv4 network configuration",
+            "pve_verify_ipv6_config" => "value does not look like a valid ipv6 network configuration",
+            "pve_verify_tag" => "invalid characters in tag",
+            "parse_bridge_id" => "invalid bridge name",
+            "pve_verify_configid" => "invalid configuration ID",
+            "pve_verify_disk_size" => "disk size has wrong format",
+            "verify_bootdev" => "invalid boot device",
+            _ => "value has wrong format",
+        };
+        Err([what, " '", v, "'"].concat())
+    }
+}
+
+/// The named format of a `qm` drive/net/... key (`scsi0` -> `qm-scsi`).
+pub fn format_of(command: &str, key: &str) -> Option<&'static Value> {
+    let f = commands().get(command)?.get("parameters")?.get(key)?.get("format")?.as_str()?;
+    formats()?.get(f)
+}
+
+/// All config keys a VM may have (for `--delete`).
+pub fn config_keys() -> Vec<&'static str> {
+    schema()
+        .get("extras")
+        .and_then(|e| e.get("config_keys"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn resolves_prefixes_and_aliases() {
+        assert_eq!(resolve_command(&argv("cr 100")).map(|r| r.0), Ok("create".into()));
+        assert_eq!(resolve_command(&argv("importdisk 1")).map(|r| r.0), Ok("disk import".into()));
+        assert_eq!(resolve_command(&argv("disk res 1")).map(|r| r.0), Ok("disk resize".into()));
+        assert!(resolve_command(&argv("st 100")).is_err());
+    }
+
+    #[test]
+    fn boolean_swallows_next_word() {
+        let e = parse_qm(&argv("create --start 100")).expect_err("vmid was eaten");
+        assert!(e.stderr.contains("unable to parse boolean option"), "{}", e.stderr);
+        let ok = parse_qm(&argv("create 100 --start")).expect("bare boolean");
+        assert_eq!(ok.params.get("start").map(String::as_str), Some("1"));
+    }
+}
