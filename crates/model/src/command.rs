@@ -144,6 +144,11 @@ impl Pvesh {
         Self::get("/cluster/resources".into()).param("type", "node")
     }
 
+    /// `/nodes`: the cluster's nodes.
+    pub fn get_nodes() -> Self {
+        Self::get("/nodes".into())
+    }
+
     /// `/cluster/nextid`: the lowest free VM id (reserves nothing).
     pub fn next_id() -> Self {
         Self::get("/cluster/nextid".into())
@@ -316,6 +321,31 @@ impl Command {
         match self {
             Command::Pvesh(_) | Command::PvesmPath { .. } => false,
             Command::Qm(qm) => !matches!(qm, Qm::Config { .. } | Qm::GuestCmd { .. }),
+        }
+    }
+}
+
+impl Command {
+    /// The same command aimed at another VM id (after an id clash).
+    pub fn retarget(&self, old: VmId, new: VmId) -> Command {
+        let swap = |id: &VmId| if *id == old { new } else { *id };
+        match self {
+            Command::Qm(qm) => Command::Qm(match qm.clone() {
+                Qm::Create { vmid, options } => Qm::Create { vmid: swap(&vmid), options },
+                Qm::Set { vmid, options, delete } => Qm::Set { vmid: swap(&vmid), options, delete },
+                Qm::ImportDisk { vmid, source, storage, legacy } => Qm::ImportDisk { vmid: swap(&vmid), source, storage, legacy },
+                Qm::DiskResize { vmid, disk, size, legacy } => Qm::DiskResize { vmid: swap(&vmid), disk, size, legacy },
+                Qm::Start { vmid } => Qm::Start { vmid: swap(&vmid) },
+                Qm::Stop { vmid, skiplock } => Qm::Stop { vmid: swap(&vmid), skiplock },
+                Qm::Shutdown { vmid, timeout } => Qm::Shutdown { vmid: swap(&vmid), timeout },
+                Qm::Reboot { vmid } => Qm::Reboot { vmid: swap(&vmid) },
+                Qm::Destroy { vmid, skiplock } => Qm::Destroy { vmid: swap(&vmid), skiplock },
+                Qm::Clone { vmid, newid, name, full, storage } => Qm::Clone { vmid, newid: swap(&newid), name, full, storage },
+                Qm::Template { vmid } => Qm::Template { vmid: swap(&vmid) },
+                Qm::Config { vmid } => Qm::Config { vmid: swap(&vmid) },
+                Qm::GuestCmd { vmid, command } => Qm::GuestCmd { vmid: swap(&vmid), command },
+            }),
+            other => other.clone(),
         }
     }
 }

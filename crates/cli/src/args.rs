@@ -1,0 +1,125 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Turn a YAML file of VMs into running VMs on Proxmox VE, over SSH.
+///
+/// Exit status: 0 when every VM converged (or the file is valid), 1 when a
+/// VM failed or is in conflict, 2 for invalid input or a refused host key
+/// (nothing is changed then).
+#[derive(Debug, Parser)]
+#[command(name = "pvefleet", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Validate the file offline; nothing is contacted.
+    Check {
+        /// The configuration file.
+        file: String,
+    },
+    /// Show what apply would do.
+    Plan {
+        /// The configuration file.
+        file: String,
+        #[command(flatten)]
+        target: Target,
+        /// Read the host state from this JSON file instead of a host (tests).
+        #[arg(long, value_name = "FILE")]
+        host_state: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+        /// Only these VMs (name or vmid); repeatable.
+        #[arg(long, value_name = "NAME|VMID")]
+        only: Vec<String>,
+    },
+    /// Make the nodes match the file.
+    Apply {
+        /// The configuration file.
+        file: String,
+        #[command(flatten)]
+        target: Target,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Only these VMs (name or vmid); repeatable.
+        #[arg(long, value_name = "NAME|VMID")]
+        only: Vec<String>,
+        /// VMs worked on at once per node.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+        /// Do not wait for the guest agent to report the address.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for the guest agent.
+        #[arg(long, default_value_t = 300)]
+        wait_timeout: u64,
+        /// Keep a VM whose creation failed half-way (default: destroy it).
+        #[arg(long)]
+        keep_failed: bool,
+        /// Reboot running VMs whose changes only apply at boot.
+        #[arg(long)]
+        reboot: bool,
+        /// Output format of the summary.
+        #[arg(long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+    },
+    /// Show each VM of the file: exists, managed, running, address, drift.
+    Status {
+        /// The configuration file.
+        file: String,
+        #[command(flatten)]
+        target: Target,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+    },
+    /// Shut down and destroy the managed VMs of the file.
+    Destroy {
+        /// The configuration file.
+        file: String,
+        #[command(flatten)]
+        target: Target,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Only these VMs (name or vmid); repeatable.
+        #[arg(long, value_name = "NAME|VMID")]
+        only: Vec<String>,
+    },
+}
+
+/// Where the commands go.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// Use the built-in emulated Proxmox host (state in ./.pvefleet-sim).
+    #[arg(long)]
+    pub simulate: bool,
+    /// ssh configuration file, passed to ssh as -F.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<String>,
+    /// Accept and remember an unknown host key (ssh's accept-new).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Seconds a single command may run on the node.
+    #[arg(long, default_value_t = 3600)]
+    pub command_timeout: u64,
+    /// Seconds to wait for an SSH connection.
+    #[arg(long, default_value_t = 15)]
+    pub connect_timeout: u64,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Readable text.
+    Human,
+    /// JSON on stdout.
+    Json,
+}

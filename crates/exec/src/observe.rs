@@ -1,0 +1,185 @@
+//! Reading the nodes: a fixed number of round trips per node, whatever the
+//! number of VMs (CONTRACT §12: one `/cluster/resources` for all guests).
+
+use crate::transport::{Transport, TransportError};
+use pvefleet_config::{Desired, ImageRef};
+use pvefleet_model::{Command, Pvesh};
+use pvefleet_plan::diff::{configs_needed, images_needed};
+use pvefleet_plan::observed::{self as obs, NodeState, Observed};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A node and how to reach it.
+#[derive(Clone)]
+pub struct NodeHandle {
+    /// The Proxmox node name (resolved by [`observe`] when not configured).
+    pub name: String,
+    /// The transport.
+    pub transport: Arc<Transport>,
+}
+
+/// Why the nodes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// A transport failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A command failed or answered nonsense.
+    #[error("{node}: {what}: {detail}")]
+    Command {
+        /// The node.
+        node: String,
+        /// The command.
+        what: String,
+        /// stderr or parse error.
+        detail: String,
+    },
+}
+
+fn argv(c: Command) -> Vec<String> {
+    c.argv()
+}
+
+fn need(node: &str, what: &str, out: &crate::script::StepOutput) -> Result<(), ObserveError> {
+    if out.success() {
+        Ok(())
+    } else {
+        Err(ObserveError::Command { node: node.into(), what: what.into(), detail: out.stderr.trim().to_string() })
+    }
+}
+
+fn bad(node: &str, what: &str, e: impl std::fmt::Display) -> ObserveError {
+    ObserveError::Command { node: node.into(), what: what.into(), detail: e.to_string() }
+}
+
+/// Reads every node. `handles` get their node names filled in.
+pub async fn observe(desired: &Desired, handles: &mut [NodeHandle]) -> Result<Observed, ObserveError> {
+    let mut observed = Observed::default();
+    // Round trip 1: version and node list (and the cluster-wide views once).
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, h) in handles.iter().enumerate() {
+        let t = h.transport.clone();
+        tasks.spawn(async move {
+            let mut cmds = vec![argv(Command::Pvesh(Pvesh::version())), argv(Command::Pvesh(Pvesh::get_nodes()))];
+            if i == 0 {
+                cmds.push(argv(Command::Pvesh(Pvesh::cluster_vms())));
+                cmds.push(argv(Command::Pvesh(Pvesh::cluster_nodes())));
+                cmds.push(argv(Command::Pvesh(Pvesh::next_id())));
+            }
+            (i, t.run_batch(&cmds, false).await)
+        });
+    }
+    let mut first: BTreeMap<usize, Vec<crate::script::StepOutput>> = BTreeMap::new();
+    while let Some(r) = tasks.join_next().await {
+        let (i, out) = r.map_err(|e| TransportError::Io(e.to_string()))?;
+        first.insert(i, out?);
+    }
+    let mut free: BTreeMap<String, i64> = BTreeMap::new();
+    for (i, outs) in &first {
+        let h = &mut handles[*i];
+        let host = h.transport.describe();
+        need(&host, "pvesh get /version", &outs[0])?;
+        let version = obs::parse_version(outs[0].stdout.as_bytes()).map_err(|e| bad(&host, "/version", e))?;
+        if h.name.is_empty() {
+            need(&host, "pvesh get /nodes", &outs[1])?;
+            let v: serde_json::Value = serde_json::from_str(&outs[1].stdout).map_err(|e| bad(&host, "/nodes", e))?;
+            let names: Vec<String> = v.as_array().map(|a| a.iter().filter_map(|n| obs::text(n.get("node"))).collect()).unwrap_or_default();
+            match names.as_slice() {
+                [one] => h.name = one.clone(),
+                _ => return Err(bad(&host, "/nodes", "the host is part of a cluster; set 'node:' under 'proxmox:' to the node name of this host")),
+            }
+        }
+        if *i == 0 {
+            need(&host, "pvesh get /cluster/resources", &outs[2])?;
+            observed.cluster_vms = obs::parse_cluster_vms(outs[2].stdout.as_bytes()).map_err(|e| bad(&host, "/cluster/resources", e))?;
+            if outs[3].success() {
+                free = obs::parse_node_memory(outs[3].stdout.as_bytes()).unwrap_or_default();
+            }
+            if outs[4].success() {
+                observed.next_id = obs::parse_next_id(outs[4].stdout.as_bytes()).ok();
+            }
+        }
+        observed.nodes.push(NodeState { name: h.name.clone(), version: Some(version), free_memory: free.get(&h.name).copied(), ..NodeState::default() });
+    }
+    for n in &mut observed.nodes {
+        n.free_memory = free.get(&n.name).copied();
+    }
+    observed.nodes.sort_by_key(|n| handles.iter().position(|h| h.name == n.name));
+    // Round trip 2: the node's VMs, bridges, image storages and image paths.
+    let images = images_needed(desired, &observed);
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in handles.iter() {
+        let t = h.transport.clone();
+        let name = h.name.clone();
+        let imgs: BTreeSet<ImageRef> = images.get(&name).cloned().unwrap_or_default();
+        let version = observed.node(&name).and_then(|n| n.version);
+        tasks.spawn(async move {
+            let mut cmds = vec![argv(Command::Pvesh(Pvesh::node_vms(&name))), argv(Command::Pvesh(Pvesh::node_network(&name)))];
+            let storages: BTreeSet<String> = imgs.iter().filter_map(|i| match i { ImageRef::Volume { storage, .. } => Some(storage.clone()), _ => None }).collect();
+            for s in &storages {
+                cmds.push(argv(Command::Pvesh(Pvesh::storage_content(&name, s))));
+            }
+            let paths: Vec<String> = imgs
+                .iter()
+                .filter(|i| match i.content_type() {
+                    Some("iso") => true,
+                    Some("import") => !version.is_some_and(|v| v.has_import_content()),
+                    _ => false,
+                })
+                .map(ImageRef::display)
+                .collect();
+            for p in &paths {
+                cmds.push(argv(Command::PvesmPath { volid: p.clone() }));
+            }
+            (name, storages, paths, t.run_batch(&cmds, false).await)
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let (name, storages, paths, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
+        let outs = outs?;
+        let state = observed.nodes.iter_mut().find(|n| n.name == name).ok_or_else(|| bad(&name, "observe", "node vanished"))?;
+        need(&name, "pvesh get /nodes/{node}/qemu", &outs[0])?;
+        state.vms = obs::parse_node_vms(&name, outs[0].stdout.as_bytes()).map_err(|e| bad(&name, "/qemu", e))?;
+        need(&name, "pvesh get /nodes/{node}/network", &outs[1])?;
+        state.bridges = obs::parse_bridges(outs[1].stdout.as_bytes()).map_err(|e| bad(&name, "/network", e))?;
+        for (i, s) in storages.iter().enumerate() {
+            let o = &outs[2 + i];
+            // A missing storage is reported per VM by the planner.
+            if o.success() {
+                state.storages.insert(s.clone(), obs::parse_content(o.stdout.as_bytes()).map_err(|e| bad(&name, "storage content", e))?);
+            }
+        }
+        for (i, p) in paths.iter().enumerate() {
+            let o = &outs[2 + storages.len() + i];
+            if o.success() {
+                state.image_paths.insert(p.clone(), o.stdout.trim().to_string());
+            }
+        }
+    }
+    // Round trip 3: configurations of managed VMs and cloned templates.
+    let wanted = configs_needed(desired, &observed);
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in handles.iter() {
+        let ids: Vec<_> = wanted.iter().filter(|(n, _)| *n == h.name).map(|(_, id)| *id).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let t = h.transport.clone();
+        let name = h.name.clone();
+        tasks.spawn(async move {
+            let cmds: Vec<Vec<String>> = ids.iter().map(|id| argv(Command::Pvesh(Pvesh::vm_pending(&name, *id)))).collect();
+            (name, ids, t.run_batch(&cmds, false).await)
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let (name, ids, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
+        let outs = outs?;
+        let state = observed.nodes.iter_mut().find(|n| n.name == name).ok_or_else(|| bad(&name, "observe", "node vanished"))?;
+        for (id, o) in ids.iter().zip(outs) {
+            if o.success() {
+                state.configs.insert(*id, obs::parse_pending(o.stdout.as_bytes()).map_err(|e| bad(&name, "pending", e))?);
+            }
+        }
+    }
+    Ok(observed)
+}

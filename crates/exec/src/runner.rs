@@ -1,0 +1,417 @@
+//! Applying a plan: each VM's steps in order, VMs side by side (bounded per
+//! node), with honest checks, id re-allocation, rollback and the wait for
+//! the guest agent.
+//!
+//! A VM's steps go to its node in one round trip where it is safe (the
+//! shell stops at the first failing command and reports each status back);
+//! only the classic import sequence needs a second one, for the volume name.
+
+use crate::script::StepOutput;
+use crate::transport::{Transport, TransportError};
+use pvefleet_model::{Command, Qm, QmOptions, VmId};
+use pvefleet_plan::diff::{Action, Check, Plan, Step, VmPlan, IMPORTED_VOLUME};
+use pvefleet_plan::observed::parse_agent_addresses;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How to apply.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// Wait for the guest agent to report an address.
+    pub wait: bool,
+    /// How long to wait for it.
+    pub wait_timeout: Duration,
+    /// After this long without any agent answer, say that the image probably
+    /// lacks qemu-guest-agent.
+    pub boot_window: Duration,
+    /// Keep VMs whose creation failed half-way.
+    pub keep_failed: bool,
+    /// VMs worked on at once per node.
+    pub parallel: usize,
+}
+
+/// Progress of a run.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A VM's work starts.
+    Started { name: String },
+    /// A command is sent.
+    Command { name: String, line: String },
+    /// Something worth saying.
+    Note { name: String, message: String },
+    /// A VM is done.
+    Finished { name: String, ok: bool },
+}
+
+/// How a VM ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmOutcome {
+    /// Converged.
+    Ok,
+    /// Something failed.
+    Failed,
+    /// Not touched: managed by someone else, or not plannable.
+    Skipped,
+}
+
+/// The result of one VM.
+#[derive(Clone, Debug, Serialize)]
+pub struct VmResult {
+    /// Name.
+    pub name: String,
+    /// VM id.
+    pub vmid: Option<VmId>,
+    /// Node.
+    pub node: String,
+    /// Planned action.
+    pub action: Action,
+    /// Outcome.
+    pub result: VmOutcome,
+    /// Address from the guest agent.
+    pub ip: Option<String>,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The half-created VM was destroyed again.
+    pub rolled_back: bool,
+    /// Keys waiting for a reboot.
+    pub reboot_pending: Vec<String>,
+}
+
+/// Callback for events.
+pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
+
+struct Ids {
+    used: Mutex<BTreeSet<u32>>,
+}
+
+impl Ids {
+    fn next(&self, after: u32) -> Option<VmId> {
+        let mut used = self.used.lock().ok()?;
+        let mut c = after + 1;
+        while used.contains(&c) {
+            c += 1;
+        }
+        used.insert(c);
+        VmId::new(i64::from(c)).ok()
+    }
+}
+
+fn judge(step: &Step, out: &StepOutput) -> Result<(), String> {
+    match out.exit {
+        None => Err("not run".into()),
+        Some(0) if step.check == Check::QuietStderr && !out.stderr.trim().is_empty() => Err(out.stderr.trim().to_string()),
+        Some(0) => Ok(()),
+        Some(code) => {
+            let msg = out.stderr.trim();
+            Err(if msg.is_empty() { ["exit ", &code.to_string()].concat() } else { msg.to_string() })
+        }
+    }
+}
+
+/// The volume named by an import (both output formats, CONTRACT §4.2).
+pub fn imported_volume(stdout: &str) -> Option<String> {
+    for line in stdout.lines().rev() {
+        if let Some(rest) = line.split("successfully imported disk '").nth(1) {
+            return rest.split('\'').next().map(str::to_string);
+        }
+        if let Some(rest) = line.split("Successfully imported disk as '").nth(1) {
+            let inner = rest.split('\'').next()?;
+            return inner.split_once(':').map(|(_, v)| v.to_string());
+        }
+    }
+    None
+}
+
+fn substitute(step: &Step, volume: &str) -> Step {
+    let mut s = step.clone();
+    if let Command::Qm(Qm::Set { options, .. }) = &mut s.command {
+        let mut o = QmOptions::new();
+        for (k, v) in options.iter() {
+            o.push(k, if v == IMPORTED_VOLUME { volume.to_string() } else { v.to_string() });
+        }
+        *options = o;
+    }
+    s
+}
+
+fn already_exists(stderr: &str) -> bool {
+    stderr.contains("already exists") || stderr.contains("config file already exists")
+}
+
+struct Lane {
+    transport: Arc<Transport>,
+    report: Reporter,
+    ids: Arc<Ids>,
+    opts: ApplyOptions,
+}
+
+impl Lane {
+    fn say(&self, name: &str, message: String) {
+        (self.report)(Event::Note { name: name.into(), message });
+    }
+
+    /// Runs steps; returns Err((message, reserved)).
+    async fn run_steps(&self, vp: &mut VmPlan) -> Result<(), (String, bool)> {
+        let mut reserved = false;
+        let mut attempts = 0;
+        let mut i = 0;
+        while i < vp.steps.len() {
+            // One round trip up to and including the next import.
+            let end = vp.steps[i..].iter().position(|s| s.check == Check::Import).map(|p| i + p + 1).unwrap_or(vp.steps.len());
+            let segment: Vec<Step> = vp.steps[i..end].to_vec();
+            for s in &segment {
+                (self.report)(Event::Command { name: vp.name.clone(), line: s.command.to_string() });
+            }
+            let argvs: Vec<Vec<String>> = segment.iter().map(|s| s.command.argv()).collect();
+            let outs = match self.transport.run_batch(&argvs, true).await {
+                Ok(o) => o,
+                Err(e) => return Err((e.to_string(), reserved || segment.iter().any(|s| s.check == Check::Reserve))),
+            };
+            for (k, (step, out)) in segment.iter().zip(&outs).enumerate() {
+                match judge(step, out) {
+                    Ok(()) => {
+                        if step.check == Check::Reserve {
+                            reserved = true;
+                        }
+                        if step.check == Check::Import {
+                            let Some(vol) = imported_volume(&out.stdout) else {
+                                return Err(("cannot find the imported volume in the output of qm importdisk".into(), reserved));
+                            };
+                            if let Some(next) = vp.steps.get(end) {
+                                vp.steps[end] = substitute(next, &vol);
+                            }
+                        }
+                    }
+                    Err(msg) if step.check == Check::Reserve && already_exists(&msg) && vp.vmid_allocated && attempts < 20 => {
+                        // The id was taken since we looked: take the next free one.
+                        attempts += 1;
+                        let old = vp.vmid.unwrap_or_else(|| unreachable_id());
+                        let Some(new) = self.ids.next(old.get()) else {
+                            return Err(("no free VM id".into(), false));
+                        };
+                        self.say(&vp.name, ["vmid ", &old.to_string(), " was taken meanwhile; using ", &new.to_string()].concat());
+                        vp.vmid = Some(new);
+                        for s in vp.steps.iter_mut() {
+                            s.command = s.command.retarget(old, new);
+                        }
+                        let _ = k;
+                        break;
+                    }
+                    Err(msg) => {
+                        let lock_clash = msg.contains("got timeout") && step.check == Check::Reserve;
+                        let ours = reserved || (step.check == Check::Reserve && !already_exists(&msg) && !lock_clash);
+                        return Err(([step.command.to_string().split(' ').take(3).collect::<Vec<_>>().join(" "), ": ".into(), msg].concat(), ours));
+                    }
+                }
+                if k + 1 == segment.len() {
+                    i = end;
+                }
+            }
+            if outs.iter().all(|o| o.exit.is_some()) || i >= end {
+                continue;
+            }
+        }
+        Ok(())
+    }
+
+    async fn rollback(&self, vp: &VmPlan) -> bool {
+        let Some(vmid) = vp.vmid else { return false };
+        // Only what this run created goes: check the VM carries our tag or the
+        // create lock before destroying it.
+        let cfg = self.transport.run(Command::Qm(Qm::Config { vmid }).argv()).await;
+        let ours = match &cfg {
+            Ok(o) if o.success() => o.stdout.lines().any(|l| l.starts_with("tags:") && l.contains(pvefleet_model::OWNER_TAG)) || o.stdout.lines().any(|l| l == "lock: create" || l == "lock: clone"),
+            _ => false,
+        };
+        if !ours {
+            return cfg.is_ok_and(|o| !o.success());
+        }
+        let cmds = vec![Command::Qm(Qm::Stop { vmid, skiplock: true }).argv(), Command::Qm(Qm::Destroy { vmid, skiplock: true }).argv()];
+        for c in &cmds {
+            (self.report)(Event::Command { name: vp.name.clone(), line: pvefleet_model::shell::quote_argv(c).unwrap_or_default() });
+        }
+        matches!(self.transport.run_batch(&cmds, false).await, Ok(o) if o.get(1).is_some_and(StepOutput::success))
+    }
+
+    async fn agent_ip(&self, vp: &VmPlan, wait: bool) -> Result<Option<String>, String> {
+        let Some(vmid) = vp.vmid else { return Ok(None) };
+        let argv = Command::Qm(Qm::GuestCmd { vmid, command: "network-get-interfaces".into() }).argv();
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(250);
+        let mut warned = false;
+        loop {
+            let last = match self.transport.run(argv.clone()).await {
+                Ok(out) if out.success() => match parse_agent_addresses(out.stdout.as_bytes()) {
+                    Ok(addrs) => {
+                        let found = match vp.expect_ip {
+                            Some(want) => addrs.iter().find(|a| **a == want).map(|a| a.to_string()),
+                            None => addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).map(|a| a.to_string()),
+                        };
+                        if found.is_some() {
+                            return Ok(found);
+                        }
+                        "the guest agent reports no matching address yet".to_string()
+                    }
+                    Err(e) => e.to_string(),
+                },
+                Ok(out) => out.stderr.trim().to_string(),
+                Err(e) => e.to_string(),
+            };
+            if !wait {
+                return Ok(None);
+            }
+            if !warned && start.elapsed() >= self.opts.boot_window && last.contains("guest agent is not running") {
+                warned = true;
+                self.say(&vp.name, "the guest agent has not answered since boot: the image probably lacks qemu-guest-agent (install it via cloud-init or use an image that has it)".into());
+            }
+            if start.elapsed() + delay > self.opts.wait_timeout {
+                return Err(["no address from the guest agent after ", &self.opts.wait_timeout.as_secs().to_string(), " s: ", &last].concat());
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn vm(&self, mut vp: VmPlan, prelude_ok: bool) -> VmResult {
+        let started = Instant::now();
+        let mut r = VmResult {
+            name: vp.name.clone(),
+            vmid: vp.vmid,
+            node: vp.node.clone(),
+            action: vp.action,
+            result: VmOutcome::Ok,
+            ip: None,
+            seconds: 0.0,
+            error: None,
+            rolled_back: false,
+            reboot_pending: vp.reboot_pending.clone(),
+        };
+        match vp.action {
+            Action::Conflict | Action::Error => {
+                r.result = VmOutcome::Skipped;
+                r.error = vp.message.clone();
+                return r;
+            }
+            _ => {}
+        }
+        (self.report)(Event::Started { name: vp.name.clone() });
+        if !prelude_ok {
+            r.result = VmOutcome::Failed;
+            r.error = Some("the image cache template could not be prepared".into());
+            return r;
+        }
+        if let Err((msg, ours)) = self.run_steps(&mut vp).await {
+            r.vmid = vp.vmid;
+            r.result = VmOutcome::Failed;
+            r.error = Some(msg);
+            if vp.action == Action::Create && ours && !self.opts.keep_failed {
+                r.rolled_back = self.rollback(&vp).await;
+            }
+            r.seconds = started.elapsed().as_secs_f64();
+            (self.report)(Event::Finished { name: vp.name.clone(), ok: false });
+            return r;
+        }
+        r.vmid = vp.vmid;
+        if vp.running {
+            let wait = self.opts.wait && (vp.starts || vp.action == Action::Create);
+            match self.agent_ip(&vp, wait).await {
+                Ok(ip) => r.ip = ip,
+                Err(e) => {
+                    r.result = VmOutcome::Failed;
+                    r.error = Some(e);
+                }
+            }
+        }
+        r.seconds = started.elapsed().as_secs_f64();
+        (self.report)(Event::Finished { name: vp.name.clone(), ok: r.result == VmOutcome::Ok });
+        r
+    }
+}
+
+fn unreachable_id() -> VmId {
+    VmId::new(100).unwrap_or_else(|_| unreachable!())
+}
+
+/// Applies `plan`. `used_ids` are the VM ids known in the cluster.
+pub async fn apply(plan: Plan, transports: &BTreeMap<String, Arc<Transport>>, used_ids: BTreeSet<u32>, opts: ApplyOptions, report: Reporter) -> Vec<VmResult> {
+    let ids = Arc::new(Ids { used: Mutex::new(used_ids) });
+    // Uploads first, once per node.
+    let mut failed_uploads: BTreeSet<usize> = BTreeSet::new();
+    for (i, u) in plan.uploads.iter().enumerate() {
+        if let Some(t) = transports.get(&u.node) {
+            if let Err(e) = t.upload(&plan.tmp_dir, &u.path, &u.content).await {
+                (report)(Event::Note { name: u.node.clone(), message: e.to_string() });
+                failed_uploads.insert(i);
+            }
+        }
+    }
+    // Image-cache templates, before the VMs that clone them.
+    let mut prelude_ok = vec![true; plan.preludes.len()];
+    for (i, p) in plan.preludes.iter().enumerate() {
+        let Some(t) = transports.get(&p.node) else { continue };
+        (report)(Event::Note { name: p.node.clone(), message: ["preparing ", &p.label].concat() });
+        let argvs: Vec<Vec<String>> = p.steps.iter().map(|s| s.command.argv()).collect();
+        let ok = match t.run_batch(&argvs, true).await {
+            Ok(outs) => p.steps.iter().zip(&outs).all(|(s, o)| judge(s, o).is_ok()),
+            Err(_) => false,
+        };
+        if !ok {
+            (report)(Event::Note { name: p.node.clone(), message: ["failed: ", &p.label].concat() });
+        }
+        prelude_ok[i] = ok;
+    }
+    let mut per_node: BTreeMap<String, Arc<tokio::sync::Semaphore>> = BTreeMap::new();
+    let mut set = tokio::task::JoinSet::new();
+    for (index, vp) in plan.vms.into_iter().enumerate() {
+        let Some(t) = transports.get(&vp.node).cloned().or_else(|| transports.values().next().cloned()) else { continue };
+        let sem = per_node.entry(vp.node.clone()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(opts.parallel.max(1)))).clone();
+        let lane = Lane { transport: t, report: report.clone(), ids: ids.clone(), opts: opts.clone() };
+        let pre_ok = vp.prelude.map(|p| prelude_ok.get(p).copied().unwrap_or(false)).unwrap_or(true) && !vp.uploads.iter().any(|u| failed_uploads.contains(u));
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            (index, lane.vm(vp, pre_ok).await)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(r) = r {
+            results.push(r);
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    if !plan.uploads.is_empty() {
+        let nodes: BTreeSet<&String> = plan.uploads.iter().map(|u| &u.node).collect();
+        for n in nodes {
+            if let Some(t) = transports.get(n) {
+                t.remove_dir(&plan.tmp_dir).await;
+            }
+        }
+    }
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Reads the guest agent's address of a running VM once (for `status`).
+pub async fn probe_ip(transport: &Transport, vmid: VmId) -> Result<Option<String>, TransportError> {
+    let out = transport.run(Command::Qm(Qm::GuestCmd { vmid, command: "network-get-interfaces".into() }).argv()).await?;
+    if !out.success() {
+        return Ok(None);
+    }
+    Ok(parse_agent_addresses(out.stdout.as_bytes()).ok().and_then(|a| a.iter().find(|x| x.is_ipv4()).or(a.first()).map(|x| x.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_import_formats() {
+        assert_eq!(imported_volume("x\nunused0: successfully imported disk 'local-lvm:vm-100-disk-0'\n").as_deref(), Some("local-lvm:vm-100-disk-0"));
+        assert_eq!(imported_volume("Successfully imported disk as 'unused0:local:100/vm-100-disk-1.raw'\n").as_deref(), Some("local:100/vm-100-disk-1.raw"));
+        assert_eq!(imported_volume("nothing"), None);
+    }
+}

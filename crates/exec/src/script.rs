@@ -1,0 +1,124 @@
+//! Several commands in one remote shell line, with each one's output and
+//! exit status reported back separately.
+//!
+//! After every command the line prints a marker (`\n` + `\x1f` +
+//! `PVEFLEET-STEP <i> <status>`) to both stdout and stderr, so the outputs
+//! can be split per command. Every word of every command is quoted by
+//! [`pvefleet_model::shell`]; the glue is fixed text. Each command runs
+//! under `timeout -k 5 N`, so a command the client gave up on does not keep
+//! running on the node.
+
+use pvefleet_model::shell::{quote_argv, QuoteError};
+
+const MARK: &str = "\u{1f}PVEFLEET-STEP ";
+
+/// One command's result.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepOutput {
+    /// Exit status (`None`: it did not run, an earlier command failed).
+    pub exit: Option<i32>,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+impl StepOutput {
+    /// True when it ran and exited 0.
+    pub fn success(&self) -> bool {
+        self.exit == Some(0)
+    }
+}
+
+/// Builds the shell line for `argvs`. With `stop_on_error`, the first
+/// failing command ends the line.
+pub fn batch_line(argvs: &[Vec<String>], stop_on_error: bool, timeout_secs: u64) -> Result<String, QuoteError> {
+    let timeout = timeout_secs.max(1).to_string();
+    let mut line = String::new();
+    for (i, argv) in argvs.iter().enumerate() {
+        let mut words: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), timeout.clone()];
+        words.extend(argv.iter().cloned());
+        line.push_str(&quote_argv(&words)?);
+        line.push_str(" </dev/null; s=$?; printf '\\n\\037PVEFLEET-STEP %s %s\\n' ");
+        line.push_str(&i.to_string());
+        line.push_str(" \"$s\"; printf '\\n\\037PVEFLEET-STEP %s %s\\n' ");
+        line.push_str(&i.to_string());
+        line.push_str(" \"$s\" >&2; ");
+        if stop_on_error {
+            line.push_str("[ \"$s\" -eq 0 ] || exit \"$s\"; ");
+        }
+    }
+    line.push_str("exit 0");
+    Ok(line)
+}
+
+fn split(text: &str, n: usize) -> Vec<(Option<i32>, String)> {
+    let mut out = vec![(None, String::new()); n];
+    let mut rest = text;
+    while let Some(pos) = rest.find(MARK) {
+        let before = &rest[..pos];
+        let after = &rest[pos + MARK.len()..];
+        let (head, tail) = after.split_once('\n').unwrap_or((after, ""));
+        let mut it = head.split_whitespace();
+        let idx: Option<usize> = it.next().and_then(|v| v.parse().ok());
+        let status: Option<i32> = it.next().and_then(|v| v.parse().ok());
+        if let Some(i) = idx.filter(|i| *i < n) {
+            let body = before.strip_suffix('\n').unwrap_or(before);
+            out[i] = (status, body.to_string());
+        }
+        rest = tail;
+    }
+    out
+}
+
+/// Splits the outputs of a [`batch_line`] run into per-command results.
+pub fn parse_batch(stdout: &str, stderr: &str, n: usize) -> Vec<StepOutput> {
+    let outs = split(stdout, n);
+    let errs = split(stderr, n);
+    outs.into_iter()
+        .zip(errs)
+        .map(|((exit, stdout), (exit2, stderr))| StepOutput {
+            exit: exit.or(exit2),
+            stdout,
+            stderr,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn run(line: &str) -> (String, String) {
+        let out = Command::new("/bin/sh").arg("-c").arg(line).output().expect("sh runs");
+        (String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
+    #[test]
+    fn splits_outputs_and_stops_on_error() {
+        let argvs = vec![
+            vec!["printf".into(), "a;b".into()],
+            vec!["sh".into(), "-c".into(), "echo oops >&2; exit 3".into()],
+            vec!["echo".into(), "never".into()],
+        ];
+        let line = batch_line(&argvs, true, 10).expect("quotable");
+        let (o, e) = run(&line);
+        let r = parse_batch(&o, &e, 3);
+        assert_eq!(r[0].stdout, "a;b");
+        assert_eq!(r[0].exit, Some(0));
+        assert_eq!(r[1].exit, Some(3));
+        assert_eq!(r[1].stderr, "oops\n");
+        assert_eq!(r[2].exit, None);
+    }
+
+    #[test]
+    fn continues_without_stop() {
+        let argvs = vec![vec!["false".into()], vec!["echo".into(), "$(x)".into()]];
+        let line = batch_line(&argvs, false, 10).expect("quotable");
+        let (o, e) = run(&line);
+        let r = parse_batch(&o, &e, 2);
+        assert_eq!(r[0].exit, Some(1));
+        assert_eq!(r[1].stdout, "$(x)\n");
+    }
+}
