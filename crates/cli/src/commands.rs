@@ -23,10 +23,15 @@ fn load(file: &str) -> Result<Desired, ExitStatus> {
             return Err(ExitStatus::Invalid);
         }
     };
-    let base = Path::new(file).parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = Path::new(file)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let loader = move |p: &str| -> Result<String, String> {
         let path = if let Some(rest) = p.strip_prefix("~/") {
-            std::env::var("HOME").map(|h| Path::new(&h).join(rest)).unwrap_or_else(|_| p.into())
+            std::env::var("HOME")
+                .map(|h| Path::new(&h).join(rest))
+                .unwrap_or_else(|_| p.into())
         } else {
             base.join(p)
         };
@@ -34,7 +39,10 @@ fn load(file: &str) -> Result<Desired, ExitStatus> {
     };
     pvefleet_config::parse(file, &text, &loader).map_err(|report: ConfigReport| {
         eprint!("{}", report.render(std::io::stderr().is_terminal()));
-        eprintln!("error: {} problem(s) in {file}; nothing was contacted", report.errors.len());
+        eprintln!(
+            "error: {} problem(s) in {file}; nothing was contacted",
+            report.errors.len()
+        );
         ExitStatus::Invalid
     })
 }
@@ -50,7 +58,12 @@ fn run_id() -> String {
 fn fastrand_digit() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     (h.finish() % 36) as u32
 }
 
@@ -58,8 +71,15 @@ async fn connect_all(handles: &[NodeHandle]) -> Result<(), ExitStatus> {
     for h in handles {
         if let Err(e) = h.transport.connect().await {
             eprintln!("error: {e}");
-            if let TransportError::Connect { host_key: true, host, .. } = &e {
-                eprintln!("hint: the host key of {host} is unknown or has changed; nothing was changed.");
+            if let TransportError::Connect {
+                host_key: true,
+                host,
+                ..
+            } = &e
+            {
+                eprintln!(
+                    "hint: the host key of {host} is unknown or has changed; nothing was changed."
+                );
                 eprintln!("hint: check the key, then add it to known_hosts (ssh {host}), or pass --accept-new-host-key to trust a new key");
                 return Err(ExitStatus::Invalid);
             }
@@ -69,7 +89,11 @@ async fn connect_all(handles: &[NodeHandle]) -> Result<(), ExitStatus> {
     Ok(())
 }
 
-async fn observe_nodes(desired: &Desired, target: &Target, parallel: usize) -> Result<(Vec<NodeHandle>, Observed), ExitStatus> {
+async fn observe_nodes(
+    desired: &Desired,
+    target: &Target,
+    parallel: usize,
+) -> Result<(Vec<NodeHandle>, Observed), ExitStatus> {
     let mut handles = crate::connect::handles(desired, target, parallel).map_err(|e| {
         eprintln!("error: {e}");
         ExitStatus::Failed
@@ -84,7 +108,13 @@ async fn observe_nodes(desired: &Desired, target: &Target, parallel: usize) -> R
 
 fn make_plan(desired: &Desired, observed: &Observed, reboot: bool, only: &[String]) -> Plan {
     let tmp = run_id();
-    plan(PlanInput { desired, observed, tmp_dir: &tmp, reboot, only })
+    plan(PlanInput {
+        desired,
+        observed,
+        tmp_dir: &tmp,
+        reboot,
+        only,
+    })
 }
 
 fn confirm(question: &str) -> bool {
@@ -104,18 +134,31 @@ pub async fn run(cli: Cli) -> ExitStatus {
     match cli.command {
         Cmd::Check { file } => match load(&file) {
             Ok(d) => {
-                println!("{file}: ok ({} VM(s), {} node(s))", d.vms.len(), d.nodes.len());
+                println!(
+                    "{file}: ok ({} VM(s), {} node(s))",
+                    d.vms.len(),
+                    d.nodes.len()
+                );
                 ExitStatus::Ok
             }
             Err(s) => s,
         },
-        Cmd::Plan { file, target, host_state, output, only } => {
+        Cmd::Plan {
+            file,
+            target,
+            host_state,
+            output,
+            only,
+        } => {
             let desired = match load(&file) {
                 Ok(d) => d,
                 Err(s) => return s,
             };
             let (handles, observed) = match host_state {
-                Some(path) => match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| serde_json::from_str::<Observed>(&t).map_err(|e| e.to_string())) {
+                Some(path) => match std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| serde_json::from_str::<Observed>(&t).map_err(|e| e.to_string()))
+                {
                     Ok(o) => (Vec::new(), o),
                     Err(e) => {
                         eprintln!("error: {path}: {e}");
@@ -139,7 +182,18 @@ pub async fn run(cli: Cli) -> ExitStatus {
                 ExitStatus::Ok
             }
         }
-        Cmd::Apply { file, target, yes, only, parallel, no_wait, wait_timeout, keep_failed, reboot, output } => {
+        Cmd::Apply {
+            file,
+            target,
+            yes,
+            only,
+            parallel,
+            no_wait,
+            wait_timeout,
+            keep_failed,
+            reboot,
+            output,
+        } => {
             let desired = match load(&file) {
                 Ok(d) => d,
                 Err(s) => return s,
@@ -153,7 +207,9 @@ pub async fn run(cli: Cli) -> ExitStatus {
             let changes = !p.is_converged();
             if changes && !yes {
                 if !std::io::stdin().is_terminal() {
-                    eprintln!("error: refusing to change anything without --yes when not on a terminal");
+                    eprintln!(
+                        "error: refusing to change anything without --yes when not on a terminal"
+                    );
                     close(&handles).await;
                     return ExitStatus::Invalid;
                 }
@@ -163,20 +219,40 @@ pub async fn run(cli: Cli) -> ExitStatus {
                     return ExitStatus::Ok;
                 }
             }
-            let transports: BTreeMap<String, Arc<Transport>> = handles.iter().map(|h| (h.name.clone(), h.transport.clone())).collect();
-            let used: BTreeSet<u32> = observed.all_vms().iter().map(|v| v.vmid.get()).chain(p.vms.iter().filter_map(|v| v.vmid.map(|x| x.get()))).chain(p.preludes.iter().map(|x| x.vmid.get())).collect();
+            let transports: BTreeMap<String, Arc<Transport>> = handles
+                .iter()
+                .map(|h| (h.name.clone(), h.transport.clone()))
+                .collect();
+            let used: BTreeSet<u32> = observed
+                .all_vms()
+                .iter()
+                .map(|v| v.vmid.get())
+                .chain(p.vms.iter().filter_map(|v| v.vmid.map(|x| x.get())))
+                .chain(p.preludes.iter().map(|x| x.vmid.get()))
+                .collect();
             let verbose = std::env::var_os("PVEFLEET_VERBOSE").is_some();
             let reporter: runner::Reporter = Arc::new(move |e: Event| match e {
                 Event::Note { name, message } => eprintln!("{name}: {message}"),
                 Event::Command { name, line } if verbose => eprintln!("{name}: $ {line}"),
-                Event::Finished { name, ok } => eprintln!("{name}: {}", if ok { "done" } else { "failed" }),
+                Event::Finished { name, ok } => {
+                    eprintln!("{name}: {}", if ok { "done" } else { "failed" })
+                }
                 _ => {}
             });
-            let opts = ApplyOptions { wait: !no_wait, wait_timeout: Duration::from_secs(wait_timeout), boot_window: Duration::from_secs(60.min(wait_timeout)), keep_failed, parallel };
+            let opts = ApplyOptions {
+                wait: !no_wait,
+                wait_timeout: Duration::from_secs(wait_timeout),
+                boot_window: Duration::from_secs(60.min(wait_timeout)),
+                keep_failed,
+                parallel,
+            };
             let results = runner::apply(p.clone(), &transports, used, opts, reporter).await;
             close(&handles).await;
             match output {
-                Output::Json => println!("{}", serde_json::json!({"changed": changes, "vms": results})),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"changed": changes, "vms": results})
+                ),
                 Output::Human => {
                     if !changes && !p.has_problems() {
                         println!("no changes");
@@ -184,14 +260,26 @@ pub async fn run(cli: Cli) -> ExitStatus {
                     print!("{}", output::results_human(&results));
                 }
             }
-            if results.iter().all(|r| r.result == pvefleet_exec::VmOutcome::Ok) {
+            if results
+                .iter()
+                .all(|r| r.result == pvefleet_exec::VmOutcome::Ok)
+            {
                 ExitStatus::Ok
             } else {
                 ExitStatus::Failed
             }
         }
-        Cmd::Status { file, target, output } => status(&file, &target, output).await,
-        Cmd::Destroy { file, target, yes, only } => destroy(&file, &target, yes, &only).await,
+        Cmd::Status {
+            file,
+            target,
+            output,
+        } => status(&file, &target, output).await,
+        Cmd::Destroy {
+            file,
+            target,
+            yes,
+            only,
+        } => destroy(&file, &target, yes, &only).await,
     }
 }
 
@@ -207,8 +295,12 @@ async fn status(file: &str, target: &Target, output: Output) -> ExitStatus {
     let p = make_plan(&desired, &observed, false, &[]);
     let mut rows = Vec::new();
     for v in &p.vms {
-        let existing = v.vmid.and_then(|id| observed.vm(id)).filter(|_| v.action != Action::Create);
-        let managed = existing.is_some_and(|e| e.tags.iter().any(|t| t == pvefleet_model::OWNER_TAG));
+        let existing = v
+            .vmid
+            .and_then(|id| observed.vm(id))
+            .filter(|_| v.action != Action::Create);
+        let managed =
+            existing.is_some_and(|e| e.tags.iter().any(|t| t == pvefleet_model::OWNER_TAG));
         let running = existing.is_some_and(|e| e.status.as_deref() == Some("running"));
         let mut ip = None;
         if running && managed {
@@ -226,11 +318,40 @@ async fn status(file: &str, target: &Target, output: Output) -> ExitStatus {
     match output {
         Output::Json => println!("{}", serde_json::json!({"vms": rows})),
         Output::Human => {
-            println!("{:>9}  {:<20} {:<10} {:<7} {:<8} {:<8} {:<16} DRIFT", "VMID", "NAME", "NODE", "EXISTS", "MANAGED", "RUNNING", "IP");
+            println!(
+                "{:>9}  {:<20} {:<10} {:<7} {:<8} {:<8} {:<16} DRIFT",
+                "VMID", "NAME", "NODE", "EXISTS", "MANAGED", "RUNNING", "IP"
+            );
             for r in &rows {
-                let yn = |k: &str| if r[k].as_bool() == Some(true) { "yes" } else { "no" };
-                let drift: Vec<&str> = r["drift"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
-                println!("{:>9}  {:<20} {:<10} {:<7} {:<8} {:<8} {:<16} {}", r["vmid"].as_u64().map(|x| x.to_string()).unwrap_or_else(|| "-".into()), r["name"].as_str().unwrap_or(""), r["node"].as_str().unwrap_or(""), yn("exists"), yn("managed"), yn("running"), r["ip"].as_str().unwrap_or("-"), if drift.is_empty() { "-".to_string() } else { drift.join(",") });
+                let yn = |k: &str| {
+                    if r[k].as_bool() == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                };
+                let drift: Vec<&str> = r["drift"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                    .unwrap_or_default();
+                println!(
+                    "{:>9}  {:<20} {:<10} {:<7} {:<8} {:<8} {:<16} {}",
+                    r["vmid"]
+                        .as_u64()
+                        .map(|x| x.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    r["name"].as_str().unwrap_or(""),
+                    r["node"].as_str().unwrap_or(""),
+                    yn("exists"),
+                    yn("managed"),
+                    yn("running"),
+                    r["ip"].as_str().unwrap_or("-"),
+                    if drift.is_empty() {
+                        "-".to_string()
+                    } else {
+                        drift.join(",")
+                    }
+                );
             }
         }
     }
@@ -248,7 +369,11 @@ async fn destroy(file: &str, target: &Target, yes: bool, only: &[String]) -> Exi
     };
     let mut victims = Vec::new();
     let mut status = ExitStatus::Ok;
-    for spec in desired.vms.iter().filter(|s| pvefleet_plan::diff::selected(s, only)) {
+    for spec in desired
+        .vms
+        .iter()
+        .filter(|s| pvefleet_plan::diff::selected(s, only))
+    {
         match pvefleet_plan::diff::find_existing(spec, &observed) {
             None => eprintln!("{}: does not exist", spec.name),
             Some(vm) if !vm.tags.iter().any(|t| t == pvefleet_model::OWNER_TAG) => {
@@ -278,18 +403,37 @@ async fn destroy(file: &str, target: &Target, yes: bool, only: &[String]) -> Exi
     }
     let mut set = tokio::task::JoinSet::new();
     for (name, vmid, node) in victims {
-        let Some(t) = handles.iter().find(|h| h.name == node).map(|h| h.transport.clone()) else { continue };
+        let Some(t) = handles
+            .iter()
+            .find(|h| h.name == node)
+            .map(|h| h.transport.clone())
+        else {
+            continue;
+        };
         set.spawn(async move {
-            let cmds = vec![Command::Qm(Qm::Shutdown { vmid, timeout: 60 }).argv(), Command::Qm(Qm::Destroy { vmid, skiplock: false }).argv()];
+            let cmds = vec![
+                Command::Qm(Qm::Shutdown { vmid, timeout: 60 }).argv(),
+                Command::Qm(Qm::Destroy {
+                    vmid,
+                    skiplock: false,
+                })
+                .argv(),
+            ];
             let r = t.run_batch(&cmds, true).await;
             (name, vmid, r)
         });
     }
     while let Some(Ok((name, vmid, r))) = set.join_next().await {
         match r {
-            Ok(outs) if outs.iter().all(|o| o.success()) => println!("{name}: destroyed (vmid {vmid})"),
+            Ok(outs) if outs.iter().all(|o| o.success()) => {
+                println!("{name}: destroyed (vmid {vmid})")
+            }
             Ok(outs) => {
-                let msg = outs.iter().find(|o| !o.success()).map(|o| o.stderr.trim().to_string()).unwrap_or_default();
+                let msg = outs
+                    .iter()
+                    .find(|o| !o.success())
+                    .map(|o| o.stderr.trim().to_string())
+                    .unwrap_or_default();
                 eprintln!("{name}: destroy failed: {msg}");
                 status = ExitStatus::Failed;
             }

@@ -9,19 +9,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One handle per configured node.
-pub fn handles(desired: &Desired, target: &Target, parallel: usize) -> Result<Vec<NodeHandle>, String> {
+pub fn handles(
+    desired: &Desired,
+    target: &Target,
+    parallel: usize,
+) -> Result<Vec<NodeHandle>, String> {
     // Leave room below sshd's MaxSessions (10) for observation and agent polls.
     let sessions = parallel.clamp(1, 9);
-    let sim = if target.simulate { Some(crate::simulate::ensure(desired)?) } else { None };
+    let sim = if target.simulate {
+        Some(crate::simulate::ensure(desired)?)
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for (i, n) in desired.nodes.iter().enumerate() {
         let name = n.name.clone().unwrap_or_default();
         let mut t = if let Some((root, bin)) = &sim {
             let mut env = BTreeMap::new();
             let path = std::env::var("PATH").unwrap_or_default();
-            env.insert("PATH".to_string(), [bin.display().to_string(), ":".into(), path].concat());
+            env.insert(
+                "PATH".to_string(),
+                [bin.display().to_string(), ":".into(), path].concat(),
+            );
             env.insert("PVE_SIM_ROOT".to_string(), root.display().to_string());
-            let node = if desired.cluster { name.clone() } else { n.name.clone().unwrap_or_else(|| "pve".into()) };
+            let node = if desired.cluster {
+                name.clone()
+            } else {
+                n.name.clone().unwrap_or_else(|| "pve".into())
+            };
             env.insert("PVE_SIM_NODE".to_string(), node);
             Transport::local(env, parallel.max(1))
         } else if n.host == "local" {
@@ -36,7 +51,10 @@ pub fn handles(desired: &Desired, target: &Target, parallel: usize) -> Result<Ve
         };
         t.command_timeout = target.command_timeout;
         let _ = i;
-        out.push(NodeHandle { name, transport: Arc::new(t) });
+        out.push(NodeHandle {
+            name,
+            transport: Arc::new(t),
+        });
     }
     Ok(out)
 }

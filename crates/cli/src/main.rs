@@ -25,12 +25,19 @@ pub enum ExitStatus {
 
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
-    let prog = argv.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_default();
-    if ["qm", "pvesh", "pvesm", "pveversion"].contains(&prog.as_str()) {
+    let prog = argv
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
+        .unwrap_or_default();
+    if ["qm", "pvesh", "pvesm", "pveversion", "pve-sim"].contains(&prog.as_str()) {
         std::process::exit(pve_sim::main_with(argv));
     }
     let cli = args::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -40,7 +40,14 @@ pub fn vm_commands(plan: &Plan, i: usize) -> Vec<String> {
         .filter_map(|u| plan.uploads.get(*u))
         .map(|u| {
             let keys = u.content.lines().count();
-            ["upload ", &u.path, " (mode 0600, ", &keys.to_string(), " ssh key(s))"].concat()
+            [
+                "upload ",
+                &u.path,
+                " (mode 0600, ",
+                &keys.to_string(),
+                " ssh key(s))",
+            ]
+            .concat()
         })
         .collect();
     if let Some(p) = vp.prelude.and_then(|p| plan.preludes.get(p)) {
@@ -85,15 +92,38 @@ pub fn plan_human(plan: &Plan) -> String {
             Action::Conflict => ("!", "conflict"),
             Action::Error => ("!", "error"),
         };
-        s.push_str(&[mark, " ", &v.name, " (vmid ", &id, ", node ", &v.node, "): ", what, "\n"].concat());
+        s.push_str(
+            &[
+                mark, " ", &v.name, " (vmid ", &id, ", node ", &v.node, "): ", what, "\n",
+            ]
+            .concat(),
+        );
         if let Some(m) = &v.message {
             s.push_str(&["    ", m, "\n"].concat());
         }
         for c in &v.changes {
-            s.push_str(&["    ", &c.key, ": ", c.from.as_deref().unwrap_or("-"), " -> ", c.to.as_deref().unwrap_or("-"), "\n"].concat());
+            s.push_str(
+                &[
+                    "    ",
+                    &c.key,
+                    ": ",
+                    c.from.as_deref().unwrap_or("-"),
+                    " -> ",
+                    c.to.as_deref().unwrap_or("-"),
+                    "\n",
+                ]
+                .concat(),
+            );
         }
         if !v.reboot_pending.is_empty() {
-            s.push_str(&["    takes effect after a reboot: ", &v.reboot_pending.join(", "), " (use --reboot)\n"].concat());
+            s.push_str(
+                &[
+                    "    takes effect after a reboot: ",
+                    &v.reboot_pending.join(", "),
+                    " (use --reboot)\n",
+                ]
+                .concat(),
+            );
         }
         for c in vm_commands(plan, i) {
             s.push_str(&["    $ ", &c, "\n"].concat());
@@ -107,7 +137,10 @@ pub fn plan_human(plan: &Plan) -> String {
 
 /// The summary table.
 pub fn results_human(results: &[VmResult]) -> String {
-    let mut s = format!("{:>9}  {:<20} {:<10} {:<9} {:<8} {:<16} {:>7}\n", "VMID", "NAME", "NODE", "ACTION", "RESULT", "IP", "SECONDS");
+    let mut s = format!(
+        "{:>9}  {:<20} {:<10} {:<9} {:<8} {:<16} {:>7}\n",
+        "VMID", "NAME", "NODE", "ACTION", "RESULT", "IP", "SECONDS"
+    );
     for r in results {
         let id = r.vmid.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
         let result = match r.result {
@@ -115,12 +148,36 @@ pub fn results_human(results: &[VmResult]) -> String {
             pvefleet_exec::VmOutcome::Failed => "FAILED",
             pvefleet_exec::VmOutcome::Skipped => "skipped",
         };
-        s.push_str(&format!("{:>9}  {:<20} {:<10} {:<9} {:<8} {:<16} {:>7.1}\n", id, r.name, r.node, action_name(r.action), result, r.ip.as_deref().unwrap_or("-"), r.seconds));
+        s.push_str(&format!(
+            "{:>9}  {:<20} {:<10} {:<9} {:<8} {:<16} {:>7.1}\n",
+            id,
+            r.name,
+            r.node,
+            action_name(r.action),
+            result,
+            r.ip.as_deref().unwrap_or("-"),
+            r.seconds
+        ));
         if let Some(e) = &r.error {
-            s.push_str(&["           ", e, if r.rolled_back { " (rolled back)" } else { "" }, "\n"].concat());
+            s.push_str(
+                &[
+                    "           ",
+                    e,
+                    if r.rolled_back { " (rolled back)" } else { "" },
+                    "\n",
+                ]
+                .concat(),
+            );
         }
         if !r.reboot_pending.is_empty() {
-            s.push_str(&["           waits for a reboot: ", &r.reboot_pending.join(", "), " (apply --reboot)\n"].concat());
+            s.push_str(
+                &[
+                    "           waits for a reboot: ",
+                    &r.reboot_pending.join(", "),
+                    " (apply --reboot)\n",
+                ]
+                .concat(),
+            );
         }
     }
     s

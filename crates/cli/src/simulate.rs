@@ -14,20 +14,37 @@ pub fn root() -> PathBuf {
 /// Creates the simulated host unless it exists; returns its folder and the
 /// folder of its `qm`/`pvesh` links.
 pub fn ensure(desired: &Desired) -> Result<(PathBuf, PathBuf), String> {
-    let dir = std::env::current_dir().map_err(|e| e.to_string())?.join(root());
+    let dir = std::env::current_dir()
+        .map_err(|e| e.to_string())?
+        .join(root());
     let bin = dir.join("bin");
     if !dir.join("state.json").exists() {
         let mut spec = InitSpec::default();
         spec.nodes = if desired.cluster {
-            desired.nodes.iter().filter_map(|n| n.name.clone()).collect()
+            desired
+                .nodes
+                .iter()
+                .filter_map(|n| n.name.clone())
+                .collect()
         } else {
-            vec![desired.nodes.first().and_then(|n| n.name.clone()).unwrap_or_else(|| "pve".into())]
+            vec![desired
+                .nodes
+                .first()
+                .and_then(|n| n.name.clone())
+                .unwrap_or_else(|| "pve".into())]
         };
         for vm in &desired.vms {
             if !spec.bridges.contains(&vm.bridge) {
                 spec.bridges.push(vm.bridge.clone());
             }
-            let kind = if vm.storage.starts_with("local-") || vm.storage.contains("lvm") || vm.storage.contains("zfs") { "lvmthin" } else { "dir" };
+            let kind = if vm.storage.starts_with("local-")
+                || vm.storage.contains("lvm")
+                || vm.storage.contains("zfs")
+            {
+                "lvmthin"
+            } else {
+                "dir"
+            };
             if !spec.storages.iter().any(|(s, _, _)| *s == vm.storage) && vm.storage != "local" {
                 spec.storages.push((vm.storage.clone(), kind.into(), false));
             }
@@ -38,7 +55,10 @@ pub fn ensure(desired: &Desired) -> Result<(PathBuf, PathBuf), String> {
                 };
                 if let Some(v) = volid {
                     if let Some((s, _)) = v.split_once(':') {
-                        if !spec.storages.iter().any(|(x, _, _)| x == s) && s != "local" && s != "local-lvm" {
+                        if !spec.storages.iter().any(|(x, _, _)| x == s)
+                            && s != "local"
+                            && s != "local-lvm"
+                        {
                             spec.storages.push((s.to_string(), "dir".into(), false));
                         }
                     }
@@ -57,7 +77,23 @@ pub fn ensure(desired: &Desired) -> Result<(PathBuf, PathBuf), String> {
                 let id = id.to_string();
                 let name = ["template-", &id].concat();
                 let disk = [vm.storage.as_str(), ":2"].concat();
-                let create: Vec<String> = ["create", &id, "--name", &name, "--scsihw", "virtio-scsi-pci", "--scsi0", &disk, "--boot", "order=scsi0", "--ostype", "l26"].iter().map(|s| s.to_string()).collect();
+                let create: Vec<String> = [
+                    "create",
+                    &id,
+                    "--name",
+                    &name,
+                    "--scsihw",
+                    "virtio-scsi-pci",
+                    "--scsi0",
+                    &disk,
+                    "--boot",
+                    "order=scsi0",
+                    "--ostype",
+                    "l26",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
                 let _ = pve_sim::run(root.clone(), Some(node.clone()), "qm", &create);
                 let _ = pve_sim::run(root, Some(node), "qm", &["template".to_string(), id]);
             }
@@ -68,7 +104,15 @@ pub fn ensure(desired: &Desired) -> Result<(PathBuf, PathBuf), String> {
     for p in ["qm", "pvesh", "pvesm", "pveversion"] {
         let link = bin.join(p);
         let _ = std::fs::remove_file(&link);
-        symlink(&exe, &link).map_err(|e| ["cannot link ", &link.display().to_string(), ": ", &e.to_string()].concat())?;
+        symlink(&exe, &link).map_err(|e| {
+            [
+                "cannot link ",
+                &link.display().to_string(),
+                ": ",
+                &e.to_string(),
+            ]
+            .concat()
+        })?;
     }
     Ok((dir, bin))
 }

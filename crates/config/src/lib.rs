@@ -17,6 +17,7 @@ pub mod validate;
 
 pub use error::{ConfigError, ConfigReport, Span};
 pub use spec::{
-    CloneRef, Desired, DiskFrom, DiskSource, ImageRef, Ip6Config, IpConfig, NodeConn, PowerState, VmSpec,
+    CloneRef, Desired, DiskFrom, DiskSource, ImageRef, Ip6Config, IpConfig, NodeConn, PowerState,
+    VmSpec,
 };
 pub use validate::{parse, FileLoader};

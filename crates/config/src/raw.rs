@@ -86,7 +86,9 @@ impl<'de> Deserialize<'de> for RawValue {
                 Ok(RawValue(Value::Int(v)))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawValue, E> {
-                Ok(RawValue(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int)))
+                Ok(RawValue(
+                    i64::try_from(v).map_or(Value::Float(v as f64), Value::Int),
+                ))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawValue, E> {
                 Ok(RawValue(Value::Float(v)))

@@ -370,7 +370,11 @@ impl Cx<'_> {
         })
     }
 
-    fn host_fields(&mut self, f: &Fields<'_>, owner: Span) -> Option<(String, String, Option<u16>)> {
+    fn host_fields(
+        &mut self,
+        f: &Fields<'_>,
+        owner: Span,
+    ) -> Option<(String, String, Option<u16>)> {
         let host = match f.get("host") {
             Some((_, n)) => self.string("host", n).and_then(|h| {
                 if h.is_empty() || h.starts_with('-') || h.chars().any(char::is_whitespace) {
@@ -398,7 +402,11 @@ impl Cx<'_> {
                 if is_unix_user(&u) {
                     Some(u)
                 } else {
-                    self.err(n.span, ["user: '", &u, "' is not a valid user name"].concat(), "use a login name such as root");
+                    self.err(
+                        n.span,
+                        ["user: '", &u, "' is not a valid user name"].concat(),
+                        "use a login name such as root",
+                    );
                     None
                 }
             }),
@@ -428,9 +436,7 @@ impl Cx<'_> {
         let entries = self.map("proxmox", node)?;
         let f = self.fields(entries, keys::PROXMOX, "proxmox");
         let name = match f.get("node") {
-            Some((_, n)) => self
-                .string("node", n)
-                .filter(|s| self.node_name(s, n.span)),
+            Some((_, n)) => self.string("node", n).filter(|s| self.node_name(s, n.span)),
             None => None,
         };
         let (host, user, port) = self.host_fields(&f, node.span)?;
@@ -445,7 +451,11 @@ impl Cx<'_> {
     fn cluster(&mut self, node: &Node) -> Option<Vec<NodeConn>> {
         let entries = self.map("nodes", node)?;
         if entries.is_empty() {
-            self.err(node.span, "'nodes' is empty", "list each Proxmox node by its node name");
+            self.err(
+                node.span,
+                "'nodes' is empty",
+                "list each Proxmox node by its node name",
+            );
             return None;
         }
         let mut out = Vec::new();
@@ -501,7 +511,13 @@ impl Cx<'_> {
 
         let vmid = match get("vmid") {
             Some(n) => need!(self
-                .int("vmid", n, 100, 999_999_999, "Proxmox VM ids run from 100 to 999999999")
+                .int(
+                    "vmid",
+                    n,
+                    100,
+                    999_999_999,
+                    "Proxmox VM ids run from 100 to 999999999"
+                )
                 .and_then(|v| VmId::new(v).ok())),
             None => None,
         };
@@ -537,7 +553,11 @@ impl Cx<'_> {
                     if cluster {
                         help.push_str(", or 'auto'");
                     }
-                    self.err(n.span, ["node: '", s, "' is not among the configured nodes"].concat(), help);
+                    self.err(
+                        n.span,
+                        ["node: '", s, "' is not among the configured nodes"].concat(),
+                        help,
+                    );
                 }
                 valid
             })),
@@ -557,19 +577,28 @@ impl Cx<'_> {
             None => Some(1024),
         };
         let cores = match get("cores") {
-            Some(n) => need!(self.int("cores", n, 1, 4096, "at least 1 core per socket").map(|v| v as u32)),
+            Some(n) => need!(self
+                .int("cores", n, 1, 4096, "at least 1 core per socket")
+                .map(|v| v as u32)),
             None => Some(1),
         };
         let sockets = match get("sockets") {
-            Some(n) => need!(self.int("sockets", n, 1, 4096, "at least 1 socket").map(|v| v as u32)),
+            Some(n) => need!(self
+                .int("sockets", n, 1, 4096, "at least 1 socket")
+                .map(|v| v as u32)),
             None => Some(1),
         };
         let cpu = match get("cpu") {
             Some(n) => need!(self.string("cpu", n).filter(|s| {
                 let valid = !s.is_empty()
-                    && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.+".contains(&c));
+                    && s.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"-_.+".contains(&c));
                 if !valid {
-                    self.err(n.span, ["cpu: '", s, "' is not a CPU type"].concat(), "use a Proxmox CPU type such as host or x86-64-v2-AES");
+                    self.err(
+                        n.span,
+                        ["cpu: '", s, "' is not a CPU type"].concat(),
+                        "use a Proxmox CPU type such as host or x86-64-v2-AES",
+                    );
                 }
                 valid
             })),
@@ -579,28 +608,46 @@ impl Cx<'_> {
             Some(n) => need!(self.string("bridge", n).filter(|s| {
                 let valid = is_bridge(s);
                 if !valid {
-                    self.err(n.span, ["bridge: '", s, "' is not a bridge name"].concat(), "use the Linux bridge name, e.g. vmbr0");
+                    self.err(
+                        n.span,
+                        ["bridge: '", s, "' is not a bridge name"].concat(),
+                        "use the Linux bridge name, e.g. vmbr0",
+                    );
                 }
                 valid
             })),
             None => Some("vmbr0".to_string()),
         };
         let vlan = match get("vlan") {
-            Some(n) => need!(self.int("vlan", n, 1, 4094, "VLAN tags run from 1 to 4094").map(|v| v as u16)),
+            Some(n) => need!(self
+                .int("vlan", n, 1, 4094, "VLAN tags run from 1 to 4094")
+                .map(|v| v as u16)),
             None => None,
         };
         let mac = match get("mac") {
             Some(n) => need!(self.string("mac", n).and_then(|s| match parse_mac(&s) {
                 None => {
-                    self.err(n.span, ["mac: '", &s, "' is not a MAC address"].concat(), "write six hex pairs separated by ':', e.g. BC:24:11:00:00:01");
+                    self.err(
+                        n.span,
+                        ["mac: '", &s, "' is not a MAC address"].concat(),
+                        "write six hex pairs separated by ':', e.g. BC:24:11:00:00:01",
+                    );
                     None
                 }
                 Some(o) if o[0] & 1 == 1 => {
-                    self.err(n.span, ["mac: '", &s, "' is a multicast address"].concat(), "a NIC needs a unicast MAC: the lowest bit of the first octet must be 0");
+                    self.err(
+                        n.span,
+                        ["mac: '", &s, "' is a multicast address"].concat(),
+                        "a NIC needs a unicast MAC: the lowest bit of the first octet must be 0",
+                    );
                     None
                 }
                 Some(o) if o == [0; 6] => {
-                    self.err(n.span, "mac: the all-zero address is not usable", "leave 'mac' out to let Proxmox pick one");
+                    self.err(
+                        n.span,
+                        "mac: the all-zero address is not usable",
+                        "leave 'mac' out to let Proxmox pick one",
+                    );
                     None
                 }
                 Some(_) => Some(s.to_ascii_uppercase()),
@@ -615,7 +662,11 @@ impl Cx<'_> {
                     .filter(|(s, span)| {
                         let valid = s.parse::<IpAddr>().is_ok();
                         if !valid {
-                            self.err(*span, ["nameserver: '", s, "' is not an IP address"].concat(), "list DNS servers by address");
+                            self.err(
+                                *span,
+                                ["nameserver: '", s, "' is not an IP address"].concat(),
+                                "list DNS servers by address",
+                            );
                         }
                         valid
                     })
@@ -628,7 +679,11 @@ impl Cx<'_> {
             Some(n) => need!(self.string("searchdomain", n).filter(|s| {
                 let valid = is_dns_name(s);
                 if !valid {
-                    self.err(n.span, ["searchdomain: '", s, "' is not a domain name"].concat(), "use a DNS domain such as example.com");
+                    self.err(
+                        n.span,
+                        ["searchdomain: '", s, "' is not a domain name"].concat(),
+                        "use a DNS domain such as example.com",
+                    );
                 }
                 valid
             })),
@@ -638,7 +693,11 @@ impl Cx<'_> {
             Some(n) => need!(self.string("user", n).filter(|s| {
                 let valid = is_unix_user(s);
                 if !valid {
-                    self.err(n.span, ["user: '", s, "' is not a valid user name"].concat(), "use a lower-case login name such as ubuntu");
+                    self.err(
+                        n.span,
+                        ["user: '", s, "' is not a valid user name"].concat(),
+                        "use a lower-case login name such as ubuntu",
+                    );
                 }
                 valid
             })),
@@ -652,7 +711,10 @@ impl Cx<'_> {
             }
         }
         if let Some(n) = get("ssh_keys_file") {
-            match self.string("ssh_keys_file", n).map(|p| ((self.load)(&p), p)) {
+            match self
+                .string("ssh_keys_file", n)
+                .map(|p| ((self.load)(&p), p))
+            {
                 Some((Ok(text), path)) => {
                     for line in text.lines().map(str::trim) {
                         if line.is_empty() || line.starts_with('#') {
@@ -684,7 +746,11 @@ impl Cx<'_> {
             Some(n) => need!(self.string("storage", n).filter(|s| {
                 let valid = is_storage_id(s);
                 if !valid {
-                    self.err(n.span, ["storage: '", s, "' is not a storage id"].concat(), "Proxmox storage ids are lower-case, e.g. local-lvm");
+                    self.err(
+                        n.span,
+                        ["storage: '", s, "' is not a storage id"].concat(),
+                        "Proxmox storage ids are lower-case, e.g. local-lvm",
+                    );
                 }
                 valid
             })),
@@ -700,7 +766,11 @@ impl Cx<'_> {
                 "linked-clone" => Some(DiskFrom::LinkedClone),
                 "full-clone" => Some(DiskFrom::FullClone),
                 _ => {
-                    self.err(n.span, ["disk_from: '", &s, "' is not known"].concat(), "use import, linked-clone or full-clone");
+                    self.err(
+                        n.span,
+                        ["disk_from: '", &s, "' is not known"].concat(),
+                        "use import, linked-clone or full-clone",
+                    );
                     None
                 }
             })),
@@ -729,7 +799,11 @@ impl Cx<'_> {
             Some(n) => need!(self.string("description", n).filter(|s| {
                 let valid = s.len() <= 8000;
                 if !valid {
-                    self.err(n.span, "description: longer than 8000 characters", "Proxmox keeps at most 8192 characters, and pvefleet adds its marker line");
+                    self.err(
+                        n.span,
+                        "description: longer than 8000 characters",
+                        "Proxmox keeps at most 8192 characters, and pvefleet adds its marker line",
+                    );
                 }
                 valid
             })),
@@ -794,13 +868,21 @@ impl Cx<'_> {
             Value::Str(s) => match size::parse_size(s) {
                 Ok(bytes) if s.chars().last().is_some_and(|c| c.is_ascii_alphabetic()) => {
                     if bytes % (1 << 20) != 0 {
-                        self.err(n.span, ["memory: '", s, "' is not a whole number of MiB"].concat(), "write memory in MiB (2048) or with a unit (2G)");
+                        self.err(
+                            n.span,
+                            ["memory: '", s, "' is not a whole number of MiB"].concat(),
+                            "write memory in MiB (2048) or with a unit (2G)",
+                        );
                         return None;
                     }
                     bytes >> 20
                 }
                 _ => {
-                    self.err(n.span, ["memory: '", s, "' is not a memory size"].concat(), "write memory in MiB (2048) or with a unit (2G)");
+                    self.err(
+                        n.span,
+                        ["memory: '", s, "' is not a memory size"].concat(),
+                        "write memory in MiB (2048) or with a unit (2G)",
+                    );
                     return None;
                 }
             },
@@ -810,7 +892,16 @@ impl Cx<'_> {
             }
         };
         if !(16..=MAX).contains(&mib) {
-            self.err(n.span, ["memory: ", &mib.to_string(), " MiB is out of range (Proxmox accepts 16 MiB to 4 TiB)"].concat(), "memory is in MiB: 2048 means 2 GiB");
+            self.err(
+                n.span,
+                [
+                    "memory: ",
+                    &mib.to_string(),
+                    " MiB is out of range (Proxmox accepts 16 MiB to 4 TiB)",
+                ]
+                .concat(),
+                "memory is in MiB: 2048 means 2 GiB",
+            );
             return None;
         }
         Some(mib)
@@ -822,7 +913,11 @@ impl Cx<'_> {
             Value::Str(s) => match size::parse_size(s) {
                 Ok(b) if s.chars().last().is_some_and(|c| c.is_ascii_alphabetic()) => b,
                 _ => {
-                    self.err(n.span, ["disk: '", s, "' is not a disk size"].concat(), "write a size with a binary unit, e.g. 20G or 512M (G means GiB)");
+                    self.err(
+                        n.span,
+                        ["disk: '", s, "' is not a disk size"].concat(),
+                        "write a size with a binary unit, e.g. 20G or 512M (G means GiB)",
+                    );
                     return None;
                 }
             },
@@ -831,8 +926,12 @@ impl Cx<'_> {
                 return None;
             }
         };
-        if bytes < (1 << 20) || bytes > (1u64 << 50) {
-            self.err(n.span, "disk: size out of range", "use a size between 1M and 1024T");
+        if !((1 << 20)..=(1u64 << 50)).contains(&bytes) {
+            self.err(
+                n.span,
+                "disk: size out of range",
+                "use a size between 1M and 1024T",
+            );
             return None;
         }
         Some(bytes)
@@ -853,7 +952,11 @@ impl Cx<'_> {
             match &item.value {
                 Value::Str(s) if is_ssh_key(s.trim()) => out.push(s.trim().to_string()),
                 Value::Str(_) => {
-                    self.err(item.span, "ssh_keys: not an OpenSSH public key", "paste the whole line of a .pub file: 'ssh-ed25519 AAAA... comment'");
+                    self.err(
+                        item.span,
+                        "ssh_keys: not an OpenSSH public key",
+                        "paste the whole line of a .pub file: 'ssh-ed25519 AAAA... comment'",
+                    );
                     ok = false;
                 }
                 _ => {
@@ -868,7 +971,11 @@ impl Cx<'_> {
     fn source(&mut self, f: &Fields<'_>, item: &Node, ok: &mut bool) -> Option<DiskSource> {
         let image = match (f.get("image"), f.get("template")) {
             (Some(_), Some((k, _))) => {
-                self.err(k.span, "both 'image' and 'template' are set", "'template' is another name for 'image': keep one");
+                self.err(
+                    k.span,
+                    "both 'image' and 'template' are set",
+                    "'template' is another name for 'image': keep one",
+                );
                 *ok = false;
                 return None;
             }
@@ -879,7 +986,11 @@ impl Cx<'_> {
         let clone = f.get("clone").map(|(_, n)| *n);
         match (image, clone) {
             (Some(_), Some(c)) => {
-                self.err(c.span, "both 'image' and 'clone' are set", "a VM's disk comes from a cloud image or from a template VM, not both");
+                self.err(
+                    c.span,
+                    "both 'image' and 'clone' are set",
+                    "a VM's disk comes from a cloud image or from a template VM, not both",
+                );
                 *ok = false;
                 None
             }
@@ -895,7 +1006,11 @@ impl Cx<'_> {
                 };
                 if s.starts_with('/') {
                     if s.contains("/../") || s.ends_with("/..") || s.contains(',') {
-                        self.err(n.span, [key, ": '", &s, "' is not a usable path"].concat(), "give a plain absolute path on the host");
+                        self.err(
+                            n.span,
+                            [key, ": '", &s, "' is not a usable path"].concat(),
+                            "give a plain absolute path on the host",
+                        );
                         *ok = false;
                         return None;
                     }
@@ -924,12 +1039,18 @@ impl Cx<'_> {
                 Value::Int(i) => match VmId::new(*i) {
                     Ok(id) => Some(DiskSource::Clone(CloneRef::Id(id))),
                     Err(_) => {
-                        self.err(n.span, "clone: not a valid VM id", "name the template VM by its id (100 to 999999999) or its name");
+                        self.err(
+                            n.span,
+                            "clone: not a valid VM id",
+                            "name the template VM by its id (100 to 999999999) or its name",
+                        );
                         *ok = false;
                         None
                     }
                 },
-                Value::Str(s) if is_dns_name(s) => Some(DiskSource::Clone(CloneRef::Name(s.clone()))),
+                Value::Str(s) if is_dns_name(s) => {
+                    Some(DiskSource::Clone(CloneRef::Name(s.clone())))
+                }
                 _ => {
                     self.type_err("clone", n, "a template VM id or name");
                     *ok = false;
@@ -956,13 +1077,28 @@ impl Cx<'_> {
                     }
                     Some((address, prefix)) => {
                         let net = ipnet::Ipv4Net::new(address, prefix).ok().map(|n| n.trunc());
-                        let is_edge = net.is_some_and(|n| prefix <= 30 && (address == n.network() || address == n.broadcast()));
+                        let is_edge = net.is_some_and(|n| {
+                            prefix <= 30 && (address == n.network() || address == n.broadcast())
+                        });
                         if is_edge {
-                            self.err(n.span, ["ip: '", &s, "' is the network or broadcast address of its subnet"].concat(), "give the VM a host address inside the subnet");
+                            self.err(
+                                n.span,
+                                [
+                                    "ip: '",
+                                    &s,
+                                    "' is the network or broadcast address of its subnet",
+                                ]
+                                .concat(),
+                                "give the VM a host address inside the subnet",
+                            );
                             *ok = false;
                             None
                         } else {
-                            Some(IpConfig::Static { address, prefix, gateway: None })
+                            Some(IpConfig::Static {
+                                address,
+                                prefix,
+                                gateway: None,
+                            })
                         }
                     }
                 },
@@ -974,30 +1110,64 @@ impl Cx<'_> {
             return cfg;
         };
         let Ok(gaddr) = gs.parse::<Ipv4Addr>() else {
-            self.err(g.span, ["gateway: '", &gs, "' is not an IPv4 address"].concat(), "write the gateway as an address, e.g. 10.0.0.1");
+            self.err(
+                g.span,
+                ["gateway: '", &gs, "' is not an IPv4 address"].concat(),
+                "write the gateway as an address, e.g. 10.0.0.1",
+            );
             *ok = false;
             return cfg;
         };
         match cfg {
-            Some(IpConfig::Static { address, prefix, .. }) => {
-                let inside = ipnet::Ipv4Net::new(address, prefix).is_ok_and(|net| net.contains(&gaddr));
+            Some(IpConfig::Static {
+                address, prefix, ..
+            }) => {
+                let inside =
+                    ipnet::Ipv4Net::new(address, prefix).is_ok_and(|net| net.contains(&gaddr));
                 if !inside {
-                    let help = ["the gateway must be inside ", &address.to_string(), "/", &prefix.to_string(), "; check the prefix length"].concat();
-                    self.err(g.span, ["gateway: ", &gs, " is outside the VM's subnet"].concat(), help);
+                    let help = [
+                        "the gateway must be inside ",
+                        &address.to_string(),
+                        "/",
+                        &prefix.to_string(),
+                        "; check the prefix length",
+                    ]
+                    .concat();
+                    self.err(
+                        g.span,
+                        ["gateway: ", &gs, " is outside the VM's subnet"].concat(),
+                        help,
+                    );
                     *ok = false;
                 } else if gaddr == address {
-                    self.err(g.span, "gateway: equals the VM's own address", "use the router's address");
+                    self.err(
+                        g.span,
+                        "gateway: equals the VM's own address",
+                        "use the router's address",
+                    );
                     *ok = false;
                 }
-                Some(IpConfig::Static { address, prefix, gateway: Some(gaddr) })
+                Some(IpConfig::Static {
+                    address,
+                    prefix,
+                    gateway: Some(gaddr),
+                })
             }
             Some(IpConfig::Dhcp) => {
-                self.err(g.span, "gateway: set together with ip: dhcp", "DHCP provides the gateway; remove 'gateway' (Proxmox rejects the combination)");
+                self.err(
+                    g.span,
+                    "gateway: set together with ip: dhcp",
+                    "DHCP provides the gateway; remove 'gateway' (Proxmox rejects the combination)",
+                );
                 *ok = false;
                 cfg
             }
             None => {
-                self.err(g.span, "gateway: set without 'ip'", "Proxmox requires 'ip' for 'gateway' (gw requires ip)");
+                self.err(
+                    g.span,
+                    "gateway: set without 'ip'",
+                    "Proxmox requires 'ip' for 'gateway' (gw requires ip)",
+                );
                 *ok = false;
                 cfg
             }
@@ -1015,9 +1185,17 @@ impl Cx<'_> {
                 Some(s) if s == "dhcp" => Some(Ip6Config::Dhcp),
                 Some(s) if s == "auto" => Some(Ip6Config::Auto),
                 Some(s) => match parse_cidr6(&s) {
-                    Some((address, prefix)) => Some(Ip6Config::Static { address, prefix, gateway: None }),
+                    Some((address, prefix)) => Some(Ip6Config::Static {
+                        address,
+                        prefix,
+                        gateway: None,
+                    }),
                     None => {
-                        self.err(n.span, ["ip6: '", &s, "' is not an IPv6 address in CIDR notation"].concat(), "write e.g. 2001:db8::10/64, 'dhcp' or 'auto'");
+                        self.err(
+                            n.span,
+                            ["ip6: '", &s, "' is not an IPv6 address in CIDR notation"].concat(),
+                            "write e.g. 2001:db8::10/64, 'dhcp' or 'auto'",
+                        );
                         *ok = false;
                         None
                     }
@@ -1030,14 +1208,28 @@ impl Cx<'_> {
             return cfg;
         };
         let Ok(gaddr) = gs.parse::<Ipv6Addr>() else {
-            self.err(g.span, ["gateway6: '", &gs, "' is not an IPv6 address"].concat(), "write the gateway as an address, e.g. 2001:db8::1");
+            self.err(
+                g.span,
+                ["gateway6: '", &gs, "' is not an IPv6 address"].concat(),
+                "write the gateway as an address, e.g. 2001:db8::1",
+            );
             *ok = false;
             return cfg;
         };
         match cfg {
-            Some(Ip6Config::Static { address, prefix, .. }) => Some(Ip6Config::Static { address, prefix, gateway: Some(gaddr) }),
+            Some(Ip6Config::Static {
+                address, prefix, ..
+            }) => Some(Ip6Config::Static {
+                address,
+                prefix,
+                gateway: Some(gaddr),
+            }),
             _ => {
-                self.err(g.span, "gateway6: needs a static 'ip6'", "Proxmox requires ip6 for gw6");
+                self.err(
+                    g.span,
+                    "gateway6: needs a static 'ip6'",
+                    "Proxmox requires ip6 for gw6",
+                );
                 *ok = false;
                 cfg
             }
@@ -1066,27 +1258,43 @@ impl Cx<'_> {
         let mut seen_ip: HashMap<Ipv4Addr, u32> = HashMap::new();
         let mut seen_mac: HashMap<&str, u32> = HashMap::new();
         for vm in vms {
-            let first_at = |line: u32| ["first used by the VM at line ", &line.to_string()].concat();
+            let first_at =
+                |line: u32| ["first used by the VM at line ", &line.to_string()].concat();
             if let Some(id) = vm.vmid {
                 if let Some(first) = seen_id.insert(id, vm.line) {
                     let span = span_of(vm.line, "vmid");
-                    self.errors.push(ConfigError::at(span, ["duplicate vmid ", &id.to_string()].concat()).help(first_at(first)));
+                    self.errors.push(
+                        ConfigError::at(span, ["duplicate vmid ", &id.to_string()].concat())
+                            .help(first_at(first)),
+                    );
                 }
             }
             if let Some(first) = seen_name.insert(&vm.name, vm.line) {
                 let span = span_of(vm.line, "name");
-                self.errors.push(ConfigError::at(span, ["duplicate name '", &vm.name, "'"].concat()).help(first_at(first)));
+                self.errors.push(
+                    ConfigError::at(span, ["duplicate name '", &vm.name, "'"].concat())
+                        .help(first_at(first)),
+                );
             }
             if let Some(IpConfig::Static { address, .. }) = vm.ip {
                 if let Some(first) = seen_ip.insert(address, vm.line) {
                     let span = span_of(vm.line, "ip");
-                    self.errors.push(ConfigError::at(span, ["duplicate static IP ", &address.to_string()].concat()).help(first_at(first)));
+                    self.errors.push(
+                        ConfigError::at(
+                            span,
+                            ["duplicate static IP ", &address.to_string()].concat(),
+                        )
+                        .help(first_at(first)),
+                    );
                 }
             }
             if let Some(mac) = &vm.mac {
                 if let Some(first) = seen_mac.insert(mac, vm.line) {
                     let span = span_of(vm.line, "mac");
-                    self.errors.push(ConfigError::at(span, ["duplicate MAC ", mac].concat()).help(first_at(first)));
+                    self.errors.push(
+                        ConfigError::at(span, ["duplicate MAC ", mac].concat())
+                            .help(first_at(first)),
+                    );
                 }
             }
         }

@@ -44,23 +44,37 @@ fn need(node: &str, what: &str, out: &crate::script::StepOutput) -> Result<(), O
     if out.success() {
         Ok(())
     } else {
-        Err(ObserveError::Command { node: node.into(), what: what.into(), detail: out.stderr.trim().to_string() })
+        Err(ObserveError::Command {
+            node: node.into(),
+            what: what.into(),
+            detail: out.stderr.trim().to_string(),
+        })
     }
 }
 
 fn bad(node: &str, what: &str, e: impl std::fmt::Display) -> ObserveError {
-    ObserveError::Command { node: node.into(), what: what.into(), detail: e.to_string() }
+    ObserveError::Command {
+        node: node.into(),
+        what: what.into(),
+        detail: e.to_string(),
+    }
 }
 
 /// Reads every node. `handles` get their node names filled in.
-pub async fn observe(desired: &Desired, handles: &mut [NodeHandle]) -> Result<Observed, ObserveError> {
+pub async fn observe(
+    desired: &Desired,
+    handles: &mut [NodeHandle],
+) -> Result<Observed, ObserveError> {
     let mut observed = Observed::default();
     // Round trip 1: version and node list (and the cluster-wide views once).
     let mut tasks = tokio::task::JoinSet::new();
     for (i, h) in handles.iter().enumerate() {
         let t = h.transport.clone();
         tasks.spawn(async move {
-            let mut cmds = vec![argv(Command::Pvesh(Pvesh::version())), argv(Command::Pvesh(Pvesh::get_nodes()))];
+            let mut cmds = vec![
+                argv(Command::Pvesh(Pvesh::version())),
+                argv(Command::Pvesh(Pvesh::get_nodes())),
+            ];
             if i == 0 {
                 cmds.push(argv(Command::Pvesh(Pvesh::cluster_vms())));
                 cmds.push(argv(Command::Pvesh(Pvesh::cluster_nodes())));
@@ -79,11 +93,16 @@ pub async fn observe(desired: &Desired, handles: &mut [NodeHandle]) -> Result<Ob
         let h = &mut handles[*i];
         let host = h.transport.describe();
         need(&host, "pvesh get /version", &outs[0])?;
-        let version = obs::parse_version(outs[0].stdout.as_bytes()).map_err(|e| bad(&host, "/version", e))?;
+        let version =
+            obs::parse_version(outs[0].stdout.as_bytes()).map_err(|e| bad(&host, "/version", e))?;
         if h.name.is_empty() {
             need(&host, "pvesh get /nodes", &outs[1])?;
-            let v: serde_json::Value = serde_json::from_str(&outs[1].stdout).map_err(|e| bad(&host, "/nodes", e))?;
-            let names: Vec<String> = v.as_array().map(|a| a.iter().filter_map(|n| obs::text(n.get("node"))).collect()).unwrap_or_default();
+            let v: serde_json::Value =
+                serde_json::from_str(&outs[1].stdout).map_err(|e| bad(&host, "/nodes", e))?;
+            let names: Vec<String> = v
+                .as_array()
+                .map(|a| a.iter().filter_map(|n| obs::text(n.get("node"))).collect())
+                .unwrap_or_default();
             match names.as_slice() {
                 [one] => h.name = one.clone(),
                 _ => return Err(bad(&host, "/nodes", "the host is part of a cluster; set 'node:' under 'proxmox:' to the node name of this host")),
@@ -91,7 +110,8 @@ pub async fn observe(desired: &Desired, handles: &mut [NodeHandle]) -> Result<Ob
         }
         if *i == 0 {
             need(&host, "pvesh get /cluster/resources", &outs[2])?;
-            observed.cluster_vms = obs::parse_cluster_vms(outs[2].stdout.as_bytes()).map_err(|e| bad(&host, "/cluster/resources", e))?;
+            observed.cluster_vms = obs::parse_cluster_vms(outs[2].stdout.as_bytes())
+                .map_err(|e| bad(&host, "/cluster/resources", e))?;
             if outs[3].success() {
                 free = obs::parse_node_memory(outs[3].stdout.as_bytes()).unwrap_or_default();
             }
@@ -99,12 +119,19 @@ pub async fn observe(desired: &Desired, handles: &mut [NodeHandle]) -> Result<Ob
                 observed.next_id = obs::parse_next_id(outs[4].stdout.as_bytes()).ok();
             }
         }
-        observed.nodes.push(NodeState { name: h.name.clone(), version: Some(version), free_memory: free.get(&h.name).copied(), ..NodeState::default() });
+        observed.nodes.push(NodeState {
+            name: h.name.clone(),
+            version: Some(version),
+            free_memory: free.get(&h.name).copied(),
+            ..NodeState::default()
+        });
     }
     for n in &mut observed.nodes {
         n.free_memory = free.get(&n.name).copied();
     }
-    observed.nodes.sort_by_key(|n| handles.iter().position(|h| h.name == n.name));
+    observed
+        .nodes
+        .sort_by_key(|n| handles.iter().position(|h| h.name == n.name));
     // Round trip 2: the node's VMs, bridges, image storages and image paths.
     let images = images_needed(desired, &observed);
     let mut tasks = tokio::task::JoinSet::new();
@@ -114,8 +141,17 @@ pub async fn observe(desired: &Desired, handles: &mut [NodeHandle]) -> Result<Ob
         let imgs: BTreeSet<ImageRef> = images.get(&name).cloned().unwrap_or_default();
         let version = observed.node(&name).and_then(|n| n.version);
         tasks.spawn(async move {
-            let mut cmds = vec![argv(Command::Pvesh(Pvesh::node_vms(&name))), argv(Command::Pvesh(Pvesh::node_network(&name)))];
-            let storages: BTreeSet<String> = imgs.iter().filter_map(|i| match i { ImageRef::Volume { storage, .. } => Some(storage.clone()), _ => None }).collect();
+            let mut cmds = vec![
+                argv(Command::Pvesh(Pvesh::node_vms(&name))),
+                argv(Command::Pvesh(Pvesh::node_network(&name))),
+            ];
+            let storages: BTreeSet<String> = imgs
+                .iter()
+                .filter_map(|i| match i {
+                    ImageRef::Volume { storage, .. } => Some(storage.clone()),
+                    _ => None,
+                })
+                .collect();
             for s in &storages {
                 cmds.push(argv(Command::Pvesh(Pvesh::storage_content(&name, s))));
             }
@@ -137,22 +173,34 @@ pub async fn observe(desired: &Desired, handles: &mut [NodeHandle]) -> Result<Ob
     while let Some(r) = tasks.join_next().await {
         let (name, storages, paths, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
         let outs = outs?;
-        let state = observed.nodes.iter_mut().find(|n| n.name == name).ok_or_else(|| bad(&name, "observe", "node vanished"))?;
+        let state = observed
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .ok_or_else(|| bad(&name, "observe", "node vanished"))?;
         need(&name, "pvesh get /nodes/{node}/qemu", &outs[0])?;
-        state.vms = obs::parse_node_vms(&name, outs[0].stdout.as_bytes()).map_err(|e| bad(&name, "/qemu", e))?;
+        state.vms = obs::parse_node_vms(&name, outs[0].stdout.as_bytes())
+            .map_err(|e| bad(&name, "/qemu", e))?;
         need(&name, "pvesh get /nodes/{node}/network", &outs[1])?;
-        state.bridges = obs::parse_bridges(outs[1].stdout.as_bytes()).map_err(|e| bad(&name, "/network", e))?;
+        state.bridges =
+            obs::parse_bridges(outs[1].stdout.as_bytes()).map_err(|e| bad(&name, "/network", e))?;
         for (i, s) in storages.iter().enumerate() {
             let o = &outs[2 + i];
             // A missing storage is reported per VM by the planner.
             if o.success() {
-                state.storages.insert(s.clone(), obs::parse_content(o.stdout.as_bytes()).map_err(|e| bad(&name, "storage content", e))?);
+                state.storages.insert(
+                    s.clone(),
+                    obs::parse_content(o.stdout.as_bytes())
+                        .map_err(|e| bad(&name, "storage content", e))?,
+                );
             }
         }
         for (i, p) in paths.iter().enumerate() {
             let o = &outs[2 + storages.len() + i];
             if o.success() {
-                state.image_paths.insert(p.clone(), o.stdout.trim().to_string());
+                state
+                    .image_paths
+                    .insert(p.clone(), o.stdout.trim().to_string());
             }
         }
     }
@@ -160,24 +208,39 @@ pub async fn observe(desired: &Desired, handles: &mut [NodeHandle]) -> Result<Ob
     let wanted = configs_needed(desired, &observed);
     let mut tasks = tokio::task::JoinSet::new();
     for h in handles.iter() {
-        let ids: Vec<_> = wanted.iter().filter(|(n, _)| *n == h.name).map(|(_, id)| *id).collect();
+        let ids: Vec<_> = wanted
+            .iter()
+            .filter(|(n, _)| *n == h.name)
+            .map(|(_, id)| *id)
+            .collect();
         if ids.is_empty() {
             continue;
         }
         let t = h.transport.clone();
         let name = h.name.clone();
         tasks.spawn(async move {
-            let cmds: Vec<Vec<String>> = ids.iter().map(|id| argv(Command::Pvesh(Pvesh::vm_pending(&name, *id)))).collect();
+            let cmds: Vec<Vec<String>> = ids
+                .iter()
+                .map(|id| argv(Command::Pvesh(Pvesh::vm_pending(&name, *id))))
+                .collect();
             (name, ids, t.run_batch(&cmds, false).await)
         });
     }
     while let Some(r) = tasks.join_next().await {
         let (name, ids, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
         let outs = outs?;
-        let state = observed.nodes.iter_mut().find(|n| n.name == name).ok_or_else(|| bad(&name, "observe", "node vanished"))?;
+        let state = observed
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .ok_or_else(|| bad(&name, "observe", "node vanished"))?;
         for (id, o) in ids.iter().zip(outs) {
             if o.success() {
-                state.configs.insert(*id, obs::parse_pending(o.stdout.as_bytes()).map_err(|e| bad(&name, "pending", e))?);
+                state.configs.insert(
+                    *id,
+                    obs::parse_pending(o.stdout.as_bytes())
+                        .map_err(|e| bad(&name, "pending", e))?,
+                );
             }
         }
     }

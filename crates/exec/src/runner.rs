@@ -104,11 +104,17 @@ impl Ids {
 fn judge(step: &Step, out: &StepOutput) -> Result<(), String> {
     match out.exit {
         None => Err("not run".into()),
-        Some(0) if step.check == Check::QuietStderr && !out.stderr.trim().is_empty() => Err(out.stderr.trim().to_string()),
+        Some(0) if step.check == Check::QuietStderr && !out.stderr.trim().is_empty() => {
+            Err(out.stderr.trim().to_string())
+        }
         Some(0) => Ok(()),
         Some(code) => {
             let msg = out.stderr.trim();
-            Err(if msg.is_empty() { ["exit ", &code.to_string()].concat() } else { msg.to_string() })
+            Err(if msg.is_empty() {
+                ["exit ", &code.to_string()].concat()
+            } else {
+                msg.to_string()
+            })
         }
     }
 }
@@ -132,7 +138,14 @@ fn substitute(step: &Step, volume: &str) -> Step {
     if let Command::Qm(Qm::Set { options, .. }) = &mut s.command {
         let mut o = QmOptions::new();
         for (k, v) in options.iter() {
-            o.push(k, if v == IMPORTED_VOLUME { volume.to_string() } else { v.to_string() });
+            o.push(
+                k,
+                if v == IMPORTED_VOLUME {
+                    volume.to_string()
+                } else {
+                    v.to_string()
+                },
+            );
         }
         *options = o;
     }
@@ -152,7 +165,10 @@ struct Lane {
 
 impl Lane {
     fn say(&self, name: &str, message: String) {
-        (self.report)(Event::Note { name: name.into(), message });
+        (self.report)(Event::Note {
+            name: name.into(),
+            message,
+        });
     }
 
     /// Runs steps; returns Err((message, reserved)).
@@ -162,15 +178,27 @@ impl Lane {
         let mut i = 0;
         while i < vp.steps.len() {
             // One round trip up to and including the next import.
-            let end = vp.steps[i..].iter().position(|s| s.check == Check::Import).map(|p| i + p + 1).unwrap_or(vp.steps.len());
+            let end = vp.steps[i..]
+                .iter()
+                .position(|s| s.check == Check::Import)
+                .map(|p| i + p + 1)
+                .unwrap_or(vp.steps.len());
             let segment: Vec<Step> = vp.steps[i..end].to_vec();
             for s in &segment {
-                (self.report)(Event::Command { name: vp.name.clone(), line: s.command.to_string() });
+                (self.report)(Event::Command {
+                    name: vp.name.clone(),
+                    line: s.command.to_string(),
+                });
             }
             let argvs: Vec<Vec<String>> = segment.iter().map(|s| s.command.argv()).collect();
             let outs = match self.transport.run_batch(&argvs, true).await {
                 Ok(o) => o,
-                Err(e) => return Err((e.to_string(), reserved || segment.iter().any(|s| s.check == Check::Reserve))),
+                Err(e) => {
+                    return Err((
+                        e.to_string(),
+                        reserved || segment.iter().any(|s| s.check == Check::Reserve),
+                    ))
+                }
             };
             for (k, (step, out)) in segment.iter().zip(&outs).enumerate() {
                 match judge(step, out) {
@@ -187,14 +215,28 @@ impl Lane {
                             }
                         }
                     }
-                    Err(msg) if step.check == Check::Reserve && already_exists(&msg) && vp.vmid_allocated && attempts < 20 => {
+                    Err(msg)
+                        if step.check == Check::Reserve
+                            && already_exists(&msg)
+                            && vp.vmid_allocated
+                            && attempts < 20 =>
+                    {
                         // The id was taken since we looked: take the next free one.
                         attempts += 1;
-                        let old = vp.vmid.unwrap_or_else(|| unreachable_id());
+                        let old = vp.vmid.unwrap_or_else(unreachable_id);
                         let Some(new) = self.ids.next(old.get()) else {
                             return Err(("no free VM id".into(), false));
                         };
-                        self.say(&vp.name, ["vmid ", &old.to_string(), " was taken meanwhile; using ", &new.to_string()].concat());
+                        self.say(
+                            &vp.name,
+                            [
+                                "vmid ",
+                                &old.to_string(),
+                                " was taken meanwhile; using ",
+                                &new.to_string(),
+                            ]
+                            .concat(),
+                        );
                         vp.vmid = Some(new);
                         for s in vp.steps.iter_mut() {
                             s.command = s.command.retarget(old, new);
@@ -203,9 +245,26 @@ impl Lane {
                         break;
                     }
                     Err(msg) => {
-                        let lock_clash = msg.contains("got timeout") && step.check == Check::Reserve;
-                        let ours = reserved || (step.check == Check::Reserve && !already_exists(&msg) && !lock_clash);
-                        return Err(([step.command.to_string().split(' ').take(3).collect::<Vec<_>>().join(" "), ": ".into(), msg].concat(), ours));
+                        let lock_clash =
+                            msg.contains("got timeout") && step.check == Check::Reserve;
+                        let ours = reserved
+                            || (step.check == Check::Reserve
+                                && !already_exists(&msg)
+                                && !lock_clash);
+                        return Err((
+                            [
+                                step.command
+                                    .to_string()
+                                    .split(' ')
+                                    .take(3)
+                                    .collect::<Vec<_>>()
+                                    .join(" "),
+                                ": ".into(),
+                                msg,
+                            ]
+                            .concat(),
+                            ours,
+                        ));
                     }
                 }
                 if k + 1 == segment.len() {
@@ -223,24 +282,52 @@ impl Lane {
         let Some(vmid) = vp.vmid else { return false };
         // Only what this run created goes: check the VM carries our tag or the
         // create lock before destroying it.
-        let cfg = self.transport.run(Command::Qm(Qm::Config { vmid }).argv()).await;
+        let cfg = self
+            .transport
+            .run(Command::Qm(Qm::Config { vmid }).argv())
+            .await;
         let ours = match &cfg {
-            Ok(o) if o.success() => o.stdout.lines().any(|l| l.starts_with("tags:") && l.contains(pvefleet_model::OWNER_TAG)) || o.stdout.lines().any(|l| l == "lock: create" || l == "lock: clone"),
+            Ok(o) if o.success() => {
+                o.stdout
+                    .lines()
+                    .any(|l| l.starts_with("tags:") && l.contains(pvefleet_model::OWNER_TAG))
+                    || o.stdout
+                        .lines()
+                        .any(|l| l == "lock: create" || l == "lock: clone")
+            }
             _ => false,
         };
         if !ours {
             return cfg.is_ok_and(|o| !o.success());
         }
-        let cmds = vec![Command::Qm(Qm::Stop { vmid, skiplock: true }).argv(), Command::Qm(Qm::Destroy { vmid, skiplock: true }).argv()];
+        let cmds = vec![
+            Command::Qm(Qm::Stop {
+                vmid,
+                skiplock: true,
+            })
+            .argv(),
+            Command::Qm(Qm::Destroy {
+                vmid,
+                skiplock: true,
+            })
+            .argv(),
+        ];
         for c in &cmds {
-            (self.report)(Event::Command { name: vp.name.clone(), line: pvefleet_model::shell::quote_argv(c).unwrap_or_default() });
+            (self.report)(Event::Command {
+                name: vp.name.clone(),
+                line: pvefleet_model::shell::quote_argv(c).unwrap_or_default(),
+            });
         }
         matches!(self.transport.run_batch(&cmds, false).await, Ok(o) if o.get(1).is_some_and(StepOutput::success))
     }
 
     async fn agent_ip(&self, vp: &VmPlan, wait: bool) -> Result<Option<String>, String> {
         let Some(vmid) = vp.vmid else { return Ok(None) };
-        let argv = Command::Qm(Qm::GuestCmd { vmid, command: "network-get-interfaces".into() }).argv();
+        let argv = Command::Qm(Qm::GuestCmd {
+            vmid,
+            command: "network-get-interfaces".into(),
+        })
+        .argv();
         let start = Instant::now();
         let mut delay = Duration::from_millis(250);
         let mut warned = false;
@@ -250,7 +337,11 @@ impl Lane {
                     Ok(addrs) => {
                         let found = match vp.expect_ip {
                             Some(want) => addrs.iter().find(|a| **a == want).map(|a| a.to_string()),
-                            None => addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).map(|a| a.to_string()),
+                            None => addrs
+                                .iter()
+                                .find(|a| a.is_ipv4())
+                                .or(addrs.first())
+                                .map(|a| a.to_string()),
                         };
                         if found.is_some() {
                             return Ok(found);
@@ -265,12 +356,21 @@ impl Lane {
             if !wait {
                 return Ok(None);
             }
-            if !warned && start.elapsed() >= self.opts.boot_window && last.contains("guest agent is not running") {
+            if !warned
+                && start.elapsed() >= self.opts.boot_window
+                && last.contains("guest agent is not running")
+            {
                 warned = true;
                 self.say(&vp.name, "the guest agent has not answered since boot: the image probably lacks qemu-guest-agent (install it via cloud-init or use an image that has it)".into());
             }
             if start.elapsed() + delay > self.opts.wait_timeout {
-                return Err(["no address from the guest agent after ", &self.opts.wait_timeout.as_secs().to_string(), " s: ", &last].concat());
+                return Err([
+                    "no address from the guest agent after ",
+                    &self.opts.wait_timeout.as_secs().to_string(),
+                    " s: ",
+                    &last,
+                ]
+                .concat());
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
@@ -299,7 +399,9 @@ impl Lane {
             }
             _ => {}
         }
-        (self.report)(Event::Started { name: vp.name.clone() });
+        (self.report)(Event::Started {
+            name: vp.name.clone(),
+        });
         if !prelude_ok {
             r.result = VmOutcome::Failed;
             r.error = Some("the image cache template could not be prepared".into());
@@ -313,7 +415,10 @@ impl Lane {
                 r.rolled_back = self.rollback(&vp).await;
             }
             r.seconds = started.elapsed().as_secs_f64();
-            (self.report)(Event::Finished { name: vp.name.clone(), ok: false });
+            (self.report)(Event::Finished {
+                name: vp.name.clone(),
+                ok: false,
+            });
             return r;
         }
         r.vmid = vp.vmid;
@@ -328,7 +433,10 @@ impl Lane {
             }
         }
         r.seconds = started.elapsed().as_secs_f64();
-        (self.report)(Event::Finished { name: vp.name.clone(), ok: r.result == VmOutcome::Ok });
+        (self.report)(Event::Finished {
+            name: vp.name.clone(),
+            ok: r.result == VmOutcome::Ok,
+        });
         r
     }
 }
@@ -338,14 +446,25 @@ fn unreachable_id() -> VmId {
 }
 
 /// Applies `plan`. `used_ids` are the VM ids known in the cluster.
-pub async fn apply(plan: Plan, transports: &BTreeMap<String, Arc<Transport>>, used_ids: BTreeSet<u32>, opts: ApplyOptions, report: Reporter) -> Vec<VmResult> {
-    let ids = Arc::new(Ids { used: Mutex::new(used_ids) });
+pub async fn apply(
+    plan: Plan,
+    transports: &BTreeMap<String, Arc<Transport>>,
+    used_ids: BTreeSet<u32>,
+    opts: ApplyOptions,
+    report: Reporter,
+) -> Vec<VmResult> {
+    let ids = Arc::new(Ids {
+        used: Mutex::new(used_ids),
+    });
     // Uploads first, once per node.
     let mut failed_uploads: BTreeSet<usize> = BTreeSet::new();
     for (i, u) in plan.uploads.iter().enumerate() {
         if let Some(t) = transports.get(&u.node) {
             if let Err(e) = t.upload(&plan.tmp_dir, &u.path, &u.content).await {
-                (report)(Event::Note { name: u.node.clone(), message: e.to_string() });
+                (report)(Event::Note {
+                    name: u.node.clone(),
+                    message: e.to_string(),
+                });
                 failed_uploads.insert(i);
             }
         }
@@ -353,25 +472,51 @@ pub async fn apply(plan: Plan, transports: &BTreeMap<String, Arc<Transport>>, us
     // Image-cache templates, before the VMs that clone them.
     let mut prelude_ok = vec![true; plan.preludes.len()];
     for (i, p) in plan.preludes.iter().enumerate() {
-        let Some(t) = transports.get(&p.node) else { continue };
-        (report)(Event::Note { name: p.node.clone(), message: ["preparing ", &p.label].concat() });
+        let Some(t) = transports.get(&p.node) else {
+            continue;
+        };
+        (report)(Event::Note {
+            name: p.node.clone(),
+            message: ["preparing ", &p.label].concat(),
+        });
         let argvs: Vec<Vec<String>> = p.steps.iter().map(|s| s.command.argv()).collect();
         let ok = match t.run_batch(&argvs, true).await {
             Ok(outs) => p.steps.iter().zip(&outs).all(|(s, o)| judge(s, o).is_ok()),
             Err(_) => false,
         };
         if !ok {
-            (report)(Event::Note { name: p.node.clone(), message: ["failed: ", &p.label].concat() });
+            (report)(Event::Note {
+                name: p.node.clone(),
+                message: ["failed: ", &p.label].concat(),
+            });
         }
         prelude_ok[i] = ok;
     }
     let mut per_node: BTreeMap<String, Arc<tokio::sync::Semaphore>> = BTreeMap::new();
     let mut set = tokio::task::JoinSet::new();
     for (index, vp) in plan.vms.into_iter().enumerate() {
-        let Some(t) = transports.get(&vp.node).cloned().or_else(|| transports.values().next().cloned()) else { continue };
-        let sem = per_node.entry(vp.node.clone()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(opts.parallel.max(1)))).clone();
-        let lane = Lane { transport: t, report: report.clone(), ids: ids.clone(), opts: opts.clone() };
-        let pre_ok = vp.prelude.map(|p| prelude_ok.get(p).copied().unwrap_or(false)).unwrap_or(true) && !vp.uploads.iter().any(|u| failed_uploads.contains(u));
+        let Some(t) = transports
+            .get(&vp.node)
+            .cloned()
+            .or_else(|| transports.values().next().cloned())
+        else {
+            continue;
+        };
+        let sem = per_node
+            .entry(vp.node.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(opts.parallel.max(1))))
+            .clone();
+        let lane = Lane {
+            transport: t,
+            report: report.clone(),
+            ids: ids.clone(),
+            opts: opts.clone(),
+        };
+        let pre_ok = vp
+            .prelude
+            .map(|p| prelude_ok.get(p).copied().unwrap_or(false))
+            .unwrap_or(true)
+            && !vp.uploads.iter().any(|u| failed_uploads.contains(u));
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             (index, lane.vm(vp, pre_ok).await)
@@ -397,11 +542,26 @@ pub async fn apply(plan: Plan, transports: &BTreeMap<String, Arc<Transport>>, us
 
 /// Reads the guest agent's address of a running VM once (for `status`).
 pub async fn probe_ip(transport: &Transport, vmid: VmId) -> Result<Option<String>, TransportError> {
-    let out = transport.run(Command::Qm(Qm::GuestCmd { vmid, command: "network-get-interfaces".into() }).argv()).await?;
+    let out = transport
+        .run(
+            Command::Qm(Qm::GuestCmd {
+                vmid,
+                command: "network-get-interfaces".into(),
+            })
+            .argv(),
+        )
+        .await?;
     if !out.success() {
         return Ok(None);
     }
-    Ok(parse_agent_addresses(out.stdout.as_bytes()).ok().and_then(|a| a.iter().find(|x| x.is_ipv4()).or(a.first()).map(|x| x.to_string())))
+    Ok(parse_agent_addresses(out.stdout.as_bytes())
+        .ok()
+        .and_then(|a| {
+            a.iter()
+                .find(|x| x.is_ipv4())
+                .or(a.first())
+                .map(|x| x.to_string())
+        }))
 }
 
 #[cfg(test)]
@@ -410,8 +570,18 @@ mod tests {
 
     #[test]
     fn parses_both_import_formats() {
-        assert_eq!(imported_volume("x\nunused0: successfully imported disk 'local-lvm:vm-100-disk-0'\n").as_deref(), Some("local-lvm:vm-100-disk-0"));
-        assert_eq!(imported_volume("Successfully imported disk as 'unused0:local:100/vm-100-disk-1.raw'\n").as_deref(), Some("local:100/vm-100-disk-1.raw"));
+        assert_eq!(
+            imported_volume("x\nunused0: successfully imported disk 'local-lvm:vm-100-disk-0'\n")
+                .as_deref(),
+            Some("local-lvm:vm-100-disk-0")
+        );
+        assert_eq!(
+            imported_volume(
+                "Successfully imported disk as 'unused0:local:100/vm-100-disk-1.raw'\n"
+            )
+            .as_deref(),
+            Some("local:100/vm-100-disk-1.raw")
+        );
         assert_eq!(imported_volume("nothing"), None);
     }
 }

@@ -32,11 +32,16 @@ impl StepOutput {
 
 /// Builds the shell line for `argvs`. With `stop_on_error`, the first
 /// failing command ends the line.
-pub fn batch_line(argvs: &[Vec<String>], stop_on_error: bool, timeout_secs: u64) -> Result<String, QuoteError> {
+pub fn batch_line(
+    argvs: &[Vec<String>],
+    stop_on_error: bool,
+    timeout_secs: u64,
+) -> Result<String, QuoteError> {
     let timeout = timeout_secs.max(1).to_string();
     let mut line = String::new();
     for (i, argv) in argvs.iter().enumerate() {
-        let mut words: Vec<String> = vec!["timeout".into(), "-k".into(), "5".into(), timeout.clone()];
+        let mut words: Vec<String> =
+            vec!["timeout".into(), "-k".into(), "5".into(), timeout.clone()];
         words.extend(argv.iter().cloned());
         line.push_str(&quote_argv(&words)?);
         line.push_str(" </dev/null; s=$?; printf '\\n\\037PVEFLEET-STEP %s %s\\n' ");
@@ -91,8 +96,15 @@ mod tests {
     use std::process::Command;
 
     fn run(line: &str) -> (String, String) {
-        let out = Command::new("/bin/sh").arg("-c").arg(line).output().expect("sh runs");
-        (String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(line)
+            .output()
+            .expect("sh runs");
+        (
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
     }
 
     #[test]

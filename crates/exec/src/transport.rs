@@ -88,7 +88,13 @@ fn is_host_key_error(msg: &str) -> bool {
 
 impl Transport {
     /// An SSH transport; the connection opens on first use.
-    pub fn ssh(dest: &str, user: &str, port: Option<u16>, options: SshOptions, max_sessions: usize) -> Self {
+    pub fn ssh(
+        dest: &str,
+        user: &str,
+        port: Option<u16>,
+        options: SshOptions,
+        max_sessions: usize,
+    ) -> Self {
         Self {
             kind: Kind::Ssh {
                 dest: dest.to_string(),
@@ -120,7 +126,14 @@ impl Transport {
     }
 
     async fn session(&self, fresh: bool) -> Result<Arc<Session>, TransportError> {
-        let Kind::Ssh { dest, user, port, options, state } = &self.kind else {
+        let Kind::Ssh {
+            dest,
+            user,
+            port,
+            options,
+            state,
+        } = &self.kind
+        else {
             return Err(TransportError::Io("not an ssh transport".into()));
         };
         let mut st = state.lock().await;
@@ -137,7 +150,11 @@ impl Transport {
         if let Some(f) = &options.config_file {
             b.config_file(f);
         }
-        b.known_hosts_check(if options.accept_new_host_key { KnownHosts::Add } else { KnownHosts::Strict });
+        b.known_hosts_check(if options.accept_new_host_key {
+            KnownHosts::Add
+        } else {
+            KnownHosts::Strict
+        });
         if !options.connect_timeout.is_zero() {
             b.connect_timeout(options.connect_timeout);
         }
@@ -150,7 +167,11 @@ impl Transport {
                 message.push_str(&s.to_string());
                 source = s.source();
             }
-            TransportError::Connect { host: dest.clone(), host_key: is_host_key_error(&message), message }
+            TransportError::Connect {
+                host: dest.clone(),
+                host_key: is_host_key_error(&message),
+                message,
+            }
         })?;
         let s = Arc::new(session);
         st.session = Some(s.clone());
@@ -166,26 +187,58 @@ impl Transport {
         }
     }
 
-    async fn run_line(&self, line: &str, stdin: Option<&str>) -> Result<(Option<i32>, String, String), TransportError> {
-        let _permit = self.sessions.acquire().await.map_err(|e| TransportError::Io(e.to_string()))?;
+    async fn run_line(
+        &self,
+        line: &str,
+        stdin: Option<&str>,
+    ) -> Result<(Option<i32>, String, String), TransportError> {
+        let _permit = self
+            .sessions
+            .acquire()
+            .await
+            .map_err(|e| TransportError::Io(e.to_string()))?;
         match &self.kind {
             Kind::Local { env } => {
                 let mut cmd = tokio::process::Command::new("/bin/sh");
-                cmd.arg("-c").arg(line).envs(env).stdout(Stdio::piped()).stderr(Stdio::piped());
-                cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-                let mut child = cmd.spawn().map_err(|e| TransportError::Io(["cannot run /bin/sh: ", &e.to_string()].concat()))?;
+                cmd.arg("-c")
+                    .arg(line)
+                    .envs(env)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                cmd.stdin(if stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                });
+                let mut child = cmd.spawn().map_err(|e| {
+                    TransportError::Io(["cannot run /bin/sh: ", &e.to_string()].concat())
+                })?;
                 if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-                    pipe.write_all(text.as_bytes()).await.map_err(|e| TransportError::Io(e.to_string()))?;
+                    pipe.write_all(text.as_bytes())
+                        .await
+                        .map_err(|e| TransportError::Io(e.to_string()))?;
                 }
-                let out = child.wait_with_output().await.map_err(|e| TransportError::Io(e.to_string()))?;
-                Ok((out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into()))
+                let out = child
+                    .wait_with_output()
+                    .await
+                    .map_err(|e| TransportError::Io(e.to_string()))?;
+                Ok((
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stdout).into(),
+                    String::from_utf8_lossy(&out.stderr).into(),
+                ))
             }
             Kind::Ssh { dest, .. } => {
                 let mut session = self.session(false).await?;
                 for attempt in 0..2 {
                     let mut cmd = session.raw_command(line);
-                    cmd.stdout(openssh::Stdio::piped()).stderr(openssh::Stdio::piped());
-                    cmd.stdin(if stdin.is_some() { openssh::Stdio::piped() } else { openssh::Stdio::null() });
+                    cmd.stdout(openssh::Stdio::piped())
+                        .stderr(openssh::Stdio::piped());
+                    cmd.stdin(if stdin.is_some() {
+                        openssh::Stdio::piped()
+                    } else {
+                        openssh::Stdio::null()
+                    });
                     let child = cmd.spawn().await;
                     let mut child = match child {
                         Ok(c) => c,
@@ -196,7 +249,10 @@ impl Transport {
                                 session = self.session(true).await?;
                                 continue;
                             }
-                            return Err(TransportError::Disconnected { host: dest.clone(), message: e.to_string() });
+                            return Err(TransportError::Disconnected {
+                                host: dest.clone(),
+                                message: e.to_string(),
+                            });
                         }
                     };
                     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin().take()) {
@@ -204,31 +260,53 @@ impl Transport {
                         drop(pipe);
                     }
                     return match child.wait_with_output().await {
-                        Ok(out) => Ok((out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())),
+                        Ok(out) => Ok((
+                            out.status.code(),
+                            String::from_utf8_lossy(&out.stdout).into(),
+                            String::from_utf8_lossy(&out.stderr).into(),
+                        )),
                         Err(e) => {
                             // Drop the broken master so the next command reconnects.
                             if let Kind::Ssh { state, .. } = &self.kind {
                                 state.lock().await.session = None;
                             }
-                            Err(TransportError::Disconnected { host: dest.clone(), message: e.to_string() })
+                            Err(TransportError::Disconnected {
+                                host: dest.clone(),
+                                message: e.to_string(),
+                            })
                         }
                     };
                 }
-                Err(TransportError::Disconnected { host: dest.clone(), message: "session refused".into() })
+                Err(TransportError::Disconnected {
+                    host: dest.clone(),
+                    message: "session refused".into(),
+                })
             }
         }
     }
 
     /// Runs commands in one round trip. With `stop_on_error`, commands after
     /// the first failure do not run (their `exit` is `None`).
-    pub async fn run_batch(&self, argvs: &[Vec<String>], stop_on_error: bool) -> Result<Vec<StepOutput>, TransportError> {
+    pub async fn run_batch(
+        &self,
+        argvs: &[Vec<String>],
+        stop_on_error: bool,
+    ) -> Result<Vec<StepOutput>, TransportError> {
         let line = batch_line(argvs, stop_on_error, self.command_timeout)?;
         let (exit, stdout, stderr) = self.run_line(&line, None).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
             let host = self.describe();
             // The shell itself failed (e.g. ssh exit 255 on a dropped connection).
-            let message = [stderr.trim(), " (exit ", &exit.map(|e| e.to_string()).unwrap_or_else(|| "signal".into()), ")"].concat();
+            let message = [
+                stderr.trim(),
+                " (exit ",
+                &exit
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "signal".into()),
+                ")",
+            ]
+            .concat();
             return Err(TransportError::Disconnected { host, message });
         }
         Ok(outs)
@@ -259,7 +337,17 @@ impl Transport {
         if exit == Some(0) {
             Ok(())
         } else {
-            Err(TransportError::Io(["cannot write ", path, " on ", &self.describe(), ": ", stderr.trim()].concat()))
+            Err(TransportError::Io(
+                [
+                    "cannot write ",
+                    path,
+                    " on ",
+                    &self.describe(),
+                    ": ",
+                    stderr.trim(),
+                ]
+                .concat(),
+            ))
         }
     }
 

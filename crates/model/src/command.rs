@@ -269,7 +269,12 @@ impl Command {
                 Qm::Shutdown { vmid, timeout } => {
                     a = words(&["qm", "shutdown"]);
                     push_vmid(&mut a, *vmid);
-                    a.extend(words(&["--timeout", &timeout.to_string(), "--forceStop", "1"]));
+                    a.extend(words(&[
+                        "--timeout",
+                        &timeout.to_string(),
+                        "--forceStop",
+                        "1",
+                    ]));
                 }
                 Qm::Reboot { vmid } => {
                     a = words(&["qm", "reboot"]);
@@ -278,7 +283,12 @@ impl Command {
                 Qm::Destroy { vmid, skiplock } => {
                     a = words(&["qm", "destroy"]);
                     push_vmid(&mut a, *vmid);
-                    a.extend(words(&["--purge", "1", "--destroy-unreferenced-disks", "1"]));
+                    a.extend(words(&[
+                        "--purge",
+                        "1",
+                        "--destroy-unreferenced-disks",
+                        "1",
+                    ]));
                     if *skiplock {
                         a.extend(words(&["--skiplock", "1"]));
                     }
@@ -293,7 +303,12 @@ impl Command {
                     a = words(&["qm", "clone"]);
                     push_vmid(&mut a, *vmid);
                     push_vmid(&mut a, *newid);
-                    a.extend(words(&["--name", name, "--full", if *full { "1" } else { "0" }]));
+                    a.extend(words(&[
+                        "--name",
+                        name,
+                        "--full",
+                        if *full { "1" } else { "0" },
+                    ]));
                     if let Some(s) = storage {
                         a.extend(words(&["--storage", s]));
                     }
@@ -331,19 +346,74 @@ impl Command {
         let swap = |id: &VmId| if *id == old { new } else { *id };
         match self {
             Command::Qm(qm) => Command::Qm(match qm.clone() {
-                Qm::Create { vmid, options } => Qm::Create { vmid: swap(&vmid), options },
-                Qm::Set { vmid, options, delete } => Qm::Set { vmid: swap(&vmid), options, delete },
-                Qm::ImportDisk { vmid, source, storage, legacy } => Qm::ImportDisk { vmid: swap(&vmid), source, storage, legacy },
-                Qm::DiskResize { vmid, disk, size, legacy } => Qm::DiskResize { vmid: swap(&vmid), disk, size, legacy },
+                Qm::Create { vmid, options } => Qm::Create {
+                    vmid: swap(&vmid),
+                    options,
+                },
+                Qm::Set {
+                    vmid,
+                    options,
+                    delete,
+                } => Qm::Set {
+                    vmid: swap(&vmid),
+                    options,
+                    delete,
+                },
+                Qm::ImportDisk {
+                    vmid,
+                    source,
+                    storage,
+                    legacy,
+                } => Qm::ImportDisk {
+                    vmid: swap(&vmid),
+                    source,
+                    storage,
+                    legacy,
+                },
+                Qm::DiskResize {
+                    vmid,
+                    disk,
+                    size,
+                    legacy,
+                } => Qm::DiskResize {
+                    vmid: swap(&vmid),
+                    disk,
+                    size,
+                    legacy,
+                },
                 Qm::Start { vmid } => Qm::Start { vmid: swap(&vmid) },
-                Qm::Stop { vmid, skiplock } => Qm::Stop { vmid: swap(&vmid), skiplock },
-                Qm::Shutdown { vmid, timeout } => Qm::Shutdown { vmid: swap(&vmid), timeout },
+                Qm::Stop { vmid, skiplock } => Qm::Stop {
+                    vmid: swap(&vmid),
+                    skiplock,
+                },
+                Qm::Shutdown { vmid, timeout } => Qm::Shutdown {
+                    vmid: swap(&vmid),
+                    timeout,
+                },
                 Qm::Reboot { vmid } => Qm::Reboot { vmid: swap(&vmid) },
-                Qm::Destroy { vmid, skiplock } => Qm::Destroy { vmid: swap(&vmid), skiplock },
-                Qm::Clone { vmid, newid, name, full, storage } => Qm::Clone { vmid, newid: swap(&newid), name, full, storage },
+                Qm::Destroy { vmid, skiplock } => Qm::Destroy {
+                    vmid: swap(&vmid),
+                    skiplock,
+                },
+                Qm::Clone {
+                    vmid,
+                    newid,
+                    name,
+                    full,
+                    storage,
+                } => Qm::Clone {
+                    vmid,
+                    newid: swap(&newid),
+                    name,
+                    full,
+                    storage,
+                },
                 Qm::Template { vmid } => Qm::Template { vmid: swap(&vmid) },
                 Qm::Config { vmid } => Qm::Config { vmid: swap(&vmid) },
-                Qm::GuestCmd { vmid, command } => Qm::GuestCmd { vmid: swap(&vmid), command },
+                Qm::GuestCmd { vmid, command } => Qm::GuestCmd {
+                    vmid: swap(&vmid),
+                    command,
+                },
             }),
             other => other.clone(),
         }
@@ -379,7 +449,15 @@ mod tests {
         });
         assert_eq!(
             c.argv(),
-            ["qm", "create", "201", "--boot", "order=scsi0", "--tags", "pvefleet;web"]
+            [
+                "qm",
+                "create",
+                "201",
+                "--boot",
+                "order=scsi0",
+                "--tags",
+                "pvefleet;web"
+            ]
         );
         assert_eq!(
             c.to_string(),

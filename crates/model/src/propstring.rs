@@ -52,9 +52,7 @@ impl PropertyString {
 
     /// The first item, with its key if it had one.
     pub fn first(&self) -> Option<(Option<&str>, &str)> {
-        self.items
-            .first()
-            .map(|(k, v)| (k.as_deref(), v.as_str()))
+        self.items.first().map(|(k, v)| (k.as_deref(), v.as_str()))
     }
 
     /// All items in order.

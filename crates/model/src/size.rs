@@ -45,7 +45,7 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
 /// Prints `bytes` with the largest binary unit that divides it exactly.
 pub fn format_size(bytes: u64) -> String {
     for (unit, factor) in UNITS {
-        if bytes >= factor && bytes % factor == 0 {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
             let mut s = (bytes / factor).to_string();
             s.push(unit);
             return s;

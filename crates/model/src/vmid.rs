@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A Proxmox VM id: an integer from 100 to 999 999 999 (`pve-vmid`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "u32", into = "u32")]
 pub struct VmId(u32);
 

@@ -208,9 +208,18 @@ const COLD_KEYS: &[&str] = &[
 /// The node name each spec resolves to, before placement.
 fn node_names(desired: &Desired, observed: &Observed) -> Vec<String> {
     if desired.cluster {
-        desired.nodes.iter().filter_map(|n| n.name.clone()).collect()
+        desired
+            .nodes
+            .iter()
+            .filter_map(|n| n.name.clone())
+            .collect()
     } else {
-        observed.nodes.iter().map(|n| n.name.clone()).take(1).collect()
+        observed
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .take(1)
+            .collect()
     }
 }
 
@@ -266,7 +275,10 @@ pub fn configs_needed(desired: &Desired, observed: &Observed) -> Vec<(String, Vm
 }
 
 /// Image volumes each node must list (storage per node), for observation.
-pub fn images_needed(desired: &Desired, observed: &Observed) -> BTreeMap<String, BTreeSet<ImageRef>> {
+pub fn images_needed(
+    desired: &Desired,
+    observed: &Observed,
+) -> BTreeMap<String, BTreeSet<ImageRef>> {
     let names = node_names(desired, observed);
     let mut out: BTreeMap<String, BTreeSet<ImageRef>> = BTreeMap::new();
     for spec in &desired.vms {
@@ -397,7 +409,9 @@ impl<'a> Planner<'a> {
                     .is_some_and(|vols| vols.iter().any(|v| Some(&v.volid) == volid.as_ref()))
             }
             DiskSource::Image(ImageRef::Path(_)) => true,
-            DiskSource::Clone(r) => find_template(r, self.input.observed).is_some_and(|t| t.node == node),
+            DiskSource::Clone(r) => {
+                find_template(r, self.input.observed).is_some_and(|t| t.node == node)
+            }
         }
     }
 
@@ -428,7 +442,11 @@ impl<'a> Planner<'a> {
             vp.node = existing.node.clone();
             if !is_managed(existing) || existing.kind != "qemu" {
                 vp.action = Action::Conflict;
-                let what = if existing.kind == "qemu" { "VM" } else { "container" };
+                let what = if existing.kind == "qemu" {
+                    "VM"
+                } else {
+                    "container"
+                };
                 vp.message = Some(
                     [
                         "a ",
@@ -454,7 +472,14 @@ impl<'a> Planner<'a> {
                 if self.input.desired.cluster && want != existing.node {
                     vp.action = Action::Error;
                     vp.message = Some(
-                        ["the VM is on node ", &existing.node, ", the file says ", want, "; migrate it by hand or change the file"].concat(),
+                        [
+                            "the VM is on node ",
+                            &existing.node,
+                            ", the file says ",
+                            want,
+                            "; migrate it by hand or change the file",
+                        ]
+                        .concat(),
                     );
                     return vp;
                 }
@@ -473,7 +498,14 @@ impl<'a> Planner<'a> {
                 vp.vmid = Some(other.vmid);
                 vp.node = other.node.clone();
                 vp.message = Some(
-                    ["a VM named '", &spec.name, "' (id ", &other.vmid.to_string(), ") exists and is not managed by pvefleet"].concat(),
+                    [
+                        "a VM named '",
+                        &spec.name,
+                        "' (id ",
+                        &other.vmid.to_string(),
+                        ") exists and is not managed by pvefleet",
+                    ]
+                    .concat(),
                 );
                 return vp;
             }
@@ -496,7 +528,7 @@ impl<'a> Planner<'a> {
 
     fn check_bridge(&self, spec: &VmSpec, node: &str) -> Result<(), String> {
         match self.node_state(node) {
-            Some(state) if !state.bridges.iter().any(|b| *b == spec.bridge) => Err([
+            Some(state) if !state.bridges.contains(&spec.bridge) => Err([
                 "bridge '",
                 &spec.bridge,
                 "' does not exist on node ",
@@ -510,16 +542,36 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn import_source(&self, img: &ImageRef, node: &NodeState, version: PveVersion) -> Result<String, String> {
+    fn import_source(
+        &self,
+        img: &ImageRef,
+        node: &NodeState,
+        version: PveVersion,
+    ) -> Result<String, String> {
         match img {
             ImageRef::Path(p) => Ok(p.clone()),
             ImageRef::Volume { storage, volname } => {
                 let volid = [storage.as_str(), ":", volname].concat();
                 let listed = node.storages.get(storage).ok_or_else(|| {
-                    ["storage '", storage, "' is not available on node ", &node.name].concat()
+                    [
+                        "storage '",
+                        storage,
+                        "' is not available on node ",
+                        &node.name,
+                    ]
+                    .concat()
                 })?;
                 if !listed.iter().any(|v| v.volid == volid) {
-                    return Err(["image ", &volid, " not found on node ", &node.name, " (storage ", storage, ")"].concat());
+                    return Err([
+                        "image ",
+                        &volid,
+                        " not found on node ",
+                        &node.name,
+                        " (storage ",
+                        storage,
+                        ")",
+                    ]
+                    .concat());
                 }
                 let content = volname.split('/').next().unwrap_or("");
                 if content == "images" || (content == "import" && version.has_import_content()) {
@@ -528,7 +580,12 @@ impl<'a> Planner<'a> {
                 // `import-from` rejects iso volumes and `qm importdisk` wants a
                 // file: use the host path (CONTRACT §4.1, §16.2-3).
                 node.image_paths.get(&volid).cloned().ok_or_else(|| {
-                    ["cannot resolve the host path of ", &volid, " (pvesm path failed)"].concat()
+                    [
+                        "cannot resolve the host path of ",
+                        &volid,
+                        " (pvesm path failed)",
+                    ]
+                    .concat()
                 })
             }
         }
@@ -556,7 +613,14 @@ impl<'a> Planner<'a> {
         };
         if !version.at_least(7, 0) {
             vp.action = Action::Error;
-            vp.message = Some(["Proxmox VE ", &version.to_string(), " is not supported (7.0 or later is)"].concat());
+            vp.message = Some(
+                [
+                    "Proxmox VE ",
+                    &version.to_string(),
+                    " is not supported (7.0 or later is)",
+                ]
+                .concat(),
+            );
             return;
         }
         if let Err(why) = self.check_bridge(spec, &vp.node) {
@@ -655,23 +719,50 @@ impl<'a> Planner<'a> {
                 };
                 if !t.template {
                     vp.action = Action::Error;
-                    vp.message = Some(["VM ", &t.vmid.to_string(), " is not a template; convert it with 'qm template' first"].concat());
+                    vp.message = Some(
+                        [
+                            "VM ",
+                            &t.vmid.to_string(),
+                            " is not a template; convert it with 'qm template' first",
+                        ]
+                        .concat(),
+                    );
                     return;
                 }
                 if t.node != vp.node {
                     vp.action = Action::Error;
-                    vp.message = Some(["the template ", &t.vmid.to_string(), " is on node ", &t.node, ", the VM on ", &vp.node].concat());
+                    vp.message = Some(
+                        [
+                            "the template ",
+                            &t.vmid.to_string(),
+                            " is on node ",
+                            &t.node,
+                            ", the VM on ",
+                            &vp.node,
+                        ]
+                        .concat(),
+                    );
                     return;
                 }
                 let tcfg = node.configs.get(&t.vmid);
-                let has_cloudinit = tcfg.is_some_and(|c| c.current.values().any(|v| v.contains("cloudinit")));
+                let has_cloudinit =
+                    tcfg.is_some_and(|c| c.current.values().any(|v| v.contains("cloudinit")));
                 system_disk = tcfg.map(boot_disk).unwrap_or_else(|| "scsi0".into());
                 let tstorage = tcfg
                     .and_then(|c| c.current.get(&system_disk))
                     .and_then(|v| v.split(':').next().map(str::to_string));
                 let full = tstorage.as_deref().is_some_and(|s| s != spec.storage);
                 let storage = full.then(|| spec.storage.clone());
-                self.clone_steps(spec, vp, vmid, t.vmid, full, storage, keys.as_deref(), !has_cloudinit);
+                self.clone_steps(
+                    spec,
+                    vp,
+                    vmid,
+                    t.vmid,
+                    full,
+                    storage,
+                    keys.as_deref(),
+                    !has_cloudinit,
+                );
             }
         }
         if let Some(bytes) = spec.disk {
@@ -738,11 +829,11 @@ impl<'a> Planner<'a> {
             return Ok((Some(*i), *id));
         }
         let name = cache_name(img, &spec.storage);
-        if let Some(t) = node
-            .vms
-            .iter()
-            .find(|v| v.template && v.tags.iter().any(|t| t == CACHE_TAG) && v.name.as_deref() == Some(name.as_str()))
-        {
+        if let Some(t) = node.vms.iter().find(|v| {
+            v.template
+                && v.tags.iter().any(|t| t == CACHE_TAG)
+                && v.name.as_deref() == Some(name.as_str())
+        }) {
             return Ok((None, t.vmid));
         }
         if !version.has_import_from() {
@@ -754,7 +845,10 @@ impl<'a> Planner<'a> {
         o.push("name", &name);
         o.push("ostype", "l26");
         o.push("scsihw", "virtio-scsi-pci");
-        o.push("scsi0", [spec.storage.as_str(), ":0,import-from=", &src].concat());
+        o.push(
+            "scsi0",
+            [spec.storage.as_str(), ":0,import-from=", &src].concat(),
+        );
         o.push("boot", "order=scsi0");
         o.push("serial0", "socket");
         o.push("vga", "serial0");
@@ -762,7 +856,15 @@ impl<'a> Planner<'a> {
         o.push("tags", [CACHE_TAG, ";", OWNER_TAG].concat());
         o.push(
             "description",
-            ["pvefleet image cache of ", &img.display(), " on ", &spec.storage, "\n", OWNER_DESCRIPTION_LINE].concat(),
+            [
+                "pvefleet image cache of ",
+                &img.display(),
+                " on ",
+                &spec.storage,
+                "\n",
+                OWNER_DESCRIPTION_LINE,
+            ]
+            .concat(),
         );
         let steps = vec![
             Step {
@@ -789,10 +891,22 @@ impl<'a> Planner<'a> {
         let vmid = existing.vmid;
         if let Some(lock) = &existing.lock {
             vp.action = Action::Error;
-            vp.message = Some(["VM ", &vmid.to_string(), " is locked (", lock, "); check 'qm config' and 'qm unlock' it when nothing runs on it"].concat());
+            vp.message = Some(
+                [
+                    "VM ",
+                    &vmid.to_string(),
+                    " is locked (",
+                    lock,
+                    "); check 'qm config' and 'qm unlock' it when nothing runs on it",
+                ]
+                .concat(),
+            );
             return;
         }
-        let Some(cfg) = self.node_state(&existing.node).and_then(|n| n.configs.get(&vmid)) else {
+        let Some(cfg) = self
+            .node_state(&existing.node)
+            .and_then(|n| n.configs.get(&vmid))
+        else {
             vp.action = Action::Error;
             vp.message = Some("the VM's configuration could not be read".into());
             return;
@@ -800,7 +914,11 @@ impl<'a> Planner<'a> {
         let version = self
             .node_state(&existing.node)
             .and_then(|n| n.version)
-            .unwrap_or(PveVersion { major: 8, minor: 0, patch: 0 });
+            .unwrap_or(PveVersion {
+                major: 8,
+                minor: 0,
+                patch: 0,
+            });
         let running = existing.status.as_deref() == Some("running");
         let mut o = QmOptions::new();
         for (key, want) in options::managed_values(spec) {
@@ -813,7 +931,11 @@ impl<'a> Planner<'a> {
                 vp.changes.push(Change {
                     key: key.into(),
                     from: have,
-                    to: Some(if key == "cipassword" { "<hidden>".into() } else { want.clone() }),
+                    to: Some(if key == "cipassword" {
+                        "<hidden>".into()
+                    } else {
+                        want.clone()
+                    }),
                 });
                 o.push(key, want);
             }
@@ -821,9 +943,7 @@ impl<'a> Planner<'a> {
         // net0: keep the MAC Proxmox generated unless the file sets one.
         let have_net = cfg.effective("net0").unwrap_or("");
         let parsed = PropertyString::parse(have_net);
-        let have_mac = parsed
-            .first()
-            .and_then(|(k, v)| k.map(|_| v.to_string()));
+        let have_mac = parsed.first().and_then(|(k, v)| k.map(|_| v.to_string()));
         let want_net = options::net0(spec, have_mac.as_deref());
         if !same_net(have_net, &want_net) {
             vp.changes.push(Change {
@@ -842,12 +962,22 @@ impl<'a> Planner<'a> {
             let path = self.keys_path(spec, &existing.node.clone(), vp);
             vp.changes.push(Change {
                 key: "sshkeys".into(),
-                from: Some(if cfg.effective("sshkeys").is_some() { "<other keys>" } else { "<none>" }.into()),
-                to: Some(path.is_some().then(|| spec.ssh_keys.len().to_string() + " key(s)").unwrap_or_else(|| "<none>".into())),
+                from: Some(
+                    if cfg.effective("sshkeys").is_some() {
+                        "<other keys>"
+                    } else {
+                        "<none>"
+                    }
+                    .into(),
+                ),
+                to: Some(if path.is_some() {
+                    spec.ssh_keys.len().to_string() + " key(s)"
+                } else {
+                    "<none>".into()
+                }),
             });
-            match path {
-                Some(p) => o.push("sshkeys", p),
-                None => {}
+            if let Some(p) = path {
+                o.push("sshkeys", p)
             }
         }
         let mut delete = Vec::new();
@@ -855,7 +985,11 @@ impl<'a> Planner<'a> {
             delete.push("sshkeys".to_string());
         }
         if !o.is_empty() || !delete.is_empty() {
-            vp.steps.push(Step::exit(Command::Qm(Qm::Set { vmid, options: o.clone(), delete })));
+            vp.steps.push(Step::exit(Command::Qm(Qm::Set {
+                vmid,
+                options: o.clone(),
+                delete,
+            })));
         }
         // Disks only grow.
         if let Some(want) = spec.disk {
@@ -882,7 +1016,16 @@ impl<'a> Planner<'a> {
                     });
                 }
                 Some(h) if want < h => {
-                    vp.message = Some(["disk is ", &format_size(h), ", larger than ", &format_size(want), "; disks never shrink"].concat());
+                    vp.message = Some(
+                        [
+                            "disk is ",
+                            &format_size(h),
+                            ", larger than ",
+                            &format_size(want),
+                            "; disks never shrink",
+                        ]
+                        .concat(),
+                    );
                 }
                 _ => {}
             }
@@ -905,7 +1048,8 @@ impl<'a> Planner<'a> {
                 vp.reboot_pending.clear();
             }
             (false, true) => {
-                vp.steps.push(Step::exit(Command::Qm(Qm::Shutdown { vmid, timeout: 120 })));
+                vp.steps
+                    .push(Step::exit(Command::Qm(Qm::Shutdown { vmid, timeout: 120 })));
                 vp.reboot_pending.clear();
             }
             (true, true) if self.input.reboot && !vp.reboot_pending.is_empty() => {
@@ -914,7 +1058,11 @@ impl<'a> Planner<'a> {
             }
             _ => {}
         }
-        vp.action = if vp.steps.is_empty() { Action::None } else { Action::Update };
+        vp.action = if vp.steps.is_empty() {
+            Action::None
+        } else {
+            Action::Update
+        };
     }
 }
 
@@ -939,8 +1087,7 @@ fn boot_disk(cfg: &VmConfig) -> String {
             order
                 .split(';')
                 .find(|d| {
-                    cfg.effective(d)
-                        .is_some_and(|v| !v.contains("media=cdrom"))
+                    cfg.effective(d).is_some_and(|v| !v.contains("media=cdrom"))
                         && !d.starts_with("net")
                 })
                 .map(str::to_string)
@@ -950,7 +1097,9 @@ fn boot_disk(cfg: &VmConfig) -> String {
 
 fn image_volid(spec: &VmSpec) -> Option<String> {
     match &spec.source {
-        DiskSource::Image(ImageRef::Volume { storage, volname }) => Some([storage.as_str(), ":", volname].concat()),
+        DiskSource::Image(ImageRef::Volume { storage, volname }) => {
+            Some([storage.as_str(), ":", volname].concat())
+        }
         _ => None,
     }
 }
@@ -959,7 +1108,13 @@ fn image_volid(spec: &VmSpec) -> Option<String> {
 pub fn plan(input: PlanInput<'_>) -> Plan {
     let observed = input.observed;
     let mut used_ids: BTreeSet<u32> = observed.all_vms().iter().map(|v| v.vmid.get()).collect();
-    used_ids.extend(input.desired.vms.iter().filter_map(|v| v.vmid.map(VmId::get)));
+    used_ids.extend(
+        input
+            .desired
+            .vms
+            .iter()
+            .filter_map(|v| v.vmid.map(VmId::get)),
+    );
     let free_memory = observed
         .nodes
         .iter()

@@ -390,7 +390,8 @@ pub fn parse_agent_addresses(bytes: &[u8]) -> Result<Vec<std::net::IpAddr>, Obse
             continue;
         };
         for a in addrs {
-            let Some(ip) = text(a.get("ip-address")).and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            let Some(ip) =
+                text(a.get("ip-address")).and_then(|s| s.parse::<std::net::IpAddr>().ok())
             else {
                 continue;
             };

@@ -33,7 +33,10 @@ pub fn ipconfig0(spec: &VmSpec) -> Option<String> {
             prefix,
             gateway,
         }) => {
-            p = p.with("ip", [address.to_string(), "/".into(), prefix.to_string()].concat());
+            p = p.with(
+                "ip",
+                [address.to_string(), "/".into(), prefix.to_string()].concat(),
+            );
             if let Some(gw) = gateway {
                 p = p.with("gw", gw.to_string());
             }
@@ -125,7 +128,10 @@ pub fn managed_values(spec: &VmSpec) -> Vec<(&'static str, Option<String>)> {
         ("ciuser", spec.user.clone()),
         ("tags", Some(tags(spec))),
         ("description", Some(description(spec))),
-        ("onboot", Some(if spec.onboot { "1" } else { "0" }.to_string())),
+        (
+            "onboot",
+            Some(if spec.onboot { "1" } else { "0" }.to_string()),
+        ),
     ]
 }
 
@@ -175,7 +181,13 @@ pub fn normalise(key: &str, value: &str) -> String {
         // `memory` is `[current=]N` since PVE 8.1.
         "memory" => PropertyString::parse(value)
             .first()
-            .map(|(k, v)| if k.is_none() || k == Some("current") { v } else { value })
+            .map(|(k, v)| {
+                if k.is_none() || k == Some("current") {
+                    v
+                } else {
+                    value
+                }
+            })
             .unwrap_or(value)
             .to_string(),
         "tags" => crate::observed::split_tags(value).join(";"),

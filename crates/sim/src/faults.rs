@@ -97,10 +97,17 @@ fn parent_of(pid: u32) -> Option<(u32, String)> {
 fn drop_session() {
     let mut pid = std::process::id();
     for _ in 0..16 {
-        let Some((ppid, _)) = parent_of(pid) else { return };
-        let Some((_, pcomm)) = parent_of(ppid) else { return };
+        let Some((ppid, _)) = parent_of(pid) else {
+            return;
+        };
+        let Some((_, pcomm)) = parent_of(ppid) else {
+            return;
+        };
         if pcomm.starts_with("sshd") {
-            let _ = std::process::Command::new("kill").arg("-9").arg(ppid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-9")
+                .arg(ppid.to_string())
+                .status();
             std::thread::sleep(Duration::from_millis(200));
             return;
         }

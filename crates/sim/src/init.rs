@@ -26,14 +26,27 @@ impl Default for InitSpec {
             storages: Vec::new(),
             images: Vec::new(),
             bridges: Vec::new(),
-            settings: Settings { version: "8.4.1".into(), latency_ms: 0, slots: 8, import_mbps: 0, agent_after_ms: 0, agent_ping_ms: 3000, rrd_lag_ms: 0 },
+            settings: Settings {
+                version: "8.4.1".into(),
+                latency_ms: 0,
+                slots: 8,
+                import_mbps: 0,
+                agent_after_ms: 0,
+                agent_ping_ms: 3000,
+                rrd_lag_ms: 0,
+            },
         }
     }
 }
 
 fn content_for(kind: &str) -> Vec<String> {
     match kind {
-        "dir" | "nfs" | "cifs" | "btrfs" => ["iso", "import", "images", "snippets", "vztmpl", "backup"].iter().map(|s| s.to_string()).collect(),
+        "dir" | "nfs" | "cifs" | "btrfs" => {
+            ["iso", "import", "images", "snippets", "vztmpl", "backup"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        }
         _ => vec!["images".into(), "rootdir".into()],
     }
 }
@@ -52,7 +65,9 @@ fn parse_size(s: &str) -> Option<u64> {
 /// Splits `local:iso/x.img:2G` or `/var/lib/vz/template/iso/x.img:2G` into volid and size.
 pub fn parse_image(arg: &str) -> Result<(String, u64), String> {
     let (spec, size) = match arg.rsplit_once(':') {
-        Some((a, s)) if parse_size(s).is_some() && a.contains(['/', ':']) => (a, parse_size(s).unwrap_or(2 << 30)),
+        Some((a, s)) if parse_size(s).is_some() && a.contains(['/', ':']) => {
+            (a, parse_size(s).unwrap_or(2 << 30))
+        }
         _ => (arg, 2u64 << 30),
     };
     if let Some(rest) = spec.strip_prefix("/var/lib/vz/template/iso/") {
@@ -62,7 +77,12 @@ pub fn parse_image(arg: &str) -> Result<(String, u64), String> {
         return Ok((["local:import/", rest].concat(), size));
     }
     if spec.starts_with('/') {
-        return Err(["image path '", spec, "' must lie under /var/lib/vz/template/iso/ or /var/lib/vz/import/"].concat());
+        return Err([
+            "image path '",
+            spec,
+            "' must lie under /var/lib/vz/template/iso/ or /var/lib/vz/import/",
+        ]
+        .concat());
     }
     if !spec.contains(':') {
         return Err(["'", spec, "' is not a volume id"].concat());
@@ -88,11 +108,24 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
     let storages: Vec<StorageDef> = spec
         .storages
         .iter()
-        .map(|(id, kind, shared)| StorageDef { id: id.clone(), kind: kind.clone(), content: content_for(kind), shared: *shared })
+        .map(|(id, kind, shared)| StorageDef {
+            id: id.clone(),
+            kind: kind.clone(),
+            content: content_for(kind),
+            shared: *shared,
+        })
         .collect();
     let mut st = State {
         settings: spec.settings.clone(),
-        nodes: spec.nodes.iter().map(|n| NodeDef { name: n.clone(), bridges: spec.bridges.clone(), memory: 64u64 << 30 }).collect(),
+        nodes: spec
+            .nodes
+            .iter()
+            .map(|n| NodeDef {
+                name: n.clone(),
+                bridges: spec.bridges.clone(),
+                memory: 64u64 << 30,
+            })
+            .collect(),
         storages,
         volumes: Vec::new(),
         vms: BTreeMap::new(),
@@ -100,17 +133,45 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
     };
     for (volid, size) in &spec.images {
         let (storage, volname) = volid.split_once(':').ok_or("bad volid")?;
-        let sdef = st.storage(storage).cloned().ok_or_else(|| ["storage '", storage, "' is not defined (add --storage ", storage, ":dir)"].concat())?;
+        let sdef = st.storage(storage).cloned().ok_or_else(|| {
+            [
+                "storage '",
+                storage,
+                "' is not defined (add --storage ",
+                storage,
+                ":dir)",
+            ]
+            .concat()
+        })?;
         let content = volname.split('/').next().unwrap_or("iso").to_string();
-        let format = if content == "iso" { "iso".to_string() } else { volname.rsplit('.').next().unwrap_or("raw").to_string() };
-        let holders: Vec<String> = if sdef.shared { vec![spec.nodes[0].clone()] } else { spec.nodes.clone() };
+        let format = if content == "iso" {
+            "iso".to_string()
+        } else {
+            volname.rsplit('.').next().unwrap_or("raw").to_string()
+        };
+        let holders: Vec<String> = if sdef.shared {
+            vec![spec.nodes[0].clone()]
+        } else {
+            spec.nodes.clone()
+        };
         for node in holders {
-            let vol = Volume { storage: storage.into(), node, volname: volname.into(), size: *size, content: content.clone(), format: format.clone(), vmid: None, ctime: now_ms() / 1000 };
+            let vol = Volume {
+                storage: storage.into(),
+                node,
+                volname: volname.into(),
+                size: *size,
+                content: content.clone(),
+                format: format.clone(),
+                vmid: None,
+                ctime: now_ms() / 1000,
+            };
             let path = root.volume_path(&st, &vol);
             if let Some(p) = path.parent() {
                 std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
             }
-            std::fs::File::create(&path).and_then(|f| f.set_len(*size)).map_err(|e| e.to_string())?;
+            std::fs::File::create(&path)
+                .and_then(|f| f.set_len(*size))
+                .map_err(|e| e.to_string())?;
             st.volumes.push(vol);
         }
     }
@@ -146,7 +207,8 @@ pub fn init_cli(args: &[String]) -> i32 {
                 let mut p = v.split(':');
                 match (p.next(), p.next()) {
                     (Some(id), Some(kind)) => {
-                        spec.storages.push((id.into(), kind.into(), p.next() == Some("shared")));
+                        spec.storages
+                            .push((id.into(), kind.into(), p.next() == Some("shared")));
                         Ok(())
                     }
                     _ => Err("--storage takes ID:TYPE[:shared]".into()),
@@ -157,12 +219,24 @@ pub fn init_cli(args: &[String]) -> i32 {
                 spec.settings.version = v.clone();
                 Ok(())
             }
-            "--latency-ms" => num().map(|n| spec.settings.latency_ms = n).map_err(|_| "not a number".into()),
-            "--slots" => num().map(|n| spec.settings.slots = n as u32).map_err(|_| "not a number".into()),
-            "--import-mbps" => num().map(|n| spec.settings.import_mbps = n).map_err(|_| "not a number".into()),
-            "--agent-after-ms" => num().map(|n| spec.settings.agent_after_ms = n).map_err(|_| "not a number".into()),
-            "--agent-ping-ms" => num().map(|n| spec.settings.agent_ping_ms = n).map_err(|_| "not a number".into()),
-            "--rrd-lag-ms" => num().map(|n| spec.settings.rrd_lag_ms = n).map_err(|_| "not a number".into()),
+            "--latency-ms" => num()
+                .map(|n| spec.settings.latency_ms = n)
+                .map_err(|_| "not a number".into()),
+            "--slots" => num()
+                .map(|n| spec.settings.slots = n as u32)
+                .map_err(|_| "not a number".into()),
+            "--import-mbps" => num()
+                .map(|n| spec.settings.import_mbps = n)
+                .map_err(|_| "not a number".into()),
+            "--agent-after-ms" => num()
+                .map(|n| spec.settings.agent_after_ms = n)
+                .map_err(|_| "not a number".into()),
+            "--agent-ping-ms" => num()
+                .map(|n| spec.settings.agent_ping_ms = n)
+                .map_err(|_| "not a number".into()),
+            "--rrd-lag-ms" => num()
+                .map(|n| spec.settings.rrd_lag_ms = n)
+                .map_err(|_| "not a number".into()),
             other => Err(["unknown option ", other].concat()),
         };
         if let Err(e) = r {
@@ -185,9 +259,16 @@ pub fn state_json(root: &Root) -> Result<serde_json::Value, String> {
     let st = root.read().map_err(|f| f.stderr)?;
     let mut storages = Vec::new();
     for s in &st.storages {
-        let holders: Vec<&str> = if s.shared { vec![st.nodes[0].name.as_str()] } else { st.nodes.iter().map(|n| n.name.as_str()).collect() };
+        let holders: Vec<&str> = if s.shared {
+            vec![st.nodes[0].name.as_str()]
+        } else {
+            st.nodes.iter().map(|n| n.name.as_str()).collect()
+        };
         for n in holders {
-            let volumes: Vec<_> = st.volumes_on(n, &s.id).map(|v| json!({"volid": v.volid(), "size": v.size})).collect();
+            let volumes: Vec<_> = st
+                .volumes_on(n, &s.id)
+                .map(|v| json!({"volid": v.volid(), "size": v.size}))
+                .collect();
             storages.push(json!({"id": s.id, "node": n, "volumes": volumes}));
         }
     }
@@ -211,7 +292,9 @@ pub fn state_json(root: &Root) -> Result<serde_json::Value, String> {
             json!({"vmid": id, "node": vm.node, "status": if vm.running { "running" } else { "stopped" }, "lock": vm.config.get("lock"), "config": config})
         })
         .collect();
-    Ok(json!({"nodes": st.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(), "storages": storages, "vms": vms}))
+    Ok(
+        json!({"nodes": st.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(), "storages": storages, "vms": vms}),
+    )
 }
 
 /// `pve-sim state ROOT`.

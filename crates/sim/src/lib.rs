@@ -116,7 +116,14 @@ fn sorted(v: &Value) -> Value {
 
 fn pveversion(cx: &mut Ctx) -> Result<(), Failure> {
     let st = cx.root.read()?;
-    cx.out(&["pve-manager/", &st.settings.version, "/2a5fa54a8503f96d (running kernel: 6.8.12-9-pve)"].concat());
+    cx.out(
+        &[
+            "pve-manager/",
+            &st.settings.version,
+            "/2a5fa54a8503f96d (running kernel: 6.8.12-9-pve)",
+        ]
+        .concat(),
+    );
     Ok(())
 }
 
@@ -124,9 +131,13 @@ fn pvesm(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     match args {
         [cmd, volid] if cmd == "path" => {
             let st = cx.root.read()?;
-            let (storage, _) = volid.split_once(':').ok_or_else(|| Failure::die(["unable to parse volume ID '", volid, "'"].concat()))?;
+            let (storage, _) = volid.split_once(':').ok_or_else(|| {
+                Failure::die(["unable to parse volume ID '", volid, "'"].concat())
+            })?;
             if st.storage(storage).is_none() {
-                return Err(Failure::die(["storage '", storage, "' does not exist"].concat()));
+                return Err(Failure::die(
+                    ["storage '", storage, "' does not exist"].concat(),
+                ));
             }
             let vol = st
                 .find_volume(&cx.node, volid)
@@ -135,7 +146,9 @@ fn pvesm(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             cx.out(&path.display().to_string());
             Ok(())
         }
-        _ => Err(Failure::die("pve-sim: only 'pvesm path <volid>' is emulated")),
+        _ => Err(Failure::die(
+            "pve-sim: only 'pvesm path <volid>' is emulated",
+        )),
     }
 }
 
@@ -161,7 +174,11 @@ fn startup(cx: &Ctx) {
 
 fn journal(root: &Root, node: &str, argv: &[String], start_ms: u64, exit: i32) {
     let line = serde_json::json!({"node": node, "argv": argv, "start_ms": start_ms, "end_ms": now_ms(), "exit": exit});
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(root.join("journal.jsonl")) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("journal.jsonl"))
+    {
         let mut text = line.to_string();
         text.push('\n');
         let _ = f.write_all(text.as_bytes());
@@ -176,18 +193,31 @@ pub fn resolve_node(root: &Root, env_node: Option<String>) -> Result<String, Fai
     let st = root.read()?;
     match st.nodes.as_slice() {
         [one] => Ok(one.name.clone()),
-        _ => Err(Failure::die("pve-sim: several nodes share this ROOT; set PVE_SIM_NODE")),
+        _ => Err(Failure::die(
+            "pve-sim: several nodes share this ROOT; set PVE_SIM_NODE",
+        )),
     }
 }
 
 /// Runs one emulated program and returns (exit, stdout, stderr).
-pub fn run(root: Root, env_node: Option<String>, program: &str, args: &[String]) -> (i32, String, String) {
+pub fn run(
+    root: Root,
+    env_node: Option<String>,
+    program: &str,
+    args: &[String],
+) -> (i32, String, String) {
     let start = now_ms();
     let node = match resolve_node(&root, env_node) {
         Ok(n) => n,
         Err(f) => return (f.exit, String::new(), f.stderr),
     };
-    let mut cx = Ctx { root: root.clone(), node: node.clone(), stdout: String::new(), stderr: String::new(), partial: None };
+    let mut cx = Ctx {
+        root: root.clone(),
+        node: node.clone(),
+        stdout: String::new(),
+        stderr: String::new(),
+        partial: None,
+    };
     let mut argv = vec![program.to_string()];
     argv.extend(args.iter().cloned());
     startup(&cx);
@@ -196,7 +226,9 @@ pub fn run(root: Root, env_node: Option<String>, program: &str, args: &[String])
         "pvesh" => pvesh::run(&mut cx, args),
         "pvesm" => pvesm(&mut cx, args),
         "pveversion" => pveversion(&mut cx),
-        other => Err(Failure::die(["pve-sim: unknown program '", other, "'"].concat())),
+        other => Err(Failure::die(
+            ["pve-sim: unknown program '", other, "'"].concat(),
+        )),
     });
     let exit = match result {
         Ok(()) => 0,
@@ -223,7 +255,9 @@ pub fn main_with(argv: Vec<String>) -> i32 {
         match argv.get(1).map(String::as_str) {
             Some("init") => return init::init_cli(&argv[2..]),
             Some("state") => return init::state_cli(&argv[2..]),
-            Some(p @ ("qm" | "pvesh" | "pvesm" | "pveversion")) => (p.to_string(), argv[2..].to_vec()),
+            Some(p @ ("qm" | "pvesh" | "pvesm" | "pveversion")) => {
+                (p.to_string(), argv[2..].to_vec())
+            }
             _ => {
                 eprintln!("usage: pve-sim init ROOT [OPTIONS] | pve-sim state ROOT | pve-sim qm|pvesh|pvesm|pveversion ARGS...\n(or call it through a link named qm, pvesh, pvesm or pveversion)");
                 return 2;
@@ -234,7 +268,12 @@ pub fn main_with(argv: Vec<String>) -> i32 {
         eprintln!("pve-sim: PVE_SIM_ROOT is not set");
         return 2;
     };
-    let (exit, out, err) = run(Root(root.into()), std::env::var("PVE_SIM_NODE").ok(), &program, &rest);
+    let (exit, out, err) = run(
+        Root(root.into()),
+        std::env::var("PVE_SIM_NODE").ok(),
+        &program,
+        &rest,
+    );
     let _ = std::io::stdout().write_all(out.as_bytes());
     let _ = std::io::stderr().write_all(err.as_bytes());
     exit

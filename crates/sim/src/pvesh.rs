@@ -16,16 +16,42 @@ fn vm_entry(st: &State, vmid: u32, vm: &Vm, fresh: bool) -> Value {
     if lagging {
         e["status"] = json!("unknown");
     } else {
-        let mem: u64 = vm.config.get("memory").and_then(|m| m.parse().ok()).unwrap_or(512);
-        e["name"] = json!(vm.config.get("name").cloned().unwrap_or_else(|| ["VM ", &vmid.to_string()].concat()));
+        let mem: u64 = vm
+            .config
+            .get("memory")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(512);
+        e["name"] =
+            json!(vm
+                .config
+                .get("name")
+                .cloned()
+                .unwrap_or_else(|| ["VM ", &vmid.to_string()].concat()));
         e["status"] = json!(if vm.running { "running" } else { "stopped" });
-        e["template"] = json!(u8::from(vm.config.get("template").map(String::as_str) == Some("1")));
+        e["template"] = json!(u8::from(
+            vm.config.get("template").map(String::as_str) == Some("1")
+        ));
         e["maxmem"] = json!(mem << 20);
         e["mem"] = json!(if vm.running { (mem << 20) / 4 } else { 0 });
-        e["maxcpu"] = json!(vm.config.get("cores").and_then(|c| c.parse::<u64>().ok()).unwrap_or(1));
+        e["maxcpu"] = json!(vm
+            .config
+            .get("cores")
+            .and_then(|c| c.parse::<u64>().ok())
+            .unwrap_or(1));
         e["cpu"] = json!(0);
-        e["uptime"] = json!(if vm.running { (now_ms() - vm.started_ms) / 1000 } else { 0 });
-        for k in ["disk", "maxdisk", "netin", "netout", "diskread", "diskwrite"] {
+        e["uptime"] = json!(if vm.running {
+            (now_ms() - vm.started_ms) / 1000
+        } else {
+            0
+        });
+        for k in [
+            "disk",
+            "maxdisk",
+            "netin",
+            "netout",
+            "diskread",
+            "diskwrite",
+        ] {
             e[k] = json!(0);
         }
     }
@@ -43,7 +69,13 @@ fn node_entry(st: &State, name: &str, memory: u64) -> Value {
         .vms
         .values()
         .filter(|v| v.node == name && v.running)
-        .map(|v| v.config.get("memory").and_then(|m| m.parse::<u64>().ok()).unwrap_or(512) << 20)
+        .map(|v| {
+            v.config
+                .get("memory")
+                .and_then(|m| m.parse::<u64>().ok())
+                .unwrap_or(512)
+                << 20
+        })
         .sum();
     json!({"id": (["node/", name].concat()), "node": name, "type": "node", "status": "online", "level": "",
            "maxmem": memory, "mem": used.min(memory), "maxcpu": 16, "cpu": 0.02, "uptime": 86400,
@@ -52,7 +84,20 @@ fn node_entry(st: &State, name: &str, memory: u64) -> Value {
 
 /// The typed value of a config key as the API returns it.
 fn api_value(key: &str, v: &str) -> Value {
-    const INTS: &[&str] = &["cores", "sockets", "onboot", "template", "balloon", "cpuunits", "protection", "kvm", "acpi", "tablet", "numa", "ciupgrade"];
+    const INTS: &[&str] = &[
+        "cores",
+        "sockets",
+        "onboot",
+        "template",
+        "balloon",
+        "cpuunits",
+        "protection",
+        "kvm",
+        "acpi",
+        "tablet",
+        "numa",
+        "ciupgrade",
+    ];
     if INTS.contains(&key) {
         if let Ok(n) = v.parse::<i64>() {
             return json!(n);
@@ -63,14 +108,19 @@ fn api_value(key: &str, v: &str) -> Value {
 
 fn option(args: &[String], name: &str) -> Option<String> {
     let flag = ["--", name].concat();
-    args.iter().position(|a| *a == flag).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| *a == flag)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 /// Runs `pvesh ARGS`.
 pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     let verb = args.first().map(String::as_str).unwrap_or("");
     if verb != "get" {
-        return Err(Failure::die(["pve-sim: 'pvesh ", verb, "' is not emulated (only get)"].concat()));
+        return Err(Failure::die(
+            ["pve-sim: 'pvesh ", verb, "' is not emulated (only get)"].concat(),
+        ));
     }
     let raw = args.get(1).cloned().unwrap_or_default();
     let path = ["/", raw.trim_matches('/')].concat();
@@ -78,7 +128,10 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     let format = option(opts, "output-format").unwrap_or_else(|| "text".into());
     let st = cx.root.read()?;
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let no_handler = || Failure { stderr: ["No 'get' handler defined for '", &path, "'\n"].concat(), exit: 1 };
+    let no_handler = || Failure {
+        stderr: ["No 'get' handler defined for '", &path, "'\n"].concat(),
+        exit: 1,
+    };
     let node_ok = |n: &str| -> Result<String, Failure> {
         if n == "localhost" {
             return Ok(cx.node.clone());
@@ -86,7 +139,16 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
         if st.node(n).is_some() {
             return Ok(n.to_string());
         }
-        Err(Failure::die(["hostname lookup '", n, "' failed - failed to get address info for: ", n, ": Name or service not known"].concat()))
+        Err(Failure::die(
+            [
+                "hostname lookup '",
+                n,
+                "' failed - failed to get address info for: ",
+                n,
+                ": Name or service not known",
+            ]
+            .concat(),
+        ))
     };
     let value: Value = match parts.as_slice() {
         ["version"] => {
@@ -115,7 +177,14 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             Some(v) => {
                 let id: u32 = v.parse().unwrap_or(0);
                 if st.vms.contains_key(&id) {
-                    return Err(Failure::die(["400 Parameter verification failed.\nvmid: VM ", &v, " already exists\n"].concat()));
+                    return Err(Failure::die(
+                        [
+                            "400 Parameter verification failed.\nvmid: VM ",
+                            &v,
+                            " already exists\n",
+                        ]
+                        .concat(),
+                    ));
                 }
                 json!(v)
             }
@@ -127,28 +196,44 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
                 json!(id.to_string())
             }
         },
-        ["nodes"] => json!(st.nodes.iter().map(|n| {
-            let mut e = node_entry(&st, &n.name, n.memory);
-            e["ssl_fingerprint"] = json!("AA:BB:CC");
-            e
-        }).collect::<Vec<_>>()),
+        ["nodes"] => json!(st
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut e = node_entry(&st, &n.name, n.memory);
+                e["ssl_fingerprint"] = json!("AA:BB:CC");
+                e
+            })
+            .collect::<Vec<_>>()),
         ["nodes", n, "qemu"] => {
             let n = node_ok(n)?;
-            json!(st.vms.iter().filter(|(_, vm)| vm.node == n).map(|(id, vm)| {
-                let mut e = vm_entry(&st, *id, vm, true);
-                if let Some(o) = e.as_object_mut() {
-                    o.remove("id");
-                    o.remove("node");
-                    o.remove("type");
-                }
-                e
-            }).collect::<Vec<_>>())
+            json!(st
+                .vms
+                .iter()
+                .filter(|(_, vm)| vm.node == n)
+                .map(|(id, vm)| {
+                    let mut e = vm_entry(&st, *id, vm, true);
+                    if let Some(o) = e.as_object_mut() {
+                        o.remove("id");
+                        o.remove("node");
+                        o.remove("type");
+                    }
+                    e
+                })
+                .collect::<Vec<_>>())
         }
         ["nodes", n, "network"] => {
             let n = node_ok(n)?;
             let node = st.node(&n).cloned();
-            let mut out = vec![json!({"iface": "eno1", "type": "eth", "active": 1, "autostart": 1, "exists": 1, "method": "manual", "families": ["inet"], "priority": 2})];
-            for (i, b) in node.map(|n| n.bridges).unwrap_or_default().iter().enumerate() {
+            let mut out = vec![
+                json!({"iface": "eno1", "type": "eth", "active": 1, "autostart": 1, "exists": 1, "method": "manual", "families": ["inet"], "priority": 2}),
+            ];
+            for (i, b) in node
+                .map(|n| n.bridges)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+            {
                 out.push(json!({"iface": b, "type": "bridge", "active": 1, "autostart": 1, "bridge_ports": if i == 0 { "eno1" } else { "" }, "bridge_stp": "off", "bridge_fd": "0", "method": "manual", "families": ["inet"], "priority": 3 + i}));
             }
             json!(out)
@@ -160,7 +245,11 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             }
             let content = option(opts, "content");
             if let Some(c) = &content {
-                if !["images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"].contains(&c.as_str()) {
+                if ![
+                    "images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import",
+                ]
+                .contains(&c.as_str())
+                {
                     return Err(Failure::die(["400 Parameter verification failed.\ncontent: invalid format - invalid content type '", c, "'\n"].concat()));
                 }
             }
@@ -185,7 +274,18 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             let vmid: u32 = id.parse().unwrap_or(0);
             let vm = match st.vms.get(&vmid) {
                 Some(vm) if vm.node == n => vm.clone(),
-                _ => return Err(Failure::die(["Configuration file 'nodes/", &n, "/qemu-server/", id, ".conf' does not exist"].concat())),
+                _ => {
+                    return Err(Failure::die(
+                        [
+                            "Configuration file 'nodes/",
+                            &n,
+                            "/qemu-server/",
+                            id,
+                            ".conf' does not exist",
+                        ]
+                        .concat(),
+                    ))
+                }
             };
             match rest {
                 ["config"] => {
@@ -195,24 +295,47 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
                         cfg.extend(vm.pending.clone());
                     }
                     for (k, v) in cfg {
-                        let v = if k == "cipassword" { "**********".into() } else { v };
+                        let v = if k == "cipassword" {
+                            "**********".into()
+                        } else {
+                            v
+                        };
                         m.insert(k.clone(), api_value(&k, &v));
                     }
-                    m.insert("digest".into(), json!("0123456789abcdef0123456789abcdef01234567"));
+                    m.insert(
+                        "digest".into(),
+                        json!("0123456789abcdef0123456789abcdef01234567"),
+                    );
                     Value::Object(m)
                 }
                 ["pending"] => {
-                    let mut keys: Vec<&String> = vm.config.keys().chain(vm.pending.keys()).collect();
+                    let mut keys: Vec<&String> =
+                        vm.config.keys().chain(vm.pending.keys()).collect();
                     keys.sort();
                     keys.dedup();
-                    json!(keys.into_iter().map(|k| {
-                        let mask = |v: &String| if k == "cipassword" { json!("**********") } else { api_value(k, v) };
-                        let mut e = json!({"key": k});
-                        if let Some(v) = vm.config.get(k) { e["value"] = mask(v); }
-                        if let Some(p) = vm.pending.get(k) { e["pending"] = mask(p); }
-                        if vm.pending_delete.contains(k) { e["delete"] = json!(1); }
-                        e
-                    }).collect::<Vec<_>>())
+                    json!(keys
+                        .into_iter()
+                        .map(|k| {
+                            let mask = |v: &String| {
+                                if k == "cipassword" {
+                                    json!("**********")
+                                } else {
+                                    api_value(k, v)
+                                }
+                            };
+                            let mut e = json!({"key": k});
+                            if let Some(v) = vm.config.get(k) {
+                                e["value"] = mask(v);
+                            }
+                            if let Some(p) = vm.pending.get(k) {
+                                e["pending"] = mask(p);
+                            }
+                            if vm.pending_delete.contains(k) {
+                                e["delete"] = json!(1);
+                            }
+                            e
+                        })
+                        .collect::<Vec<_>>())
                 }
                 ["status", "current"] => {
                     let mut e = vm_entry(&st, vmid, &vm, true);

@@ -10,7 +10,16 @@ use std::time::Duration;
 type R = Result<(), Failure>;
 
 fn cfg_missing(node: &str, vmid: u32) -> Failure {
-    Failure::die(["Configuration file 'nodes/", node, "/qemu-server/", &vmid.to_string(), ".conf' does not exist"].concat())
+    Failure::die(
+        [
+            "Configuration file 'nodes/",
+            node,
+            "/qemu-server/",
+            &vmid.to_string(),
+            ".conf' does not exist",
+        ]
+        .concat(),
+    )
 }
 
 fn vmid_of(p: &BTreeMap<String, String>, key: &str) -> u32 {
@@ -29,8 +38,13 @@ fn at_least(st: &State, maj: u32, min: u32) -> bool {
 }
 
 fn fmt_size(bytes: u64) -> String {
-    for (u, f) in [('T', 1u64 << 40), ('G', 1 << 30), ('M', 1 << 20), ('K', 1 << 10)] {
-        if bytes >= f && bytes % f == 0 {
+    for (u, f) in [
+        ('T', 1u64 << 40),
+        ('G', 1 << 30),
+        ('M', 1 << 20),
+        ('K', 1 << 10),
+    ] {
+        if bytes >= f && bytes.is_multiple_of(f) {
             return [(bytes / f).to_string(), u.to_string()].concat();
         }
     }
@@ -51,19 +65,37 @@ fn parse_size(s: &str) -> Option<u64> {
 
 fn is_drive_key(k: &str) -> bool {
     let base = k.trim_end_matches(|c: char| c.is_ascii_digit());
-    matches!(base, "ide" | "sata" | "scsi" | "virtio" | "efidisk" | "tpmstate" | "unused") && base.len() < k.len()
+    matches!(
+        base,
+        "ide" | "sata" | "scsi" | "virtio" | "efidisk" | "tpmstate" | "unused"
+    ) && base.len() < k.len()
 }
 
 fn random_hex(n: usize) -> String {
-    (0..n).map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0')).collect()
+    (0..n)
+        .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
+        .collect()
 }
 
 fn uuid() -> String {
-    [random_hex(8), "-".into(), random_hex(4), "-4".into(), random_hex(3), "-a".into(), random_hex(3), "-".into(), random_hex(12)].concat()
+    [
+        random_hex(8),
+        "-".into(),
+        random_hex(4),
+        "-4".into(),
+        random_hex(3),
+        "-a".into(),
+        random_hex(3),
+        "-".into(),
+        random_hex(12),
+    ]
+    .concat()
 }
 
 fn random_mac() -> String {
-    let b: Vec<String> = (0..3).map(|_| format!("{:02X}", fastrand::u8(..))).collect();
+    let b: Vec<String> = (0..3)
+        .map(|_| format!("{:02X}", fastrand::u8(..)))
+        .collect();
     ["BC:24:11:", &b.join(":")].concat()
 }
 
@@ -113,9 +145,14 @@ fn decode_base64(s: &str) -> Vec<u8> {
 
 /// Reads an `--sshkeys` file the way `qm` does and returns the URL-encoded text.
 fn read_sshkeys(cx: &Ctx, path: &str) -> Result<String, Failure> {
-    let text = std::fs::read_to_string(cx.root.host_path(&cx.node, path))
-        .map_err(|_| Failure::die(["can't open '", path, "' - No such file or directory"].concat()))?;
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    let text = std::fs::read_to_string(cx.root.host_path(&cx.node, path)).map_err(|_| {
+        Failure::die(["can't open '", path, "' - No such file or directory"].concat())
+    })?;
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         if !valid_ssh_key(line) {
             return Err(Failure::die("SSH public key validation error"));
         }
@@ -126,10 +163,24 @@ fn read_sshkeys(cx: &Ctx, path: &str) -> Result<String, Failure> {
 /// What a drive option asks for.
 enum DriveOp {
     Keep(String),
-    New { storage: String, bytes: u64, rest: Vec<(String, String)> },
-    Import { storage: String, src_path: std::path::PathBuf, size: u64, rest: Vec<(String, String)> },
-    Cloudinit { storage: String },
-    Existing { volid: String, rest: Vec<(String, String)> },
+    New {
+        storage: String,
+        bytes: u64,
+        rest: Vec<(String, String)>,
+    },
+    Import {
+        storage: String,
+        src_path: std::path::PathBuf,
+        size: u64,
+        rest: Vec<(String, String)>,
+    },
+    Cloudinit {
+        storage: String,
+    },
+    Existing {
+        volid: String,
+        rest: Vec<(String, String)>,
+    },
 }
 
 fn rest_of(parsed: &BTreeMap<String, String>) -> Vec<(String, String)> {
@@ -141,22 +192,39 @@ fn rest_of(parsed: &BTreeMap<String, String>) -> Vec<(String, String)> {
 }
 
 fn param_fail(key: &str, reason: &str, cmd: &str) -> Failure {
-    Failure::die(["400 Parameter verification failed.\n", key, ": ", reason, "\n\n", &schema::usage(cmd)].concat())
+    Failure::die(
+        [
+            "400 Parameter verification failed.\n",
+            key,
+            ": ",
+            reason,
+            "\n\n",
+            &schema::usage(cmd),
+        ]
+        .concat(),
+    )
 }
 
 fn storage_check(st: &State, storage: &str, key: &str, cmd: &str) -> R {
     match st.storage(storage) {
-        None => Err(param_fail(key, &["storage '", storage, "' does not exist"].concat(), cmd)),
-        Some(s) if !s.content.iter().any(|c| c == "images") => {
-            Err(param_fail(key, &["storage '", storage, "' does not support vm images"].concat(), cmd))
-        }
+        None => Err(param_fail(
+            key,
+            &["storage '", storage, "' does not exist"].concat(),
+            cmd,
+        )),
+        Some(s) if !s.content.iter().any(|c| c == "images") => Err(param_fail(
+            key,
+            &["storage '", storage, "' does not support vm images"].concat(),
+            cmd,
+        )),
         Some(_) => Ok(()),
     }
 }
 
 fn drive_op(cx: &Ctx, st: &State, cmd: &str, key: &str, value: &str) -> Result<DriveOp, Failure> {
     let fdef = schema::format_of(cmd, key).ok_or_else(|| param_fail(key, "unknown drive", cmd))?;
-    let parsed = parse_property_string(fdef, value).map_err(|_| param_fail(key, "invalid format - format error", cmd))?;
+    let parsed = parse_property_string(fdef, value)
+        .map_err(|_| param_fail(key, "invalid format - format error", cmd))?;
     let file = parsed.get("file").cloned().unwrap_or_default();
     if let Some(src) = parsed.get("import-from") {
         if !at_least(st, 7, 2) {
@@ -174,7 +242,17 @@ fn drive_op(cx: &Ctx, st: &State, cmd: &str, key: &str, value: &str) -> Result<D
             let p = cx.root.host_path(&cx.node, src);
             match std::fs::metadata(&p) {
                 Ok(m) if m.is_file() => (p, m.len()),
-                _ => return Err(Failure::die([key, ": source '", src, "' does not exist or is not a regular file"].concat())),
+                _ => {
+                    return Err(Failure::die(
+                        [
+                            key,
+                            ": source '",
+                            src,
+                            "' does not exist or is not a regular file",
+                        ]
+                        .concat(),
+                    ))
+                }
             }
         } else {
             let vol = st
@@ -182,51 +260,97 @@ fn drive_op(cx: &Ctx, st: &State, cmd: &str, key: &str, value: &str) -> Result<D
                 .ok_or_else(|| Failure::die(["volume '", src, "' does not exist"].concat()))?;
             let import_ok = vol.content == "import" && at_least(st, 8, 3);
             if vol.content != "images" && !import_ok {
-                let tail = if at_least(st, 8, 3) { "needs to be 'images' or 'import'" } else { "not an image" };
-                return Err(Failure::die([key, ": ", src, " has wrong type '", &vol.content, "' - ", tail].concat()));
+                let tail = if at_least(st, 8, 3) {
+                    "needs to be 'images' or 'import'"
+                } else {
+                    "not an image"
+                };
+                return Err(Failure::die(
+                    [
+                        key,
+                        ": ",
+                        src,
+                        " has wrong type '",
+                        &vol.content,
+                        "' - ",
+                        tail,
+                    ]
+                    .concat(),
+                ));
             }
             (cx.root.volume_path(st, vol), vol.size)
         };
-        return Ok(DriveOp::Import { storage: storage.to_string(), src_path, size, rest: rest_of(&parsed) });
+        return Ok(DriveOp::Import {
+            storage: storage.to_string(),
+            src_path,
+            size,
+            rest: rest_of(&parsed),
+        });
     }
     if let Some(storage) = file.strip_suffix(":cloudinit") {
         storage_check(st, storage, key, cmd)?;
-        return Ok(DriveOp::Cloudinit { storage: storage.to_string() });
+        return Ok(DriveOp::Cloudinit {
+            storage: storage.to_string(),
+        });
     }
     let new_disk = regex::Regex::new(r"^(([^/:\s]+):)?(\d+(\.\d+)?)$").ok();
     if let Some(c) = new_disk.and_then(|r| r.captures(&file)) {
         if parsed.get("media").map(String::as_str) == Some("cdrom") {
-            return Err(Failure::die(["volume '", &file, "' does not exist"].concat()));
+            return Err(Failure::die(
+                ["volume '", &file, "' does not exist"].concat(),
+            ));
         }
         let Some(storage) = c.get(2).map(|m| m.as_str().to_string()) else {
-            return Err(Failure::die("no storage ID specified (and no default storage)"));
+            return Err(Failure::die(
+                "no storage ID specified (and no default storage)",
+            ));
         };
         storage_check(st, &storage, key, cmd)?;
-        let gib: f64 = c.get(3).map(|m| m.as_str()).unwrap_or("0").parse().unwrap_or(0.0);
-        return Ok(DriveOp::New { storage, bytes: (gib * (1u64 << 30) as f64) as u64, rest: rest_of(&parsed) });
+        let gib: f64 = c
+            .get(3)
+            .map(|m| m.as_str())
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0.0);
+        return Ok(DriveOp::New {
+            storage,
+            bytes: (gib * (1u64 << 30) as f64) as u64,
+            rest: rest_of(&parsed),
+        });
     }
     if file == "none" || file == "cdrom" || file.starts_with('/') {
         return Ok(DriveOp::Keep(value.to_string()));
     }
     let (storage, volname) = file.split_once(':').unwrap_or(("", ""));
     let Some(sdef) = st.storage(storage) else {
-        return Err(Failure::die(["storage '", storage, "' does not exist"].concat()));
+        return Err(Failure::die(
+            ["storage '", storage, "' does not exist"].concat(),
+        ));
     };
     let dir_shape = volname.contains('/');
     if sdef.is_dir() && !dir_shape {
-        return Err(Failure::die(["unable to parse directory volume name '", volname, "'"].concat()));
+        return Err(Failure::die(
+            ["unable to parse directory volume name '", volname, "'"].concat(),
+        ));
     }
     if !sdef.is_dir() && dir_shape {
         let kind = if sdef.kind == "zfspool" { "zfs" } else { "lvm" };
-        return Err(Failure::die(["unable to parse ", kind, " volume name '", volname, "'"].concat()));
+        return Err(Failure::die(
+            ["unable to parse ", kind, " volume name '", volname, "'"].concat(),
+        ));
     }
     let vol = st
         .find_volume(&cx.node, &file)
         .ok_or_else(|| Failure::die(["volume '", &file, "' does not exist"].concat()))?;
     if vol.content == "iso" && parsed.get("media").map(String::as_str) != Some("cdrom") {
-        return Err(Failure::die("explicit 'media=cdrom' is required for iso images"));
+        return Err(Failure::die(
+            "explicit 'media=cdrom' is required for iso images",
+        ));
     }
-    Ok(DriveOp::Existing { volid: file, rest: rest_of(&parsed) })
+    Ok(DriveOp::Existing {
+        volid: file,
+        rest: rest_of(&parsed),
+    })
 }
 
 fn join_drive(volid: &str, rest: &[(String, String)], size: Option<u64>) -> String {
@@ -245,14 +369,30 @@ fn join_drive(volid: &str, rest: &[(String, String)], size: Option<u64>) -> Stri
 }
 
 /// Allocates a volume (under the state lock) and creates its sparse file.
-fn allocate(root: &Root, st: &mut State, node: &str, storage: &str, vmid: u32, bytes: u64, cloudinit: bool) -> Result<Volume, Failure> {
+fn allocate(
+    root: &Root,
+    st: &mut State,
+    node: &str,
+    storage: &str,
+    vmid: u32,
+    bytes: u64,
+    cloudinit: bool,
+) -> Result<Volume, Failure> {
     let dir = st.storage(storage).is_some_and(|s| s.is_dir());
     let id = vmid.to_string();
     let volname = if cloudinit {
-        if dir { [&id, "/vm-", &id, "-cloudinit.qcow2"].concat() } else { ["vm-", &id, "-cloudinit"].concat() }
+        if dir {
+            [&id, "/vm-", &id, "-cloudinit.qcow2"].concat()
+        } else {
+            ["vm-", &id, "-cloudinit"].concat()
+        }
     } else {
         let n = st.next_disk_name(node, storage, vmid, "vm").to_string();
-        if dir { [&id, "/vm-", &id, "-disk-", &n, ".raw"].concat() } else { ["vm-", &id, "-disk-", &n].concat() }
+        if dir {
+            [&id, "/vm-", &id, "-disk-", &n, ".raw"].concat()
+        } else {
+            ["vm-", &id, "-disk-", &n].concat()
+        }
     };
     let vol = Volume {
         storage: storage.to_string(),
@@ -260,7 +400,11 @@ fn allocate(root: &Root, st: &mut State, node: &str, storage: &str, vmid: u32, b
         volname,
         size: bytes,
         content: "images".into(),
-        format: if cloudinit && dir { "qcow2".into() } else { "raw".into() },
+        format: if cloudinit && dir {
+            "qcow2".into()
+        } else {
+            "raw".into()
+        },
         vmid: Some(vmid),
         ctime: now_ms() / 1000,
     };
@@ -270,13 +414,25 @@ fn allocate(root: &Root, st: &mut State, node: &str, storage: &str, vmid: u32, b
     }
     std::fs::File::create(&path)
         .and_then(|f| f.set_len(bytes))
-        .map_err(|e| Failure::die(["error with cfs lock 'storage-", storage, "': ", &e.to_string()].concat()))?;
+        .map_err(|e| {
+            Failure::die(
+                [
+                    "error with cfs lock 'storage-",
+                    storage,
+                    "': ",
+                    &e.to_string(),
+                ]
+                .concat(),
+            )
+        })?;
     st.volumes.push(vol.clone());
     Ok(vol)
 }
 
 fn free_volume(root: &Root, st: &mut State, node: &str, volid: &str) {
-    if let Some(pos) = st.volumes.iter().position(|v| v.volid() == volid && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))) {
+    if let Some(pos) = st.volumes.iter().position(|v| {
+        v.volid() == volid && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))
+    }) {
         let v = st.volumes.remove(pos);
         let _ = std::fs::remove_file(root.volume_path(st, &v));
     }
@@ -290,7 +446,11 @@ fn copy_time(cx: &Ctx, st: &State, storage: &str, bytes: u64) {
         return;
     }
     let shared = st.storage(storage).is_some_and(|s| s.shared);
-    let lock = if shared { ["io-", storage].concat() } else { ["io-", &cx.node, "-", storage].concat() };
+    let lock = if shared {
+        ["io-", storage].concat()
+    } else {
+        ["io-", &cx.node, "-", storage].concat()
+    };
     let _disk = cx.root.try_lock_for(&lock, Duration::from_secs(86_400));
     std::thread::sleep(Duration::from_millis(bytes * 1000 / (mbps * 1_000_000)));
 }
@@ -303,7 +463,10 @@ fn normalise_net(value: &str) -> String {
         return value.to_string();
     };
     let model = p.remove("model").unwrap_or_else(|| "virtio".into());
-    let mac = p.remove("macaddr").unwrap_or_else(random_mac).to_ascii_uppercase();
+    let mac = p
+        .remove("macaddr")
+        .unwrap_or_else(random_mac)
+        .to_ascii_uppercase();
     let mut s = [model.as_str(), "=", &mac].concat();
     for (k, v) in p {
         s.push(',');
@@ -315,7 +478,10 @@ fn normalise_net(value: &str) -> String {
 }
 
 fn normalise_tags(v: &str) -> String {
-    let mut t: Vec<String> = schema::split_list(v).iter().map(|s| s.to_ascii_lowercase()).collect();
+    let mut t: Vec<String> = schema::split_list(v)
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
     t.sort();
     t.dedup();
     t.join(";")
@@ -348,55 +514,103 @@ fn default_boot(config: &BTreeMap<String, String>) -> String {
             }
         }
     }
-    let net = (0..32).map(|i| ["net", &i.to_string()].concat()).find(|k| config.contains_key(k));
+    let net = (0..32)
+        .map(|i| ["net", &i.to_string()].concat())
+        .find(|k| config.contains_key(k));
     let order: Vec<String> = [disk, cd, net].into_iter().flatten().collect();
     ["order=", &order.join(";")].concat()
 }
 
 /// Applies drive options: allocates, imports, attaches. Returns output lines.
-fn apply_drives(cx: &mut Ctx, vmid: u32, ops: Vec<(String, DriveOp)>, config: &mut BTreeMap<String, String>, created: &mut Vec<String>) -> R {
+fn apply_drives(
+    cx: &mut Ctx,
+    vmid: u32,
+    ops: Vec<(String, DriveOp)>,
+    config: &mut BTreeMap<String, String>,
+    created: &mut Vec<String>,
+) -> R {
     for (key, op) in ops {
         match op {
             DriveOp::Keep(v) => {
                 config.insert(key, v);
             }
             DriveOp::Existing { volid, rest } => {
-                let size = cx.root.read()?.find_volume(&cx.node, &volid).map(|v| v.size);
-                config.retain(|k, v| !(k.starts_with("unused") && v.split(',').next() == Some(volid.as_str())));
+                let size = cx
+                    .root
+                    .read()?
+                    .find_volume(&cx.node, &volid)
+                    .map(|v| v.size);
+                config.retain(|k, v| {
+                    !(k.starts_with("unused") && v.split(',').next() == Some(volid.as_str()))
+                });
                 config.insert(key, join_drive(&volid, &rest, size));
             }
-            DriveOp::New { storage, bytes, rest } => {
+            DriveOp::New {
+                storage,
+                bytes,
+                rest,
+            } => {
                 let node = cx.node.clone();
                 let root = cx.root.clone();
-                let vol = root.update(|st| allocate(&root, st, &node, &storage, vmid, bytes, false))?;
+                let vol =
+                    root.update(|st| allocate(&root, st, &node, &storage, vmid, bytes, false))?;
                 created.push(vol.volid());
                 let v = join_drive(&vol.volid(), &rest, Some(bytes));
                 cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
                 config.insert(key, v);
             }
             DriveOp::Cloudinit { storage } => {
-                if let Some((other, _)) = config.iter().find(|(k, v)| **k != key && v.contains("cloudinit")) {
-                    return Err(Failure::die([key.as_str(), " - cloud-init drive is already attached at '", other, "'"].concat()));
+                if let Some((other, _)) = config
+                    .iter()
+                    .find(|(k, v)| **k != key && v.contains("cloudinit"))
+                {
+                    return Err(Failure::die(
+                        [
+                            key.as_str(),
+                            " - cloud-init drive is already attached at '",
+                            other,
+                            "'",
+                        ]
+                        .concat(),
+                    ));
                 }
                 let node = cx.node.clone();
                 let root = cx.root.clone();
-                let vol = root.update(|st| allocate(&root, st, &node, &storage, vmid, 4 << 20, true))?;
+                let vol =
+                    root.update(|st| allocate(&root, st, &node, &storage, vmid, 4 << 20, true))?;
                 created.push(vol.volid());
                 let v = [vol.volid().as_str(), ",media=cdrom"].concat();
                 cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
                 config.insert(key, v);
             }
-            DriveOp::Import { storage, src_path, size, rest } => {
+            DriveOp::Import {
+                storage,
+                src_path,
+                size,
+                rest,
+            } => {
                 let st = cx.root.read()?;
                 copy_time(cx, &st, &storage, size);
                 if !src_path.exists() {
-                    return Err(Failure::die(["import source vanished: ", &src_path.display().to_string()].concat()));
+                    return Err(Failure::die(
+                        ["import source vanished: ", &src_path.display().to_string()].concat(),
+                    ));
                 }
                 let node = cx.node.clone();
                 let root = cx.root.clone();
-                let vol = root.update(|st| allocate(&root, st, &node, &storage, vmid, size, false))?;
+                let vol =
+                    root.update(|st| allocate(&root, st, &node, &storage, vmid, size, false))?;
                 created.push(vol.volid());
-                cx.out(&["transferred ", &fmt_size(size), " of ", &fmt_size(size), " (100.00%)"].concat());
+                cx.out(
+                    &[
+                        "transferred ",
+                        &fmt_size(size),
+                        " of ",
+                        &fmt_size(size),
+                        " (100.00%)",
+                    ]
+                    .concat(),
+                );
                 let v = join_drive(&vol.volid(), &rest, Some(size));
                 cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
                 config.insert(key, v);
@@ -408,9 +622,19 @@ fn apply_drives(cx: &mut Ctx, vmid: u32, ops: Vec<(String, DriveOp)>, config: &m
 
 fn vm_lock(cx: &Ctx, vmid: u32, secs: u64, prefix: &str) -> Result<std::fs::File, Failure> {
     let name = ["lock-", &vmid.to_string(), ".conf"].concat();
-    cx.root.try_lock_for(&name, Duration::from_secs(secs)).ok_or_else(|| {
-        Failure::die([prefix, "can't lock file '/var/lock/qemu-server/", &name, "' - got timeout"].concat())
-    })
+    cx.root
+        .try_lock_for(&name, Duration::from_secs(secs))
+        .ok_or_else(|| {
+            Failure::die(
+                [
+                    prefix,
+                    "can't lock file '/var/lock/qemu-server/",
+                    &name,
+                    "' - got timeout",
+                ]
+                .concat(),
+            )
+        })
 }
 
 /// Loads a VM of this node (the config file lives in the node's folder).
@@ -428,7 +652,12 @@ fn check_lock(vm: &Vm) -> R {
     }
 }
 
-fn drive_ops(cx: &Ctx, st: &State, cmd: &str, params: &BTreeMap<String, String>) -> Result<Vec<(String, DriveOp)>, Failure> {
+fn drive_ops(
+    cx: &Ctx,
+    st: &State,
+    cmd: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Vec<(String, DriveOp)>, Failure> {
     let mut ops = Vec::new();
     for (k, v) in params {
         if is_drive_key(k) {
@@ -438,9 +667,30 @@ fn drive_ops(cx: &Ctx, st: &State, cmd: &str, params: &BTreeMap<String, String>)
     Ok(ops)
 }
 
-const SKIP: &[&str] = &["vmid", "node", "start", "storage", "pool", "unique", "delete", "digest", "revert", "skiplock", "force", "bwlimit", "archive", "live-restore", "import-working-storage", "ha-managed"];
+const SKIP: &[&str] = &[
+    "vmid",
+    "node",
+    "start",
+    "storage",
+    "pool",
+    "unique",
+    "delete",
+    "digest",
+    "revert",
+    "skiplock",
+    "force",
+    "bwlimit",
+    "archive",
+    "live-restore",
+    "import-working-storage",
+    "ha-managed",
+];
 
-fn plain_params(cx: &Ctx, params: &BTreeMap<String, String>, hash_password: bool) -> Result<BTreeMap<String, String>, Failure> {
+fn plain_params(
+    cx: &Ctx,
+    params: &BTreeMap<String, String>,
+    hash_password: bool,
+) -> Result<BTreeMap<String, String>, Failure> {
     let mut out = BTreeMap::new();
     for (k, v) in params {
         if is_drive_key(k) || SKIP.contains(&k.as_str()) {
@@ -448,8 +698,14 @@ fn plain_params(cx: &Ctx, params: &BTreeMap<String, String>, hash_password: bool
         }
         let value = match k.as_str() {
             "sshkeys" => read_sshkeys(cx, v)?,
-            "cipassword" if v.is_empty() => return Err(Failure::die("unable to read password - no terminal (pass a value with --cipassword)")),
-            "cipassword" if hash_password && !v.starts_with('$') => ["$5$", &random_hex(16), "$", &random_hex(43)].concat(),
+            "cipassword" if v.is_empty() => {
+                return Err(Failure::die(
+                    "unable to read password - no terminal (pass a value with --cipassword)",
+                ))
+            }
+            "cipassword" if hash_password && !v.starts_with('$') => {
+                ["$5$", &random_hex(16), "$", &random_hex(43)].concat()
+            }
             _ => normalise_value(k, v),
         };
         out.insert(k.clone(), value);
@@ -469,16 +725,39 @@ fn create(cx: &mut Ctx, inv: &Invocation) -> R {
     let node = cx.node.clone();
     cx.root.update(|st| {
         if let Some(vm) = st.vms.get(&vmid) {
-            return Err(Failure::die([prefix.as_str(), "VM ", &vmid.to_string(), " already exists on node '", &vm.node, "'"].concat()));
+            return Err(Failure::die(
+                [
+                    prefix.as_str(),
+                    "VM ",
+                    &vmid.to_string(),
+                    " already exists on node '",
+                    &vm.node,
+                    "'",
+                ]
+                .concat(),
+            ));
         }
         let mut config = BTreeMap::new();
         config.insert("lock".to_string(), "create".to_string());
-        st.vms.insert(vmid, Vm { node: node.clone(), config, pending: BTreeMap::new(), pending_delete: Vec::new(), running: false, started_ms: 0, created_ms: now_ms() });
+        st.vms.insert(
+            vmid,
+            Vm {
+                node: node.clone(),
+                config,
+                pending: BTreeMap::new(),
+                pending_delete: Vec::new(),
+                running: false,
+                started_ms: 0,
+                created_ms: now_ms(),
+            },
+        );
         Ok(())
     })?;
     if crate::faults::partial(cx) {
         drop(lock);
-        return Err(Failure::die([prefix.as_str(), "interrupted by signal"].concat()));
+        return Err(Failure::die(
+            [prefix.as_str(), "interrupted by signal"].concat(),
+        ));
     }
     let mut config = plain;
     let mut created = Vec::new();
@@ -493,14 +772,21 @@ fn create(cx: &mut Ctx, inv: &Invocation) -> R {
             st.vms.remove(&vmid);
             Ok(())
         });
-        return Err(Failure::die([prefix.as_str(), e.stderr.trim_end()].concat()));
+        return Err(Failure::die(
+            [prefix.as_str(), e.stderr.trim_end()].concat(),
+        ));
     }
     if !config.contains_key("boot") {
         config.insert("boot".into(), default_boot(&config));
     }
-    config.entry("smbios1".into()).or_insert_with(|| ["uuid=", &uuid()].concat());
+    config
+        .entry("smbios1".into())
+        .or_insert_with(|| ["uuid=", &uuid()].concat());
     config.entry("vmgenid".into()).or_insert_with(uuid);
-    config.insert("meta".into(), ["creation-qemu=9.2.0,ctime=", &(now_ms() / 1000).to_string()].concat());
+    config.insert(
+        "meta".into(),
+        ["creation-qemu=9.2.0,ctime=", &(now_ms() / 1000).to_string()].concat(),
+    );
     let start = p.get("start").map(String::as_str) == Some("1");
     cx.root.update(|st| {
         if let Some(vm) = st.vms.get_mut(&vmid) {
@@ -523,14 +809,30 @@ fn create(cx: &mut Ctx, inv: &Invocation) -> R {
 fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     let p = &inv.params;
     let vmid = vmid_of(p, "vmid");
-    let deletes: Vec<String> = p.get("delete").map(|d| schema::split_list(d).iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+    let deletes: Vec<String> = p
+        .get("delete")
+        .map(|d| {
+            schema::split_list(d)
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
     let keys = schema::config_keys();
     for d in &deletes {
         if !keys.contains(&d.as_str()) {
-            return Err(param_fail("delete", &["invalid format - invalid configuration ID '", d, "'"].concat(), "set"));
+            return Err(param_fail(
+                "delete",
+                &["invalid format - invalid configuration ID '", d, "'"].concat(),
+                "set",
+            ));
         }
         if p.contains_key(d) {
-            return Err(param_fail(d, "unable to delete parameter that is set in the same call", "set"));
+            return Err(param_fail(
+                d,
+                "unable to delete parameter that is set in the same call",
+                "set",
+            ));
         }
     }
     let changing: Vec<&String> = p.keys().filter(|k| !SKIP.contains(&k.as_str())).collect();
@@ -548,7 +850,10 @@ fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     let _lock = vm_lock(cx, vmid, 10, "")?;
     // The update line lists the options as given, sorted.
     let mut line = ["update VM ", &vmid.to_string(), ":"].concat();
-    for (k, v) in p.iter().filter(|(k, _)| !matches!(k.as_str(), "vmid" | "node")) {
+    for (k, v) in p
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "vmid" | "node"))
+    {
         line.push_str(" -");
         line.push_str(k);
         line.push(' ');
@@ -557,21 +862,31 @@ fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     cx.out(&line);
     let mut config = vm.config.clone();
     if let Some(boot) = p.get("boot") {
-        if let Some(order) = boot.strip_prefix("order=").or_else(|| boot.split(',').find_map(|x| x.strip_prefix("order="))) {
+        if let Some(order) = boot
+            .strip_prefix("order=")
+            .or_else(|| boot.split(',').find_map(|x| x.strip_prefix("order=")))
+        {
             for dev in order.split(';') {
                 if !config.contains_key(dev) && !p.contains_key(dev) {
-                    return Err(Failure::die(["invalid bootorder: device '", dev, "' does not exist'"].concat()));
+                    return Err(Failure::die(
+                        ["invalid bootorder: device '", dev, "' does not exist'"].concat(),
+                    ));
                 }
             }
         }
     }
-    let has_cloudinit = ops.iter().any(|(_, o)| matches!(o, DriveOp::Cloudinit { .. }));
+    let has_cloudinit = ops
+        .iter()
+        .any(|(_, o)| matches!(o, DriveOp::Cloudinit { .. }));
     let mut created = Vec::new();
     apply_drives(cx, vmid, ops, &mut config, &mut created)?;
     if has_cloudinit {
         cx.out("generating cloud-init ISO");
     }
-    const COLD: &[&str] = &["memory", "cores", "sockets", "cpu", "scsihw", "machine", "bios", "vga", "serial0", "agent", "numa", "balloon", "ostype"];
+    const COLD: &[&str] = &[
+        "memory", "cores", "sockets", "cpu", "scsihw", "machine", "bios", "vga", "serial0",
+        "agent", "numa", "balloon", "ostype",
+    ];
     let mut pending = vm.pending.clone();
     for (k, v) in plain {
         if vm.running && COLD.contains(&k.as_str()) {
@@ -586,14 +901,23 @@ fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     root.update(|st| {
         for d in &deletes {
             match config.remove(d) {
-                None => warnings.push(["cannot delete '", d, "' - not set in current configuration!"].concat()),
+                None => warnings.push(
+                    [
+                        "cannot delete '",
+                        d,
+                        "' - not set in current configuration!",
+                    ]
+                    .concat(),
+                ),
                 Some(v) if d.starts_with("unused") => {
                     let volid = v.split(',').next().unwrap_or("").to_string();
                     free_volume(&root, st, &node, &volid);
                 }
                 Some(v) if is_drive_key(d) && !v.contains("media=cdrom") => {
                     let volid = v.split(',').next().unwrap_or("").to_string();
-                    let n = (0..256).find(|i| !config.contains_key(&["unused", &i.to_string()].concat())).unwrap_or(0);
+                    let n = (0..256)
+                        .find(|i| !config.contains_key(&["unused", &i.to_string()].concat()))
+                        .unwrap_or(0);
                     config.insert(["unused", &n.to_string()].concat(), volid);
                 }
                 Some(v) if v.contains("cloudinit") => {
@@ -626,43 +950,82 @@ fn import_disk(cx: &mut Ctx, inv: &Invocation) -> R {
     let path = cx.root.host_path(&cx.node, &source);
     let size = match std::fs::metadata(&path) {
         Ok(m) if m.is_file() && source.starts_with('/') => m.len(),
-        _ => return Err(Failure::die([source.as_str(), ": non-existent or non-regular file"].concat())),
+        _ => {
+            return Err(Failure::die(
+                [source.as_str(), ": non-existent or non-regular file"].concat(),
+            ))
+        }
     };
     match st.storage(&storage) {
-        None => return Err(Failure::die(["storage '", &storage, "' does not exist"].concat())),
+        None => {
+            return Err(Failure::die(
+                ["storage '", &storage, "' does not exist"].concat(),
+            ))
+        }
         Some(s) if !s.content.iter().any(|c| c == "images") => {
-            return Err(Failure::die(["storage ", &storage, " does not support vm images"].concat()))
+            return Err(Failure::die(
+                ["storage ", &storage, " does not support vm images"].concat(),
+            ))
         }
         Some(_) => {}
     }
     if let Some(t) = p.get("target-disk") {
         if vm.config.contains_key(t) {
-            return Err(Failure::die(["cowardly refusing to overwrite existing entry: ", t].concat()));
+            return Err(Failure::die(
+                ["cowardly refusing to overwrite existing entry: ", t].concat(),
+            ));
         }
     }
-    cx.out(&["importing disk '", &source, "' to VM ", &vmid.to_string(), " ..."].concat());
+    cx.out(
+        &[
+            "importing disk '",
+            &source,
+            "' to VM ",
+            &vmid.to_string(),
+            " ...",
+        ]
+        .concat(),
+    );
     copy_time(cx, &st, &storage, size);
     drop(st);
     let root = cx.root.clone();
     let node = cx.node.clone();
     let vol = root.update(|st| allocate(&root, st, &node, &storage, vmid, size, false))?;
     cx.out(&["transferred 0.0 B of ", &fmt_size(size), " (0.00%)"].concat());
-    cx.out(&["transferred ", &fmt_size(size), " of ", &fmt_size(size), " (100.00%)"].concat());
+    cx.out(
+        &[
+            "transferred ",
+            &fmt_size(size),
+            " of ",
+            &fmt_size(size),
+            " (100.00%)",
+        ]
+        .concat(),
+    );
     if crate::faults::partial(cx) {
         return Err(Failure::die("copy failed: interrupted by signal"));
     }
     let _lock = vm_lock(cx, vmid, 10, "")?;
     let volid = vol.volid();
     let slot = root.update(|st| {
-        let vm = st.vms.get_mut(&vmid).ok_or_else(|| cfg_missing(&node, vmid))?;
+        let vm = st
+            .vms
+            .get_mut(&vmid)
+            .ok_or_else(|| cfg_missing(&node, vmid))?;
         let slot = match p.get("target-disk") {
             Some(t) => t.clone(),
             None => {
-                let n = (0..256).find(|i| !vm.config.contains_key(&["unused", &i.to_string()].concat())).unwrap_or(0);
+                let n = (0..256)
+                    .find(|i| !vm.config.contains_key(&["unused", &i.to_string()].concat()))
+                    .unwrap_or(0);
                 ["unused", &n.to_string()].concat()
             }
         };
-        let value = if slot.starts_with("unused") { volid.clone() } else { join_drive(&volid, &[], Some(size)) };
+        let value = if slot.starts_with("unused") {
+            volid.clone()
+        } else {
+            join_drive(&volid, &[], Some(size))
+        };
         vm.config.insert(slot.clone(), value);
         Ok(slot)
     })?;
@@ -686,12 +1049,19 @@ fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
     drop(st);
     let _lock = vm_lock(cx, vmid, 10, "")?;
     let outcome: Result<(), Failure> = (|| {
-        let value = vm.config.get(&disk).ok_or_else(|| Failure::die(["disk '", &disk, "' does not exist"].concat()))?;
+        let value = vm
+            .config
+            .get(&disk)
+            .ok_or_else(|| Failure::die(["disk '", &disk, "' does not exist"].concat()))?;
         if value.contains("media=cdrom") {
             return Err(Failure::die("you can't resize a cdrom"));
         }
         let volid = value.split(',').next().unwrap_or("").to_string();
-        let current = value.split(',').find_map(|kv| kv.strip_prefix("size=")).and_then(parse_size).unwrap_or(0);
+        let current = value
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("size="))
+            .and_then(parse_size)
+            .unwrap_or(0);
         let (plus, num) = match size.strip_prefix('+') {
             Some(n) => (true, n),
             None => (false, size.as_str()),
@@ -707,20 +1077,41 @@ fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
         let root = cx.root.clone();
         let node = cx.node.clone();
         root.update(|st| {
-            if let Some(v) = st.volumes.iter().position(|v| v.volid() == volid && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))) {
+            if let Some(v) = st.volumes.iter().position(|v| {
+                v.volid() == volid
+                    && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))
+            }) {
                 st.volumes[v].size = new;
                 let path = root.volume_path(st, &st.volumes[v]);
-                let _ = std::fs::OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(new));
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|f| f.set_len(new));
             }
             if let Some(vm) = st.vms.get_mut(&vmid) {
                 if let Some(v) = vm.config.get_mut(&disk) {
-                    let parts: Vec<String> = v.split(',').filter(|kv| !kv.starts_with("size=")).map(str::to_string).collect();
+                    let parts: Vec<String> = v
+                        .split(',')
+                        .filter(|kv| !kv.starts_with("size="))
+                        .map(str::to_string)
+                        .collect();
                     *v = [parts.join(","), ",size=".into(), fmt_size(new)].concat();
                 }
             }
             Ok(())
         })?;
-        cx.out(&["  Size of logical volume pve/", volid.rsplit([':', '/']).next().unwrap_or(""), " changed from ", &fmt_size(current), " to ", &fmt_size(new), "."].concat());
+        cx.out(
+            &[
+                "  Size of logical volume pve/",
+                volid.rsplit([':', '/']).next().unwrap_or(""),
+                " changed from ",
+                &fmt_size(current),
+                " to ",
+                &fmt_size(new),
+                ".",
+            ]
+            .concat(),
+        );
         Ok(())
     })();
     match outcome {
@@ -739,7 +1130,14 @@ fn bridge_check(st: &State, node: &str, vm: &Vm) -> R {
         if k.starts_with("net") && k[3..].chars().all(|c| c.is_ascii_digit()) {
             if let Some(b) = v.split(',').find_map(|kv| kv.strip_prefix("bridge=")) {
                 if !bridges.iter().any(|x| x == b) {
-                    return Err(Failure::die(["bridge '", b, "' does not exist\nstart failed: QEMU exited with code 1"].concat()));
+                    return Err(Failure::die(
+                        [
+                            "bridge '",
+                            b,
+                            "' does not exist\nstart failed: QEMU exited with code 1",
+                        ]
+                        .concat(),
+                    ));
                 }
             }
         }
@@ -755,7 +1153,9 @@ fn start_vm(cx: &mut Ctx, vmid: u32) -> R {
         return Err(Failure::die("you can't start a vm if it's a template"));
     }
     if vm.running {
-        return Err(Failure::die(["VM ", &vmid.to_string(), " already running"].concat()));
+        return Err(Failure::die(
+            ["VM ", &vmid.to_string(), " already running"].concat(),
+        ));
     }
     bridge_check(&st, &cx.node, &vm)?;
     drop(st);
@@ -781,7 +1181,18 @@ fn stop_vm(cx: &mut Ctx, vmid: u32, skiplock: bool) -> R {
     let st = cx.root.read()?;
     let vm = match st.vms.get(&vmid) {
         Some(vm) if vm.node == cx.node => vm.clone(),
-        _ => return Err(Failure::die(["unable to find configuration file for VM ", &vmid.to_string(), " on node '", &cx.node, "'"].concat())),
+        _ => {
+            return Err(Failure::die(
+                [
+                    "unable to find configuration file for VM ",
+                    &vmid.to_string(),
+                    " on node '",
+                    &cx.node,
+                    "'",
+                ]
+                .concat(),
+            ))
+        }
     };
     if !skiplock {
         check_lock(&vm)?;
@@ -802,10 +1213,19 @@ fn destroy(cx: &mut Ctx, inv: &Invocation) -> R {
     let st = cx.root.read()?;
     let vm = local_vm(&st, &cx.node, vmid)?;
     if vm.config.get("protection").map(String::as_str) == Some("1") {
-        return Err(Failure::die(["can't remove VM ", &vmid.to_string(), " - protection mode enabled"].concat()));
+        return Err(Failure::die(
+            [
+                "can't remove VM ",
+                &vmid.to_string(),
+                " - protection mode enabled",
+            ]
+            .concat(),
+        ));
     }
     if vm.running {
-        return Err(Failure::die(["VM ", &vmid.to_string(), " is running - destroy failed"].concat()));
+        return Err(Failure::die(
+            ["VM ", &vmid.to_string(), " is running - destroy failed"].concat(),
+        ));
     }
     if p.get("skiplock").map(String::as_str) != Some("1") {
         check_lock(&vm)?;
@@ -813,8 +1233,16 @@ fn destroy(cx: &mut Ctx, inv: &Invocation) -> R {
     // A template whose base volumes back linked clones cannot go.
     for (_, v) in vm.config.iter().filter(|(k, _)| is_drive_key(k)) {
         let volid = v.split(',').next().unwrap_or("");
-        if volid.contains("base-") && st.vms.values().any(|o| o.config.values().any(|ov| ov.contains(&["parent=", volid].concat()))) {
-            return Err(Failure::die(["base volume '", volid, "' is still in use by linked cloned"].concat()));
+        if volid.contains("base-")
+            && st.vms.values().any(|o| {
+                o.config
+                    .values()
+                    .any(|ov| ov.contains(&["parent=", volid].concat()))
+            })
+        {
+            return Err(Failure::die(
+                ["base volume '", volid, "' is still in use by linked cloned"].concat(),
+            ));
         }
     }
     drop(st);
@@ -835,7 +1263,15 @@ fn destroy(cx: &mut Ctx, inv: &Invocation) -> R {
             free_volume(&root, st, &node, &v);
         }
         if unreferenced {
-            let owned: Vec<String> = st.volumes.iter().filter(|v| v.vmid == Some(vmid) && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))).map(Volume::volid).collect();
+            let owned: Vec<String> = st
+                .volumes
+                .iter()
+                .filter(|v| {
+                    v.vmid == Some(vmid)
+                        && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))
+                })
+                .map(Volume::volid)
+                .collect();
             for v in owned {
                 free_volume(&root, st, &node, &v);
             }
@@ -844,7 +1280,14 @@ fn destroy(cx: &mut Ctx, inv: &Invocation) -> R {
         Ok(())
     })?;
     if p.get("purge").map(String::as_str) == Some("1") {
-        cx.out(&["purging VM ", &vmid.to_string(), " from related configurations.."].concat());
+        cx.out(
+            &[
+                "purging VM ",
+                &vmid.to_string(),
+                " from related configurations..",
+            ]
+            .concat(),
+        );
     }
     Ok(())
 }
@@ -862,16 +1305,27 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
     };
     if !full {
         if !is_template {
-            return Err(Failure::die("parameter 'full' - linked clone feature only works for templates"));
+            return Err(Failure::die(
+                "parameter 'full' - linked clone feature only works for templates",
+            ));
         }
         for k in ["storage", "format"] {
             if p.contains_key(k) {
-                return Err(Failure::die(["parameter '", k, "' not allowed for linked clones"].concat()));
+                return Err(Failure::die(
+                    ["parameter '", k, "' not allowed for linked clones"].concat(),
+                ));
             }
         }
     }
     if st.vms.contains_key(&newid) {
-        return Err(Failure::die(["unable to create VM ", &newid.to_string(), ": config file already exists"].concat()));
+        return Err(Failure::die(
+            [
+                "unable to create VM ",
+                &newid.to_string(),
+                ": config file already exists",
+            ]
+            .concat(),
+        ));
     }
     drop(st);
     let _src_lock = vm_lock(cx, src, 1, "clone failed: ")?;
@@ -879,11 +1333,29 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
     let node = cx.node.clone();
     cx.root.update(|st| {
         if st.vms.contains_key(&newid) {
-            return Err(Failure::die(["unable to create VM ", &newid.to_string(), ": config file already exists"].concat()));
+            return Err(Failure::die(
+                [
+                    "unable to create VM ",
+                    &newid.to_string(),
+                    ": config file already exists",
+                ]
+                .concat(),
+            ));
         }
         let mut config = BTreeMap::new();
         config.insert("lock".to_string(), "clone".to_string());
-        st.vms.insert(newid, Vm { node: node.clone(), config, pending: BTreeMap::new(), pending_delete: Vec::new(), running: false, started_ms: 0, created_ms: now_ms() });
+        st.vms.insert(
+            newid,
+            Vm {
+                node: node.clone(),
+                config,
+                pending: BTreeMap::new(),
+                pending_delete: Vec::new(),
+                running: false,
+                started_ms: 0,
+                created_ms: now_ms(),
+            },
+        );
         Ok(())
     })?;
     if crate::faults::partial(cx) {
@@ -908,7 +1380,13 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
         }
         if is_drive_key(k) && !v.starts_with("none") {
             let volid = v.split(',').next().unwrap_or("").to_string();
-            let rest: Vec<(String, String)> = v.split(',').skip(1).filter(|kv| !kv.starts_with("size=")).filter_map(|kv| kv.split_once('=')).map(|(a, b)| (a.to_string(), b.to_string())).collect();
+            let rest: Vec<(String, String)> = v
+                .split(',')
+                .skip(1)
+                .filter(|kv| !kv.starts_with("size="))
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
             let st = cx.root.read()?;
             let Some(source) = st.find_volume(&cx.node, &volid).cloned() else {
                 config.insert(k.clone(), v.clone());
@@ -918,7 +1396,8 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
                 let root = cx.root.clone();
                 let node = cx.node.clone();
-                let nv = root.update(|st| allocate(&root, st, &node, &storage, newid, 4 << 20, true))?;
+                let nv =
+                    root.update(|st| allocate(&root, st, &node, &storage, newid, 4 << 20, true))?;
                 config.insert(k.clone(), [nv.volid().as_str(), ",media=cdrom"].concat());
                 continue;
             }
@@ -929,7 +1408,8 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 drop(st);
                 let root = cx.root.clone();
                 let node = cx.node.clone();
-                let nv = root.update(|st| allocate(&root, st, &node, &storage, newid, source.size, false))?;
+                let nv = root
+                    .update(|st| allocate(&root, st, &node, &storage, newid, source.size, false))?;
                 cx.out(&["allocated target volume '", &nv.volid(), "'"].concat());
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
             } else {
@@ -938,7 +1418,8 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let root = cx.root.clone();
                 let node = cx.node.clone();
                 let storage = source.storage.clone();
-                let nv = root.update(|st| allocate(&root, st, &node, &storage, newid, source.size, false))?;
+                let nv = root
+                    .update(|st| allocate(&root, st, &node, &storage, newid, source.size, false))?;
                 let mut rest = rest.clone();
                 rest.push(("parent".into(), volid.clone()));
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
@@ -947,7 +1428,13 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
         }
         config.insert(k.clone(), v.clone());
     }
-    let name = p.get("name").cloned().unwrap_or_else(|| ["Copy-of-VM-", vm.config.get("name").map(String::as_str).unwrap_or("")].concat());
+    let name = p.get("name").cloned().unwrap_or_else(|| {
+        [
+            "Copy-of-VM-",
+            vm.config.get("name").map(String::as_str).unwrap_or(""),
+        ]
+        .concat()
+    });
     config.insert("name".into(), name);
     config.insert("smbios1".into(), ["uuid=", &uuid()].concat());
     config.insert("vmgenid".into(), uuid());
@@ -970,7 +1457,9 @@ fn template(cx: &mut Ctx, inv: &Invocation) -> R {
         return Err(Failure::die("you can't convert a template to a template"));
     }
     if vm.running {
-        return Err(Failure::die("you can't convert a VM to template if VM is running"));
+        return Err(Failure::die(
+            "you can't convert a VM to template if VM is running",
+        ));
     }
     check_lock(&vm)?;
     drop(st);
@@ -987,7 +1476,13 @@ fn template(cx: &mut Ctx, inv: &Invocation) -> R {
         }
         let mut config = vm.config.clone();
         for (k, volid) in renames {
-            let Some(pos) = st.volumes.iter().position(|x| x.volid() == volid && x.node == node) else { continue };
+            let Some(pos) = st
+                .volumes
+                .iter()
+                .position(|x| x.volid() == volid && x.node == node)
+            else {
+                continue;
+            };
             let old_path = root.volume_path(st, &st.volumes[pos]);
             let newname = st.volumes[pos].volname.replace("vm-", "base-");
             st.volumes[pos].volname = newname;
@@ -1008,7 +1503,13 @@ fn template(cx: &mut Ctx, inv: &Invocation) -> R {
 
 /// The DHCP address the emulated network hands to a VM.
 pub fn dhcp_address(vmid: u32) -> String {
-    ["10.99.", &((vmid / 250) % 250).to_string(), ".", &(vmid % 250 + 2).to_string()].concat()
+    [
+        "10.99.",
+        &((vmid / 250) % 250).to_string(),
+        ".",
+        &(vmid % 250 + 2).to_string(),
+    ]
+    .concat()
 }
 
 fn guest_cmd(cx: &mut Ctx, inv: &Invocation) -> R {
@@ -1020,9 +1521,13 @@ fn guest_cmd(cx: &mut Ctx, inv: &Invocation) -> R {
         return Err(Failure::die("No QEMU guest agent configured"));
     };
     if !vm.running {
-        return Err(Failure::die(["VM ", &vmid.to_string(), " is not running"].concat()));
+        return Err(Failure::die(
+            ["VM ", &vmid.to_string(), " is not running"].concat(),
+        ));
     }
-    let enabled = agent.split(',').any(|kv| matches!(kv, "1" | "enabled=1" | "enabled=on" | "enabled=yes"));
+    let enabled = agent
+        .split(',')
+        .any(|kv| matches!(kv, "1" | "enabled=1" | "enabled=on" | "enabled=yes"));
     if !enabled || now_ms() < vm.started_ms + st.settings.agent_after_ms {
         std::thread::sleep(Duration::from_millis(st.settings.agent_ping_ms));
         return Err(Failure::die("QEMU guest agent is not running"));
@@ -1030,8 +1535,18 @@ fn guest_cmd(cx: &mut Ctx, inv: &Invocation) -> R {
     match command.as_str() {
         "ping" => Ok(()),
         "network-get-interfaces" => {
-            let mac = vm.config.get("net0").and_then(|n| n.split(',').next()).and_then(|m| m.split_once('=')).map(|(_, m)| m.to_ascii_lowercase()).unwrap_or_default();
-            let ip = vm.config.get("ipconfig0").and_then(|c| c.split(',').find_map(|kv| kv.strip_prefix("ip="))).map(str::to_string);
+            let mac = vm
+                .config
+                .get("net0")
+                .and_then(|n| n.split(',').next())
+                .and_then(|m| m.split_once('='))
+                .map(|(_, m)| m.to_ascii_lowercase())
+                .unwrap_or_default();
+            let ip = vm
+                .config
+                .get("ipconfig0")
+                .and_then(|c| c.split(',').find_map(|kv| kv.strip_prefix("ip=")))
+                .map(str::to_string);
             let (addr, prefix) = match ip.as_deref() {
                 Some(cidr) if cidr.contains('/') => {
                     let (a, p) = cidr.split_once('/').unwrap_or((cidr, "24"));
@@ -1046,7 +1561,9 @@ fn guest_cmd(cx: &mut Ctx, inv: &Invocation) -> R {
             cx.out(&crate::pretty_json(&out));
             Ok(())
         }
-        other => Err(Failure::die(["pve-sim: guest command '", other, "' is not emulated"].concat())),
+        other => Err(Failure::die(
+            ["pve-sim: guest command '", other, "' is not emulated"].concat(),
+        )),
     }
 }
 
@@ -1063,7 +1580,10 @@ fn print_config(cx: &mut Ctx, vmid: u32, current: bool) -> R {
     for (k, v) in config {
         let v = match k.as_str() {
             "cipassword" => "**********".to_string(),
-            "description" => v.replace('%', "%25").replace(':', "%3A").replace('\n', "%0A"),
+            "description" => v
+                .replace('%', "%25")
+                .replace(':', "%3A")
+                .replace('\n', "%0A"),
             _ => v,
         };
         cx.out(&[k.as_str(), ": ", &v].concat());
@@ -1078,13 +1598,40 @@ fn status(cx: &mut Ctx, inv: &Invocation) -> R {
     let s = if vm.running { "running" } else { "stopped" };
     if inv.params.get("verbose").map(String::as_str) == Some("1") {
         let mut lines = BTreeMap::new();
-        lines.insert("name", vm.config.get("name").cloned().unwrap_or_else(|| ["VM ", &vmid.to_string()].concat()));
+        lines.insert(
+            "name",
+            vm.config
+                .get("name")
+                .cloned()
+                .unwrap_or_else(|| ["VM ", &vmid.to_string()].concat()),
+        );
         lines.insert("qmpstatus", s.to_string());
         lines.insert("status", s.to_string());
         lines.insert("vmid", vmid.to_string());
-        lines.insert("cpus", vm.config.get("cores").cloned().unwrap_or_else(|| "1".into()));
-        lines.insert("maxmem", (vm.config.get("memory").and_then(|m| m.parse::<u64>().ok()).unwrap_or(512) << 20).to_string());
-        lines.insert("uptime", if vm.running { ((now_ms() - vm.started_ms) / 1000).to_string() } else { "0".into() });
+        lines.insert(
+            "cpus",
+            vm.config
+                .get("cores")
+                .cloned()
+                .unwrap_or_else(|| "1".into()),
+        );
+        lines.insert(
+            "maxmem",
+            (vm.config
+                .get("memory")
+                .and_then(|m| m.parse::<u64>().ok())
+                .unwrap_or(512)
+                << 20)
+                .to_string(),
+        );
+        lines.insert(
+            "uptime",
+            if vm.running {
+                ((now_ms() - vm.started_ms) / 1000).to_string()
+            } else {
+                "0".into()
+            },
+        );
         if let Some(l) = vm.config.get("lock") {
             lines.insert("lock", l.clone());
         }
@@ -1103,13 +1650,38 @@ fn list(cx: &mut Ctx) -> R {
     if vms.is_empty() {
         return Ok(());
     }
-    cx.out(&format!("{:>10} {:<20} {:<10} {:<10} {:>12} {:<10}", "VMID", "NAME", "STATUS", "MEM(MB)", "BOOTDISK(GB)", "PID"));
+    cx.out(&format!(
+        "{:>10} {:<20} {:<10} {:<10} {:>12} {:<10}",
+        "VMID", "NAME", "STATUS", "MEM(MB)", "BOOTDISK(GB)", "PID"
+    ));
     for (id, vm) in vms {
-        let name = vm.config.get("name").cloned().unwrap_or_else(|| ["VM ", &id.to_string()].concat());
-        let mem = vm.config.get("memory").cloned().unwrap_or_else(|| "512".into());
-        let disk = vm.config.get("scsi0").and_then(|v| v.split(',').find_map(|kv| kv.strip_prefix("size="))).and_then(parse_size).unwrap_or(0) as f64 / (1u64 << 30) as f64;
+        let name = vm
+            .config
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| ["VM ", &id.to_string()].concat());
+        let mem = vm
+            .config
+            .get("memory")
+            .cloned()
+            .unwrap_or_else(|| "512".into());
+        let disk = vm
+            .config
+            .get("scsi0")
+            .and_then(|v| v.split(',').find_map(|kv| kv.strip_prefix("size=")))
+            .and_then(parse_size)
+            .unwrap_or(0) as f64
+            / (1u64 << 30) as f64;
         let s = if vm.running { "running" } else { "stopped" };
-        cx.out(&format!("{:>10} {:<20} {:<10} {:<10} {:>12.2} {:<10}", id, name, s, mem, disk, if vm.running { 1000 + id } else { 0 }));
+        cx.out(&format!(
+            "{:>10} {:<20} {:<10} {:<10} {:>12.2} {:<10}",
+            id,
+            name,
+            s,
+            mem,
+            disk,
+            if vm.running { 1000 + id } else { 0 }
+        ));
     }
     Ok(())
 }
@@ -1118,7 +1690,11 @@ fn list(cx: &mut Ctx) -> R {
 pub fn run(cx: &mut Ctx, args: &[String]) -> R {
     let st = cx.root.read()?;
     if args.first().map(String::as_str) == Some("disk") && !at_least(&st, 7, 3) {
-        return Err(Failure { stderr: "ERROR: unknown command 'qm disk'\nUSAGE: qm <COMMAND> [ARGS] [OPTIONS]\n".into(), exit: 255 });
+        return Err(Failure {
+            stderr: "ERROR: unknown command 'qm disk'\nUSAGE: qm <COMMAND> [ARGS] [OPTIONS]\n"
+                .into(),
+            exit: 255,
+        });
     }
     drop(st);
     let inv = schema::parse_qm(args)?;
@@ -1129,14 +1705,20 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> R {
         "disk import" => import_disk(cx, &inv),
         "disk resize" => resize(cx, &inv),
         "start" => start_vm(cx, vmid_of(p, "vmid")),
-        "stop" => stop_vm(cx, vmid_of(p, "vmid"), p.get("skiplock").map(String::as_str) == Some("1")),
+        "stop" => stop_vm(
+            cx,
+            vmid_of(p, "vmid"),
+            p.get("skiplock").map(String::as_str) == Some("1"),
+        ),
         "shutdown" => stop_vm(cx, vmid_of(p, "vmid"), false),
         "reboot" => {
             let vmid = vmid_of(p, "vmid");
             let st = cx.root.read()?;
             let vm = local_vm(&st, &cx.node, vmid)?;
             if !vm.running {
-                return Err(Failure::die(["VM ", &vmid.to_string(), " not running"].concat()));
+                return Err(Failure::die(
+                    ["VM ", &vmid.to_string(), " not running"].concat(),
+                ));
             }
             drop(st);
             stop_vm(cx, vmid, false)?;
@@ -1158,22 +1740,26 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> R {
             }
         }
         "guest cmd" => guest_cmd(cx, &inv),
-        "config" => print_config(cx, vmid_of(p, "vmid"), p.get("current").map(String::as_str) == Some("1")),
+        "config" => print_config(
+            cx,
+            vmid_of(p, "vmid"),
+            p.get("current").map(String::as_str) == Some("1"),
+        ),
         "status" => status(cx, &inv),
         "list" => list(cx),
         "unlock" => {
             let vmid = vmid_of(p, "vmid");
             let node = cx.node.clone();
-            cx.root.update(|st| {
-                match st.vms.get_mut(&vmid) {
-                    Some(vm) if vm.node == node => {
-                        vm.config.remove("lock");
-                        Ok(())
-                    }
-                    _ => Err(cfg_missing(&node, vmid)),
+            cx.root.update(|st| match st.vms.get_mut(&vmid) {
+                Some(vm) if vm.node == node => {
+                    vm.config.remove("lock");
+                    Ok(())
                 }
+                _ => Err(cfg_missing(&node, vmid)),
             })
         }
-        other => Err(Failure::die(["pve-sim: 'qm ", other, "' is not emulated"].concat())),
+        other => Err(Failure::die(
+            ["pve-sim: 'qm ", other, "' is not emulated"].concat(),
+        )),
     }
 }

@@ -67,7 +67,10 @@ pub fn usage(command: &str) -> String {
     let def = commands().get(command);
     let mut u = String::from("qm ");
     u.push_str(command);
-    if let Some(pos) = def.and_then(|d| d.get("positional")).and_then(Value::as_array) {
+    if let Some(pos) = def
+        .and_then(|d| d.get("positional"))
+        .and_then(Value::as_array)
+    {
         for p in pos.iter().filter_map(Value::as_str) {
             u.push_str(" <");
             u.push_str(p);
@@ -85,7 +88,10 @@ fn unknown_command(words: &[&str]) -> Failure {
         s.push_str(w);
     }
     s.push_str("'\nUSAGE: qm <COMMAND> [ARGS] [OPTIONS]\n");
-    Failure { stderr: s, exit: 255 }
+    Failure {
+        stderr: s,
+        exit: 255,
+    }
 }
 
 /// Resolves command words (prefixes, aliases, groups). Returns the canonical
@@ -111,13 +117,17 @@ pub fn resolve_command(args: &[String]) -> Result<(String, usize), Failure> {
             })
             .collect();
         let full = [prefix.as_str(), word].concat();
-        let found = level.iter().find(|(k, _)| **k == full).copied().or_else(|| {
-            let matches: Vec<_> = level
-                .iter()
-                .filter(|(k, v)| v.get("alias").is_none() && k.starts_with(&full))
-                .collect();
-            (matches.len() == 1).then(|| *matches[0])
-        });
+        let found = level
+            .iter()
+            .find(|(k, _)| **k == full)
+            .copied()
+            .or_else(|| {
+                let matches: Vec<_> = level
+                    .iter()
+                    .filter(|(k, v)| v.get("alias").is_none() && k.starts_with(&full))
+                    .collect();
+                (matches.len() == 1).then(|| *matches[0])
+            });
         let Some((name, def)) = found else {
             return Err(unknown_command(&seen));
         };
@@ -144,7 +154,10 @@ fn param_error(command: &str, lines: &[(String, String)]) -> Failure {
     s.push('\n');
     s.push_str(&usage(command));
     s.push('\n');
-    Failure { stderr: s, exit: 255 }
+    Failure {
+        stderr: s,
+        exit: 255,
+    }
 }
 
 fn getopt_error(command: &str, getopt: &str, what: &str) -> Failure {
@@ -155,7 +168,10 @@ fn getopt_error(command: &str, getopt: &str, what: &str) -> Failure {
     s.push('\n');
     s.push_str(&usage(command));
     s.push('\n');
-    Failure { stderr: s, exit: 255 }
+    Failure {
+        stderr: s,
+        exit: 255,
+    }
 }
 
 fn is_boolean(def: &Value) -> bool {
@@ -197,7 +213,11 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
     let positional: Vec<String> = def
         .get("positional")
         .and_then(Value::as_array)
-        .map(|p| p.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|p| {
+            p.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let names: Vec<&String> = params_def.keys().filter(|k| !fixed.contains(k)).collect();
     let mut opts: BTreeMap<String, String> = BTreeMap::new();
@@ -226,7 +246,10 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
             _ => (body, None),
         };
         let lname = name.to_ascii_lowercase();
-        let exact: Vec<&&String> = names.iter().filter(|n| n.to_ascii_lowercase() == lname).collect();
+        let exact: Vec<&&String> = names
+            .iter()
+            .filter(|n| n.to_ascii_lowercase() == lname)
+            .collect();
         let matched: Vec<&&String> = if exact.len() == 1 {
             exact
         } else {
@@ -238,7 +261,11 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
         let key = match matched.as_slice() {
             [one] => (**one).clone(),
             [] => {
-                return Err(getopt_error(&command, &["Unknown option: ", &lname].concat(), "unable to parse option"))
+                return Err(getopt_error(
+                    &command,
+                    &["Unknown option: ", &lname].concat(),
+                    "unable to parse option",
+                ))
             }
             many => {
                 let list: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
@@ -274,7 +301,11 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
         } else {
             match inline {
                 Some("") => {
-                    return Err(getopt_error(&command, &["Option ", &key, " requires an argument"].concat(), "unable to parse option"))
+                    return Err(getopt_error(
+                        &command,
+                        &["Option ", &key, " requires an argument"].concat(),
+                        "unable to parse option",
+                    ))
                 }
                 Some(v) => v.to_string(),
                 None => match rest.get(i) {
@@ -283,7 +314,11 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
                         next.clone()
                     }
                     None => {
-                        return Err(getopt_error(&command, &["Option ", &key, " requires an argument"].concat(), "unable to parse option"))
+                        return Err(getopt_error(
+                            &command,
+                            &["Option ", &key, " requires an argument"].concat(),
+                            "unable to parse option",
+                        ))
                     }
                 },
             }
@@ -323,7 +358,10 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
     for (k, d) in &params_def {
         let optional = d.get("optional").and_then(Value::as_bool).unwrap_or(false);
         if !optional && !fixed.contains(k) && !params.contains_key(k) {
-            errors.push((k.clone(), "property is missing and it is not optional".into()));
+            errors.push((
+                k.clone(),
+                "property is missing and it is not optional".into(),
+            ));
         }
     }
     for (k, v) in &params {
@@ -372,8 +410,15 @@ pub fn check_value(key: &str, value: &str, def: &Value) -> Result<(), String> {
     let ty = def.get("type").and_then(Value::as_str).unwrap_or("string");
     match ty {
         "integer" => {
-            let n: i64 = if value.trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) && !value.is_empty() {
-                value.parse().map_err(|_| ["type check ('integer') failed - got '", value, "'"].concat())?
+            let n: i64 = if value
+                .trim_start_matches('-')
+                .chars()
+                .all(|c| c.is_ascii_digit())
+                && !value.is_empty()
+            {
+                value
+                    .parse()
+                    .map_err(|_| ["type check ('integer') failed - got '", value, "'"].concat())?
             } else {
                 return Err(["type check ('integer') failed - got '", value, "'"].concat());
             };
@@ -386,18 +431,28 @@ pub fn check_value(key: &str, value: &str, def: &Value) -> Result<(), String> {
             check_range(n, def)?;
         }
         "boolean" => {
-            parse_bool(value).ok_or_else(|| ["type check ('boolean') failed - got '", value, "'"].concat())?;
+            parse_bool(value)
+                .ok_or_else(|| ["type check ('boolean') failed - got '", value, "'"].concat())?;
         }
         _ => {
             if let Some(max) = def.get("maxLength").and_then(Value::as_u64) {
                 if value.chars().count() as u64 > max {
-                    return Err(["value may only be ", &max.to_string(), " characters long"].concat());
+                    return Err(
+                        ["value may only be ", &max.to_string(), " characters long"].concat()
+                    );
                 }
             }
             if let Some(e) = def.get("enum").and_then(Value::as_array) {
                 let opts: Vec<&str> = e.iter().filter_map(Value::as_str).collect();
                 if !opts.contains(&value) {
-                    return Err(["value '", value, "' does not have a value in the enumeration '", &opts.join(", "), "'"].concat());
+                    return Err([
+                        "value '",
+                        value,
+                        "' does not have a value in the enumeration '",
+                        &opts.join(", "),
+                        "'",
+                    ]
+                    .concat());
                 }
             }
             if let Some(p) = def.get("pattern").and_then(Value::as_str) {
@@ -451,7 +506,10 @@ pub fn check_format(key: &str, format: &str, value: &str) -> Result<(), String> 
     };
     match fdef.get("kind").and_then(Value::as_str) {
         Some("list") => {
-            let item = fdef.get("item_format").and_then(Value::as_str).unwrap_or("");
+            let item = fdef
+                .get("item_format")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             for part in split_list(value) {
                 check_format(key, item, part)?;
             }
@@ -468,7 +526,10 @@ pub fn check_format(key: &str, format: &str, value: &str) -> Result<(), String> 
 
 /// Parses a property string per its format: bare first item fills the
 /// default key, aliases and key aliases resolve, unknown keys fail.
-pub fn parse_property_string(fdef: &Value, value: &str) -> Result<BTreeMap<String, String>, Vec<(String, String)>> {
+pub fn parse_property_string(
+    fdef: &Value,
+    value: &str,
+) -> Result<BTreeMap<String, String>, Vec<(String, String)>> {
     let keys = fdef.get("keys").and_then(Value::as_object);
     let default_key = fdef.get("default_key").and_then(Value::as_str);
     let mut out = BTreeMap::new();
@@ -479,14 +540,21 @@ pub fn parse_property_string(fdef: &Value, value: &str) -> Result<BTreeMap<Strin
             None => match default_key {
                 Some(d) if !out.contains_key(d) => (d.to_string(), part.to_string()),
                 _ => {
-                    errors.push(("".to_string(), "value without key, but schema does not define a default key".to_string()));
+                    errors.push((
+                        "".to_string(),
+                        "value without key, but schema does not define a default key".to_string(),
+                    ));
                     continue;
                 }
             },
         };
         let (k, v) = match keys.and_then(|ks| ks.get(&k)) {
             Some(kd) if kd.get("alias").is_some() => {
-                let target = kd.get("alias").and_then(Value::as_str).unwrap_or("").to_string();
+                let target = kd
+                    .get("alias")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 if let Some(ka) = kd.get("keyAlias").and_then(Value::as_str) {
                     // `virtio=MAC`: the key names the model, the value is the MAC.
                     out.insert(ka.to_string(), k.clone());
@@ -496,7 +564,10 @@ pub fn parse_property_string(fdef: &Value, value: &str) -> Result<BTreeMap<Strin
             _ => (k, v),
         };
         if out.contains_key(&k) {
-            errors.push((k.clone(), ["duplicate key in comma-separated list property: ", &k].concat()));
+            errors.push((
+                k.clone(),
+                ["duplicate key in comma-separated list property: ", &k].concat(),
+            ));
             continue;
         }
         out.insert(k, v);
@@ -547,7 +618,10 @@ fn check_property_string(key: &str, fdef: &Value, value: &str) -> Result<(), Str
         for (k, kd) in ks {
             let optional = kd.get("optional").and_then(Value::as_bool).unwrap_or(false);
             if kd.get("alias").is_none() && !optional && !parsed.contains_key(k) {
-                errors.push((k.clone(), "property is missing and it is not optional".into()));
+                errors.push((
+                    k.clone(),
+                    "property is missing and it is not optional".into(),
+                ));
             }
         }
     }
@@ -616,7 +690,10 @@ fn validator(sub: &str, v: &str) -> Result<(), String> {
         "pve_verify_node_name" => rx("node", v),
         "pve_verify_mac_addr" => {
             let parts: Vec<&str> = v.split(':').collect();
-            let hex = parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
+            let hex = parts.len() == 6
+                && parts
+                    .iter()
+                    .all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
             if !hex || u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 1) {
                 return Err("value does not look like a valid unicast MAC address".into());
             }
@@ -677,8 +754,12 @@ fn validator(sub: &str, v: &str) -> Result<(), String> {
             "pve_verify_ipv6" => "value does not look like a valid IPv6 address",
             "pve_verify_ip" => "value does not look like a valid IP address",
             "pve_verify_cidr" => "value does not look like a valid CIDR network",
-            "pve_verify_ipv4_config" => "value does not look like a valid ipv4 network configuration",
-            "pve_verify_ipv6_config" => "value does not look like a valid ipv6 network configuration",
+            "pve_verify_ipv4_config" => {
+                "value does not look like a valid ipv4 network configuration"
+            }
+            "pve_verify_ipv6_config" => {
+                "value does not look like a valid ipv6 network configuration"
+            }
             "pve_verify_tag" => "invalid characters in tag",
             "parse_bridge_id" => "invalid bridge name",
             "pve_verify_configid" => "invalid configuration ID",
@@ -692,7 +773,12 @@ fn validator(sub: &str, v: &str) -> Result<(), String> {
 
 /// The named format of a `qm` drive/net/... key (`scsi0` -> `qm-scsi`).
 pub fn format_of(command: &str, key: &str) -> Option<&'static Value> {
-    let f = commands().get(command)?.get("parameters")?.get(key)?.get("format")?.as_str()?;
+    let f = commands()
+        .get(command)?
+        .get("parameters")?
+        .get(key)?
+        .get("format")?
+        .as_str()?;
     formats()?.get(f)
 }
 
@@ -716,16 +802,29 @@ mod tests {
 
     #[test]
     fn resolves_prefixes_and_aliases() {
-        assert_eq!(resolve_command(&argv("cr 100")).map(|r| r.0), Ok("create".into()));
-        assert_eq!(resolve_command(&argv("importdisk 1")).map(|r| r.0), Ok("disk import".into()));
-        assert_eq!(resolve_command(&argv("disk res 1")).map(|r| r.0), Ok("disk resize".into()));
+        assert_eq!(
+            resolve_command(&argv("cr 100")).map(|r| r.0),
+            Ok("create".into())
+        );
+        assert_eq!(
+            resolve_command(&argv("importdisk 1")).map(|r| r.0),
+            Ok("disk import".into())
+        );
+        assert_eq!(
+            resolve_command(&argv("disk res 1")).map(|r| r.0),
+            Ok("disk resize".into())
+        );
         assert!(resolve_command(&argv("st 100")).is_err());
     }
 
     #[test]
     fn boolean_swallows_next_word() {
         let e = parse_qm(&argv("create --start 100")).expect_err("vmid was eaten");
-        assert!(e.stderr.contains("unable to parse boolean option"), "{}", e.stderr);
+        assert!(
+            e.stderr.contains("unable to parse boolean option"),
+            "{}",
+            e.stderr
+        );
         let ok = parse_qm(&argv("create 100 --start")).expect("bare boolean");
         assert_eq!(ok.params.get("start").map(String::as_str), Some("1"));
     }

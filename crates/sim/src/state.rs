@@ -152,7 +152,11 @@ impl Root {
         let base = if shared {
             self.0.join("shared").join(&v.storage)
         } else {
-            self.0.join("nodes").join(&v.node).join("storage").join(&v.storage)
+            self.0
+                .join("nodes")
+                .join(&v.node)
+                .join("storage")
+                .join(&v.storage)
         };
         let dir = st.storage(&v.storage).is_some_and(StorageDef::is_dir);
         if dir {
@@ -171,13 +175,21 @@ impl Root {
     /// Maps a host path: `/var/lib/vz/...` is the `local` storage of `node`.
     pub fn host_path(&self, node: &str, p: &str) -> PathBuf {
         match p.strip_prefix("/var/lib/vz/") {
-            Some(rest) => self.0.join("nodes").join(node).join("storage/local").join(rest),
+            Some(rest) => self
+                .0
+                .join("nodes")
+                .join(node)
+                .join("storage/local")
+                .join(rest),
             None => PathBuf::from(p),
         }
     }
 
     /// Runs `f` on the state under the exclusive state lock and saves it.
-    pub fn update<T>(&self, f: impl FnOnce(&mut State) -> Result<T, Failure>) -> Result<T, Failure> {
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
         let _lock = self.lock_file("state.lock")?;
         let mut st = self.load_unlocked()?;
         let out = f(&mut st)?;
@@ -193,9 +205,19 @@ impl Root {
 
     fn load_unlocked(&self) -> Result<State, Failure> {
         let text = std::fs::read_to_string(self.state_file()).map_err(|e| {
-            Failure::die(["pve-sim: cannot read ", &self.state_file().display().to_string(), ": ", &e.to_string(), " (run 'pve-sim init ROOT')"].concat())
+            Failure::die(
+                [
+                    "pve-sim: cannot read ",
+                    &self.state_file().display().to_string(),
+                    ": ",
+                    &e.to_string(),
+                    " (run 'pve-sim init ROOT')",
+                ]
+                .concat(),
+            )
         })?;
-        serde_json::from_str(&text).map_err(|e| Failure::die(["pve-sim: broken state: ", &e.to_string()].concat()))
+        serde_json::from_str(&text)
+            .map_err(|e| Failure::die(["pve-sim: broken state: ", &e.to_string()].concat()))
     }
 
     /// Writes the state without locking (for `init`).
@@ -214,7 +236,17 @@ impl Root {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| Failure::die(["pve-sim: cannot open lock ", &path.display().to_string(), ": ", &e.to_string()].concat()))?;
+            .map_err(|e| {
+                Failure::die(
+                    [
+                        "pve-sim: cannot open lock ",
+                        &path.display().to_string(),
+                        ": ",
+                        &e.to_string(),
+                    ]
+                    .concat(),
+                )
+            })?;
         f.lock().map_err(|e| Failure::die(e.to_string()))?;
         Ok(f)
     }
@@ -254,7 +286,11 @@ impl State {
     }
 
     /// Volumes of storage `id` visible from `node`.
-    pub fn volumes_on<'a>(&'a self, node: &'a str, id: &'a str) -> impl Iterator<Item = &'a Volume> + 'a {
+    pub fn volumes_on<'a>(
+        &'a self,
+        node: &'a str,
+        id: &'a str,
+    ) -> impl Iterator<Item = &'a Volume> + 'a {
         let shared = self.storage(id).is_some_and(|s| s.shared);
         self.volumes
             .iter()

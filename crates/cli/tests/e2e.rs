@@ -1,0 +1,307 @@
+//! End to end: the real pvefleet binary against pve-sim behind real OpenSSH
+//! sshd processes on loopback.
+
+use pvefleet_test_support::TestBed;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pvefleet"))
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn bed(nodes: &[&str]) -> TestBed {
+    TestBed::start(
+        &exe(),
+        nodes,
+        &[
+            "--image",
+            "local:iso/jammy-server-cloudimg-amd64.img:2G",
+            "--agent-ping-ms",
+            "50",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("test bed: {e}"))
+}
+
+/// Writes the example with `proxmox.host` pointing at the bed's alias.
+fn config(bed: &TestBed, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(examples().join("vm_config.example.yml")).expect("example");
+    let text = text.replace("host: pve1.example.com", "host: pve");
+    let path = bed.dir.path().join("vm_config.yml");
+    std::fs::write(&path, edit(text)).expect("write config");
+    std::fs::copy(
+        examples().join("ops_keys.pub"),
+        bed.dir.path().join("ops_keys.pub"),
+    )
+    .expect("keys");
+    path
+}
+
+fn pvefleet(bed: &TestBed, args: &[&str]) -> Output {
+    Command::new(exe())
+        .args(args)
+        .arg("--ssh-config")
+        .arg(&bed.ssh_config)
+        .current_dir(bed.dir.path())
+        .output()
+        .expect("run pvefleet")
+}
+
+fn text(o: &Output) -> String {
+    [
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    ]
+    .concat()
+}
+
+fn vms(bed: &TestBed) -> Vec<Value> {
+    bed.state()["vms"].as_array().cloned().unwrap_or_default()
+}
+
+fn journal_argv(bed: &TestBed) -> Vec<(Vec<String>, i64)> {
+    bed.journal()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|j| {
+            (
+                j["argv"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                j["exit"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+fn state_changing(argv: &[String]) -> bool {
+    argv.first().map(String::as_str) == Some("qm")
+        && !matches!(
+            argv.get(1).map(String::as_str),
+            Some("config" | "guest" | "status" | "list" | "pending")
+        )
+}
+
+#[test]
+fn apply_converges_then_changes_nothing_then_sets_only_memory() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t);
+    let c = cfg.to_str().expect("utf8");
+    let out = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let vms = vms(&bed);
+    assert_eq!(vms.len(), 3);
+    let web = vms.iter().find(|v| v["vmid"] == 201).expect("vm 201");
+    assert_eq!(web["status"], "running");
+    let cfg201 = &web["config"];
+    assert_eq!(cfg201["name"], "web-01");
+    assert_eq!(cfg201["memory"], "2048");
+    assert_eq!(cfg201["cores"], "2");
+    assert!(cfg201["net0"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("virtio=BC:24:11:") && n.contains("bridge=vmbr0")));
+    assert!(
+        cfg201["scsi0"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("local-lvm:vm-201-disk-0") && s.ends_with("size=20G")),
+        "{}",
+        cfg201["scsi0"]
+    );
+    assert_eq!(cfg201["ide2"], "local-lvm:vm-201-cloudinit,media=cdrom");
+    assert_eq!(cfg201["ipconfig0"], "ip=10.0.0.51/24,gw=10.0.0.1");
+    assert_eq!(cfg201["ciuser"], "ubuntu");
+    assert!(cfg201["sshkeys"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("ssh-ed25519%20")));
+    assert_eq!(cfg201["agent"], "enabled=1");
+    assert_eq!(cfg201["boot"], "order=scsi0");
+    assert_eq!(cfg201["scsihw"], "virtio-scsi-pci");
+    assert_eq!(cfg201["tags"], "pvefleet;web");
+    assert!(cfg201["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("managed-by")));
+    assert!(
+        text(&out).contains("10.0.0.51"),
+        "agent IP in summary: {}",
+        text(&out)
+    );
+    // At most 3 qm invocations per created VM, and no more.
+    let creating: Vec<_> = journal_argv(&bed)
+        .into_iter()
+        .filter(|(a, _)| state_changing(a))
+        .collect();
+    assert_eq!(creating.len(), 9, "{creating:?}");
+    // The upload folder is gone.
+    assert!(!journal_argv(&bed).is_empty());
+
+    bed.clear_journal();
+    let again = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("no changes"));
+    let changing: Vec<_> = journal_argv(&bed)
+        .into_iter()
+        .filter(|(a, _)| state_changing(a))
+        .collect();
+    assert!(
+        changing.is_empty(),
+        "second apply changed things: {changing:?}"
+    );
+
+    let edited = config(&bed, |t| t.replace("    memory: 4096", "    memory: 6144"));
+    bed.clear_journal();
+    let third = pvefleet(&bed, &["apply", edited.to_str().expect("utf8"), "--yes"]);
+    assert!(third.status.success(), "{}", text(&third));
+    let changing: Vec<_> = journal_argv(&bed)
+        .into_iter()
+        .filter(|(a, _)| state_changing(a))
+        .map(|(a, _)| a.join(" "))
+        .collect();
+    assert_eq!(changing, vec!["qm set 202 --memory 6144".to_string()]);
+    assert!(
+        text(&third).contains("reboot"),
+        "reboot note: {}",
+        text(&third)
+    );
+}
+
+#[test]
+fn conflict_is_untouched_and_fault_rolls_back_then_rerun_converges() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t);
+    let c = cfg.to_str().expect("utf8");
+    // An unmanaged VM with vmid 201, and a start failure for 202.
+    let pre = bed.ssh("pve", "qm create 201 --name someone-elses --memory 512");
+    assert!(
+        pre.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pre.stderr)
+    );
+    bed.set_faults(r#"[{"match": "qm start 202", "nth": 1, "action": "fail", "exit": 255, "message": "start failed: QEMU exited with code 1"}]"#);
+    let out = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("not managed by pvefleet"), "{all}");
+    let now = vms(&bed);
+    let v201 = now.iter().find(|v| v["vmid"] == 201).expect("201 kept");
+    assert_eq!(v201["config"]["name"], "someone-elses");
+    assert!(v201["config"].get("tags").is_none());
+    assert!(now.iter().all(|v| v["vmid"] != 202), "202 rolled back");
+    assert!(now
+        .iter()
+        .any(|v| v["vmid"] == 203 && v["status"] == "running"));
+    let disks: Vec<String> = bed.state()["storages"]
+        .as_array()
+        .expect("storages")
+        .iter()
+        .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v["volid"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !disks.iter().any(|d| d.contains("vm-202-")),
+        "no disk of 202 left: {disks:?}"
+    );
+    // Re-run: 202 converges (the fault fired once), 201 stays a conflict.
+    let again = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "201 is still a conflict: {}",
+        text(&again)
+    );
+    assert!(vms_of(&bed, 202).is_some_and(|v| v["status"] == "running"));
+    // destroy: managed VMs go, the unmanaged one stays.
+    let d = pvefleet(&bed, &["destroy", c, "--yes"]);
+    assert_eq!(d.status.code(), Some(1), "refuses 201: {}", text(&d));
+    let left = vms(&bed);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["vmid"], 201);
+    let disks: Vec<String> = bed.state()["storages"]
+        .as_array()
+        .expect("storages")
+        .iter()
+        .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v["volid"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        disks
+            .iter()
+            .all(|d| !d.contains("vm-202-") && !d.contains("vm-203-")),
+        "{disks:?}"
+    );
+}
+
+fn vms_of(bed: &TestBed, id: u64) -> Option<Value> {
+    vms(bed).into_iter().find(|v| v["vmid"] == id)
+}
+
+#[test]
+fn unknown_host_key_is_refused_before_any_command() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t);
+    std::fs::write(bed.dir.path().join("known_hosts"), "").expect("empty known_hosts");
+    let out = pvefleet(&bed, &["apply", cfg.to_str().expect("utf8"), "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--accept-new-host-key"),
+        "{}",
+        text(&out)
+    );
+    assert!(bed.journal().is_empty(), "nothing ran");
+    let ok = pvefleet(
+        &bed,
+        &["plan", cfg.to_str().expect("utf8"), "--accept-new-host-key"],
+    );
+    assert!(ok.status.success(), "{}", text(&ok));
+}
+
+#[test]
+fn playbook_sequence_over_ssh() {
+    let bed = bed(&["pve"]);
+    let steps = [
+        "pvesh get /nodes/pve/storage/local/content --content iso --output-format json",
+        "qm create 300 --name classic --memory 1024 --cores 1 --net0 virtio,bridge=vmbr0",
+        "qm importdisk 300 \"$(pvesm path local:iso/jammy-server-cloudimg-amd64.img)\" local-lvm",
+        "qm set 300 --scsi0 local-lvm:vm-300-disk-0",
+        "qm set 300 --boot c --bootdisk scsi0",
+        "qm set 300 --agent enabled=1",
+        "qm set 300 --ipconfig0 'ip=10.0.0.30/24,gw=10.0.0.1'",
+        "qm start 300",
+    ];
+    for s in steps {
+        let o = bed.ssh("pve", s);
+        assert!(
+            o.status.success(),
+            "{s}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let vm = vms_of(&bed, 300).expect("vm 300");
+    assert_eq!(vm["status"], "running");
+    assert_eq!(vm["config"]["scsi0"], "local-lvm:vm-300-disk-0,size=2G");
+    assert_eq!(vm["config"]["ipconfig0"], "ip=10.0.0.30/24,gw=10.0.0.1");
+}
+
+#[test]
+fn cluster_vmids_are_unique_and_qm_stays_on_its_node() {
+    let bed = bed(&["pve1", "pve2", "pve3"]);
+    assert!(bed.ssh("pve1", "qm create 500 --name a").status.success());
+    let dup = bed.ssh("pve2", "qm create 500 --name b");
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr)
+        .contains("unable to create VM 500 - VM 500 already exists on node 'pve1'"));
+    let wrong = bed.ssh("pve3", "qm start 500");
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr)
+        .contains("Configuration file 'nodes/pve3/qemu-server/500.conf' does not exist"));
+    assert!(bed.ssh("pve1", "qm start 500").status.success());
+}
