@@ -19,8 +19,7 @@ pub fn ensure(desired: &Desired) -> Result<(PathBuf, PathBuf), String> {
         .join(root());
     let bin = dir.join("bin");
     if !dir.join("state.json").exists() {
-        let mut spec = InitSpec::default();
-        spec.nodes = if desired.cluster {
+        let nodes = if desired.cluster {
             desired
                 .nodes
                 .iter()
@@ -32,6 +31,10 @@ pub fn ensure(desired: &Desired) -> Result<(PathBuf, PathBuf), String> {
                 .first()
                 .and_then(|n| n.name.clone())
                 .unwrap_or_else(|| "pve".into())]
+        };
+        let mut spec = InitSpec {
+            nodes,
+            ..InitSpec::default()
         };
         for vm in &desired.vms {
             if !spec.bridges.contains(&vm.bridge) {

@@ -44,7 +44,7 @@ pub const VM: &[&str] = &[
 ];
 
 /// Keys that only make sense per VM, not in `defaults:`.
-pub const VM_ONLY: &[&str] = &["vmid", "name", "mac", "ip", "ip6"];
+pub const VM_ONLY: &[&str] = &["vmid", "name", "mac"];
 
 /// The known key closest to `unknown`, when it is close enough to be a typo.
 pub fn suggest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
