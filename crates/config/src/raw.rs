@@ -178,7 +178,7 @@ mod tests {
         };
         assert!(matches!(&inner[0].1.value, Value::Str(s) if s == "y"));
         assert_eq!((inner[1].1.span.line, inner[1].1.span.col), (3, 6));
-        assert_eq!(inner[1].1.span.offset, 14);
+        assert_eq!(inner[1].1.span.offset, 15);
     }
 
     #[test]

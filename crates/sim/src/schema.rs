@@ -811,10 +811,14 @@ mod tests {
             Ok("disk import".into())
         );
         assert_eq!(
-            resolve_command(&argv("disk res 1")).map(|r| r.0),
+            resolve_command(&argv("disk resi 1")).map(|r| r.0),
             Ok("disk resize".into())
         );
         assert!(resolve_command(&argv("st 100")).is_err());
+        assert!(
+            resolve_command(&argv("disk res 1")).is_err(),
+            "rescan or resize"
+        );
     }
 
     #[test]
