@@ -47,24 +47,11 @@ fn load(file: &str) -> Result<Desired, ExitStatus> {
     })
 }
 
-fn run_id() -> String {
+/// The private folder of this run's uploads on each node.
+fn upload_dir() -> String {
     let mut s = String::from("/tmp/pvefleet-");
-    for _ in 0..12 {
-        s.push(char::from_digit(fastrand_digit(), 36).unwrap_or('0'));
-    }
+    s.extend(std::iter::repeat_with(fastrand::lowercase).take(12));
     s
-}
-
-fn fastrand_digit() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    (h.finish() % 36) as u32
 }
 
 async fn connect_all(handles: &[NodeHandle]) -> Result<(), ExitStatus> {
@@ -106,8 +93,19 @@ async fn observe_nodes(
     Ok((handles, observed))
 }
 
+/// Reads and validates the file, then reads its nodes.
+async fn load_and_observe(
+    file: &str,
+    target: &Target,
+    parallel: usize,
+) -> Result<(Desired, Vec<NodeHandle>, Observed), ExitStatus> {
+    let desired = load(file)?;
+    let (handles, observed) = observe_nodes(&desired, target, parallel).await?;
+    Ok((desired, handles, observed))
+}
+
 fn make_plan(desired: &Desired, observed: &Observed, reboot: bool, only: &[String]) -> Plan {
-    let tmp = run_id();
+    let tmp = upload_dir();
     plan(PlanInput {
         desired,
         observed,
@@ -194,14 +192,11 @@ pub async fn run(cli: Cli) -> ExitStatus {
             reboot,
             output,
         } => {
-            let desired = match load(&file) {
-                Ok(d) => d,
-                Err(s) => return s,
-            };
-            let (handles, observed) = match observe_nodes(&desired, &target, parallel).await {
-                Ok(x) => x,
-                Err(s) => return s,
-            };
+            let (desired, handles, observed) =
+                match load_and_observe(&file, &target, parallel).await {
+                    Ok(x) => x,
+                    Err(s) => return s,
+                };
             let p = make_plan(&desired, &observed, reboot, &only);
             eprint!("{}", output::plan_human(&p));
             let changes = !p.is_converged();
@@ -284,11 +279,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
 }
 
 async fn status(file: &str, target: &Target, output: Output) -> ExitStatus {
-    let desired = match load(file) {
-        Ok(d) => d,
-        Err(s) => return s,
-    };
-    let (handles, observed) = match observe_nodes(&desired, target, 8).await {
+    let (desired, handles, observed) = match load_and_observe(file, target, 8).await {
         Ok(x) => x,
         Err(s) => return s,
     };
@@ -359,11 +350,7 @@ async fn status(file: &str, target: &Target, output: Output) -> ExitStatus {
 }
 
 async fn destroy(file: &str, target: &Target, yes: bool, only: &[String]) -> ExitStatus {
-    let desired = match load(file) {
-        Ok(d) => d,
-        Err(s) => return s,
-    };
-    let (handles, observed) = match observe_nodes(&desired, target, 8).await {
+    let (desired, handles, observed) = match load_and_observe(file, target, 8).await {
         Ok(x) => x,
         Err(s) => return s,
     };

@@ -22,7 +22,7 @@ pub fn handles(
         None
     };
     let mut out = Vec::new();
-    for (i, n) in desired.nodes.iter().enumerate() {
+    for n in &desired.nodes {
         let name = n.name.clone().unwrap_or_default();
         let mut t = if let Some((root, bin)) = &sim {
             let mut env = BTreeMap::new();
@@ -50,7 +50,6 @@ pub fn handles(
             Transport::ssh(&n.host, &n.user, n.port, options, sessions)
         };
         t.command_timeout = target.command_timeout;
-        let _ = i;
         out.push(NodeHandle {
             name,
             transport: Arc::new(t),

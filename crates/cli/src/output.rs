@@ -1,25 +1,8 @@
 //! Rendering plans and results for people and for JSON.
 
 use pvefleet_exec::VmResult;
-use pvefleet_model::{Command, Qm};
 use pvefleet_plan::{Action, Plan};
 use serde_json::json;
-
-/// A command as shown: exact, except that a password is hidden.
-pub fn show(c: &Command) -> String {
-    if let Command::Qm(Qm::Create { options, .. } | Qm::Set { options, .. }) = c {
-        if options.get("cipassword").is_some() {
-            let mut argv = c.argv();
-            if let Some(i) = argv.iter().position(|a| a == "--cipassword") {
-                if let Some(v) = argv.get_mut(i + 1) {
-                    *v = "<hidden>".into();
-                }
-            }
-            return pvefleet_model::shell::quote_argv(&argv).unwrap_or_default();
-        }
-    }
-    c.to_string()
-}
 
 fn action_name(a: Action) -> &'static str {
     match a {
@@ -51,9 +34,9 @@ pub fn vm_commands(plan: &Plan, i: usize) -> Vec<String> {
         })
         .collect();
     if let Some(p) = vp.prelude.and_then(|p| plan.preludes.get(p)) {
-        out.extend(p.steps.iter().map(|s| show(&s.command)));
+        out.extend(p.steps.iter().map(|s| s.command.redacted()));
     }
-    out.extend(vp.steps.iter().map(|s| show(&s.command)));
+    out.extend(vp.steps.iter().map(|s| s.command.redacted()));
     out
 }
 

@@ -141,8 +141,21 @@ fn apply_converges_then_changes_nothing_then_sets_only_memory() {
         .filter(|(a, _)| state_changing(a))
         .collect();
     assert_eq!(creating.len(), 9, "{creating:?}");
-    // The upload folder is gone.
-    assert!(!journal_argv(&bed).is_empty());
+    // The keys went through a private upload folder, which is gone again.
+    let keys_file = journal_argv(&bed)
+        .into_iter()
+        .find_map(|(a, _)| {
+            a.iter()
+                .position(|w| w == "--sshkeys")
+                .map(|i| a[i + 1].clone())
+        })
+        .expect("create sends --sshkeys");
+    let folder = Path::new(&keys_file).parent().expect("folder");
+    assert!(
+        folder.starts_with("/tmp") && folder.to_string_lossy().contains("pvefleet-"),
+        "{keys_file}"
+    );
+    assert!(!folder.exists(), "{} was not removed", folder.display());
 
     bed.clear_journal();
     let again = pvefleet(&bed, &["apply", c, "--yes"]);
@@ -199,13 +212,7 @@ fn conflict_is_untouched_and_fault_rolls_back_then_rerun_converges() {
     assert!(now
         .iter()
         .any(|v| v["vmid"] == 203 && v["status"] == "running"));
-    let disks: Vec<String> = bed.state()["storages"]
-        .as_array()
-        .expect("storages")
-        .iter()
-        .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
-        .filter_map(|v| v["volid"].as_str().map(str::to_string))
-        .collect();
+    let disks = volids(&bed);
     assert!(
         !disks.iter().any(|d| d.contains("vm-202-")),
         "no disk of 202 left: {disks:?}"
@@ -225,19 +232,24 @@ fn conflict_is_untouched_and_fault_rolls_back_then_rerun_converges() {
     let left = vms(&bed);
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["vmid"], 201);
-    let disks: Vec<String> = bed.state()["storages"]
-        .as_array()
-        .expect("storages")
-        .iter()
-        .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
-        .filter_map(|v| v["volid"].as_str().map(str::to_string))
-        .collect();
+    let disks = volids(&bed);
     assert!(
         disks
             .iter()
             .all(|d| !d.contains("vm-202-") && !d.contains("vm-203-")),
         "{disks:?}"
     );
+}
+
+/// Every volume id on every storage of the bed.
+fn volids(bed: &TestBed) -> Vec<String> {
+    bed.state()["storages"]
+        .as_array()
+        .expect("storages")
+        .iter()
+        .flat_map(|s| s["volumes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v["volid"].as_str().map(str::to_string))
+        .collect()
 }
 
 fn vms_of(bed: &TestBed, id: u64) -> Option<Value> {

@@ -104,6 +104,12 @@ fn is_ssh_key(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c))
 }
 
+fn is_cpu_type(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.+".contains(&c))
+}
+
 fn is_unix_user(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -208,6 +214,35 @@ impl Cx<'_> {
             }
         }
         out
+    }
+
+    /// Reports `KEY: 'VALUE' WHAT` at `span` unless `valid`; returns `valid`.
+    fn expect(
+        &mut self,
+        valid: bool,
+        span: Span,
+        key: &str,
+        value: &str,
+        what: &str,
+        help: &str,
+    ) -> bool {
+        if !valid {
+            self.err(span, [key, ": '", value, "' ", what].concat(), help);
+        }
+        valid
+    }
+
+    /// A string that must satisfy `valid`, else `KEY: 'VALUE' WHAT`.
+    fn checked(
+        &mut self,
+        key: &str,
+        n: &Node,
+        valid: fn(&str) -> bool,
+        what: &str,
+        help: &str,
+    ) -> Option<String> {
+        self.string(key, n)
+            .filter(|s| self.expect(valid(s), n.span, key, s, what, help))
     }
 
     fn string(&mut self, key: &str, node: &Node) -> Option<String> {
@@ -398,18 +433,13 @@ impl Cx<'_> {
             }
         };
         let user = match f.get("user") {
-            Some((_, n)) => self.string("user", n).and_then(|u| {
-                if is_unix_user(&u) {
-                    Some(u)
-                } else {
-                    self.err(
-                        n.span,
-                        ["user: '", &u, "' is not a valid user name"].concat(),
-                        "use a login name such as root",
-                    );
-                    None
-                }
-            }),
+            Some((_, n)) => self.checked(
+                "user",
+                n,
+                is_unix_user,
+                "is not a valid user name",
+                "use a login name such as root",
+            ),
             None => Some("root".to_string()),
         };
         let port = f
@@ -522,17 +552,7 @@ impl Cx<'_> {
             None => None,
         };
         let name = match get("name") {
-            Some(n) => need!(self.string("name", n).filter(|s| {
-                let valid = is_dns_name(s);
-                if !valid {
-                    self.err(
-                        n.span,
-                        ["name: '", s, "' is not a valid DNS name"].concat(),
-                        "Proxmox VM names are DNS names: letters, digits and '-', labels joined by '.', no '_'",
-                    );
-                }
-                valid
-            })),
+            Some(n) => need!(self.checked("name", n, is_dns_name, "is not a valid DNS name", "Proxmox VM names are DNS names: letters, digits and '-', labels joined by '.', no '_'")),
             None => {
                 self.err(item.span, "VM without 'name'", "every VM needs a DNS name, e.g. 'name: web-01'");
                 ok = false;
@@ -589,33 +609,23 @@ impl Cx<'_> {
             None => Some(1),
         };
         let cpu = match get("cpu") {
-            Some(n) => need!(self.string("cpu", n).filter(|s| {
-                let valid = !s.is_empty()
-                    && s.bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || b"-_.+".contains(&c));
-                if !valid {
-                    self.err(
-                        n.span,
-                        ["cpu: '", s, "' is not a CPU type"].concat(),
-                        "use a Proxmox CPU type such as host or x86-64-v2-AES",
-                    );
-                }
-                valid
-            })),
+            Some(n) => need!(self.checked(
+                "cpu",
+                n,
+                is_cpu_type,
+                "is not a CPU type",
+                "use a Proxmox CPU type such as host or x86-64-v2-AES"
+            )),
             None => None,
         };
         let bridge = match get("bridge") {
-            Some(n) => need!(self.string("bridge", n).filter(|s| {
-                let valid = is_bridge(s);
-                if !valid {
-                    self.err(
-                        n.span,
-                        ["bridge: '", s, "' is not a bridge name"].concat(),
-                        "use the Linux bridge name, e.g. vmbr0",
-                    );
-                }
-                valid
-            })),
+            Some(n) => need!(self.checked(
+                "bridge",
+                n,
+                is_bridge,
+                "is not a bridge name",
+                "use the Linux bridge name, e.g. vmbr0"
+            )),
             None => Some("vmbr0".to_string()),
         };
         let vlan = match get("vlan") {
@@ -661,14 +671,14 @@ impl Cx<'_> {
                 list.into_iter()
                     .filter(|(s, span)| {
                         let valid = s.parse::<IpAddr>().is_ok();
-                        if !valid {
-                            self.err(
-                                *span,
-                                ["nameserver: '", s, "' is not an IP address"].concat(),
-                                "list DNS servers by address",
-                            );
-                        }
-                        valid
+                        self.expect(
+                            valid,
+                            *span,
+                            "nameserver",
+                            s,
+                            "is not an IP address",
+                            "list DNS servers by address",
+                        )
                     })
                     .map(|(s, _)| s)
                     .collect::<Vec<_>>()
@@ -676,31 +686,23 @@ impl Cx<'_> {
             None => Some(Vec::new()),
         };
         let searchdomain = match get("searchdomain") {
-            Some(n) => need!(self.string("searchdomain", n).filter(|s| {
-                let valid = is_dns_name(s);
-                if !valid {
-                    self.err(
-                        n.span,
-                        ["searchdomain: '", s, "' is not a domain name"].concat(),
-                        "use a DNS domain such as example.com",
-                    );
-                }
-                valid
-            })),
+            Some(n) => need!(self.checked(
+                "searchdomain",
+                n,
+                is_dns_name,
+                "is not a domain name",
+                "use a DNS domain such as example.com"
+            )),
             None => None,
         };
         let user = match get("user") {
-            Some(n) => need!(self.string("user", n).filter(|s| {
-                let valid = is_unix_user(s);
-                if !valid {
-                    self.err(
-                        n.span,
-                        ["user: '", s, "' is not a valid user name"].concat(),
-                        "use a lower-case login name such as ubuntu",
-                    );
-                }
-                valid
-            })),
+            Some(n) => need!(self.checked(
+                "user",
+                n,
+                is_unix_user,
+                "is not a valid user name",
+                "use a lower-case login name such as ubuntu"
+            )),
             None => None,
         };
         let mut ssh_keys = Vec::new();
@@ -743,17 +745,13 @@ impl Cx<'_> {
         };
         let source = self.source(&f, item, &mut ok);
         let storage = match get("storage") {
-            Some(n) => need!(self.string("storage", n).filter(|s| {
-                let valid = is_storage_id(s);
-                if !valid {
-                    self.err(
-                        n.span,
-                        ["storage: '", s, "' is not a storage id"].concat(),
-                        "Proxmox storage ids are lower-case, e.g. local-lvm",
-                    );
-                }
-                valid
-            })),
+            Some(n) => need!(self.checked(
+                "storage",
+                n,
+                is_storage_id,
+                "is not a storage id",
+                "Proxmox storage ids are lower-case, e.g. local-lvm"
+            )),
             None => Some("local-lvm".to_string()),
         };
         let disk = match get("disk") {
@@ -781,11 +779,14 @@ impl Cx<'_> {
                 let mut tags: Vec<String> = list
                     .into_iter()
                     .filter(|(t, span)| {
-                        let valid = is_tag(t);
-                        if !valid {
-                            self.err(*span, ["tags: '", t, "' is not a valid Proxmox tag"].concat(), "tags use letters, digits and _ - + . and cannot start with - + or .");
-                        }
-                        valid
+                        self.expect(
+                            is_tag(t),
+                            *span,
+                            "tags",
+                            t,
+                            "is not a valid Proxmox tag",
+                            "tags use letters, digits and _ - + . and cannot start with - + or .",
+                        )
                     })
                     .map(|(t, _)| t.to_ascii_lowercase())
                     .collect();

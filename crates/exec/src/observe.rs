@@ -126,9 +126,6 @@ pub async fn observe(
             ..NodeState::default()
         });
     }
-    for n in &mut observed.nodes {
-        n.free_memory = free.get(&n.name).copied();
-    }
     observed
         .nodes
         .sort_by_key(|n| handles.iter().position(|h| h.name == n.name));
@@ -174,9 +171,7 @@ pub async fn observe(
         let (name, storages, paths, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
         let outs = outs?;
         let state = observed
-            .nodes
-            .iter_mut()
-            .find(|n| n.name == name)
+            .node_mut(&name)
             .ok_or_else(|| bad(&name, "observe", "node vanished"))?;
         need(&name, "pvesh get /nodes/{node}/qemu", &outs[0])?;
         state.vms = obs::parse_node_vms(&name, outs[0].stdout.as_bytes())
@@ -230,9 +225,7 @@ pub async fn observe(
         let (name, ids, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
         let outs = outs?;
         let state = observed
-            .nodes
-            .iter_mut()
-            .find(|n| n.name == name)
+            .node_mut(&name)
             .ok_or_else(|| bad(&name, "observe", "node vanished"))?;
         for (id, o) in ids.iter().zip(outs) {
             if o.success() {

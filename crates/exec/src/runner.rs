@@ -176,7 +176,7 @@ impl Lane {
         let mut reserved = false;
         let mut attempts = 0;
         let mut i = 0;
-        while i < vp.steps.len() {
+        'segments: while i < vp.steps.len() {
             // One round trip up to and including the next import.
             let end = vp.steps[i..]
                 .iter()
@@ -187,7 +187,7 @@ impl Lane {
             for s in &segment {
                 (self.report)(Event::Command {
                     name: vp.name.clone(),
-                    line: s.command.to_string(),
+                    line: s.command.redacted(),
                 });
             }
             let argvs: Vec<Vec<String>> = segment.iter().map(|s| s.command.argv()).collect();
@@ -200,7 +200,7 @@ impl Lane {
                     ))
                 }
             };
-            for (k, (step, out)) in segment.iter().zip(&outs).enumerate() {
+            for (step, out) in segment.iter().zip(&outs) {
                 match judge(step, out) {
                     Ok(()) => {
                         if step.check == Check::Reserve {
@@ -221,9 +221,12 @@ impl Lane {
                             && vp.vmid_allocated
                             && attempts < 20 =>
                     {
-                        // The id was taken since we looked: take the next free one.
+                        // The id was taken since we looked: take the next free
+                        // one and send the segment again.
                         attempts += 1;
-                        let old = vp.vmid.unwrap_or_else(unreachable_id);
+                        let Some(old) = vp.vmid else {
+                            return Err(("no VM id".into(), false));
+                        };
                         let Some(new) = self.ids.next(old.get()) else {
                             return Err(("no free VM id".into(), false));
                         };
@@ -241,8 +244,7 @@ impl Lane {
                         for s in vp.steps.iter_mut() {
                             s.command = s.command.retarget(old, new);
                         }
-                        let _ = k;
-                        break;
+                        continue 'segments;
                     }
                     Err(msg) => {
                         let lock_clash =
@@ -251,29 +253,12 @@ impl Lane {
                             || (step.check == Check::Reserve
                                 && !already_exists(&msg)
                                 && !lock_clash);
-                        return Err((
-                            [
-                                step.command
-                                    .to_string()
-                                    .split(' ')
-                                    .take(3)
-                                    .collect::<Vec<_>>()
-                                    .join(" "),
-                                ": ".into(),
-                                msg,
-                            ]
-                            .concat(),
-                            ours,
-                        ));
+                        let what: Vec<String> = step.command.argv().into_iter().take(3).collect();
+                        return Err(([what.join(" "), ": ".into(), msg].concat(), ours));
                     }
                 }
-                if k + 1 == segment.len() {
-                    i = end;
-                }
             }
-            if outs.iter().all(|o| o.exit.is_some()) || i >= end {
-                continue;
-            }
+            i = end;
         }
         Ok(())
     }
@@ -335,14 +320,7 @@ impl Lane {
             let last = match self.transport.run(argv.clone()).await {
                 Ok(out) if out.success() => match parse_agent_addresses(out.stdout.as_bytes()) {
                     Ok(addrs) => {
-                        let found = match vp.expect_ip {
-                            Some(want) => addrs.iter().find(|a| **a == want).map(|a| a.to_string()),
-                            None => addrs
-                                .iter()
-                                .find(|a| a.is_ipv4())
-                                .or(addrs.first())
-                                .map(|a| a.to_string()),
-                        };
+                        let found = pick_address(&addrs, vp.expect_ip);
                         if found.is_some() {
                             return Ok(found);
                         }
@@ -439,10 +417,6 @@ impl Lane {
         });
         r
     }
-}
-
-fn unreachable_id() -> VmId {
-    VmId::new(100).unwrap_or_else(|_| unreachable!())
 }
 
 /// Applies `plan`. `used_ids` are the VM ids known in the cluster.
@@ -556,12 +530,17 @@ pub async fn probe_ip(transport: &Transport, vmid: VmId) -> Result<Option<String
     }
     Ok(parse_agent_addresses(out.stdout.as_bytes())
         .ok()
-        .and_then(|a| {
-            a.iter()
-                .find(|x| x.is_ipv4())
-                .or(a.first())
-                .map(|x| x.to_string())
-        }))
+        .and_then(|a| pick_address(&a, None)))
+}
+
+/// The address to report: the expected one if the agent lists it, else
+/// (without expectation) the first IPv4 address, else the first address.
+fn pick_address(addrs: &[std::net::IpAddr], expect: Option<std::net::IpAddr>) -> Option<String> {
+    match expect {
+        Some(want) => addrs.iter().find(|a| **a == want),
+        None => addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()),
+    }
+    .map(|a| a.to_string())
 }
 
 #[cfg(test)]

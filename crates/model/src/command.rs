@@ -341,82 +341,48 @@ impl Command {
 }
 
 impl Command {
+    /// The VM id the command acts on (for `qm clone`, the new VM).
+    fn target_mut(&mut self) -> Option<&mut VmId> {
+        let Command::Qm(qm) = self else { return None };
+        Some(match qm {
+            Qm::Clone { newid, .. } => newid,
+            Qm::Create { vmid, .. }
+            | Qm::Set { vmid, .. }
+            | Qm::ImportDisk { vmid, .. }
+            | Qm::DiskResize { vmid, .. }
+            | Qm::Start { vmid }
+            | Qm::Stop { vmid, .. }
+            | Qm::Shutdown { vmid, .. }
+            | Qm::Reboot { vmid }
+            | Qm::Destroy { vmid, .. }
+            | Qm::Template { vmid }
+            | Qm::Config { vmid }
+            | Qm::GuestCmd { vmid, .. } => vmid,
+        })
+    }
+
+    /// The command as one shell line, with a `--cipassword` value hidden:
+    /// what plans and logs show.
+    pub fn redacted(&self) -> String {
+        let mut argv = self.argv();
+        if let Command::Qm(Qm::Create { .. } | Qm::Set { .. }) = self {
+            if let Some(i) = argv.iter().position(|a| a == "--cipassword") {
+                if let Some(v) = argv.get_mut(i + 1) {
+                    *v = "<hidden>".into();
+                }
+            }
+        }
+        crate::shell::quote_argv(&argv)
+            .unwrap_or_else(|e| ["<unsendable: ", &e.to_string(), ">"].concat())
+    }
+
     /// The same command aimed at another VM id (after an id clash).
     pub fn retarget(&self, old: VmId, new: VmId) -> Command {
-        let swap = |id: &VmId| if *id == old { new } else { *id };
-        match self {
-            Command::Qm(qm) => Command::Qm(match qm.clone() {
-                Qm::Create { vmid, options } => Qm::Create {
-                    vmid: swap(&vmid),
-                    options,
-                },
-                Qm::Set {
-                    vmid,
-                    options,
-                    delete,
-                } => Qm::Set {
-                    vmid: swap(&vmid),
-                    options,
-                    delete,
-                },
-                Qm::ImportDisk {
-                    vmid,
-                    source,
-                    storage,
-                    legacy,
-                } => Qm::ImportDisk {
-                    vmid: swap(&vmid),
-                    source,
-                    storage,
-                    legacy,
-                },
-                Qm::DiskResize {
-                    vmid,
-                    disk,
-                    size,
-                    legacy,
-                } => Qm::DiskResize {
-                    vmid: swap(&vmid),
-                    disk,
-                    size,
-                    legacy,
-                },
-                Qm::Start { vmid } => Qm::Start { vmid: swap(&vmid) },
-                Qm::Stop { vmid, skiplock } => Qm::Stop {
-                    vmid: swap(&vmid),
-                    skiplock,
-                },
-                Qm::Shutdown { vmid, timeout } => Qm::Shutdown {
-                    vmid: swap(&vmid),
-                    timeout,
-                },
-                Qm::Reboot { vmid } => Qm::Reboot { vmid: swap(&vmid) },
-                Qm::Destroy { vmid, skiplock } => Qm::Destroy {
-                    vmid: swap(&vmid),
-                    skiplock,
-                },
-                Qm::Clone {
-                    vmid,
-                    newid,
-                    name,
-                    full,
-                    storage,
-                } => Qm::Clone {
-                    vmid,
-                    newid: swap(&newid),
-                    name,
-                    full,
-                    storage,
-                },
-                Qm::Template { vmid } => Qm::Template { vmid: swap(&vmid) },
-                Qm::Config { vmid } => Qm::Config { vmid: swap(&vmid) },
-                Qm::GuestCmd { vmid, command } => Qm::GuestCmd {
-                    vmid: swap(&vmid),
-                    command,
-                },
-            }),
-            other => other.clone(),
+        let mut c = self.clone();
+        if let Some(id) = c.target_mut().filter(|id| **id == old) {
+            *id = new;
         }
+        c
     }
 }
 
@@ -477,5 +443,28 @@ mod tests {
         );
         assert!(!p.changes_state());
         assert!(c.changes_state());
+        let moved = c.retarget(id(201), id(205));
+        assert_eq!(moved.argv()[2], "205");
+        let clone = Command::Qm(Qm::Clone {
+            vmid: id(9000),
+            newid: id(201),
+            name: "a".into(),
+            full: false,
+            storage: None,
+        });
+        assert_eq!(
+            clone.retarget(id(201), id(205)).argv()[2..4],
+            ["9000", "205"]
+        );
+        assert_eq!(c.retarget(id(300), id(301)), c);
+        let mut o = QmOptions::new();
+        o.push("cipassword", "s3cret");
+        let set = Command::Qm(Qm::Set {
+            vmid: id(201),
+            options: o,
+            delete: Vec::new(),
+        });
+        assert_eq!(set.redacted(), "qm set 201 --cipassword '<hidden>'");
+        assert!(set.to_string().contains("s3cret"));
     }
 }

@@ -931,11 +931,7 @@ impl<'a> Planner<'a> {
                 vp.changes.push(Change {
                     key: key.into(),
                     from: have,
-                    to: Some(if key == "cipassword" {
-                        "<hidden>".into()
-                    } else {
-                        want.clone()
-                    }),
+                    to: Some(want.clone()),
                 });
                 o.push(key, want);
             }
@@ -959,7 +955,7 @@ impl<'a> Planner<'a> {
             }
         }
         if !options::same_keys(cfg.effective("sshkeys"), spec) {
-            let path = self.keys_path(spec, &existing.node.clone(), vp);
+            let path = self.keys_path(spec, &existing.node, vp);
             vp.changes.push(Change {
                 key: "sshkeys".into(),
                 from: Some(
@@ -1139,6 +1135,5 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         let vp = p.vm(spec);
         p.plan.vms.push(vp);
     }
-    // Preludes no VM of this run needs (all errors) are dropped.
     p.plan
 }

@@ -447,6 +447,11 @@ impl Observed {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// The node named `name`, to fill in.
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut NodeState> {
+        self.nodes.iter_mut().find(|n| n.name == name)
+    }
+
     /// The guest with `vmid`, anywhere in the cluster; the node's own fresh
     /// listing wins over `/cluster/resources`.
     pub fn vm(&self, vmid: VmId) -> Option<&ClusterVm> {

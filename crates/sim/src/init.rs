@@ -276,19 +276,7 @@ pub fn state_json(root: &Root) -> Result<serde_json::Value, String> {
         .vms
         .iter()
         .map(|(id, vm)| {
-            let mut cfg = vm.config.clone();
-            cfg.extend(vm.pending.clone());
-            let config: serde_json::Map<String, serde_json::Value> = cfg
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = match k.as_str() {
-                        "cipassword" => "**********".to_string(),
-                        "description" => v.replace('%', "%25").replace(':', "%3A").replace('\n', "%0A"),
-                        _ => v,
-                    };
-                    (k, json!(v))
-                })
-                .collect();
+            let config = crate::qm::config_view(vm, false);
             json!({"vmid": id, "node": vm.node, "status": if vm.running { "running" } else { "stopped" }, "lock": vm.config.get("lock"), "config": config})
         })
         .collect();

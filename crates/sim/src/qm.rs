@@ -293,8 +293,7 @@ fn drive_op(cx: &Ctx, st: &State, cmd: &str, key: &str, value: &str) -> Result<D
             storage: storage.to_string(),
         });
     }
-    let new_disk = regex::Regex::new(r"^(([^/:\s]+):)?(\d+(\.\d+)?)$").ok();
-    if let Some(c) = new_disk.and_then(|r| r.captures(&file)) {
+    if let Some(c) = schema::new_disk_re().and_then(|r| r.captures(&file)) {
         if parsed.get("media").map(String::as_str) == Some("cdrom") {
             return Err(Failure::die(
                 ["volume '", &file, "' does not exist"].concat(),
@@ -387,7 +386,7 @@ fn allocate(
             ["vm-", &id, "-cloudinit"].concat()
         }
     } else {
-        let n = st.next_disk_name(node, storage, vmid, "vm").to_string();
+        let n = st.next_disk_name(node, storage, vmid).to_string();
         if dir {
             [&id, "/vm-", &id, "-disk-", &n, ".raw"].concat()
         } else {
@@ -737,20 +736,7 @@ fn create(cx: &mut Ctx, inv: &Invocation) -> R {
                 .concat(),
             ));
         }
-        let mut config = BTreeMap::new();
-        config.insert("lock".to_string(), "create".to_string());
-        st.vms.insert(
-            vmid,
-            Vm {
-                node: node.clone(),
-                config,
-                pending: BTreeMap::new(),
-                pending_delete: Vec::new(),
-                running: false,
-                started_ms: 0,
-                created_ms: now_ms(),
-            },
-        );
+        st.vms.insert(vmid, Vm::reserved(&node, "create"));
         Ok(())
     })?;
     if crate::faults::partial(cx) {
@@ -1342,20 +1328,7 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 .concat(),
             ));
         }
-        let mut config = BTreeMap::new();
-        config.insert("lock".to_string(), "clone".to_string());
-        st.vms.insert(
-            newid,
-            Vm {
-                node: node.clone(),
-                config,
-                pending: BTreeMap::new(),
-                pending_delete: Vec::new(),
-                running: false,
-                started_ms: 0,
-                created_ms: now_ms(),
-            },
-        );
+        st.vms.insert(newid, Vm::reserved(&node, "clone"));
         Ok(())
     })?;
     if crate::faults::partial(cx) {
@@ -1567,9 +1540,9 @@ fn guest_cmd(cx: &mut Ctx, inv: &Invocation) -> R {
     }
 }
 
-fn print_config(cx: &mut Ctx, vmid: u32, current: bool) -> R {
-    let st = cx.root.read()?;
-    let vm = local_vm(&st, &cx.node, vmid)?;
+/// A VM's configuration as `qm config` prints it: pending changes applied
+/// unless `current`, the password masked, the description percent-encoded.
+pub fn config_view(vm: &Vm, current: bool) -> BTreeMap<String, String> {
     let mut config = vm.config.clone();
     if !current {
         config.extend(vm.pending.clone());
@@ -1577,15 +1550,25 @@ fn print_config(cx: &mut Ctx, vmid: u32, current: bool) -> R {
             config.remove(d);
         }
     }
-    for (k, v) in config {
-        let v = match k.as_str() {
-            "cipassword" => "**********".to_string(),
-            "description" => v
-                .replace('%', "%25")
-                .replace(':', "%3A")
-                .replace('\n', "%0A"),
-            _ => v,
-        };
+    for (k, v) in config.iter_mut() {
+        match k.as_str() {
+            "cipassword" => *v = "**********".to_string(),
+            "description" => {
+                *v = v
+                    .replace('%', "%25")
+                    .replace(':', "%3A")
+                    .replace('\n', "%0A")
+            }
+            _ => {}
+        }
+    }
+    config
+}
+
+fn print_config(cx: &mut Ctx, vmid: u32, current: bool) -> R {
+    let st = cx.root.read()?;
+    let vm = local_vm(&st, &cx.node, vmid)?;
+    for (k, v) in config_view(&vm, current) {
         cx.out(&[k.as_str(), ": ", &v].concat());
     }
     Ok(())

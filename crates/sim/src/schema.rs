@@ -782,6 +782,16 @@ pub fn format_of(command: &str, key: &str) -> Option<&'static Value> {
     formats()?.get(f)
 }
 
+/// `STORAGE:SIZE_GiB`, the new-disk syntax (`extras.new_disk_re`), compiled once.
+pub fn new_disk_re() -> Option<&'static Regex> {
+    static CELL: OnceLock<Option<Regex>> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let pattern = schema().get("extras")?.get("new_disk_re")?.as_str()?;
+        Regex::new(pattern).ok()
+    })
+    .as_ref()
+}
+
 /// All config keys a VM may have (for `--delete`).
 pub fn config_keys() -> Vec<&'static str> {
     schema()

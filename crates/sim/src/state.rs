@@ -114,6 +114,24 @@ pub struct Vm {
     pub created_ms: u64,
 }
 
+impl Vm {
+    /// A VM id reserved on `node` by a create or clone in progress: its
+    /// config holds only `lock: <lock>`.
+    pub fn reserved(node: &str, lock: &str) -> Self {
+        let mut config = BTreeMap::new();
+        config.insert("lock".to_string(), lock.to_string());
+        Self {
+            node: node.to_string(),
+            config,
+            pending: BTreeMap::new(),
+            pending_delete: Vec::new(),
+            running: false,
+            started_ms: 0,
+            created_ms: now_ms(),
+        }
+    }
+}
+
 /// The whole cluster.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct State {
@@ -308,7 +326,7 @@ impl State {
 
     /// The lowest free `vm-<vmid>-disk-N` on a storage (orphans and `base-`
     /// volumes count).
-    pub fn next_disk_name(&self, node: &str, storage: &str, vmid: u32, prefix: &str) -> u32 {
+    pub fn next_disk_name(&self, node: &str, storage: &str, vmid: u32) -> u32 {
         let mut n = 0;
         loop {
             let a = ["vm-", &vmid.to_string(), "-disk-", &n.to_string()].concat();
@@ -318,7 +336,6 @@ impl State {
                 let stem = name.split('.').next().unwrap_or("");
                 stem == a || stem == b
             });
-            let _ = prefix;
             if !taken {
                 return n;
             }

@@ -120,7 +120,7 @@ impl TestBed {
         }
         init.args(init_args);
         run(&mut init)?;
-        if unsafe_is_root() {
+        if is_root() {
             let _ = std::fs::create_dir_all("/run/sshd");
         }
         let client_key = dir.path().join("client_key");
@@ -253,7 +253,7 @@ impl TestBed {
     }
 }
 
-fn unsafe_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
