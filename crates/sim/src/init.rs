@@ -11,6 +11,8 @@ pub struct InitSpec {
     pub nodes: Vec<String>,
     /// `(id, type, shared)`.
     pub storages: Vec<(String, String, bool)>,
+    /// Content types per storage id, when not the type's default.
+    pub content: Vec<(String, Vec<String>)>,
     /// `(volid, size)`.
     pub images: Vec<(String, u64)>,
     /// Bridges on every node.
@@ -24,6 +26,7 @@ impl Default for InitSpec {
         Self {
             nodes: Vec::new(),
             storages: Vec::new(),
+            content: Vec::new(),
             images: Vec::new(),
             bridges: Vec::new(),
             settings: Settings {
@@ -111,7 +114,12 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
         .map(|(id, kind, shared)| StorageDef {
             id: id.clone(),
             kind: kind.clone(),
-            content: content_for(kind),
+            content: spec
+                .content
+                .iter()
+                .find(|(s, _)| s == id)
+                .map(|(_, c)| c.clone())
+                .unwrap_or_else(|| content_for(kind)),
             shared: *shared,
         })
         .collect();
@@ -182,7 +190,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
 /// `pve-sim init ROOT [OPTIONS]`.
 pub fn init_cli(args: &[String]) -> i32 {
     let Some(root) = args.first() else {
-        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--version X.Y.Z] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N]");
+        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--version X.Y.Z] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N]");
         return 2;
     };
     let mut spec = InitSpec::default();
@@ -207,11 +215,19 @@ pub fn init_cli(args: &[String]) -> i32 {
                 let mut p = v.split(':');
                 match (p.next(), p.next()) {
                     (Some(id), Some(kind)) => {
-                        spec.storages
-                            .push((id.into(), kind.into(), p.next() == Some("shared")));
+                        let mut shared = false;
+                        for extra in p {
+                            if extra == "shared" {
+                                shared = true;
+                            } else {
+                                let content = extra.split('+').map(str::to_string).collect();
+                                spec.content.push((id.into(), content));
+                            }
+                        }
+                        spec.storages.push((id.into(), kind.into(), shared));
                         Ok(())
                     }
-                    _ => Err("--storage takes ID:TYPE[:shared]".into()),
+                    _ => Err("--storage takes ID:TYPE[:shared][:CONTENT+CONTENT...]".into()),
                 }
             }
             "--image" => parse_image(&v).map(|img| spec.images.push(img)),

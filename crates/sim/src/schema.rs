@@ -701,7 +701,7 @@ fn validator(sub: &str, v: &str) -> Result<(), String> {
         }
         "pve_verify_ipv4" => v.parse::<std::net::Ipv4Addr>().is_ok(),
         "pve_verify_ipv6" => v.parse::<std::net::Ipv6Addr>().is_ok(),
-        "pve_verify_ip" => v.parse::<std::net::IpAddr>().is_ok(),
+        "pve_verify_ip" | "pve_verify_address" => v.parse::<std::net::IpAddr>().is_ok(),
         "pve_verify_cidr" => cidr4(v) || cidr6(v),
         "pve_verify_ipv4_config" => matches!(v, "dhcp" | "manual") || cidr4(v),
         "pve_verify_ipv6_config" => matches!(v, "dhcp" | "auto" | "manual") || cidr6(v),
@@ -752,7 +752,7 @@ fn validator(sub: &str, v: &str) -> Result<(), String> {
             "pve_verify_node_name" => "value does not look like a valid node name",
             "pve_verify_ipv4" => "value does not look like a valid IPv4 address",
             "pve_verify_ipv6" => "value does not look like a valid IPv6 address",
-            "pve_verify_ip" => "value does not look like a valid IP address",
+            "pve_verify_ip" | "pve_verify_address" => "value does not look like a valid IP address",
             "pve_verify_cidr" => "value does not look like a valid CIDR network",
             "pve_verify_ipv4_config" => {
                 "value does not look like a valid ipv4 network configuration"
