@@ -317,3 +317,28 @@ fn cluster_vmids_are_unique_and_qm_stays_on_its_node() {
         .contains("Configuration file 'nodes/pve3/qemu-server/500.conf' does not exist"));
     assert!(bed.ssh("pve1", "qm start 500").status.success());
 }
+
+#[test]
+fn dropped_connection_mid_create_is_rolled_back_and_others_finish() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t);
+    bed.set_faults(r#"[{"match": "qm start 203", "nth": 1, "action": "drop"}]"#);
+    let out = pvefleet(&bed, &["apply", cfg.to_str().expect("utf8"), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("rolled back"), "{}", text(&out));
+    assert!(
+        vms_of(&bed, 203).is_none(),
+        "203 was created by this run and must be gone"
+    );
+    assert!(!volids(&bed).iter().any(|d| d.contains("vm-203-")));
+    // The other VMs shared the dropped master connection; they converge
+    // on the next run at the latest, and 203 comes back.
+    let again = pvefleet(&bed, &["apply", cfg.to_str().expect("utf8"), "--yes"]);
+    assert!(again.status.success(), "{}", text(&again));
+    for id in [201, 202, 203] {
+        assert!(
+            vms_of(&bed, id).is_some_and(|v| v["status"] == "running"),
+            "{id}"
+        );
+    }
+}
