@@ -47,7 +47,7 @@ pub fn handles(
                 accept_new_host_key: target.accept_new_host_key,
                 connect_timeout: Duration::from_secs(target.connect_timeout),
             };
-            Transport::ssh(&n.host, &n.user, n.port, options, sessions)
+            Transport::ssh(&n.host, n.user.as_deref(), n.port, options, sessions)
         };
         t.command_timeout = target.command_timeout;
         out.push(NodeHandle {

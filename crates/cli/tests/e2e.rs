@@ -31,7 +31,10 @@ fn bed(nodes: &[&str]) -> TestBed {
 /// Writes the example with `proxmox.host` pointing at the bed's alias.
 fn config(bed: &TestBed, edit: impl Fn(String) -> String) -> PathBuf {
     let text = std::fs::read_to_string(examples().join("vm_config.example.yml")).expect("example");
-    let text = text.replace("host: pve1.example.com", "host: pve");
+    // No `user:`: the bed's ssh_config names the user, as ~/.ssh/config would.
+    let text = text
+        .replace("host: pve1.example.com", "host: pve")
+        .replace("  user: root\n", "");
     let path = bed.dir.path().join("vm_config.yml");
     std::fs::write(&path, edit(text)).expect("write config");
     std::fs::copy(

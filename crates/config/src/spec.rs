@@ -21,8 +21,8 @@ pub struct NodeConn {
     pub name: Option<String>,
     /// An SSH destination (`~/.ssh/config` aliases work), or `local`.
     pub host: String,
-    /// The SSH user.
-    pub user: String,
+    /// The SSH user; `None` lets ssh decide (`User` in ~/.ssh/config).
+    pub user: Option<String>,
     /// The SSH port, when not the ssh default.
     pub port: Option<u16>,
 }

@@ -409,7 +409,7 @@ impl Cx<'_> {
         &mut self,
         f: &Fields<'_>,
         owner: Span,
-    ) -> Option<(String, String, Option<u16>)> {
+    ) -> Option<(String, Option<String>, Option<u16>)> {
         let host = match f.get("host") {
             Some((_, n)) => self.string("host", n).and_then(|h| {
                 if h.is_empty() || h.starts_with('-') || h.chars().any(char::is_whitespace) {
@@ -432,21 +432,26 @@ impl Cx<'_> {
                 None
             }
         };
+        // Without `user`, ssh decides (`User` in ~/.ssh/config, else the
+        // login name), exactly as for `ssh HOST`.
         let user = match f.get("user") {
-            Some((_, n)) => self.checked(
-                "user",
-                n,
-                is_unix_user,
-                "is not a valid user name",
-                "use a login name such as root",
-            ),
-            None => Some("root".to_string()),
+            Some((_, n)) => self
+                .checked(
+                    "user",
+                    n,
+                    is_unix_user,
+                    "is not a valid user name",
+                    "use a login name such as root",
+                )
+                .map(Some)
+                .ok_or(()),
+            None => Ok(None),
         };
         let port = f
             .get("port")
             .and_then(|(_, n)| self.int("port", n, 1, 65535, "use the SSH port, 22 by default"))
             .map(|p| p as u16);
-        Some((host?, user?, port))
+        Some((host?, user.ok()?, port))
     }
 
     fn node_name(&mut self, name: &str, span: Span) -> bool {
@@ -1299,5 +1304,30 @@ impl Cx<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> Desired {
+        parse("t.yml", text, &|_| Err("no files".into()))
+            .unwrap_or_else(|r| panic!("{}", r.render(false)))
+    }
+
+    #[test]
+    fn ssh_user_is_left_to_ssh_unless_set() {
+        let vms = "vms:\n  - {name: a, image: local:iso/x.img}\n";
+        let d = parse_ok(&["proxmox:\n  host: pve\n", vms].concat());
+        assert_eq!(d.nodes[0].user, None);
+        let d = parse_ok(&["proxmox:\n  host: pve\n  user: admin\n", vms].concat());
+        assert_eq!(d.nodes[0].user.as_deref(), Some("admin"));
+    }
+
+    #[test]
+    fn null_on_a_vm_unsets_a_default() {
+        let d = parse_ok("proxmox: {host: pve}\ndefaults: {clone: 9000}\nvms:\n  - {name: a, clone: ~, image: local:iso/x.img}\n");
+        assert!(matches!(d.vms[0].source, DiskSource::Image(_)));
     }
 }

@@ -69,7 +69,7 @@ pub struct Transport {
 enum Kind {
     Ssh {
         dest: String,
-        user: String,
+        user: Option<String>,
         port: Option<u16>,
         options: SshOptions,
         state: Mutex<SshState>,
@@ -90,7 +90,7 @@ impl Transport {
     /// An SSH transport; the connection opens on first use.
     pub fn ssh(
         dest: &str,
-        user: &str,
+        user: Option<&str>,
         port: Option<u16>,
         options: SshOptions,
         max_sessions: usize,
@@ -98,7 +98,7 @@ impl Transport {
         Self {
             kind: Kind::Ssh {
                 dest: dest.to_string(),
-                user: user.to_string(),
+                user: user.map(str::to_string),
                 port,
                 options,
                 state: Mutex::new(SshState { session: None }),
@@ -120,7 +120,10 @@ impl Transport {
     /// Where this transport goes, for messages.
     pub fn describe(&self) -> String {
         match &self.kind {
-            Kind::Ssh { dest, user, .. } => [user.as_str(), "@", dest].concat(),
+            Kind::Ssh { dest, user, .. } => match user {
+                Some(u) => [u.as_str(), "@", dest].concat(),
+                None => dest.clone(),
+            },
             Kind::Local { .. } => "local".into(),
         }
     }
@@ -143,7 +146,9 @@ impl Transport {
             }
         }
         let mut b = SessionBuilder::default();
-        b.user(user.clone());
+        if let Some(u) = user {
+            b.user(u.clone());
+        }
         if let Some(p) = port {
             b.port(*p);
         }
