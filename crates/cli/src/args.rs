@@ -92,6 +92,10 @@ pub enum Cmd {
         /// Only these VMs (name or vmid); repeatable.
         #[arg(long, value_name = "NAME|VMID")]
         only: Vec<String>,
+        /// Also destroy pvefleet's image-cache templates (disk_from:
+        /// linked-clone/full-clone) once no linked clone needs them.
+        #[arg(long)]
+        include_cache: bool,
     },
 }
 

@@ -7,7 +7,8 @@ use pvefleet_config::{ConfigReport, Desired};
 use pvefleet_exec::observe::{observe, NodeHandle};
 use pvefleet_exec::transport::{Transport, TransportError};
 use pvefleet_exec::{runner, ApplyOptions, Event};
-use pvefleet_model::{Command, Qm};
+use pvefleet_model::{Command, Qm, VmId};
+use pvefleet_plan::diff::CACHE_TAG;
 use pvefleet_plan::{plan, Action, Observed, Plan, PlanInput};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
@@ -86,10 +87,12 @@ async fn observe_nodes(
         ExitStatus::Failed
     })?;
     connect_all(&handles).await?;
-    let observed = observe(desired, &mut handles).await.map_err(|e| {
-        eprintln!("error: reading the nodes failed: {e}");
-        ExitStatus::Failed
-    })?;
+    let observed = observe(desired, &mut handles, parallel)
+        .await
+        .map_err(|e| {
+            eprintln!("error: reading the nodes failed: {e}");
+            ExitStatus::Failed
+        })?;
     Ok((handles, observed))
 }
 
@@ -243,16 +246,23 @@ pub async fn run(cli: Cli) -> ExitStatus {
             };
             let results = runner::apply(p.clone(), &transports, used, opts, reporter).await;
             close(&handles).await;
+            // Round trips per node, observation included.
+            let round_trips: BTreeMap<&str, u64> = handles
+                .iter()
+                .map(|h| (h.name.as_str(), h.transport.round_trips()))
+                .collect();
             match output {
                 Output::Json => println!(
                     "{}",
-                    serde_json::json!({"changed": changes, "vms": results})
+                    serde_json::json!({"changed": changes, "vms": results, "round_trips": round_trips})
                 ),
                 Output::Human => {
                     if !changes && !p.has_problems() {
                         println!("no changes");
                     }
                     print!("{}", output::results_human(&results));
+                    let total: u64 = round_trips.values().sum();
+                    eprintln!("{total} round trip(s) to {} node(s)", round_trips.len());
                 }
             }
             if results
@@ -274,7 +284,8 @@ pub async fn run(cli: Cli) -> ExitStatus {
             target,
             yes,
             only,
-        } => destroy(&file, &target, yes, &only).await,
+            include_cache,
+        } => destroy(&file, &target, yes, &only, include_cache).await,
     }
 }
 
@@ -349,45 +360,10 @@ async fn status(file: &str, target: &Target, output: Output) -> ExitStatus {
     ExitStatus::Ok
 }
 
-async fn destroy(file: &str, target: &Target, yes: bool, only: &[String]) -> ExitStatus {
-    let (desired, handles, observed) = match load_and_observe(file, target, 8).await {
-        Ok(x) => x,
-        Err(s) => return s,
-    };
-    let mut victims = Vec::new();
-    let mut status = ExitStatus::Ok;
-    for spec in desired
-        .vms
-        .iter()
-        .filter(|s| pvefleet_plan::diff::selected(s, only))
-    {
-        match pvefleet_plan::diff::find_existing(spec, &observed) {
-            None => eprintln!("{}: does not exist", spec.name),
-            Some(vm) if !vm.tags.iter().any(|t| t == pvefleet_model::OWNER_TAG) => {
-                eprintln!("{}: refusing to destroy VM {} on {}: it is not managed by pvefleet (no '{}' tag)", spec.name, vm.vmid, vm.node, pvefleet_model::OWNER_TAG);
-                status = ExitStatus::Failed;
-            }
-            Some(vm) => victims.push((spec.name.clone(), vm.vmid, vm.node.clone())),
-        }
-    }
-    for (name, id, node) in &victims {
-        eprintln!("- {name} (vmid {id}, node {node}): destroy");
-    }
-    if victims.is_empty() {
-        close(&handles).await;
-        return status;
-    }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            eprintln!("error: refusing to destroy anything without --yes when not on a terminal");
-            close(&handles).await;
-            return ExitStatus::Invalid;
-        }
-        if !confirm("destroy these VMs and their disks?") {
-            close(&handles).await;
-            return ExitStatus::Ok;
-        }
-    }
+/// Shuts down and destroys each (name, vmid, node), side by side. False
+/// when any failed (reported on stderr).
+async fn destroy_all(handles: &[NodeHandle], victims: Vec<(String, VmId, String)>) -> bool {
+    let mut ok = true;
     let mut set = tokio::task::JoinSet::new();
     for (name, vmid, node) in victims {
         let Some(t) = handles
@@ -422,13 +398,85 @@ async fn destroy(file: &str, target: &Target, yes: bool, only: &[String]) -> Exi
                     .map(|o| o.stderr.trim().to_string())
                     .unwrap_or_default();
                 eprintln!("{name}: destroy failed: {msg}");
-                status = ExitStatus::Failed;
+                ok = false;
             }
             Err(e) => {
                 eprintln!("{name}: destroy failed: {e}");
-                status = ExitStatus::Failed;
+                ok = false;
             }
         }
+    }
+    ok
+}
+
+async fn destroy(
+    file: &str,
+    target: &Target,
+    yes: bool,
+    only: &[String],
+    include_cache: bool,
+) -> ExitStatus {
+    let (desired, handles, observed) = match load_and_observe(file, target, 8).await {
+        Ok(x) => x,
+        Err(s) => return s,
+    };
+    let mut victims = Vec::new();
+    let mut status = ExitStatus::Ok;
+    for spec in desired
+        .vms
+        .iter()
+        .filter(|s| pvefleet_plan::diff::selected(s, only))
+    {
+        match pvefleet_plan::diff::find_existing(spec, &observed) {
+            None => eprintln!("{}: does not exist", spec.name),
+            Some(vm) if !vm.tags.iter().any(|t| t == pvefleet_model::OWNER_TAG) => {
+                eprintln!("{}: refusing to destroy VM {} on {}: it is not managed by pvefleet (no '{}' tag)", spec.name, vm.vmid, vm.node, pvefleet_model::OWNER_TAG);
+                status = ExitStatus::Failed;
+            }
+            Some(vm) => victims.push((spec.name.clone(), vm.vmid, vm.node.clone())),
+        }
+    }
+    // pvefleet's image-cache templates are never VMs of the file; they go
+    // only when asked.
+    let caches: Vec<(String, VmId, String)> = if include_cache {
+        observed
+            .nodes
+            .iter()
+            .flat_map(|n| n.vms.iter())
+            .filter(|v| {
+                v.template
+                    && v.tags.iter().any(|t| t == CACHE_TAG)
+                    && v.tags.iter().any(|t| t == pvefleet_model::OWNER_TAG)
+            })
+            .map(|v| (v.name.clone().unwrap_or_default(), v.vmid, v.node.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for (name, id, node) in victims.iter().chain(&caches) {
+        eprintln!("- {name} (vmid {id}, node {node}): destroy");
+    }
+    if victims.is_empty() && caches.is_empty() {
+        close(&handles).await;
+        return status;
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("error: refusing to destroy anything without --yes when not on a terminal");
+            close(&handles).await;
+            return ExitStatus::Invalid;
+        }
+        if !confirm("destroy these VMs and their disks?") {
+            close(&handles).await;
+            return ExitStatus::Ok;
+        }
+    }
+    if !destroy_all(&handles, victims).await {
+        status = ExitStatus::Failed;
+    }
+    // Cache templates last: their linked clones must be gone first.
+    if !destroy_all(&handles, caches).await {
+        status = ExitStatus::Failed;
     }
     close(&handles).await;
     status

@@ -14,8 +14,6 @@ pub fn handles(
     target: &Target,
     parallel: usize,
 ) -> Result<Vec<NodeHandle>, String> {
-    // Leave room below sshd's MaxSessions (10) for observation and agent polls.
-    let sessions = parallel.clamp(1, 9);
     let sim = if target.simulate {
         Some(crate::simulate::ensure(desired)?)
     } else {
@@ -47,7 +45,7 @@ pub fn handles(
                 accept_new_host_key: target.accept_new_host_key,
                 connect_timeout: Duration::from_secs(target.connect_timeout),
             };
-            Transport::ssh(&n.host, n.user.as_deref(), n.port, options, sessions)
+            Transport::ssh(&n.host, n.user.as_deref(), n.port, options, parallel)
         };
         t.command_timeout = target.command_timeout;
         out.push(NodeHandle {

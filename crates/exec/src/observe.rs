@@ -60,10 +60,12 @@ fn bad(node: &str, what: &str, e: impl std::fmt::Display) -> ObserveError {
     }
 }
 
-/// Reads every node. `handles` get their node names filled in.
+/// Reads every node, with at most `parallel` commands at once per node.
+/// `handles` get their node names filled in.
 pub async fn observe(
     desired: &Desired,
     handles: &mut [NodeHandle],
+    parallel: usize,
 ) -> Result<Observed, ObserveError> {
     let mut observed = Observed::default();
     // Round trip 1: version and node list (and the cluster-wide views once).
@@ -199,7 +201,8 @@ pub async fn observe(
             }
         }
     }
-    // Round trip 3: configurations of managed VMs and cloned templates.
+    // Round trip 3: configurations of managed VMs and cloned templates, in
+    // up to `parallel` batches per node that run side by side.
     let wanted = configs_needed(desired, &observed);
     let mut tasks = tokio::task::JoinSet::new();
     for h in handles.iter() {
@@ -211,15 +214,18 @@ pub async fn observe(
         if ids.is_empty() {
             continue;
         }
-        let t = h.transport.clone();
-        let name = h.name.clone();
-        tasks.spawn(async move {
-            let cmds: Vec<Vec<String>> = ids
-                .iter()
-                .map(|id| argv(Command::Pvesh(Pvesh::vm_pending(&name, *id))))
-                .collect();
-            (name, ids, t.run_batch(&cmds, false).await)
-        });
+        for chunk in ids.chunks(ids.len().div_ceil(parallel.max(1))) {
+            let ids = chunk.to_vec();
+            let t = h.transport.clone();
+            let name = h.name.clone();
+            tasks.spawn(async move {
+                let cmds: Vec<Vec<String>> = ids
+                    .iter()
+                    .map(|id| argv(Command::Pvesh(Pvesh::vm_pending(&name, *id))))
+                    .collect();
+                (name, ids, t.run_batch(&cmds, false).await)
+            });
+        }
     }
     while let Some(r) = tasks.join_next().await {
         let (name, ids, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;

@@ -152,6 +152,15 @@ fn substitute(step: &Step, volume: &str) -> Step {
     s
 }
 
+/// Lock answers after which the operation surely did not happen (CONTRACT
+/// §11): the config flock or the storage lock timed out, or the VM carries a
+/// `lock:` of another operation.
+fn is_lock_timeout(stderr: &str) -> bool {
+    (stderr.contains("can't lock file") && stderr.contains("got timeout"))
+        || stderr.contains("got lock request timeout")
+        || stderr.starts_with("VM is locked")
+}
+
 fn already_exists(stderr: &str) -> bool {
     stderr.contains("already exists") || stderr.contains("config file already exists")
 }
@@ -175,6 +184,8 @@ impl Lane {
     async fn run_steps(&self, vp: &mut VmPlan) -> Result<(), (String, bool)> {
         let mut reserved = false;
         let mut attempts = 0;
+        let mut lock_waits = 0;
+        let mut backoff = Duration::from_millis(500);
         let mut i = 0;
         'segments: while i < vp.steps.len() {
             // One round trip up to and including the next import.
@@ -200,7 +211,7 @@ impl Lane {
                     ))
                 }
             };
-            for (step, out) in segment.iter().zip(&outs) {
+            for (k, (step, out)) in segment.iter().zip(&outs).enumerate() {
                 match judge(step, out) {
                     Ok(()) => {
                         if step.check == Check::Reserve {
@@ -244,6 +255,25 @@ impl Lane {
                         for s in vp.steps.iter_mut() {
                             s.command = s.command.retarget(old, new);
                         }
+                        continue 'segments;
+                    }
+                    Err(msg) if is_lock_timeout(&msg) && lock_waits < 6 => {
+                        // A lock timeout means the command did not run: send
+                        // it and the rest again after a pause.
+                        lock_waits += 1;
+                        self.say(
+                            &vp.name,
+                            [
+                                msg.as_str(),
+                                "; retrying in ",
+                                &backoff.as_millis().to_string(),
+                                " ms",
+                            ]
+                            .concat(),
+                        );
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(8));
+                        i += k;
                         continue 'segments;
                     }
                     Err(msg) => {
@@ -355,7 +385,16 @@ impl Lane {
         }
     }
 
-    async fn vm(&self, mut vp: VmPlan, prelude_ok: bool) -> VmResult {
+    /// Runs a VM's steps while holding a `permit` of its node, which is
+    /// released before the wait for the guest agent: waiting for a guest to
+    /// boot costs the host nothing, and must not keep other VMs waiting.
+    async fn vm(
+        &self,
+        mut vp: VmPlan,
+        prelude_ok: bool,
+        permit: Arc<tokio::sync::Semaphore>,
+    ) -> VmResult {
+        let held = permit.acquire_owned().await;
         let started = Instant::now();
         let mut r = VmResult {
             name: vp.name.clone(),
@@ -400,6 +439,7 @@ impl Lane {
             return r;
         }
         r.vmid = vp.vmid;
+        drop(held);
         if vp.running {
             let wait = self.opts.wait && (vp.starts || vp.action == Action::Create);
             match self.agent_ip(&vp, wait).await {
@@ -491,10 +531,7 @@ pub async fn apply(
             .map(|p| prelude_ok.get(p).copied().unwrap_or(false))
             .unwrap_or(true)
             && !vp.uploads.iter().any(|u| failed_uploads.contains(u));
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            (index, lane.vm(vp, pre_ok).await)
-        });
+        set.spawn(async move { (index, lane.vm(vp, pre_ok, sem).await) });
     }
     let mut results = Vec::new();
     while let Some(r) = set.join_next().await {

@@ -8,6 +8,7 @@ use openssh::{KnownHosts, Session, SessionBuilder};
 use pvefleet_model::shell::quote_argv;
 use std::collections::BTreeMap;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -53,15 +54,23 @@ pub struct SshOptions {
     pub connect_timeout: Duration,
 }
 
-struct SshState {
-    session: Option<Arc<Session>>,
+/// Commands at once per master connection: below sshd's default
+/// `MaxSessions 10`, which Proxmox hosts keep.
+pub const SESSIONS_PER_MASTER: usize = 8;
+
+/// One multiplexed master connection and its share of sessions.
+struct Master {
+    session: Mutex<Option<Arc<Session>>>,
+    slots: Arc<Semaphore>,
 }
 
 /// A transport to one node.
 pub struct Transport {
     kind: Kind,
-    /// Caps concurrent commands (MaxSessions is 10 per connection).
-    sessions: Arc<Semaphore>,
+    /// Caps concurrent local commands.
+    local_slots: Arc<Semaphore>,
+    /// Round trips made (shell lines sent), for statistics.
+    round_trips: AtomicU64,
     /// Per-command timeout on the node, in seconds.
     pub command_timeout: u64,
 }
@@ -72,7 +81,8 @@ enum Kind {
         user: Option<String>,
         port: Option<u16>,
         options: SshOptions,
-        state: Mutex<SshState>,
+        masters: Vec<Master>,
+        next: AtomicUsize,
     },
     Local {
         env: BTreeMap<String, String>,
@@ -87,32 +97,52 @@ fn is_host_key_error(msg: &str) -> bool {
 }
 
 impl Transport {
-    /// An SSH transport; the connection opens on first use.
+    /// An SSH transport for `concurrency` commands at once: one master
+    /// connection per [`SESSIONS_PER_MASTER`] commands, opened on first use.
     pub fn ssh(
         dest: &str,
         user: Option<&str>,
         port: Option<u16>,
         options: SshOptions,
-        max_sessions: usize,
+        concurrency: usize,
     ) -> Self {
+        let count = concurrency.max(1).div_ceil(SESSIONS_PER_MASTER);
+        let masters = (0..count)
+            .map(|i| Master {
+                session: Mutex::new(None),
+                slots: Arc::new(Semaphore::new(if i + 1 < count {
+                    SESSIONS_PER_MASTER
+                } else {
+                    concurrency.max(1) - SESSIONS_PER_MASTER * i
+                })),
+            })
+            .collect();
         Self {
             kind: Kind::Ssh {
                 dest: dest.to_string(),
                 user: user.map(str::to_string),
                 port,
                 options,
-                state: Mutex::new(SshState { session: None }),
+                masters,
+                next: AtomicUsize::new(0),
             },
-            sessions: Arc::new(Semaphore::new(max_sessions.max(1))),
+            local_slots: Arc::new(Semaphore::new(1)),
+            round_trips: AtomicU64::new(0),
             command_timeout: 3600,
         }
+    }
+
+    /// Round trips made so far.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// A local `/bin/sh` transport with extra environment.
     pub fn local(env: BTreeMap<String, String>, max_parallel: usize) -> Self {
         Self {
             kind: Kind::Local { env },
-            sessions: Arc::new(Semaphore::new(max_parallel.max(1))),
+            local_slots: Arc::new(Semaphore::new(max_parallel.max(1))),
+            round_trips: AtomicU64::new(0),
             command_timeout: 3600,
         }
     }
@@ -128,19 +158,23 @@ impl Transport {
         }
     }
 
-    async fn session(&self, fresh: bool) -> Result<Arc<Session>, TransportError> {
+    async fn session(&self, master: usize, fresh: bool) -> Result<Arc<Session>, TransportError> {
         let Kind::Ssh {
             dest,
             user,
             port,
             options,
-            state,
+            masters,
+            ..
         } = &self.kind
         else {
             return Err(TransportError::Io("not an ssh transport".into()));
         };
-        let mut st = state.lock().await;
-        if let Some(s) = &st.session {
+        let Some(m) = masters.get(master) else {
+            return Err(TransportError::Io("no such master connection".into()));
+        };
+        let mut st = m.session.lock().await;
+        if let Some(s) = st.as_ref() {
             if !fresh {
                 return Ok(s.clone());
             }
@@ -179,7 +213,7 @@ impl Transport {
             }
         })?;
         let s = Arc::new(session);
-        st.session = Some(s.clone());
+        *st = Some(s.clone());
         Ok(s)
     }
 
@@ -187,7 +221,7 @@ impl Transport {
     /// run before anything is sent.
     pub async fn connect(&self) -> Result<(), TransportError> {
         match &self.kind {
-            Kind::Ssh { .. } => self.session(false).await.map(|_| ()),
+            Kind::Ssh { .. } => self.session(0, false).await.map(|_| ()),
             Kind::Local { .. } => Ok(()),
         }
     }
@@ -197,13 +231,14 @@ impl Transport {
         line: &str,
         stdin: Option<&str>,
     ) -> Result<(Option<i32>, String, String), TransportError> {
-        let _permit = self
-            .sessions
-            .acquire()
-            .await
-            .map_err(|e| TransportError::Io(e.to_string()))?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         match &self.kind {
             Kind::Local { env } => {
+                let _permit = self
+                    .local_slots
+                    .acquire()
+                    .await
+                    .map_err(|e| TransportError::Io(e.to_string()))?;
                 let mut cmd = tokio::process::Command::new("/bin/sh");
                 cmd.arg("-c")
                     .arg(line)
@@ -233,8 +268,31 @@ impl Transport {
                     String::from_utf8_lossy(&out.stderr).into(),
                 ))
             }
-            Kind::Ssh { dest, .. } => {
-                let mut session = self.session(false).await?;
+            Kind::Ssh {
+                dest,
+                masters,
+                next,
+                ..
+            } => {
+                // A master with a free session, else the next one in turn.
+                let (index, _permit) = match masters
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, m)| m.slots.clone().try_acquire_owned().ok().map(|p| (i, p)))
+                {
+                    Some(free) => free,
+                    None => {
+                        let i = next.fetch_add(1, Ordering::Relaxed) % masters.len();
+                        let p = masters[i]
+                            .slots
+                            .clone()
+                            .acquire_owned()
+                            .await
+                            .map_err(|e| TransportError::Io(e.to_string()))?;
+                        (i, p)
+                    }
+                };
+                let mut session = self.session(index, false).await?;
                 for attempt in 0..2 {
                     let mut cmd = session.raw_command(line);
                     cmd.stdout(openssh::Stdio::piped())
@@ -251,7 +309,7 @@ impl Transport {
                             // The session could not be opened, so nothing ran:
                             // reconnect once (the master may have died).
                             if attempt == 0 {
-                                session = self.session(true).await?;
+                                session = self.session(index, true).await?;
                                 continue;
                             }
                             return Err(TransportError::Disconnected {
@@ -272,9 +330,7 @@ impl Transport {
                         )),
                         Err(e) => {
                             // Drop the broken master so the next command reconnects.
-                            if let Kind::Ssh { state, .. } = &self.kind {
-                                state.lock().await.session = None;
-                            }
+                            *masters[index].session.lock().await = None;
                             Err(TransportError::Disconnected {
                                 host: dest.clone(),
                                 message: e.to_string(),
@@ -363,12 +419,14 @@ impl Transport {
         }
     }
 
-    /// Closes the master connection.
+    /// Closes the master connections.
     pub async fn close(&self) {
-        if let Kind::Ssh { state, .. } = &self.kind {
-            if let Some(s) = state.lock().await.session.take() {
-                if let Ok(s) = Arc::try_unwrap(s) {
-                    let _ = s.close().await;
+        if let Kind::Ssh { masters, .. } = &self.kind {
+            for m in masters {
+                if let Some(s) = m.session.lock().await.take() {
+                    if let Ok(s) = Arc::try_unwrap(s) {
+                        let _ = s.close().await;
+                    }
                 }
             }
         }

@@ -1,0 +1,221 @@
+//! Invocation and round-trip counts, concurrent VM id allocation and the
+//! image cache, end to end over real sshd (counts, not timings).
+
+use pvefleet_test_support::TestBed;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pvefleet"))
+}
+
+fn bed(nodes: &[&str]) -> TestBed {
+    TestBed::start(
+        &exe(),
+        nodes,
+        &["--image", "local:iso/jammy.img:1G", "--agent-ping-ms", "20"],
+    )
+    .unwrap_or_else(|e| panic!("test bed: {e}"))
+}
+
+fn key() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ops_keys.pub"),
+    )
+    .expect("key")
+    .trim()
+    .to_string()
+}
+
+/// A config with `n` VMs named `prefix-N`, with or without vmids.
+fn fleet(bed: &TestBed, file: &str, prefix: &str, n: usize, extra: &str, vmids: bool) -> PathBuf {
+    let mut y = ["proxmox: {host: pve}\ndefaults:\n  image: local:iso/jammy.img\n  disk: 4G\n  ssh_keys: [\"", &key(), "\"]\n", extra, "vms:\n"].concat();
+    for i in 0..n {
+        y.push_str(&["  - {name: ", prefix, "-", &i.to_string()].concat());
+        if vmids {
+            y.push_str(&[", vmid: ", &(400 + i).to_string()].concat());
+        }
+        y.push_str("}\n");
+    }
+    let path = bed.dir.path().join(file);
+    std::fs::write(&path, y).expect("write");
+    path
+}
+
+fn apply(bed: &TestBed, cfg: &Path) -> Output {
+    Command::new(exe())
+        .arg("apply")
+        .arg(cfg)
+        .args(["--yes", "--output", "json", "--ssh-config"])
+        .arg(&bed.ssh_config)
+        .output()
+        .expect("run")
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)))
+}
+
+fn journal(bed: &TestBed) -> Vec<Vec<String>> {
+    bed.journal()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|j| {
+            j["argv"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn is_read(a: &[String]) -> bool {
+    matches!(a.first().map(String::as_str), Some("pvesh" | "pvesm"))
+        || a.get(1).is_some_and(|c| c == "guest")
+}
+
+#[test]
+fn counts_per_vm_stay_constant_as_the_fleet_grows() {
+    let mut reads = Vec::new();
+    for n in [2usize, 8] {
+        let bed = bed(&["pve"]);
+        let cfg = fleet(&bed, "f.yml", "vm", n, "", true);
+        let out = apply(&bed, &cfg);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let j = journal(&bed);
+        // Creation: exactly create + resize + start per VM.
+        for i in 0..n {
+            let id = (400 + i).to_string();
+            let mine: Vec<&Vec<String>> = j
+                .iter()
+                .filter(|a| {
+                    a.first().map(String::as_str) == Some("qm") && a.contains(&id) && !is_read(a)
+                })
+                .collect();
+            let verbs: Vec<&str> = mine.iter().map(|a| a[1].as_str()).collect();
+            assert_eq!(verbs, ["create", "disk", "start"], "{id}: {mine:?}");
+        }
+        // Observation does not grow with the fleet.
+        reads.push(j.iter().filter(|a| a[0] != "qm").count());
+        // Round trips: 3 to observe, 1 upload, 1 per VM for its steps and
+        // at most 1 per VM for the agent (it answers at once here).
+        let rt = json(&out)["round_trips"]["pve"]
+            .as_u64()
+            .expect("round_trips");
+        assert!(rt <= 4 + 2 * n as u64, "{rt} round trips for {n} VMs");
+        assert!(rt >= 4 + n as u64, "{rt} round trips for {n} VMs");
+    }
+    assert_eq!(
+        reads[0], reads[1],
+        "pvesh/pvesm invocations for 2 and 8 VMs"
+    );
+}
+
+#[test]
+fn two_concurrent_applies_never_share_a_vmid() {
+    let bed = bed(&["pve"]);
+    let a = fleet(&bed, "a.yml", "a", 6, "", false);
+    let b = fleet(&bed, "b.yml", "b", 6, "", false);
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| apply(&bed, &a));
+        let hb = s.spawn(|| apply(&bed, &b));
+        (ha.join().expect("a"), hb.join().expect("b"))
+    });
+    assert!(
+        ra.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ra.stderr)
+    );
+    assert!(
+        rb.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rb.stderr)
+    );
+    let vms = bed.state()["vms"].as_array().cloned().unwrap_or_default();
+    assert_eq!(vms.len(), 12);
+    let mut names: Vec<String> = vms
+        .iter()
+        .filter_map(|v| v["config"]["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 12, "every VM once: {names:?}");
+    // Re-running either file finds its VMs by name: nothing to do.
+    let again = json(&apply(&bed, &a));
+    assert_eq!(again["changed"], false);
+}
+
+#[test]
+fn image_cache_imports_once_and_links_clones() {
+    let bed = bed(&["pve"]);
+    let cfg = fleet(&bed, "c.yml", "c", 3, "  disk_from: linked-clone\n", true);
+    let out = apply(&bed, &cfg);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = journal(&bed);
+    let imports = j
+        .iter()
+        .filter(|a| a.iter().any(|w| w.contains("import-from=")))
+        .count();
+    assert_eq!(imports, 1, "the image is imported once");
+    let vms = bed.state()["vms"].as_array().cloned().unwrap_or_default();
+    let template = vms
+        .iter()
+        .find(|v| v["config"]["template"] == "1")
+        .expect("cache template");
+    assert!(template["config"]["tags"]
+        .as_str()
+        .is_some_and(|t| t.contains("pvefleet-cache")));
+    let base = template["config"]["scsi0"]
+        .as_str()
+        .and_then(|s| s.split(',').next())
+        .expect("base volume")
+        .to_string();
+    assert!(base.contains("base-"), "{base}");
+    for i in 0..3 {
+        let v = vms.iter().find(|v| v["vmid"] == 400 + i).expect("clone");
+        let scsi0 = v["config"]["scsi0"].as_str().unwrap_or("");
+        assert!(
+            scsi0.contains(&["parent=", &base].concat()) && scsi0.ends_with("size=4G"),
+            "{scsi0}"
+        );
+        assert_eq!(v["status"], "running");
+        assert!(v["config"]["ide2"]
+            .as_str()
+            .is_some_and(|s| s.contains("cloudinit")));
+    }
+    assert_eq!(json(&apply(&bed, &cfg))["changed"], false);
+    // destroy keeps the cache unless asked.
+    let d = Command::new(exe())
+        .arg("destroy")
+        .arg(&cfg)
+        .args(["--yes", "--ssh-config"])
+        .arg(&bed.ssh_config)
+        .output()
+        .expect("destroy");
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    let left = bed.state()["vms"].as_array().cloned().unwrap_or_default();
+    assert_eq!(left.len(), 1, "only the cache template stays");
+    let d = Command::new(exe())
+        .arg("destroy")
+        .arg(&cfg)
+        .args(["--yes", "--include-cache", "--ssh-config"])
+        .arg(&bed.ssh_config)
+        .output()
+        .expect("destroy");
+    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
+    assert!(bed.state()["vms"].as_array().is_some_and(|v| v.is_empty()));
+}

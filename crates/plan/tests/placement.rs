@@ -1,0 +1,108 @@
+//! `node: auto`: the node with the most free memory that has the image,
+//! counting VMs placed earlier in the same plan.
+
+use pvefleet_plan::observed::{NodeState, Observed, PveVersion, Volume};
+use pvefleet_plan::{plan, Action, PlanInput};
+
+fn node(name: &str, free_gib: i64, has_image: bool) -> NodeState {
+    let mut n = NodeState {
+        name: name.into(),
+        version: PveVersion::parse("8.4.1"),
+        bridges: vec!["vmbr0".into()],
+        free_memory: Some(free_gib << 30),
+        ..NodeState::default()
+    };
+    let vols = if has_image {
+        vec![Volume {
+            volid: "local:iso/x.img".into(),
+            content: Some("iso".into()),
+            size: Some(1 << 30),
+        }]
+    } else {
+        Vec::new()
+    };
+    n.storages.insert("local".into(), vols);
+    n.image_paths.insert(
+        "local:iso/x.img".into(),
+        "/var/lib/vz/template/iso/x.img".into(),
+    );
+    n
+}
+
+#[test]
+fn auto_places_by_free_memory_and_image() {
+    let yaml = "nodes:\n  pve1: {host: a}\n  pve2: {host: b}\n  pve3: {host: c}\n  pve4: {host: d}\ndefaults: {image: local:iso/x.img, node: auto, memory: 8G}\nvms:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n  - {name: d}\n  - {name: e, node: pve1}\n";
+    let desired = pvefleet_config::parse("t.yml", yaml, &|_| Err("no files".into()))
+        .unwrap_or_else(|r| panic!("{}", r.render(false)));
+    let observed = Observed {
+        // pve4 has the most memory but not the image.
+        nodes: vec![
+            node("pve1", 10, true),
+            node("pve2", 20, true),
+            node("pve3", 15, true),
+            node("pve4", 64, false),
+        ],
+        cluster_vms: Vec::new(),
+        next_id: Some(100),
+    };
+    let p = plan(PlanInput {
+        desired: &desired,
+        observed: &observed,
+        tmp_dir: "/tmp/pvefleet-x",
+        reboot: false,
+        only: &[],
+    });
+    let placed: Vec<(&str, &str)> = p
+        .vms
+        .iter()
+        .map(|v| (v.name.as_str(), v.node.as_str()))
+        .collect();
+    // 20 -> a (12 left), 15 -> b (7 left), 12 -> c (4 left), then pve1's 10.
+    assert_eq!(
+        placed,
+        [
+            ("a", "pve2"),
+            ("b", "pve3"),
+            ("c", "pve2"),
+            ("d", "pve1"),
+            ("e", "pve1")
+        ]
+    );
+    assert!(p.vms.iter().all(|v| v.action == Action::Create));
+    // Allocated ids are distinct and skip nothing in use.
+    let mut ids: Vec<u32> = p
+        .vms
+        .iter()
+        .filter_map(|v| v.vmid.map(|i| i.get()))
+        .collect();
+    ids.dedup();
+    assert_eq!(ids, [100, 101, 102, 103, 104]);
+}
+
+#[test]
+fn auto_without_an_image_anywhere_is_a_plan_error() {
+    let yaml = "nodes:\n  pve1: {host: a}\ndefaults: {image: local:iso/x.img}\nvms:\n  - {name: a, node: auto}\n";
+    let desired = pvefleet_config::parse("t.yml", yaml, &|_| Err("no files".into()))
+        .unwrap_or_else(|r| panic!("{}", r.render(false)));
+    let observed = Observed {
+        nodes: vec![node("pve1", 10, false)],
+        cluster_vms: Vec::new(),
+        next_id: None,
+    };
+    let p = plan(PlanInput {
+        desired: &desired,
+        observed: &observed,
+        tmp_dir: "/tmp/x",
+        reboot: false,
+        only: &[],
+    });
+    assert_eq!(p.vms[0].action, Action::Error);
+    assert!(
+        p.vms[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("no online node")),
+        "{:?}",
+        p.vms[0].message
+    );
+}
