@@ -1,6 +1,7 @@
 //! Reading the nodes: a fixed number of round trips per node, whatever the
 //! number of VMs (CONTRACT §12: one `/cluster/resources` for all guests).
 
+use crate::script::StepOutput;
 use crate::transport::{Transport, TransportError};
 use pvefleet_config::{Desired, ImageRef};
 use pvefleet_model::{Command, Pvesh};
@@ -40,7 +41,7 @@ fn argv(c: Command) -> Vec<String> {
     c.argv()
 }
 
-fn need(node: &str, what: &str, out: &crate::script::StepOutput) -> Result<(), ObserveError> {
+fn need(node: &str, what: &str, out: &StepOutput) -> Result<(), ObserveError> {
     if out.success() {
         Ok(())
     } else {
@@ -60,15 +61,36 @@ fn bad(node: &str, what: &str, e: impl std::fmt::Display) -> ObserveError {
     }
 }
 
-/// Reads every node, with at most `parallel` commands at once per node.
-/// `handles` get their node names filled in.
+/// Runs commands side by side, each in its own round trip (at most as many
+/// at once as the transport allows), and returns their outputs in order.
+async fn run_each(
+    t: &Arc<Transport>,
+    cmds: Vec<Vec<String>>,
+) -> Result<Vec<StepOutput>, TransportError> {
+    let mut set = tokio::task::JoinSet::new();
+    let n = cmds.len();
+    for (i, c) in cmds.into_iter().enumerate() {
+        let t = t.clone();
+        set.spawn(async move { (i, t.run(c).await) });
+    }
+    let mut out = vec![StepOutput::default(); n];
+    while let Some(r) = set.join_next().await {
+        let (i, o) = r.map_err(|e| TransportError::Io(e.to_string()))?;
+        out[i] = o?;
+    }
+    Ok(out)
+}
+
+/// Reads every node. Each of the three stages sends its commands side by
+/// side; the number of commands per node does not grow with the VMs,
+/// except one config read per managed VM. `handles` get their node names
+/// filled in.
 pub async fn observe(
     desired: &Desired,
     handles: &mut [NodeHandle],
-    parallel: usize,
 ) -> Result<Observed, ObserveError> {
     let mut observed = Observed::default();
-    // Round trip 1: version and node list (and the cluster-wide views once).
+    // Stage 1: version and node list (and the cluster-wide views once).
     let mut tasks = tokio::task::JoinSet::new();
     for (i, h) in handles.iter().enumerate() {
         let t = h.transport.clone();
@@ -82,10 +104,10 @@ pub async fn observe(
                 cmds.push(argv(Command::Pvesh(Pvesh::cluster_nodes())));
                 cmds.push(argv(Command::Pvesh(Pvesh::next_id())));
             }
-            (i, t.run_batch(&cmds, false).await)
+            (i, run_each(&t, cmds).await)
         });
     }
-    let mut first: BTreeMap<usize, Vec<crate::script::StepOutput>> = BTreeMap::new();
+    let mut first: BTreeMap<usize, Vec<StepOutput>> = BTreeMap::new();
     while let Some(r) = tasks.join_next().await {
         let (i, out) = r.map_err(|e| TransportError::Io(e.to_string()))?;
         first.insert(i, out?);
@@ -131,7 +153,7 @@ pub async fn observe(
     observed
         .nodes
         .sort_by_key(|n| handles.iter().position(|h| h.name == n.name));
-    // Round trip 2: the node's VMs, bridges, image storages and image paths.
+    // Stage 2: the node's VMs, bridges, image storages and image paths.
     let images = images_needed(desired, &observed);
     let mut tasks = tokio::task::JoinSet::new();
     for h in handles.iter() {
@@ -166,7 +188,7 @@ pub async fn observe(
             for p in &paths {
                 cmds.push(argv(Command::PvesmPath { volid: p.clone() }));
             }
-            (name, storages, paths, t.run_batch(&cmds, false).await)
+            (name, storages, paths, run_each(&t, cmds).await)
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -201,8 +223,7 @@ pub async fn observe(
             }
         }
     }
-    // Round trip 3: configurations of managed VMs and cloned templates, in
-    // up to `parallel` batches per node that run side by side.
+    // Configurations of managed VMs and cloned templates.
     let wanted = configs_needed(desired, &observed);
     let mut tasks = tokio::task::JoinSet::new();
     for h in handles.iter() {
@@ -214,18 +235,15 @@ pub async fn observe(
         if ids.is_empty() {
             continue;
         }
-        for chunk in ids.chunks(ids.len().div_ceil(parallel.max(1))) {
-            let ids = chunk.to_vec();
-            let t = h.transport.clone();
-            let name = h.name.clone();
-            tasks.spawn(async move {
-                let cmds: Vec<Vec<String>> = ids
-                    .iter()
-                    .map(|id| argv(Command::Pvesh(Pvesh::vm_pending(&name, *id))))
-                    .collect();
-                (name, ids, t.run_batch(&cmds, false).await)
-            });
-        }
+        let t = h.transport.clone();
+        let name = h.name.clone();
+        tasks.spawn(async move {
+            let cmds: Vec<Vec<String>> = ids
+                .iter()
+                .map(|id| argv(Command::Pvesh(Pvesh::vm_pending(&name, *id))))
+                .collect();
+            (name, ids, run_each(&t, cmds).await)
+        });
     }
     while let Some(r) = tasks.join_next().await {
         let (name, ids, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
