@@ -5,7 +5,7 @@ use crate::script::StepOutput;
 use crate::transport::{Transport, TransportError};
 use pvefleet_config::{Desired, ImageRef};
 use pvefleet_model::{Command, Pvesh};
-use pvefleet_plan::diff::{configs_needed, images_needed};
+use pvefleet_plan::diff::{configs_needed, images_for_node};
 use pvefleet_plan::observed::{self as obs, NodeState, Observed};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -81,40 +81,75 @@ async fn run_each(
     Ok(out)
 }
 
-/// Reads every node. Each of the three stages sends its commands side by
-/// side; the number of commands per node does not grow with the VMs,
-/// except one config read per managed VM. `handles` get their node names
-/// filled in.
+/// Reads every node in two stages whose commands go side by side: first
+/// everything about the node and cluster (a fixed number of commands per
+/// node), then one config read per managed VM. `handles` get their node
+/// names filled in.
 pub async fn observe(
     desired: &Desired,
     handles: &mut [NodeHandle],
 ) -> Result<Observed, ObserveError> {
     let mut observed = Observed::default();
-    // Stage 1: version and node list (and the cluster-wide views once).
+    // Stage 1, everything at once: version, the node's name (unless
+    // configured), its VMs, bridges, image storages and image paths, and
+    // once the cluster-wide views. Until the name is known, node paths use
+    // `localhost`, pvesh's name for the node it runs on (CONTRACT §1.2).
     let mut tasks = tokio::task::JoinSet::new();
     for (i, h) in handles.iter().enumerate() {
         let t = h.transport.clone();
+        let known = (!h.name.is_empty()).then(|| h.name.clone());
+        let path_node = known.clone().unwrap_or_else(|| "localhost".into());
+        let imgs = images_for_node(desired, known.as_deref());
+        let storages: Vec<String> = imgs
+            .iter()
+            .filter_map(|i| match i {
+                ImageRef::Volume { storage, .. } => Some(storage.clone()),
+                ImageRef::Path(_) => None,
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // `import-from` takes a host path for iso volumes, and for import
+        // volumes before PVE 8.3; resolve both, the planner picks.
+        let paths: Vec<String> = imgs
+            .iter()
+            .filter(|i| matches!(i.content_type(), Some("iso" | "import")))
+            .map(ImageRef::display)
+            .collect();
         tasks.spawn(async move {
             let mut cmds = vec![
                 argv(Command::Pvesh(Pvesh::version())),
                 argv(Command::Pvesh(Pvesh::get_nodes())),
+                argv(Command::Pvesh(Pvesh::node_vms(&path_node))),
+                argv(Command::Pvesh(Pvesh::node_network(&path_node))),
             ];
+            cmds.extend(
+                storages
+                    .iter()
+                    .map(|s| argv(Command::Pvesh(Pvesh::storage_content(&path_node, s)))),
+            );
+            cmds.extend(
+                paths
+                    .iter()
+                    .map(|p| argv(Command::PvesmPath { volid: p.clone() })),
+            );
             if i == 0 {
                 cmds.push(argv(Command::Pvesh(Pvesh::cluster_vms())));
                 cmds.push(argv(Command::Pvesh(Pvesh::cluster_nodes())));
                 cmds.push(argv(Command::Pvesh(Pvesh::next_id())));
             }
-            (i, run_each(&t, cmds).await)
+            (i, storages, paths, run_each(&t, cmds).await)
         });
     }
-    let mut first: BTreeMap<usize, Vec<StepOutput>> = BTreeMap::new();
+    let mut answers = BTreeMap::new();
     while let Some(r) = tasks.join_next().await {
-        let (i, out) = r.map_err(|e| TransportError::Io(e.to_string()))?;
-        first.insert(i, out?);
+        let (i, storages, paths, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
+        answers.insert(i, (storages, paths, outs?));
     }
     let mut free: BTreeMap<String, i64> = BTreeMap::new();
-    for (i, outs) in &first {
-        let h = &mut handles[*i];
+    // In handle order: the first node's cluster-wide answers come first.
+    for (i, (storages, paths, outs)) in answers {
+        let h = &mut handles[i];
         let host = h.transport.describe();
         need(&host, "pvesh get /version", &outs[0])?;
         let version =
@@ -132,79 +167,20 @@ pub async fn observe(
                 _ => return Err(bad(&host, "/nodes", "the host is part of a cluster; set 'node:' under 'proxmox:' to the node name of this host")),
             }
         }
-        if *i == 0 {
-            need(&host, "pvesh get /cluster/resources", &outs[2])?;
-            observed.cluster_vms = obs::parse_cluster_vms(outs[2].stdout.as_bytes())
-                .map_err(|e| bad(&host, "/cluster/resources", e))?;
-            if outs[3].success() {
-                free = obs::parse_node_memory(outs[3].stdout.as_bytes()).unwrap_or_default();
-            }
-            if outs[4].success() {
-                observed.next_id = obs::parse_next_id(outs[4].stdout.as_bytes()).ok();
-            }
-        }
-        observed.nodes.push(NodeState {
-            name: h.name.clone(),
-            version: Some(version),
-            free_memory: free.get(&h.name).copied(),
-            ..NodeState::default()
-        });
-    }
-    observed
-        .nodes
-        .sort_by_key(|n| handles.iter().position(|h| h.name == n.name));
-    // Stage 2: the node's VMs, bridges, image storages and image paths.
-    let images = images_needed(desired, &observed);
-    let mut tasks = tokio::task::JoinSet::new();
-    for h in handles.iter() {
-        let t = h.transport.clone();
         let name = h.name.clone();
-        let imgs: BTreeSet<ImageRef> = images.get(&name).cloned().unwrap_or_default();
-        let version = observed.node(&name).and_then(|n| n.version);
-        tasks.spawn(async move {
-            let mut cmds = vec![
-                argv(Command::Pvesh(Pvesh::node_vms(&name))),
-                argv(Command::Pvesh(Pvesh::node_network(&name))),
-            ];
-            let storages: BTreeSet<String> = imgs
-                .iter()
-                .filter_map(|i| match i {
-                    ImageRef::Volume { storage, .. } => Some(storage.clone()),
-                    _ => None,
-                })
-                .collect();
-            for s in &storages {
-                cmds.push(argv(Command::Pvesh(Pvesh::storage_content(&name, s))));
-            }
-            let paths: Vec<String> = imgs
-                .iter()
-                .filter(|i| match i.content_type() {
-                    Some("iso") => true,
-                    Some("import") => !version.is_some_and(|v| v.has_import_content()),
-                    _ => false,
-                })
-                .map(ImageRef::display)
-                .collect();
-            for p in &paths {
-                cmds.push(argv(Command::PvesmPath { volid: p.clone() }));
-            }
-            (name, storages, paths, run_each(&t, cmds).await)
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        let (name, storages, paths, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
-        let outs = outs?;
-        let state = observed
-            .node_mut(&name)
-            .ok_or_else(|| bad(&name, "observe", "node vanished"))?;
-        need(&name, "pvesh get /nodes/{node}/qemu", &outs[0])?;
-        state.vms = obs::parse_node_vms(&name, outs[0].stdout.as_bytes())
+        let mut state = NodeState {
+            name: name.clone(),
+            version: Some(version),
+            ..NodeState::default()
+        };
+        need(&name, "pvesh get /nodes/{node}/qemu", &outs[2])?;
+        state.vms = obs::parse_node_vms(&name, outs[2].stdout.as_bytes())
             .map_err(|e| bad(&name, "/qemu", e))?;
-        need(&name, "pvesh get /nodes/{node}/network", &outs[1])?;
+        need(&name, "pvesh get /nodes/{node}/network", &outs[3])?;
         state.bridges =
-            obs::parse_bridges(outs[1].stdout.as_bytes()).map_err(|e| bad(&name, "/network", e))?;
-        for (i, s) in storages.iter().enumerate() {
-            let o = &outs[2 + i];
+            obs::parse_bridges(outs[3].stdout.as_bytes()).map_err(|e| bad(&name, "/network", e))?;
+        for (k, s) in storages.iter().enumerate() {
+            let o = &outs[4 + k];
             // A missing storage is reported per VM by the planner.
             if o.success() {
                 state.storages.insert(
@@ -214,14 +190,28 @@ pub async fn observe(
                 );
             }
         }
-        for (i, p) in paths.iter().enumerate() {
-            let o = &outs[2 + storages.len() + i];
+        for (k, p) in paths.iter().enumerate() {
+            let o = &outs[4 + storages.len() + k];
             if o.success() {
                 state
                     .image_paths
                     .insert(p.clone(), o.stdout.trim().to_string());
             }
         }
+        if i == 0 {
+            let base = 4 + storages.len() + paths.len();
+            need(&host, "pvesh get /cluster/resources", &outs[base])?;
+            observed.cluster_vms = obs::parse_cluster_vms(outs[base].stdout.as_bytes())
+                .map_err(|e| bad(&host, "/cluster/resources", e))?;
+            if outs[base + 1].success() {
+                free = obs::parse_node_memory(outs[base + 1].stdout.as_bytes()).unwrap_or_default();
+            }
+            if outs[base + 2].success() {
+                observed.next_id = obs::parse_next_id(outs[base + 2].stdout.as_bytes()).ok();
+            }
+        }
+        state.free_memory = free.get(&name).copied();
+        observed.nodes.push(state);
     }
     // Configurations of managed VMs and cloned templates.
     let wanted = configs_needed(desired, &observed);

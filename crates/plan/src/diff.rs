@@ -274,28 +274,29 @@ pub fn configs_needed(desired: &Desired, observed: &Observed) -> Vec<(String, Vm
     out.into_iter().collect()
 }
 
-/// Image volumes each node must list (storage per node), for observation.
-pub fn images_needed(
-    desired: &Desired,
-    observed: &Observed,
-) -> BTreeMap<String, BTreeSet<ImageRef>> {
-    let names = node_names(desired, observed);
-    let mut out: BTreeMap<String, BTreeSet<ImageRef>> = BTreeMap::new();
-    for spec in &desired.vms {
-        let DiskSource::Image(img) = &spec.source else {
-            continue;
-        };
-        let nodes: Vec<String> = match spec.node.as_deref() {
-            Some("auto") | None if desired.cluster => names.clone(),
-            Some(n) if desired.cluster => vec![n.to_string()],
-            _ => names.iter().take(1).cloned().collect(),
-        };
-        for n in nodes {
-            out.entry(n).or_default().insert(img.clone());
-        }
-    }
-    out
+/// The cloud images VMs may need on a node (`None`: the single host of a
+/// `proxmox:` file, whose name is not known yet). In a cluster, VMs with
+/// `node: auto` may land anywhere.
+pub fn images_for_node(desired: &Desired, node: Option<&str>) -> BTreeSet<ImageRef> {
+    desired
+        .vms
+        .iter()
+        .filter(|s| {
+            !desired.cluster
+                || match s.node.as_deref() {
+                    Some("auto") | None => true,
+                    Some(n) => Some(n) == node,
+                }
+        })
+        .filter_map(|s| match &s.source {
+            DiskSource::Image(i) => Some(i.clone()),
+            DiskSource::Clone(_) => None,
+        })
+        .collect()
 }
+
+/// One image-cache template per (node, storage, image, disk size).
+type CacheKey = (String, String, ImageRef, Option<u64>);
 
 struct Planner<'a> {
     input: PlanInput<'a>,
@@ -303,7 +304,7 @@ struct Planner<'a> {
     next_id: u32,
     free_memory: BTreeMap<String, i64>,
     plan: Plan,
-    cache: BTreeMap<(String, String, ImageRef), (usize, VmId)>,
+    cache: BTreeMap<CacheKey, (usize, VmId)>,
 }
 
 fn fnv(s: &str) -> u32 {
@@ -316,8 +317,11 @@ fn fnv(s: &str) -> u32 {
 }
 
 /// The name of the cache template for an image on a storage.
-pub fn cache_name(image: &ImageRef, storage: &str) -> String {
-    let key = [image.display().as_str(), "@", storage].concat();
+/// The name of the cache template for an image on a storage, grown to
+/// `disk` bytes (or left at the image's size).
+pub fn cache_name(image: &ImageRef, storage: &str, disk: Option<u64>) -> String {
+    let size = disk.map(format_size).unwrap_or_default();
+    let key = [image.display().as_str(), "@", storage, "/", &size].concat();
     let mut name = String::from("pvefleet-img-");
     name.push_str(&format!("{:08x}", fnv(&key)));
     name
@@ -647,6 +651,7 @@ impl<'a> Planner<'a> {
         let keys = self.keys_path(spec, &vp.node.clone(), vp);
         let legacy = !version.has_disk_group();
         let mut system_disk = "scsi0".to_string();
+        let mut grow = spec.disk;
         match &spec.source {
             DiskSource::Image(img) if spec.disk_from == DiskFrom::Import => {
                 let src = match self.import_source(img, node, version) {
@@ -709,6 +714,8 @@ impl<'a> Planner<'a> {
                     }
                 };
                 vp.prelude = prelude;
+                // The cache template already has the size.
+                grow = None;
                 self.clone_steps(spec, vp, vmid, template, full, None, keys.as_deref(), true);
             }
             DiskSource::Clone(r) => {
@@ -765,7 +772,7 @@ impl<'a> Planner<'a> {
                 );
             }
         }
-        if let Some(bytes) = spec.disk {
+        if let Some(bytes) = grow {
             vp.steps.push(Step {
                 command: Command::Qm(Qm::DiskResize {
                     vmid,
@@ -824,11 +831,16 @@ impl<'a> Planner<'a> {
         node: &NodeState,
         version: PveVersion,
     ) -> Result<(Option<usize>, VmId), String> {
-        let key = (node.name.clone(), spec.storage.clone(), img.clone());
+        let key = (
+            node.name.clone(),
+            spec.storage.clone(),
+            img.clone(),
+            spec.disk,
+        );
         if let Some((i, id)) = self.cache.get(&key) {
             return Ok((Some(*i), *id));
         }
-        let name = cache_name(img, &spec.storage);
+        let name = cache_name(img, &spec.storage, spec.disk);
         if let Some(t) = node.vms.iter().find(|v| {
             v.template
                 && v.tags.iter().any(|t| t == CACHE_TAG)
@@ -866,16 +878,26 @@ impl<'a> Planner<'a> {
             ]
             .concat(),
         );
-        let steps = vec![
-            Step {
-                command: Command::Qm(Qm::Create { vmid, options: o }),
-                check: Check::Reserve,
-            },
-            Step {
-                command: Command::Qm(Qm::Template { vmid }),
+        let mut steps = vec![Step {
+            command: Command::Qm(Qm::Create { vmid, options: o }),
+            check: Check::Reserve,
+        }];
+        // Grown once here, its clones need no resize of their own.
+        if let Some(bytes) = spec.disk {
+            steps.push(Step {
+                command: Command::Qm(Qm::DiskResize {
+                    vmid,
+                    disk: "scsi0".into(),
+                    size: format_size(bytes),
+                    legacy: !version.has_disk_group(),
+                }),
                 check: Check::QuietStderr,
-            },
-        ];
+            });
+        }
+        steps.push(Step {
+            command: Command::Qm(Qm::Template { vmid }),
+            check: Check::QuietStderr,
+        });
         self.plan.preludes.push(Prelude {
             node: node.name.clone(),
             vmid,
