@@ -10,8 +10,8 @@
 //! holds one of 8 host CPU slots; importing costs nothing more. Scenario (b),
 //! disk bound: the same, plus a 2 GiB image imported at 400 MB/s, imports on
 //! one storage sharing that bandwidth. The guest agent answers as soon as a
-//! VM runs (`--agent-after-ms 0`); pvefleet waits for it, the original does
-//! not. The original sequence is measured up to 100 VMs in (a) and 20 in
+//! VM runs (`--agent-after-ms 0`); pvefleet waits for it unless a row says
+//! `--no-wait`, the original never does. The original sequence is measured up to 100 VMs in (a) and 20 in
 //! (b); beyond that its time is extrapolated linearly from its measured
 //! per-VM cost (it is strictly sequential) and marked `≈`. `--full`
 //! measures everything.
@@ -40,6 +40,8 @@ struct Args {
     only: Option<String>,
     sizes: Vec<usize>,
     no_original: bool,
+    /// Print each pvefleet run's journal timeline to stderr.
+    timeline: bool,
 }
 
 fn args() -> Args {
@@ -66,6 +68,7 @@ fn args() -> Args {
         only: value("--only"),
         sizes,
         no_original: has("--no-original"),
+        timeline: has("--timeline"),
     }
 }
 
@@ -276,7 +279,14 @@ fn bed(a: &Args, scenario: Scenario, names: &[String]) -> TestBed {
     TestBed::start(&a.pvefleet, &refs, &init_args(scenario)).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn run_pvefleet(a: &Args, scenario: Scenario, nodes: usize, count: usize, cache: bool) -> Run {
+fn run_pvefleet(
+    a: &Args,
+    scenario: Scenario,
+    nodes: usize,
+    count: usize,
+    cache: bool,
+    wait: bool,
+) -> Run {
     let names = node_names(nodes);
     let bed = bed(a, scenario, &names);
     let cfg = bed.dir.path().join("fleet.yml");
@@ -288,6 +298,9 @@ fn run_pvefleet(a: &Args, scenario: Scenario, nodes: usize, count: usize, cache:
         .arg(&bed.ssh_config);
     if let Some(p) = &a.parallel {
         cmd.args(["--parallel", p]);
+    }
+    if !wait {
+        cmd.arg("--no-wait");
     }
     let (wall, rss, cpu, out) = timed(&cmd, bed.dir.path());
     assert!(
@@ -301,6 +314,9 @@ fn run_pvefleet(a: &Args, scenario: Scenario, nodes: usize, count: usize, cache:
         .map(|m| m.values().filter_map(Value::as_u64).sum())
         .unwrap_or(0);
     let journal = Journal::read(&bed);
+    if a.timeline {
+        eprintln!("{}", timeline(&bed, wall));
+    }
     let vmids: Vec<String> = (0..count).map(|i| (1000 + i).to_string()).collect();
     let creating: usize = vmids
         .iter()
@@ -329,6 +345,57 @@ fn run_pvefleet(a: &Args, scenario: Scenario, nodes: usize, count: usize, cache:
         rss_mib: rss as f64 / 1024.0,
         cpu_s: cpu,
     }
+}
+
+/// Start-ups running per 100 ms over the run, then its first and last
+/// invocations (seconds since the first).
+fn timeline(bed: &TestBed, wall: f64) -> String {
+    let rows: Vec<(u64, u64, String)> = bed
+        .journal()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|j| {
+            let argv: Vec<&str> = j["argv"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            (
+                j["start_ms"].as_u64().unwrap_or(0),
+                j["end_ms"].as_u64().unwrap_or(0),
+                argv.join(" "),
+            )
+        })
+        .collect();
+    let t0 = rows.iter().map(|r| r.0).min().unwrap_or(0);
+    let end = rows.iter().map(|r| r.1).max().unwrap_or(t0);
+    let mut busy = vec![0u32; ((end - t0) / 100 + 1) as usize];
+    for (s, e, _) in &rows {
+        for t in (*s..*e).step_by(100) {
+            busy[((t - t0) / 100) as usize] += 1;
+        }
+    }
+    let mut out = format!(
+        "wall {wall:.2} s, journal spans {:.2} s; running per 100 ms:\n",
+        (end - t0) as f64 / 1000.0
+    );
+    out.push_str(
+        &busy
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    let mut sorted = rows.clone();
+    sorted.sort();
+    for (s, e, a) in sorted.iter().take(12).chain(sorted.iter().rev().take(4)) {
+        out.push_str(&format!(
+            "\n{:6.2} {:6.2} {}",
+            (s - t0) as f64 / 1000.0,
+            (e - t0) as f64 / 1000.0,
+            a.chars().take(70).collect::<String>()
+        ));
+    }
+    out
 }
 
 fn run_original(a: &Args, scenario: Scenario, nodes: usize, count: usize) -> f64 {
@@ -420,10 +487,16 @@ fn main() {
             20
         };
         emit(&format!("\n### Scenario {title}\n\n| VMs | nodes | variant | original (s) | pvefleet (s) | original ÷ pvefleet | qm per VM | round trips per VM: steps / all | efficiency | RSS (MiB) | CPU (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n"));
-        let variants: &[(bool, &str)] = if scenario == Scenario::Disk {
-            &[(false, "import"), (true, "image cache")]
+        // (image cache, wait for the agent, label). The original does not
+        // wait; `--no-wait` is the like-for-like row.
+        let variants: &[(bool, bool, &str)] = if scenario == Scenario::Disk {
+            &[
+                (false, true, "import"),
+                (true, true, "image cache"),
+                (true, false, "image cache, --no-wait"),
+            ]
         } else {
-            &[(false, "import")]
+            &[(false, true, "import"), (false, false, "import, --no-wait")]
         };
         let mut per_vm_original = 0.0;
         for &count in &a.sizes {
@@ -437,8 +510,8 @@ fn main() {
             } else {
                 Some((per_vm_original * count as f64, " ≈"))
             };
-            for &(cache, label) in variants {
-                let r = run_pvefleet(&a, scenario, nodes, count, cache);
+            for &(cache, wait, label) in variants {
+                let r = run_pvefleet(&a, scenario, nodes, count, cache, wait);
                 let (o, ratio) = match original {
                     Some((s, mark)) => {
                         (format!("{s:.1}{mark}"), format!("{:.1}{mark}", s / r.wall))

@@ -87,10 +87,12 @@ async fn observe_nodes(
         ExitStatus::Failed
     })?;
     connect_all(&handles).await?;
-    let observed = observe(desired, &mut handles).await.map_err(|e| {
-        eprintln!("error: reading the nodes failed: {e}");
-        ExitStatus::Failed
-    })?;
+    let observed = observe(desired, &mut handles, parallel)
+        .await
+        .map_err(|e| {
+            eprintln!("error: reading the nodes failed: {e}");
+            ExitStatus::Failed
+        })?;
     Ok((handles, observed))
 }
 

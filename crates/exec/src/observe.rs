@@ -3,7 +3,7 @@
 
 use crate::script::StepOutput;
 use crate::transport::{Transport, TransportError};
-use pvefleet_config::{Desired, ImageRef};
+use pvefleet_config::{Desired, DiskFrom, ImageRef};
 use pvefleet_model::{Command, Pvesh};
 use pvefleet_plan::diff::{configs_needed, images_for_node};
 use pvefleet_plan::observed::{self as obs, NodeState, Observed};
@@ -61,39 +61,31 @@ fn bad(node: &str, what: &str, e: impl std::fmt::Display) -> ObserveError {
     }
 }
 
-/// Runs commands side by side, each in its own round trip (at most as many
-/// at once as the transport allows), and returns their outputs in order.
-async fn run_each(
-    t: &Arc<Transport>,
-    cmds: Vec<Vec<String>>,
-) -> Result<Vec<StepOutput>, TransportError> {
-    let mut set = tokio::task::JoinSet::new();
-    let n = cmds.len();
-    for (i, c) in cmds.into_iter().enumerate() {
-        let t = t.clone();
-        set.spawn(async move { (i, t.run(c).await) });
-    }
-    let mut out = vec![StepOutput::default(); n];
-    while let Some(r) = set.join_next().await {
-        let (i, o) = r.map_err(|e| TransportError::Io(e.to_string()))?;
-        out[i] = o?;
-    }
-    Ok(out)
-}
-
-/// Reads every node in two stages whose commands go side by side: first
-/// everything about the node and cluster (a fixed number of commands per
-/// node), then one config read per managed VM. `handles` get their node
-/// names filled in.
+/// Reads every node in two stages: first everything about the node and
+/// cluster, a fixed set of commands run at once in one round trip per node;
+/// then one config read per managed VM, in `parallel` round trips per node
+/// that each read their share in turn (so the node runs at most `parallel`
+/// of them at once). `handles` get their node names filled in.
 pub async fn observe(
     desired: &Desired,
     handles: &mut [NodeHandle],
+    parallel: usize,
 ) -> Result<Observed, ObserveError> {
     let mut observed = Observed::default();
     // Stage 1, everything at once: version, the node's name (unless
     // configured), its VMs, bridges, image storages and image paths, and
     // once the cluster-wide views. Until the name is known, node paths use
     // `localhost`, pvesh's name for the node it runs on (CONTRACT §1.2).
+    // Free memory only serves `node: auto`, the next free id only VMs
+    // without `vmid` (and the image cache's templates).
+    let want_memory = desired
+        .vms
+        .iter()
+        .any(|v| v.node.as_deref() == Some("auto"));
+    let want_next_id = desired
+        .vms
+        .iter()
+        .any(|v| v.vmid.is_none() || v.disk_from != DiskFrom::Import);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, h) in handles.iter().enumerate() {
         let t = h.transport.clone();
@@ -135,10 +127,14 @@ pub async fn observe(
             );
             if i == 0 {
                 cmds.push(argv(Command::Pvesh(Pvesh::cluster_vms())));
-                cmds.push(argv(Command::Pvesh(Pvesh::cluster_nodes())));
-                cmds.push(argv(Command::Pvesh(Pvesh::next_id())));
+                if want_memory {
+                    cmds.push(argv(Command::Pvesh(Pvesh::cluster_nodes())));
+                }
+                if want_next_id {
+                    cmds.push(argv(Command::Pvesh(Pvesh::next_id())));
+                }
             }
-            (i, storages, paths, run_each(&t, cmds).await)
+            (i, storages, paths, t.run_concurrent(&cmds).await)
         });
     }
     let mut answers = BTreeMap::new();
@@ -203,11 +199,15 @@ pub async fn observe(
             need(&host, "pvesh get /cluster/resources", &outs[base])?;
             observed.cluster_vms = obs::parse_cluster_vms(outs[base].stdout.as_bytes())
                 .map_err(|e| bad(&host, "/cluster/resources", e))?;
-            if outs[base + 1].success() {
-                free = obs::parse_node_memory(outs[base + 1].stdout.as_bytes()).unwrap_or_default();
+            let mut next = base + 1;
+            if want_memory {
+                if outs[next].success() {
+                    free = obs::parse_node_memory(outs[next].stdout.as_bytes()).unwrap_or_default();
+                }
+                next += 1;
             }
-            if outs[base + 2].success() {
-                observed.next_id = obs::parse_next_id(outs[base + 2].stdout.as_bytes()).ok();
+            if want_next_id && outs[next].success() {
+                observed.next_id = obs::parse_next_id(outs[next].stdout.as_bytes()).ok();
             }
         }
         state.free_memory = free.get(&name).copied();
@@ -225,15 +225,18 @@ pub async fn observe(
         if ids.is_empty() {
             continue;
         }
-        let t = h.transport.clone();
-        let name = h.name.clone();
-        tasks.spawn(async move {
-            let cmds: Vec<Vec<String>> = ids
-                .iter()
-                .map(|id| argv(Command::Pvesh(Pvesh::vm_pending(&name, *id))))
-                .collect();
-            (name, ids, run_each(&t, cmds).await)
-        });
+        for share in ids.chunks(ids.len().div_ceil(parallel.max(1))) {
+            let ids = share.to_vec();
+            let t = h.transport.clone();
+            let name = h.name.clone();
+            tasks.spawn(async move {
+                let cmds: Vec<Vec<String>> = ids
+                    .iter()
+                    .map(|id| argv(Command::Pvesh(Pvesh::vm_pending(&name, *id))))
+                    .collect();
+                (name, ids, t.run_batch(&cmds, false).await)
+            });
+        }
     }
     while let Some(r) = tasks.join_next().await {
         let (name, ids, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;

@@ -440,8 +440,9 @@ impl Lane {
         }
         r.vmid = vp.vmid;
         drop(held);
-        if vp.running {
-            let wait = self.opts.wait && (vp.starts || vp.action == Action::Create);
+        // --no-wait: no agent query at all, not even one probe.
+        if vp.running && self.opts.wait {
+            let wait = vp.starts || vp.action == Action::Create;
             match self.agent_ip(&vp, wait).await {
                 Ok(ip) => r.ip = ip,
                 Err(e) => {

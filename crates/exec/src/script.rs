@@ -57,6 +57,38 @@ pub fn batch_line(
     Ok(line)
 }
 
+/// Builds one shell line that runs `argvs` at the same time on the node and
+/// reports each one's output and status as [`batch_line`] does: every
+/// command runs in the background with its output in a private folder
+/// (`mktemp -d`), and after `wait` the outputs are printed in order.
+pub fn concurrent_line(argvs: &[Vec<String>], timeout_secs: u64) -> Result<String, QuoteError> {
+    let timeout = timeout_secs.max(1).to_string();
+    let mut line = String::from("d=$(mktemp -d) || exit 1; ");
+    for (i, argv) in argvs.iter().enumerate() {
+        let n = i.to_string();
+        let mut words: Vec<String> =
+            vec!["timeout".into(), "-k".into(), "5".into(), timeout.clone()];
+        words.extend(argv.iter().cloned());
+        line.push_str("( ");
+        line.push_str(&quote_argv(&words)?);
+        for (redirect, ext) in [(" </dev/null >\"$d/", ".o\""), (" 2>\"$d/", ".e\"")] {
+            line.push_str(redirect);
+            line.push_str(&n);
+            line.push_str(ext);
+        }
+        line.push_str("; echo $? >\"$d/");
+        line.push_str(&n);
+        line.push_str(".s\" ) & ");
+    }
+    line.push_str("wait; for i in");
+    for i in 0..argvs.len() {
+        line.push(' ');
+        line.push_str(&i.to_string());
+    }
+    line.push_str("; do s=$(cat \"$d/$i.s\"); cat \"$d/$i.o\"; printf '\\n\\037PVEFLEET-STEP %s %s\\n' \"$i\" \"$s\"; cat \"$d/$i.e\" >&2; printf '\\n\\037PVEFLEET-STEP %s %s\\n' \"$i\" \"$s\" >&2; done; rm -rf \"$d\"; exit 0");
+    Ok(line)
+}
+
 fn split(text: &str, n: usize) -> Vec<(Option<i32>, String)> {
     let mut out = vec![(None, String::new()); n];
     let mut rest = text;
@@ -122,6 +154,45 @@ mod tests {
         assert_eq!(r[1].exit, Some(3));
         assert_eq!(r[1].stderr, "oops\n");
         assert_eq!(r[2].exit, None);
+    }
+
+    #[test]
+    fn runs_side_by_side_and_keeps_outputs_apart() {
+        // The first command can only finish if the second runs meanwhile:
+        // it waits (at most 5 s) for the file the second one creates.
+        let dir = std::env::temp_dir()
+            .join(["pvefleet-script-", &std::process::id().to_string()].concat());
+        let flag = dir.display().to_string();
+        let argvs = vec![
+            vec![
+                "sh".into(),
+                "-c".into(),
+                [
+                    "for i in $(seq 100); do [ -e '",
+                    &flag,
+                    "' ] && break; sleep 0.05; done; [ -e '",
+                    &flag,
+                    "' ] && echo one && echo err1 >&2",
+                ]
+                .concat(),
+            ],
+            vec![
+                "sh".into(),
+                "-c".into(),
+                ["touch '", &flag, "'; printf 'two;$(x)'; exit 4"].concat(),
+            ],
+            vec!["echo".into(), "three".into()],
+        ];
+        let line = concurrent_line(&argvs, 10).expect("quotable");
+        let (o, e) = run(&line);
+        let _ = std::fs::remove_file(&dir);
+        let r = parse_batch(&o, &e, 3);
+        assert_eq!(
+            (r[0].exit, r[0].stdout.as_str(), r[0].stderr.as_str()),
+            (Some(0), "one\n", "err1\n")
+        );
+        assert_eq!((r[1].exit, r[1].stdout.as_str()), (Some(4), "two;$(x)"));
+        assert_eq!((r[2].exit, r[2].stdout.as_str()), (Some(0), "three\n"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! known_hosts behave as for `ssh`), or the local shell (`host: local`, and
 //! the built-in emulated host of `--simulate`).
 
-use crate::script::{batch_line, parse_batch, StepOutput};
+use crate::script::{batch_line, concurrent_line, parse_batch, StepOutput};
 use openssh::{KnownHosts, Session, SessionBuilder};
 use pvefleet_model::shell::quote_argv;
 use std::collections::BTreeMap;
@@ -369,6 +369,32 @@ impl Transport {
             ]
             .concat();
             return Err(TransportError::Disconnected { host, message });
+        }
+        Ok(outs)
+    }
+
+    /// Runs commands at the same time on the node, in one round trip.
+    pub async fn run_concurrent(
+        &self,
+        argvs: &[Vec<String>],
+    ) -> Result<Vec<StepOutput>, TransportError> {
+        let line = concurrent_line(argvs, self.command_timeout)?;
+        let (exit, stdout, stderr) = self.run_line(&line, None).await?;
+        let outs = parse_batch(&stdout, &stderr, argvs.len());
+        if outs.iter().any(|o| o.exit.is_none()) {
+            let message = [
+                stderr.trim(),
+                " (exit ",
+                &exit
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "signal".into()),
+                ")",
+            ]
+            .concat();
+            return Err(TransportError::Disconnected {
+                host: self.describe(),
+                message,
+            });
         }
         Ok(outs)
     }
