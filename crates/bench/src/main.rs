@@ -203,18 +203,19 @@ impl Journal {
         argv.get(1).is_some_and(|c| c == "guest")
     }
 
-    /// qm invocations that act on `vmid` (for clone: the new VM).
+    /// qm invocations that act on `vmid`: the VM id positional (for
+    /// `clone`, the new VM), never a value that happens to look the same.
     fn of_vm(&self, vmid: &str) -> Vec<&Vec<String>> {
         self.0
             .iter()
             .map(|(_, a)| a)
             .filter(|a| a.first().is_some_and(|p| p == "qm"))
             .filter(|a| {
-                if a.get(1).is_some_and(|c| c == "clone") {
-                    a.get(3).is_some_and(|n| n == vmid)
-                } else {
-                    a.contains(&vmid.to_string())
-                }
+                let at = match a.get(1).map(String::as_str) {
+                    Some("disk" | "guest" | "clone") => 3,
+                    _ => 2,
+                };
+                a.get(at).is_some_and(|id| id == vmid)
             })
             .collect()
     }
@@ -328,14 +329,15 @@ fn run_pvefleet(
                 .count()
         })
         .sum();
-    // Every pvesh/pvesm and agent poll is its own round trip; one upload per
-    // node; what remains are the VMs' step batches (and the cache's).
-    let reads = journal
+    // Per node, one round trip observes, one uploads the keys and one
+    // removes them again; each agent poll is its own; what remains are the
+    // VMs' step batches (and the cache template's).
+    let agent_polls = journal
         .0
         .iter()
-        .filter(|(_, a)| a.first().is_some_and(|p| p != "qm") || Journal::is_agent(a))
+        .filter(|(_, a)| Journal::is_agent(a))
         .count() as u64;
-    let steps = trips.saturating_sub(reads + nodes as u64);
+    let steps = trips.saturating_sub(agent_polls + 3 * nodes as u64);
     Run {
         wall,
         qm_per_vm: creating as f64 / count as f64,

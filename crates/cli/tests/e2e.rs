@@ -345,3 +345,24 @@ fn dropped_connection_mid_create_is_rolled_back_and_others_finish() {
         );
     }
 }
+
+#[test]
+fn a_noisy_shell_rc_file_does_not_confuse_pvefleet() {
+    // Root's rc files run for every command sshd starts; some print.
+    let bed = bed(&["pve"]);
+    bed.set_bashrc("echo 'Welcome to pve!'\necho '{\"not\": \"json\"' >&2\n");
+    let cfg = config(&bed, |t| t);
+    let c = cfg.to_str().expect("utf8");
+    let out = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(vms_of(&bed, 203).is_some_and(|v| v["status"] == "running"));
+    let again = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert!(
+        again.status.success() && text(&again).contains("no changes"),
+        "{}",
+        text(&again)
+    );
+    let status = pvefleet(&bed, &["status", c, "--output", "json"]);
+    let rows: Value = serde_json::from_slice(&status.stdout).expect("status json");
+    assert_eq!(rows["vms"][0]["ip"], "10.0.0.51");
+}

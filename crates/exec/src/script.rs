@@ -12,6 +12,11 @@ use pvefleet_model::shell::{quote_argv, QuoteError};
 
 const MARK: &str = "\u{1f}PVEFLEET-STEP ";
 
+/// Printed first on both streams: whatever the remote user's shell rc files
+/// print before it is not a command's output.
+const BEGIN: &str = "\u{1f}PVEFLEET-BEGIN\n";
+const BEGIN_SHELL: &str = "printf '\\037PVEFLEET-BEGIN\\n'; printf '\\037PVEFLEET-BEGIN\\n' >&2; ";
+
 /// One command's result.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StepOutput {
@@ -38,7 +43,7 @@ pub fn batch_line(
     timeout_secs: u64,
 ) -> Result<String, QuoteError> {
     let timeout = timeout_secs.max(1).to_string();
-    let mut line = String::new();
+    let mut line = String::from(BEGIN_SHELL);
     for (i, argv) in argvs.iter().enumerate() {
         let mut words: Vec<String> =
             vec!["timeout".into(), "-k".into(), "5".into(), timeout.clone()];
@@ -63,7 +68,8 @@ pub fn batch_line(
 /// (`mktemp -d`), and after `wait` the outputs are printed in order.
 pub fn concurrent_line(argvs: &[Vec<String>], timeout_secs: u64) -> Result<String, QuoteError> {
     let timeout = timeout_secs.max(1).to_string();
-    let mut line = String::from("d=$(mktemp -d) || exit 1; ");
+    let mut line = String::from(BEGIN_SHELL);
+    line.push_str("d=$(mktemp -d) || exit 1; ");
     for (i, argv) in argvs.iter().enumerate() {
         let n = i.to_string();
         let mut words: Vec<String> =
@@ -91,7 +97,7 @@ pub fn concurrent_line(argvs: &[Vec<String>], timeout_secs: u64) -> Result<Strin
 
 fn split(text: &str, n: usize) -> Vec<(Option<i32>, String)> {
     let mut out = vec![(None, String::new()); n];
-    let mut rest = text;
+    let mut rest = text.split_once(BEGIN).map_or(text, |(_, after)| after);
     while let Some(pos) = rest.find(MARK) {
         let before = &rest[..pos];
         let after = &rest[pos + MARK.len()..];
@@ -193,6 +199,19 @@ mod tests {
         );
         assert_eq!((r[1].exit, r[1].stdout.as_str()), (Some(4), "two;$(x)"));
         assert_eq!((r[2].exit, r[2].stdout.as_str()), (Some(0), "three\n"));
+    }
+
+    #[test]
+    fn ignores_what_comes_before_the_line() {
+        let argvs = vec![vec!["echo".into(), "[1]".into()]];
+        let line = batch_line(&argvs, true, 10).expect("quotable");
+        let noisy = ["echo 'Welcome to pve!'; echo 'motd' >&2; ", &line].concat();
+        let (o, e) = run(&noisy);
+        let r = parse_batch(&o, &e, 1);
+        assert_eq!(
+            (r[0].exit, r[0].stdout.as_str(), r[0].stderr.as_str()),
+            (Some(0), "[1]\n", "")
+        );
     }
 
     #[test]

@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Debian's root `.bashrc`, as far as a non-interactive shell reads it.
+const STOCK_BASHRC: &str =
+    "# ~/.bashrc: executed by bash(1) for non-login shells.\n[ -z \"$PS1\" ] && return\n";
+
 /// Where `sshd` is, or a clear message.
 pub fn sshd_path() -> Result<PathBuf, String> {
     for p in ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"] {
@@ -123,6 +127,12 @@ impl TestBed {
         if is_root() {
             let _ = std::fs::create_dir_all("/run/sshd");
         }
+        // The sessions' HOME, with the stock root .bashrc of a Proxmox host
+        // (it returns at once for non-interactive shells), instead of this
+        // machine's: bash reads ~/.bashrc for every command sshd runs.
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+        std::fs::write(home.join(".bashrc"), STOCK_BASHRC).map_err(|e| e.to_string())?;
         let client_key = dir.path().join("client_key");
         let client_pub = keygen(&client_key)?;
         let mut known = String::new();
@@ -144,7 +154,8 @@ impl TestBed {
                 bin.display()
             );
             let auth = format!(
-                "environment=\"PATH={path}\",environment=\"PVE_SIM_ROOT={}\",environment=\"PVE_SIM_NODE={name}\" {}",
+                "environment=\"HOME={}\",environment=\"PATH={path}\",environment=\"PVE_SIM_ROOT={}\",environment=\"PVE_SIM_NODE={name}\" {}",
+                home.display(),
                 root.display(),
                 client_pub.trim()
             );
@@ -220,6 +231,12 @@ impl TestBed {
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("ssh: {e}"))
+    }
+
+    /// Replaces the `.bashrc` every session runs (to test noisy rc files).
+    pub fn set_bashrc(&self, text: &str) {
+        std::fs::write(self.dir.path().join("home/.bashrc"), text)
+            .unwrap_or_else(|e| panic!("bashrc: {e}"));
     }
 
     /// `pve-sim state ROOT` as JSON.
