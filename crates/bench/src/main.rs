@@ -18,7 +18,8 @@
 //!
 //! Options: `--quick` (1 and 20 VMs), `--full`, `--only a|b`,
 //! `--sizes 20,100` (300 means 300 VMs on 3 nodes), `--parallel N`,
-//! `--no-original`, `--pvefleet PATH`.
+//! `--no-original`, `--variant TEXT` (only rows whose variant contains
+//! TEXT), `--timeline`, `--pvefleet PATH`.
 
 use pvefleet_test_support::TestBed;
 use serde_json::Value;
@@ -39,6 +40,8 @@ struct Args {
     parallel: Option<String>,
     only: Option<String>,
     sizes: Vec<usize>,
+    /// Only the rows whose variant label contains this text.
+    variant: Option<String>,
     no_original: bool,
     /// Print each pvefleet run's journal timeline to stderr.
     timeline: bool,
@@ -67,6 +70,7 @@ fn args() -> Args {
         parallel: value("--parallel"),
         only: value("--only"),
         sizes,
+        variant: value("--variant"),
         no_original: has("--no-original"),
         timeline: has("--timeline"),
     }
@@ -513,6 +517,9 @@ fn main() {
                 Some((per_vm_original * count as f64, " ≈"))
             };
             for &(cache, wait, label) in variants {
+                if a.variant.as_deref().is_some_and(|v| !label.contains(v)) {
+                    continue;
+                }
                 let r = run_pvefleet(&a, scenario, nodes, count, cache, wait);
                 let (o, ratio) = match original {
                     Some((s, mark)) => {

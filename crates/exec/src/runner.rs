@@ -9,12 +9,13 @@
 use crate::script::StepOutput;
 use crate::transport::{Transport, TransportError};
 use pvefleet_model::{Command, Qm, QmOptions, VmId};
-use pvefleet_plan::diff::{Action, Check, Plan, Step, VmPlan, IMPORTED_VOLUME};
+use pvefleet_plan::diff::{Action, Check, Plan, Prelude, Step, Upload, VmPlan, IMPORTED_VOLUME};
 use pvefleet_plan::observed::parse_agent_addresses;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{OnceCell, Semaphore};
 
 /// How to apply.
 #[derive(Clone, Debug)]
@@ -165,10 +166,15 @@ fn already_exists(stderr: &str) -> bool {
     stderr.contains("already exists") || stderr.contains("config file already exists")
 }
 
+/// One node's share of a run: its transport, its permits (`--parallel`),
+/// and what all nodes share.
 struct Lane {
+    node: String,
     transport: Arc<Transport>,
     report: Reporter,
     ids: Arc<Ids>,
+    permits: Arc<Semaphore>,
+    pre: Arc<Prerequisites>,
     opts: ApplyOptions,
 }
 
@@ -385,17 +391,57 @@ impl Lane {
         }
     }
 
-    /// Runs a VM's steps while holding a `permit` of its node, which is
-    /// released before the wait for the guest agent: waiting for a guest to
-    /// boot costs the host nothing, and must not keep other VMs waiting.
-    async fn vm(
-        &self,
-        mut vp: VmPlan,
-        prelude_ok: bool,
-        permit: Arc<tokio::sync::Semaphore>,
-    ) -> VmResult {
-        let held = permit.acquire_owned().await;
-        let started = Instant::now();
+    /// Uploads `plan.uploads[i]` once; later callers wait for the first.
+    async fn upload(&self, i: usize) -> bool {
+        let Some((u, done)) = self.pre.uploads.get(i) else {
+            return false;
+        };
+        *done
+            .get_or_init(|| async {
+                match self
+                    .transport
+                    .upload(&self.pre.tmp_dir, &u.path, &u.content)
+                    .await
+                {
+                    Ok(()) => true,
+                    Err(e) => {
+                        self.say(&u.node, e.to_string());
+                        false
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Prepares image-cache template `plan.preludes[i]` once, holding one of
+    /// the node's permits; VMs that clone it wait for the first caller.
+    async fn prelude(&self, i: usize) -> bool {
+        let Some((p, done)) = self.pre.preludes.get(i) else {
+            return false;
+        };
+        *done
+            .get_or_init(|| async {
+                let _held = self.permits.acquire().await;
+                self.say(&p.node, ["preparing ", &p.label].concat());
+                let argvs: Vec<Vec<String>> = p.steps.iter().map(|s| s.command.argv()).collect();
+                let ok = match self.transport.run_batch(&argvs, true).await {
+                    Ok(outs) => p.steps.iter().zip(&outs).all(|(s, o)| judge(s, o).is_ok()),
+                    Err(_) => false,
+                };
+                if !ok {
+                    self.say(&p.node, ["failed: ", &p.label].concat());
+                }
+                ok
+            })
+            .await
+    }
+
+    /// Runs a VM's steps while holding one of its node's permits. Returns
+    /// the result so far, and the plan again when the guest agent is to be
+    /// waited for: that wait happens after the permit is released, since
+    /// waiting for a guest to boot costs the host nothing and must not keep
+    /// other VMs waiting.
+    async fn vm_steps(&self, mut vp: VmPlan) -> (VmResult, Option<VmPlan>) {
         let mut r = VmResult {
             name: vp.name.clone(),
             vmid: vp.vmid,
@@ -408,21 +454,36 @@ impl Lane {
             rolled_back: false,
             reboot_pending: vp.reboot_pending.clone(),
         };
-        match vp.action {
-            Action::Conflict | Action::Error => {
-                r.result = VmOutcome::Skipped;
-                r.error = vp.message.clone();
-                return r;
-            }
-            _ => {}
+        if matches!(vp.action, Action::Conflict | Action::Error) {
+            r.result = VmOutcome::Skipped;
+            r.error = vp.message.clone();
+            return (r, None);
         }
+        // What this VM depends on, done once for all that need it and
+        // without a permit while waiting for it.
+        let mut ready = true;
+        for &u in &vp.uploads {
+            ready &= self.upload(u).await;
+        }
+        if let Some(p) = vp.prelude {
+            ready &= self.prelude(p).await;
+        }
+        let _held = self.permits.acquire().await;
+        let started = Instant::now();
         (self.report)(Event::Started {
             name: vp.name.clone(),
         });
-        if !prelude_ok {
+        if !ready {
             r.result = VmOutcome::Failed;
-            r.error = Some("the image cache template could not be prepared".into());
-            return r;
+            r.error = Some(
+                if vp.prelude.is_some() {
+                    "the image cache template could not be prepared"
+                } else {
+                    "the key file could not be written to the node"
+                }
+                .into(),
+            );
+            return (r, None);
         }
         if let Err((msg, ours)) = self.run_steps(&mut vp).await {
             r.vmid = vp.vmid;
@@ -436,31 +497,93 @@ impl Lane {
                 name: vp.name.clone(),
                 ok: false,
             });
-            return r;
+            return (r, None);
         }
         r.vmid = vp.vmid;
-        drop(held);
+        r.seconds = started.elapsed().as_secs_f64();
         // --no-wait: no agent query at all, not even one probe.
         if vp.running && self.opts.wait {
-            let wait = vp.starts || vp.action == Action::Create;
-            match self.agent_ip(&vp, wait).await {
-                Ok(ip) => r.ip = ip,
-                Err(e) => {
-                    r.result = VmOutcome::Failed;
-                    r.error = Some(e);
-                }
+            return (r, Some(vp));
+        }
+        (self.report)(Event::Finished {
+            name: vp.name.clone(),
+            ok: true,
+        });
+        (r, None)
+    }
+
+    /// Waits for the guest agent of a VM whose steps succeeded.
+    async fn vm_wait(&self, vp: VmPlan, mut r: VmResult) -> VmResult {
+        let started = Instant::now();
+        let wait = vp.starts || vp.action == Action::Create;
+        match self.agent_ip(&vp, wait).await {
+            Ok(ip) => r.ip = ip,
+            Err(e) => {
+                r.result = VmOutcome::Failed;
+                r.error = Some(e);
             }
         }
-        r.seconds = started.elapsed().as_secs_f64();
+        r.seconds += started.elapsed().as_secs_f64();
         (self.report)(Event::Finished {
             name: vp.name.clone(),
             ok: r.result == VmOutcome::Ok,
         });
         r
     }
+
+    /// Drives one node's VMs: their steps side by side under the node's
+    /// permits, each agent wait as soon as its VM's steps are done, and the
+    /// removal of the uploaded key files once no step needs them.
+    async fn node(self: Arc<Self>, vms: Vec<(usize, VmPlan)>) -> Vec<(usize, VmResult)> {
+        let mut steps = tokio::task::JoinSet::new();
+        for (index, vp) in vms {
+            let lane = self.clone();
+            steps.spawn(async move { (index, lane.vm_steps(vp).await) });
+        }
+        let mut waits = tokio::task::JoinSet::new();
+        let mut done = Vec::new();
+        while let Some(joined) = steps.join_next().await {
+            let Ok((index, (r, next))) = joined else {
+                continue;
+            };
+            match next {
+                Some(vp) => {
+                    let lane = self.clone();
+                    waits.spawn(async move { (index, lane.vm_wait(vp, r).await) });
+                }
+                None => done.push((index, r)),
+            }
+        }
+        if self
+            .pre
+            .uploads
+            .iter()
+            .any(|(u, up)| u.node == self.node && up.initialized())
+        {
+            self.transport.remove_dir(&self.pre.tmp_dir).await;
+        }
+        while let Some(joined) = waits.join_next().await {
+            if let Ok(r) = joined {
+                done.push(r);
+            }
+        }
+        done
+    }
+}
+
+/// Work that several VMs of a node wait for, each done once by whichever
+/// VM needs it first: key file uploads and image-cache templates.
+struct Prerequisites {
+    tmp_dir: String,
+    uploads: Vec<(Upload, OnceCell<bool>)>,
+    preludes: Vec<(Prelude, OnceCell<bool>)>,
 }
 
 /// Applies `plan`. `used_ids` are the VM ids known in the cluster.
+///
+/// Every node is driven at once and on its own: its VMs wait only for what
+/// they need on that node (its key upload, their cache template), so a slow
+/// or failing node does not hold up the others.
 pub async fn apply(
     plan: Plan,
     transports: &BTreeMap<String, Arc<Transport>>,
@@ -471,84 +594,53 @@ pub async fn apply(
     let ids = Arc::new(Ids {
         used: Mutex::new(used_ids),
     });
-    // Uploads first, once per node.
-    let mut failed_uploads: BTreeSet<usize> = BTreeSet::new();
-    for (i, u) in plan.uploads.iter().enumerate() {
-        if let Some(t) = transports.get(&u.node) {
-            if let Err(e) = t.upload(&plan.tmp_dir, &u.path, &u.content).await {
-                (report)(Event::Note {
-                    name: u.node.clone(),
-                    message: e.to_string(),
-                });
-                failed_uploads.insert(i);
-            }
-        }
-    }
-    // Image-cache templates, before the VMs that clone them.
-    let mut prelude_ok = vec![true; plan.preludes.len()];
-    for (i, p) in plan.preludes.iter().enumerate() {
-        let Some(t) = transports.get(&p.node) else {
-            continue;
-        };
-        (report)(Event::Note {
-            name: p.node.clone(),
-            message: ["preparing ", &p.label].concat(),
-        });
-        let argvs: Vec<Vec<String>> = p.steps.iter().map(|s| s.command.argv()).collect();
-        let ok = match t.run_batch(&argvs, true).await {
-            Ok(outs) => p.steps.iter().zip(&outs).all(|(s, o)| judge(s, o).is_ok()),
-            Err(_) => false,
-        };
-        if !ok {
-            (report)(Event::Note {
-                name: p.node.clone(),
-                message: ["failed: ", &p.label].concat(),
-            });
-        }
-        prelude_ok[i] = ok;
-    }
-    let mut per_node: BTreeMap<String, Arc<tokio::sync::Semaphore>> = BTreeMap::new();
-    let mut set = tokio::task::JoinSet::new();
+    let pre = Arc::new(Prerequisites {
+        tmp_dir: plan.tmp_dir,
+        uploads: plan
+            .uploads
+            .into_iter()
+            .map(|u| (u, OnceCell::new()))
+            .collect(),
+        preludes: plan
+            .preludes
+            .into_iter()
+            .map(|p| (p, OnceCell::new()))
+            .collect(),
+    });
+    let mut by_node: BTreeMap<String, Vec<(usize, VmPlan)>> = BTreeMap::new();
     for (index, vp) in plan.vms.into_iter().enumerate() {
-        let Some(t) = transports
-            .get(&vp.node)
+        by_node
+            .entry(vp.node.clone())
+            .or_default()
+            .push((index, vp));
+    }
+    let mut nodes = tokio::task::JoinSet::new();
+    for (node, vms) in by_node {
+        let Some(transport) = transports
+            .get(&node)
             .cloned()
             .or_else(|| transports.values().next().cloned())
         else {
             continue;
         };
-        let sem = per_node
-            .entry(vp.node.clone())
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(opts.parallel.max(1))))
-            .clone();
-        let lane = Lane {
-            transport: t,
+        let lane = Arc::new(Lane {
+            node,
+            transport,
             report: report.clone(),
             ids: ids.clone(),
+            permits: Arc::new(Semaphore::new(opts.parallel.max(1))),
+            pre: pre.clone(),
             opts: opts.clone(),
-        };
-        let pre_ok = vp
-            .prelude
-            .map(|p| prelude_ok.get(p).copied().unwrap_or(false))
-            .unwrap_or(true)
-            && !vp.uploads.iter().any(|u| failed_uploads.contains(u));
-        set.spawn(async move { (index, lane.vm(vp, pre_ok, sem).await) });
+        });
+        nodes.spawn(lane.node(vms));
     }
     let mut results = Vec::new();
-    while let Some(r) = set.join_next().await {
-        if let Ok(r) = r {
-            results.push(r);
+    while let Some(joined) = nodes.join_next().await {
+        if let Ok(r) = joined {
+            results.extend(r);
         }
     }
     results.sort_by_key(|(i, _)| *i);
-    if !plan.uploads.is_empty() {
-        let nodes: BTreeSet<&String> = plan.uploads.iter().map(|u| &u.node).collect();
-        for n in nodes {
-            if let Some(t) = transports.get(n) {
-                t.remove_dir(&plan.tmp_dir).await;
-            }
-        }
-    }
     results.into_iter().map(|(_, r)| r).collect()
 }
 
