@@ -222,3 +222,77 @@ fn image_cache_imports_once_and_links_clones() {
     assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stderr));
     assert!(bed.state()["vms"].as_array().is_some_and(|v| v.is_empty()));
 }
+
+#[test]
+fn a_slow_node_does_not_hold_up_the_others() {
+    let bed = bed(&["pve1", "pve2"]);
+    let mut y = [
+        "nodes:\n  pve1: {host: pve1}\n  pve2: {host: pve2}\ndefaults:\n  image: local:iso/jammy.img\n  disk: 4G\n  disk_from: linked-clone\n  ssh_keys: [\"",
+        &key(),
+        "\"]\nvms:\n",
+    ]
+    .concat();
+    for (i, node) in ["pve1", "pve1", "pve2", "pve2"].iter().enumerate() {
+        y.push_str(
+            &[
+                "  - {name: s-",
+                &i.to_string(),
+                ", vmid: ",
+                &(500 + i).to_string(),
+                ", node: ",
+                node,
+                "}\n",
+            ]
+            .concat(),
+        );
+    }
+    let cfg = bed.dir.path().join("s.yml");
+    std::fs::write(&cfg, y).expect("write");
+    // The first cache template to be created, on whichever node, takes 3 s
+    // longer.
+    bed.set_faults(r#"[{"match": "qm create", "nth": 1, "action": "hang", "seconds": 3}]"#);
+    let out = apply(&bed, &cfg);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = bed
+        .journal()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let argv = |r: &Value| -> Vec<String> {
+        r["argv"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let creates: Vec<&Value> = rows
+        .iter()
+        .filter(|r| argv(r).get(1).is_some_and(|c| c == "create"))
+        .collect();
+    assert_eq!(creates.len(), 2, "one template per node");
+    let slow = creates
+        .iter()
+        .max_by_key(|r| r["end_ms"].as_u64())
+        .expect("slow create");
+    let slow_node = slow["node"].as_str().expect("node");
+    let slow_end = slow["end_ms"].as_u64().expect("end");
+    let other_starts: Vec<u64> = rows
+        .iter()
+        .filter(|r| r["node"].as_str() != Some(slow_node))
+        .filter(|r| argv(r).get(1).is_some_and(|c| c == "start"))
+        .filter_map(|r| r["end_ms"].as_u64())
+        .collect();
+    assert_eq!(other_starts.len(), 2, "{rows:?}");
+    assert!(
+        other_starts.iter().all(|&e| e < slow_end),
+        "the other node's VMs ran while {slow_node} built its template: {other_starts:?} vs {slow_end}"
+    );
+}

@@ -398,11 +398,7 @@ impl Lane {
         };
         *done
             .get_or_init(|| async {
-                match self
-                    .transport
-                    .upload(&self.pre.tmp_dir, &u.path, &u.content)
-                    .await
-                {
+                match self.transport.upload(&u.dir, &u.path, &u.content).await {
                     Ok(()) => true,
                     Err(e) => {
                         self.say(&u.node, e.to_string());
@@ -554,13 +550,15 @@ impl Lane {
                 None => done.push((index, r)),
             }
         }
-        if self
+        let dirs: BTreeSet<&str> = self
             .pre
             .uploads
             .iter()
-            .any(|(u, up)| u.node == self.node && up.initialized())
-        {
-            self.transport.remove_dir(&self.pre.tmp_dir).await;
+            .filter(|(u, up)| u.node == self.node && up.initialized())
+            .map(|(u, _)| u.dir.as_str())
+            .collect();
+        for dir in dirs {
+            self.transport.remove_dir(dir).await;
         }
         while let Some(joined) = waits.join_next().await {
             if let Ok(r) = joined {
@@ -574,7 +572,6 @@ impl Lane {
 /// Work that several VMs of a node wait for, each done once by whichever
 /// VM needs it first: key file uploads and image-cache templates.
 struct Prerequisites {
-    tmp_dir: String,
     uploads: Vec<(Upload, OnceCell<bool>)>,
     preludes: Vec<(Prelude, OnceCell<bool>)>,
 }
@@ -595,7 +592,6 @@ pub async fn apply(
         used: Mutex::new(used_ids),
     });
     let pre = Arc::new(Prerequisites {
-        tmp_dir: plan.tmp_dir,
         uploads: plan
             .uploads
             .into_iter()

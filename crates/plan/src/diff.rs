@@ -78,7 +78,10 @@ impl Step {
 pub struct Upload {
     /// The node.
     pub node: String,
-    /// The absolute path on the node.
+    /// The node's private folder for this run, `<tmp_dir>-<node>`: nodes
+    /// that share a `/tmp` (emulated nodes on one machine) keep apart.
+    pub dir: String,
+    /// The absolute path on the node, inside `dir`.
     pub path: String,
     /// The content.
     #[serde(skip)]
@@ -153,7 +156,8 @@ pub struct Plan {
     pub uploads: Vec<Upload>,
     /// Per-node preparation (image cache templates).
     pub preludes: Vec<Prelude>,
-    /// The private folder uploads go to on each node.
+    /// The base name of the private folders uploads go to, one per node
+    /// (see [`Upload::dir`]).
     pub tmp_dir: String,
 }
 
@@ -348,9 +352,22 @@ impl<'a> Planner<'a> {
             return i;
         }
         let n = self.plan.uploads.iter().filter(|u| u.node == node).count();
-        let path = [self.input.tmp_dir, "/sshkeys-", &n.to_string(), ".pub"].concat();
+        // Node names are host names; anything else is kept out of the path.
+        let safe: String = node
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let dir = [self.input.tmp_dir, "-", &safe].concat();
+        let path = [dir.as_str(), "/sshkeys-", &n.to_string(), ".pub"].concat();
         self.plan.uploads.push(Upload {
             node: node.to_string(),
+            dir,
             path,
             content,
         });

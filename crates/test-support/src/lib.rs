@@ -9,7 +9,7 @@
 //! Everything stops when the bed is dropped.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -168,7 +168,7 @@ impl TestBed {
             );
             let conf_path = nd.join("sshd_config");
             std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-            let child = Command::new(&sshd)
+            let mut child = Command::new(&sshd)
                 .arg("-D")
                 .arg("-e")
                 .arg("-f")
@@ -180,7 +180,13 @@ impl TestBed {
                 .map_err(|e| format!("cannot start {}: {e}", sshd.display()))?;
             let addr: SocketAddr = format!("{ip}:{port}").parse().map_err(|e| format!("{e}"))?;
             let deadline = Instant::now() + Duration::from_secs(10);
-            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            // sshd writes its pid file once it listens; probing the port
+            // instead would make it log every probe as a failed handshake.
+            let pid_file = nd.join("sshd.pid");
+            while !pid_file.exists() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("sshd on {addr} exited: {status}"));
+                }
                 if Instant::now() > deadline {
                     return Err(format!("sshd on {addr} did not start"));
                 }
