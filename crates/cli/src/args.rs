@@ -54,6 +54,11 @@ pub enum Cmd {
         /// VMs worked on at once per node.
         #[arg(long, default_value_t = 8)]
         parallel: usize,
+        /// VMs allocating disks at once on one storage: per node for a local
+        /// storage, across the cluster for a shared one (Proxmox serialises
+        /// allocation on a storage lock with a 10 s timeout).
+        #[arg(long, default_value_t = 8)]
+        parallel_storage: usize,
         /// Do not wait for the guest agent to report the address.
         #[arg(long)]
         no_wait: bool,

@@ -189,6 +189,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
             yes,
             only,
             parallel,
+            parallel_storage,
             no_wait,
             wait_timeout,
             keep_failed,
@@ -243,6 +244,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
                 boot_window: Duration::from_secs(60.min(wait_timeout)),
                 keep_failed,
                 parallel,
+                parallel_storage,
             };
             let results = runner::apply(p.clone(), &transports, used, opts, reporter).await;
             close(&handles).await;

@@ -296,3 +296,107 @@ fn a_slow_node_does_not_hold_up_the_others() {
         "the other node's VMs ran while {slow_node} built its template: {other_starts:?} vs {slow_end}"
     );
 }
+
+/// The most invocations of `rows` running at one moment.
+fn peak_overlap(rows: &[&Value]) -> usize {
+    let mut edges: Vec<(u64, i32)> = Vec::new();
+    for r in rows {
+        edges.push((r["start_ms"].as_u64().expect("start"), 1));
+        edges.push((r["end_ms"].as_u64().expect("end"), -1));
+    }
+    // Ends before starts at the same millisecond: touching is not overlapping.
+    edges.sort();
+    let (mut now, mut peak) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        peak = peak.max(now);
+    }
+    peak as usize
+}
+
+#[test]
+fn a_shared_storage_bounds_allocations_across_nodes() {
+    let bed = TestBed::start(
+        &exe(),
+        &["pve1", "pve2"],
+        &[
+            "--image",
+            "local:iso/jammy.img:1G",
+            "--storage",
+            "san:lvm:shared",
+            "--latency-ms",
+            "300",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("test bed: {e}"));
+    let mut y = [
+        "nodes:\n  pve1: {host: pve1}\n  pve2: {host: pve2}\ndefaults:\n  image: local:iso/jammy.img\n  storage: san\n  disk: 4G\n  ssh_keys: [\"",
+        &key(),
+        "\"]\nvms:\n",
+    ]
+    .concat();
+    for i in 0..8 {
+        let node = if i % 2 == 0 { "pve1" } else { "pve2" };
+        y.push_str(
+            &[
+                "  - {name: b-",
+                &i.to_string(),
+                ", vmid: ",
+                &(600 + i).to_string(),
+                ", node: ",
+                node,
+                "}\n",
+            ]
+            .concat(),
+        );
+    }
+    let cfg = bed.dir.path().join("b.yml");
+    std::fs::write(&cfg, y).expect("write");
+    let out = Command::new(exe())
+        .arg("apply")
+        .arg(&cfg)
+        .args([
+            "--yes",
+            "--no-wait",
+            "--output",
+            "json",
+            "--parallel",
+            "4",
+            "--parallel-storage",
+            "2",
+            "--ssh-config",
+        ])
+        .arg(&bed.ssh_config)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = bed
+        .journal()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let verb = |r: &Value| r["argv"][1].as_str().unwrap_or("").to_string();
+    let qm: Vec<&Value> = rows.iter().filter(|r| r["argv"][0] == "qm").collect();
+    let allocating: Vec<&Value> = qm
+        .iter()
+        .copied()
+        .filter(|r| matches!(verb(r).as_str(), "create" | "disk"))
+        .collect();
+    assert_eq!(allocating.len(), 16, "a create and a resize per VM");
+    assert_eq!(
+        peak_overlap(&allocating),
+        2,
+        "both nodes share the bound of 2 on the shared storage"
+    );
+    assert!(
+        peak_overlap(&qm) > 2,
+        "starts are outside the bound and run alongside"
+    );
+    for v in bed.state()["vms"].as_array().cloned().unwrap_or_default() {
+        assert_eq!(v["status"], "running", "{v}");
+    }
+}

@@ -126,10 +126,7 @@ pub async fn observe(
                     .map(|p| argv(Command::PvesmPath { volid: p.clone() })),
             );
             if i == 0 {
-                cmds.push(argv(Command::Pvesh(Pvesh::cluster_vms())));
-                if want_memory {
-                    cmds.push(argv(Command::Pvesh(Pvesh::cluster_nodes())));
-                }
+                cmds.push(argv(Command::Pvesh(Pvesh::cluster_resources())));
                 if want_next_id {
                     cmds.push(argv(Command::Pvesh(Pvesh::next_id())));
                 }
@@ -197,15 +194,15 @@ pub async fn observe(
         if i == 0 {
             let base = 4 + storages.len() + paths.len();
             need(&host, "pvesh get /cluster/resources", &outs[base])?;
-            observed.cluster_vms = obs::parse_cluster_vms(outs[base].stdout.as_bytes())
+            let resources = outs[base].stdout.as_bytes();
+            observed.cluster_vms = obs::parse_cluster_vms(resources)
                 .map_err(|e| bad(&host, "/cluster/resources", e))?;
-            let mut next = base + 1;
+            observed.shared_storages = obs::parse_shared_storages(resources)
+                .map_err(|e| bad(&host, "/cluster/resources", e))?;
             if want_memory {
-                if outs[next].success() {
-                    free = obs::parse_node_memory(outs[next].stdout.as_bytes()).unwrap_or_default();
-                }
-                next += 1;
+                free = obs::parse_node_memory(resources).unwrap_or_default();
             }
+            let next = base + 1;
             if want_next_id && outs[next].success() {
                 observed.next_id = obs::parse_next_id(outs[next].stdout.as_bytes()).ok();
             }

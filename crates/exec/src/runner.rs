@@ -31,6 +31,10 @@ pub struct ApplyOptions {
     pub keep_failed: bool,
     /// VMs worked on at once per node.
     pub parallel: usize,
+    /// Allocating steps at once per storage lock (a local storage's on its
+    /// node, a shared storage's across the cluster); applied only where
+    /// more than this many could otherwise meet there.
+    pub parallel_storage: usize,
 }
 
 /// Progress of a run.
@@ -193,13 +197,28 @@ impl Lane {
         let mut lock_waits = 0;
         let mut backoff = Duration::from_millis(500);
         let mut i = 0;
+        // Where the storage lock is bounded, the allocating steps go in a
+        // round trip of their own, holding one of its permits.
+        let bound = self.storage_permits(vp.storage_lock.as_deref());
+        let alloc_end = vp
+            .steps
+            .iter()
+            .rposition(|s| s.command.allocates())
+            .map(|p| p + 1);
         'segments: while i < vp.steps.len() {
             // One round trip up to and including the next import.
-            let end = vp.steps[i..]
+            let mut end = vp.steps[i..]
                 .iter()
                 .position(|s| s.check == Check::Import)
                 .map(|p| i + p + 1)
                 .unwrap_or(vp.steps.len());
+            let storage_permit = match (&bound, alloc_end) {
+                (Some(sem), Some(a)) if i < a => {
+                    end = end.min(a);
+                    sem.clone().acquire_owned().await.ok()
+                }
+                _ => None,
+            };
             let segment: Vec<Step> = vp.steps[i..end].to_vec();
             for s in &segment {
                 (self.report)(Event::Command {
@@ -217,6 +236,7 @@ impl Lane {
                     ))
                 }
             };
+            drop(storage_permit);
             for (k, (step, out)) in segment.iter().zip(&outs).enumerate() {
                 match judge(step, out) {
                     Ok(()) => {
@@ -391,6 +411,11 @@ impl Lane {
         }
     }
 
+    /// The permits of a storage lock, when it is bounded.
+    fn storage_permits(&self, lock: Option<&str>) -> Option<Arc<Semaphore>> {
+        lock.and_then(|l| self.pre.storage.get(l)).cloned()
+    }
+
     /// Uploads `plan.uploads[i]` once; later callers wait for the first.
     async fn upload(&self, i: usize) -> bool {
         let Some((u, done)) = self.pre.uploads.get(i) else {
@@ -418,6 +443,11 @@ impl Lane {
         *done
             .get_or_init(|| async {
                 let _held = self.permits.acquire().await;
+                let storage = self.storage_permits(Some(&p.storage_lock));
+                let _storage_held = match &storage {
+                    Some(sem) => sem.acquire().await.ok(),
+                    None => None,
+                };
                 self.say(&p.node, ["preparing ", &p.label].concat());
                 let argvs: Vec<Vec<String>> = p.steps.iter().map(|s| s.command.argv()).collect();
                 let ok = match self.transport.run_batch(&argvs, true).await {
@@ -572,6 +602,8 @@ impl Lane {
 /// Work that several VMs of a node wait for, each done once by whichever
 /// VM needs it first: key file uploads and image-cache templates.
 struct Prerequisites {
+    /// Permits of the storage locks that need a bound of their own.
+    storage: BTreeMap<String, Arc<Semaphore>>,
     uploads: Vec<(Upload, OnceCell<bool>)>,
     preludes: Vec<(Prelude, OnceCell<bool>)>,
 }
@@ -591,7 +623,26 @@ pub async fn apply(
     let ids = Arc::new(Ids {
         used: Mutex::new(used_ids),
     });
+    // A storage lock gets permits of its own only where more allocations
+    // could meet there than --parallel-storage: a shared storage used from
+    // several nodes, or a local one with --parallel above the bound.
+    let mut feeders: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for vp in &plan.vms {
+        if let Some(l) = &vp.storage_lock {
+            feeders.entry(l).or_default().insert(&vp.node);
+        }
+    }
+    for p in &plan.preludes {
+        feeders.entry(&p.storage_lock).or_default().insert(&p.node);
+    }
+    let bound = opts.parallel_storage.max(1);
+    let storage = feeders
+        .into_iter()
+        .filter(|(_, nodes)| nodes.len() * opts.parallel.max(1) > bound)
+        .map(|(l, _)| (l.to_string(), Arc::new(Semaphore::new(bound))))
+        .collect();
     let pre = Arc::new(Prerequisites {
+        storage,
         uploads: plan
             .uploads
             .into_iter()

@@ -139,9 +139,10 @@ impl Pvesh {
         Self::get("/cluster/resources".into()).param("type", "vm")
     }
 
-    /// `/cluster/resources --type node`: nodes with memory figures.
-    pub fn cluster_nodes() -> Self {
-        Self::get("/cluster/resources".into()).param("type", "node")
+    /// `/cluster/resources`: every guest, node (with memory figures) and
+    /// storage (with its `shared` flag) of the cluster, in one answer.
+    pub fn cluster_resources() -> Self {
+        Self::get("/cluster/resources".into())
     }
 
     /// `/nodes`: the cluster's nodes.
@@ -361,6 +362,19 @@ impl Command {
         })
     }
 
+    /// True when the command allocates or grows a volume, which Proxmox
+    /// does under a per-storage lock (CONTRACT §11.3): create and set with
+    /// a new disk, cloud-init drive or import, imports, clones and resizes.
+    pub fn allocates(&self) -> bool {
+        match self {
+            Command::Qm(Qm::ImportDisk { .. } | Qm::DiskResize { .. } | Qm::Clone { .. }) => true,
+            Command::Qm(Qm::Create { options, .. } | Qm::Set { options, .. }) => options
+                .iter()
+                .any(|(k, v)| is_disk_key(k) && allocates_volume(v)),
+            _ => false,
+        }
+    }
+
     /// The command as one shell line, with a `--cipassword` value hidden:
     /// what plans and logs show.
     pub fn redacted(&self) -> String {
@@ -384,6 +398,35 @@ impl Command {
         }
         c
     }
+}
+
+/// `scsiN`, `virtioN`, `sataN`, `ideN`, `efidisk0`, `tpmstate0`.
+fn is_disk_key(key: &str) -> bool {
+    let digits = |p: &str| {
+        key.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    digits("scsi")
+        || digits("virtio")
+        || digits("sata")
+        || digits("ide")
+        || key == "efidisk0"
+        || key == "tpmstate0"
+}
+
+/// A drive value that makes Proxmox allocate: `STORAGE:SIZE`,
+/// `STORAGE:cloudinit` or `import-from=`, not an existing volume.
+fn allocates_volume(value: &str) -> bool {
+    let first = value.split(',').next().unwrap_or("");
+    value.split(',').any(|p| p.starts_with("import-from="))
+        || first.split_once(':').is_some_and(|(_, rest)| {
+            rest == "cloudinit"
+                || (!rest.is_empty()
+                    && rest
+                        .trim_end_matches(['K', 'M', 'G', 'T'])
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'.'))
+        })
 }
 
 impl std::fmt::Display for Command {
@@ -466,5 +509,42 @@ mod tests {
         });
         assert_eq!(set.redacted(), "qm set 201 --cipassword '<hidden>'");
         assert!(set.to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn knows_which_commands_allocate() {
+        let with = |k: &str, v: &str| {
+            let mut o = QmOptions::new();
+            o.push("name", "a");
+            o.push(k, v);
+            o
+        };
+        let create = |k: &str, v: &str| {
+            Command::Qm(Qm::Create {
+                vmid: id(201),
+                options: with(k, v),
+            })
+        };
+        assert!(create("scsi0", "local-lvm:0,import-from=/var/lib/vz/x.img").allocates());
+        assert!(create("scsi0", "local-lvm:32").allocates());
+        assert!(create("ide2", "local-lvm:cloudinit").allocates());
+        assert!(!create("scsi0", "local-lvm:vm-201-disk-0,size=4G").allocates());
+        assert!(!create("ide2", "local:iso/x.iso,media=cdrom").allocates());
+        assert!(!create("ide2", "none,media=cdrom").allocates());
+        assert!(!create("net0", "virtio,bridge=vmbr0").allocates());
+        let set = Command::Qm(Qm::Set {
+            vmid: id(201),
+            options: with("ide2", "local-lvm:cloudinit"),
+            delete: Vec::new(),
+        });
+        assert!(set.allocates());
+        assert!(Command::Qm(Qm::DiskResize {
+            vmid: id(201),
+            disk: "scsi0".into(),
+            size: "8G".into(),
+            legacy: false
+        })
+        .allocates());
+        assert!(!Command::Qm(Qm::Start { vmid: id(201) }).allocates());
     }
 }

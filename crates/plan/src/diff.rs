@@ -110,6 +110,8 @@ pub struct Prelude {
     pub label: String,
     /// The steps.
     pub steps: Vec<Step>,
+    /// The storage lock its allocation takes (see [`storage_lock`]).
+    pub storage_lock: String,
 }
 
 /// The plan for one VM.
@@ -131,6 +133,9 @@ pub struct VmPlan {
     pub uploads: Vec<usize>,
     /// Index into [`Plan::preludes`] that must finish first.
     pub prelude: Option<usize>,
+    /// The storage lock the steps take to allocate volumes (see
+    /// [`storage_lock`]); none when no step allocates.
+    pub storage_lock: Option<String>,
     /// The keys that change (updates).
     pub changes: Vec<Change>,
     /// Keys whose new value applies only after a reboot.
@@ -248,6 +253,18 @@ pub fn find_existing<'a>(spec: &VmSpec, observed: &'a Observed) -> Option<&'a Cl
             .all_vms()
             .into_iter()
             .find(|v| v.name.as_deref() == Some(spec.name.as_str()) && is_managed(v)),
+    }
+}
+
+/// The lock Proxmox takes to allocate on `storage` from `node` (CONTRACT
+/// §11.3), as a name: `shared/<storage>` for a storage shared by the
+/// cluster (one pmxcfs lock for all nodes), `<node>/<storage>` for a local
+/// one (a flock on that node).
+pub fn storage_lock(node: &str, storage: &str, observed: &Observed) -> String {
+    if observed.shared_storages.contains(storage) {
+        ["shared/", storage].concat()
+    } else {
+        [node, "/", storage].concat()
     }
 }
 
@@ -446,6 +463,7 @@ impl<'a> Planner<'a> {
             steps: Vec::new(),
             uploads: Vec::new(),
             prelude: None,
+            storage_lock: None,
             changes: Vec::new(),
             reboot_pending: Vec::new(),
             message: None,
@@ -920,6 +938,7 @@ impl<'a> Planner<'a> {
             vmid,
             label: ["image cache ", &name, " (", &img.display(), ")"].concat(),
             steps,
+            storage_lock: storage_lock(&node.name, &spec.storage, self.input.observed),
         });
         let i = self.plan.preludes.len() - 1;
         self.cache.insert(key, (i, vmid));
@@ -1171,7 +1190,10 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         if !selected(spec, input.only) {
             continue;
         }
-        let vp = p.vm(spec);
+        let mut vp = p.vm(spec);
+        if vp.steps.iter().any(|s| s.command.allocates()) {
+            vp.storage_lock = Some(storage_lock(&vp.node, &spec.storage, observed));
+        }
         p.plan.vms.push(vp);
     }
     p.plan

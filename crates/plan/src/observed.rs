@@ -238,6 +238,18 @@ pub fn parse_node_memory(bytes: &[u8]) -> Result<BTreeMap<String, i64>, ObserveE
         .collect())
 }
 
+/// The storages `/cluster/resources` marks as shared (`"shared": 1`, also
+/// as a string): Proxmox locks them cluster-wide to allocate.
+pub fn parse_shared_storages(bytes: &[u8]) -> Result<BTreeSet<String>, ObserveError> {
+    let v = json("/cluster/resources", bytes)?;
+    Ok(array("/cluster/resources", &v)?
+        .iter()
+        .filter(|i| i.get("type").and_then(Value::as_str) == Some("storage"))
+        .filter(|i| int(i.get("shared")) == Some(1))
+        .filter_map(|i| text(i.get("storage")))
+        .collect())
+}
+
 /// Parses `/cluster/nextid` (a number or a string).
 pub fn parse_next_id(bytes: &[u8]) -> Result<u32, ObserveError> {
     let v = json("/cluster/nextid", bytes)?;
@@ -439,6 +451,9 @@ pub struct Observed {
     pub cluster_vms: Vec<ClusterVm>,
     /// `/cluster/nextid`.
     pub next_id: Option<u32>,
+    /// Storages shared between nodes (one cluster-wide allocation lock).
+    #[serde(default)]
+    pub shared_storages: BTreeSet<String>,
 }
 
 impl Observed {

@@ -6,7 +6,18 @@ use std::path::Path;
 fn parse_one(name: &str, bytes: &[u8]) -> Result<(), String> {
     let e = |x: obs::ObserveError| x.to_string();
     if name.starts_with("cluster-resources") {
-        obs::parse_cluster_vms(bytes).map(|_| ()).map_err(e)
+        obs::parse_cluster_vms(bytes).map_err(e)?;
+        obs::parse_node_memory(bytes).map_err(e)?;
+        let shared = obs::parse_shared_storages(bytes).map_err(e)?;
+        // One sample lists an NFS storage named `shared`; the others list
+        // local storages or none.
+        let want: Vec<&str> = if name.contains("dirkthedaring") {
+            vec!["shared"]
+        } else {
+            vec![]
+        };
+        assert_eq!(shared.iter().collect::<Vec<_>>(), want, "{name}");
+        Ok(())
     } else if name.starts_with("storage-content") {
         obs::parse_content(bytes).map(|_| ()).map_err(e)
     } else if name.starts_with("qemu-config") {
@@ -66,4 +77,19 @@ fn strings_as_numbers() {
     assert_eq!(vms[0].vmid.get(), 100);
     assert!(!vms[0].template);
     assert_eq!(vms[0].tags, ["a", "b"]);
+}
+
+#[test]
+fn shared_storages_come_from_the_resources_listing() {
+    let shared = obs::parse_shared_storages(
+        br#"[{"id":"storage/pve1/ceph","storage":"ceph","type":"storage","shared":1,"node":"pve1"},
+            {"id":"storage/pve1/local-lvm","storage":"local-lvm","type":"storage","shared":0,"node":"pve1"},
+            {"id":"storage/pve2/nfs","storage":"nfs","type":"storage","shared":"1","node":"pve2"},
+            {"id":"qemu/100","vmid":100,"type":"qemu","node":"pve1"}]"#,
+    )
+    .expect("parse");
+    assert_eq!(
+        shared.into_iter().collect::<Vec<_>>(),
+        ["ceph".to_string(), "nfs".to_string()]
+    );
 }

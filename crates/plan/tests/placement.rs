@@ -44,6 +44,7 @@ fn auto_places_by_free_memory_and_image() {
         ],
         cluster_vms: Vec::new(),
         next_id: Some(100),
+        shared_storages: Default::default(),
     };
     let p = plan(PlanInput {
         desired: &desired,
@@ -88,6 +89,7 @@ fn auto_without_an_image_anywhere_is_a_plan_error() {
         nodes: vec![node("pve1", 10, false)],
         cluster_vms: Vec::new(),
         next_id: None,
+        shared_storages: Default::default(),
     };
     let p = plan(PlanInput {
         desired: &desired,
