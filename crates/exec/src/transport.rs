@@ -293,7 +293,8 @@ impl Transport {
                     }
                 };
                 let mut session = self.session(index, false).await?;
-                for attempt in 0..2 {
+                let mut pause = Duration::from_millis(200);
+                for attempt in 0..4 {
                     let mut cmd = session.raw_command(line);
                     cmd.stdout(openssh::Stdio::piped())
                         .stderr(openssh::Stdio::piped());
@@ -306,10 +307,18 @@ impl Transport {
                     let mut child = match child {
                         Ok(c) => c,
                         Err(e) => {
-                            // The session could not be opened, so nothing ran:
-                            // reconnect once (the master may have died).
+                            // The session could not be opened, so nothing ran
+                            // and trying again is safe: reconnect first (the
+                            // master may have died), then wait a little
+                            // between tries (sshd refuses sessions beyond
+                            // MaxSessions).
                             if attempt == 0 {
                                 session = self.session(index, true).await?;
+                                continue;
+                            }
+                            if attempt < 3 {
+                                tokio::time::sleep(pause).await;
+                                pause *= 2;
                                 continue;
                             }
                             return Err(TransportError::Disconnected {

@@ -105,6 +105,17 @@ impl TestBed {
     /// when linked under those names; `init_args` go to `pve-sim init` (the
     /// nodes are added).
     pub fn start(sim: &Path, nodes: &[&str], init_args: &[&str]) -> Result<Self, String> {
+        Self::start_with_sessions(sim, nodes, init_args, 10)
+    }
+
+    /// [`TestBed::start`] with sshd's `MaxSessions` (sessions per
+    /// connection) set to `max_sessions` instead of its default 10.
+    pub fn start_with_sessions(
+        sim: &Path,
+        nodes: &[&str],
+        init_args: &[&str],
+        max_sessions: u32,
+    ) -> Result<Self, String> {
         let sshd = sshd_path()?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let root = dir.path().join("root");
@@ -161,7 +172,7 @@ impl TestBed {
             );
             std::fs::write(nd.join("authorized_keys"), auth + "\n").map_err(|e| e.to_string())?;
             let conf = format!(
-                "Port {port}\nListenAddress {ip}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPermitUserEnvironment yes\nMaxSessions 10\nLogLevel ERROR\n",
+                "Port {port}\nListenAddress {ip}\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPermitUserEnvironment yes\nMaxSessions {max_sessions}\nLogLevel ERROR\n",
                 hk = host_key_path.display(),
                 pid = nd.join("sshd.pid").display(),
                 ak = nd.join("authorized_keys").display(),
