@@ -366,3 +366,30 @@ fn a_noisy_shell_rc_file_does_not_confuse_pvefleet() {
     let rows: Value = serde_json::from_slice(&status.stdout).expect("status json");
     assert_eq!(rows["vms"][0]["ip"], "10.0.0.51");
 }
+
+#[test]
+fn a_connection_lost_while_observing_leaves_no_folder_behind() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t);
+    // The observation runs its commands side by side, outputs in a
+    // mktemp folder; the connection drops while one of them runs.
+    bed.set_faults(r#"[{"match": "pvesh get /version", "nth": 1, "action": "drop"}]"#);
+    let out = pvefleet(&bed, &["plan", cfg.to_str().expect("path")]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("lost"), "{}", text(&out));
+    let tmp = bed.dir.path().join("tmp");
+    let mut left = Vec::new();
+    // The shell notices when it next writes to the lost connection, after
+    // its other commands ended.
+    for _ in 0..50 {
+        left = std::fs::read_dir(&tmp)
+            .expect("tmp")
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}

@@ -69,7 +69,11 @@ pub fn batch_line(
 pub fn concurrent_line(argvs: &[Vec<String>], timeout_secs: u64) -> Result<String, QuoteError> {
     let timeout = timeout_secs.max(1).to_string();
     let mut line = String::from(BEGIN_SHELL);
-    line.push_str("d=$(mktemp -d) || exit 1; ");
+    // The folder goes when the shell ends, also when the connection drops
+    // and the shell's next write to it fails.
+    line.push_str(
+        "d=$(mktemp -d) || exit 1; trap 'rm -rf \"$d\"' EXIT; trap 'exit 129' HUP INT PIPE TERM; ",
+    );
     for (i, argv) in argvs.iter().enumerate() {
         let n = i.to_string();
         let mut words: Vec<String> =
@@ -91,7 +95,7 @@ pub fn concurrent_line(argvs: &[Vec<String>], timeout_secs: u64) -> Result<Strin
         line.push(' ');
         line.push_str(&i.to_string());
     }
-    line.push_str("; do s=$(cat \"$d/$i.s\"); cat \"$d/$i.o\"; printf '\\n\\037PVEFLEET-STEP %s %s\\n' \"$i\" \"$s\"; cat \"$d/$i.e\" >&2; printf '\\n\\037PVEFLEET-STEP %s %s\\n' \"$i\" \"$s\" >&2; done; rm -rf \"$d\"; exit 0");
+    line.push_str("; do s=$(cat \"$d/$i.s\"); cat \"$d/$i.o\"; printf '\\n\\037PVEFLEET-STEP %s %s\\n' \"$i\" \"$s\"; cat \"$d/$i.e\" >&2; printf '\\n\\037PVEFLEET-STEP %s %s\\n' \"$i\" \"$s\" >&2; done; exit 0");
     Ok(line)
 }
 

@@ -144,6 +144,9 @@ impl TestBed {
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
         std::fs::write(home.join(".bashrc"), STOCK_BASHRC).map_err(|e| e.to_string())?;
+        // The sessions' TMPDIR, so that tests see what commands leave behind.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
         let client_key = dir.path().join("client_key");
         let client_pub = keygen(&client_key)?;
         let mut known = String::new();
@@ -165,9 +168,10 @@ impl TestBed {
                 bin.display()
             );
             let auth = format!(
-                "environment=\"HOME={}\",environment=\"PATH={path}\",environment=\"PVE_SIM_ROOT={}\",environment=\"PVE_SIM_NODE={name}\" {}",
+                "environment=\"HOME={}\",environment=\"PATH={path}\",environment=\"PVE_SIM_ROOT={}\",environment=\"PVE_SIM_NODE={name}\",environment=\"TMPDIR={}\" {}",
                 home.display(),
                 root.display(),
+                tmp.display(),
                 client_pub.trim()
             );
             std::fs::write(nd.join("authorized_keys"), auth + "\n").map_err(|e| e.to_string())?;
