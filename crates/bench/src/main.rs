@@ -232,22 +232,25 @@ impl Journal {
 
     /// The lower bound under the latency model: the longest chain of one VM
     /// (including the cache template it is cloned from), a node's start-ups
-    /// over its slots, or its disk's bytes over the bandwidth.
+    /// over its slots, or its disk's bytes over the bandwidth; on a node
+    /// with a cache template, also the template's chain followed by the
+    /// node's other `qm` start-ups over its slots, since no clone can start
+    /// before its template exists.
     fn lower_bound(&self, scenario: Scenario, vmids: &[String]) -> f64 {
         let import_s = if scenario == Scenario::Disk {
             IMAGE_BYTES / (MBPS * 1e6)
         } else {
             0.0
         };
-        let templates: Vec<String> = self
+        let templates: Vec<(String, String)> = self
             .0
             .iter()
             .filter(|(_, a)| a.get(1).is_some_and(|c| c == "template"))
-            .filter_map(|(_, a)| a.get(2).cloned())
+            .filter_map(|(n, a)| a.get(2).map(|id| (n.clone(), id.clone())))
             .collect();
         let prelude = templates
             .iter()
-            .map(|t| self.chain(t, import_s))
+            .map(|(_, t)| self.chain(t, import_s))
             .fold(0.0, f64::max);
         let chain = vmids
             .iter()
@@ -265,7 +268,19 @@ impl Journal {
             .values()
             .map(|(cpu, disk)| (cpu / SLOTS).max(*disk))
             .fold(0.0, f64::max);
-        chain.max(node)
+        let after_template = templates
+            .iter()
+            .map(|(n, t)| {
+                let own = self.of_vm(t).len();
+                let qm = self
+                    .0
+                    .iter()
+                    .filter(|(node, a)| node == n && a.first().is_some_and(|p| p == "qm"))
+                    .count();
+                self.chain(t, import_s) + (qm - own) as f64 * LATENCY_S / SLOTS
+            })
+            .fold(0.0, f64::max);
+        chain.max(node).max(after_template)
     }
 }
 
