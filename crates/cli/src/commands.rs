@@ -55,26 +55,57 @@ fn upload_dir() -> String {
     s
 }
 
-async fn connect_all(handles: &[NodeHandle]) -> Result<(), ExitStatus> {
-    for h in handles {
-        if let Err(e) = h.transport.connect().await {
-            eprintln!("error: {e}");
-            if let TransportError::Connect {
-                host_key: true,
-                host,
-                ..
-            } = &e
-            {
-                eprintln!(
-                    "hint: the host key of {host} is unknown or has changed; nothing was changed."
-                );
-                eprintln!("hint: check the key, then add it to known_hosts (ssh {host}), or pass --accept-new-host-key to trust a new key");
-                return Err(ExitStatus::Invalid);
+/// Connects to every node at once. A refused host key stops everything
+/// before a command is sent anywhere. In a cluster, nodes that cannot be
+/// reached otherwise are returned with the reason, as long as one node
+/// answers: their VMs are left alone and the others proceed.
+async fn connect_all(
+    desired: &Desired,
+    handles: &[NodeHandle],
+) -> Result<BTreeMap<String, String>, ExitStatus> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, h) in handles.iter().enumerate() {
+        let t = h.transport.clone();
+        set.spawn(async move { (i, t.connect().await) });
+    }
+    let mut failed: BTreeMap<usize, TransportError> = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, Err(e))) => {
+                failed.insert(i, e);
             }
-            return Err(ExitStatus::Failed);
+            Ok((_, Ok(()))) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(ExitStatus::Failed);
+            }
         }
     }
-    Ok(())
+    for e in failed.values() {
+        if let TransportError::Connect {
+            host_key: true,
+            host,
+            ..
+        } = e
+        {
+            eprintln!("error: {e}");
+            eprintln!(
+                "hint: the host key of {host} is unknown or has changed; nothing was changed."
+            );
+            eprintln!("hint: check the key, then add it to known_hosts (ssh {host}), or pass --accept-new-host-key to trust a new key");
+            return Err(ExitStatus::Invalid);
+        }
+    }
+    if !failed.is_empty() && (!desired.cluster || failed.len() == handles.len()) {
+        for e in failed.values() {
+            eprintln!("error: {e}");
+        }
+        return Err(ExitStatus::Failed);
+    }
+    Ok(failed
+        .into_iter()
+        .map(|(i, e)| (handles[i].name.clone(), e.to_string()))
+        .collect())
 }
 
 async fn observe_nodes(
@@ -86,13 +117,20 @@ async fn observe_nodes(
         eprintln!("error: {e}");
         ExitStatus::Failed
     })?;
-    connect_all(&handles).await?;
-    let observed = observe(desired, &mut handles, parallel)
+    let unreachable = connect_all(desired, &handles).await?;
+    // The first handle reads the cluster for all: make it one that answered.
+    handles.retain(|h| !unreachable.contains_key(&h.name));
+    let mut observed = observe(desired, &mut handles, parallel)
         .await
         .map_err(|e| {
             eprintln!("error: reading the nodes failed: {e}");
             ExitStatus::Failed
         })?;
+    observed.unreachable.extend(unreachable);
+    for (node, why) in &observed.unreachable {
+        eprintln!("warning: node {node}: {why}; its VMs are left alone this run");
+    }
+    handles.retain(|h| !observed.unreachable.contains_key(&h.name));
     Ok((handles, observed))
 }
 
@@ -373,6 +411,8 @@ async fn destroy_all(handles: &[NodeHandle], victims: Vec<(String, VmId, String)
             .find(|h| h.name == node)
             .map(|h| h.transport.clone())
         else {
+            eprintln!("{name}: not destroyed: node {node} could not be reached");
+            ok = false;
             continue;
         };
         set.spawn(async move {

@@ -400,3 +400,54 @@ fn a_shared_storage_bounds_allocations_across_nodes() {
         assert_eq!(v["status"], "running", "{v}");
     }
 }
+
+#[test]
+fn an_unreachable_node_leaves_the_others_to_converge() {
+    let mut bed = bed(&["pve1", "pve2"]);
+    let y = [
+        "nodes:\n  pve1: {host: pve1}\n  pve2: {host: pve2}\ndefaults:\n  image: local:iso/jammy.img\n  disk: 4G\n  ssh_keys: [\"",
+        &key(),
+        "\"]\nvms:\n  - {name: u-0, vmid: 700, node: pve1}\n  - {name: u-1, vmid: 701, node: pve2}\n  - {name: u-2, vmid: 702, node: auto}\n",
+    ]
+    .concat();
+    let cfg = bed.dir.path().join("u.yml");
+    std::fs::write(&cfg, y).expect("write");
+    // The first node, which would read the cluster-wide views, is down.
+    bed.stop_node("pve1");
+    let out = apply(&bed, &cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("warning: node pve1"), "{stderr}");
+    let j = json(&out);
+    let vm = |name: &str| {
+        j["vms"]
+            .as_array()
+            .and_then(|a| a.iter().find(|v| v["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("{name} in {j}"))
+    };
+    assert_eq!(vm("u-0")["result"], "skipped");
+    assert!(vm("u-0")["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("pve1 could not be reached")));
+    assert_eq!(vm("u-1")["result"], "ok");
+    assert_eq!(
+        (vm("u-2")["result"].clone(), vm("u-2")["node"].clone()),
+        ("ok".into(), "pve2".into())
+    );
+    let vms = bed.state()["vms"].as_array().cloned().unwrap_or_default();
+    let mut running: Vec<(u64, String)> = vms
+        .iter()
+        .filter(|v| v["status"] == "running")
+        .map(|v| {
+            (
+                v["vmid"].as_u64().unwrap_or(0),
+                v["node"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    running.sort();
+    assert_eq!(
+        running,
+        [(701, "pve2".to_string()), (702, "pve2".to_string())]
+    );
+}

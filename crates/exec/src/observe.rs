@@ -137,7 +137,19 @@ pub async fn observe(
     let mut answers = BTreeMap::new();
     while let Some(r) = tasks.join_next().await {
         let (i, storages, paths, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
-        answers.insert(i, (storages, paths, outs?));
+        match outs {
+            Ok(outs) => {
+                answers.insert(i, (storages, paths, outs));
+            }
+            // A node lost on the way is left out; the first node reads the
+            // cluster for all, so without it nothing can be planned.
+            Err(e) if i > 0 => {
+                observed
+                    .unreachable
+                    .insert(handles[i].name.clone(), e.to_string());
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     let mut free: BTreeMap<String, i64> = BTreeMap::new();
     // In handle order: the first node's cluster-wide answers come first.
@@ -214,6 +226,9 @@ pub async fn observe(
     let wanted = configs_needed(desired, &observed);
     let mut tasks = tokio::task::JoinSet::new();
     for h in handles.iter() {
+        if observed.unreachable.contains_key(&h.name) {
+            continue;
+        }
         let ids: Vec<_> = wanted
             .iter()
             .filter(|(n, _)| *n == h.name)

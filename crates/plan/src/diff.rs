@@ -479,6 +479,9 @@ impl<'a> Planner<'a> {
         if let Some(existing) = find_existing(spec, observed) {
             vp.vmid = Some(existing.vmid);
             vp.node = existing.node.clone();
+            if self.unreachable(&mut vp) {
+                return vp;
+            }
             if !is_managed(existing) || existing.kind != "qemu" {
                 vp.action = Action::Conflict;
                 let what = if existing.kind == "qemu" {
@@ -550,7 +553,12 @@ impl<'a> Planner<'a> {
             }
         }
         match self.place(spec) {
-            Ok(node) => vp.node = node,
+            Ok(node) => {
+                vp.node = node;
+                if self.unreachable(&mut vp) {
+                    return vp;
+                }
+            }
             Err(why) => {
                 vp.action = Action::Error;
                 vp.message = Some(why);
@@ -559,6 +567,26 @@ impl<'a> Planner<'a> {
         }
         self.create(spec, &mut vp);
         vp
+    }
+
+    /// Marks `vp` as an error when its node could not be read: nothing is
+    /// known of its VMs there, so nothing is planned for it.
+    fn unreachable(&self, vp: &mut VmPlan) -> bool {
+        let Some(why) = self.input.observed.unreachable.get(&vp.node) else {
+            return false;
+        };
+        vp.action = Action::Error;
+        vp.message = Some(
+            [
+                "node ",
+                &vp.node,
+                " could not be reached (",
+                why,
+                "); the VM is left alone this run",
+            ]
+            .concat(),
+        );
+        true
     }
 
     fn node_state(&self, node: &str) -> Option<&'a NodeState> {

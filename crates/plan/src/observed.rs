@@ -454,6 +454,10 @@ pub struct Observed {
     /// Storages shared between nodes (one cluster-wide allocation lock).
     #[serde(default)]
     pub shared_storages: BTreeSet<String>,
+    /// Nodes of the file that could not be reached or read, and why: their
+    /// VMs are left alone this run.
+    #[serde(default)]
+    pub unreachable: BTreeMap<String, String>,
 }
 
 impl Observed {

@@ -44,7 +44,7 @@ fn auto_places_by_free_memory_and_image() {
         ],
         cluster_vms: Vec::new(),
         next_id: Some(100),
-        shared_storages: Default::default(),
+        ..Default::default()
     };
     let p = plan(PlanInput {
         desired: &desired,
@@ -89,7 +89,7 @@ fn auto_without_an_image_anywhere_is_a_plan_error() {
         nodes: vec![node("pve1", 10, false)],
         cluster_vms: Vec::new(),
         next_id: None,
-        shared_storages: Default::default(),
+        ..Default::default()
     };
     let p = plan(PlanInput {
         desired: &desired,
@@ -107,4 +107,49 @@ fn auto_without_an_image_anywhere_is_a_plan_error() {
         "{:?}",
         p.vms[0].message
     );
+}
+
+#[test]
+fn an_unreachable_node_gets_nothing_planned() {
+    let yaml = "nodes:\n  pve1: {host: a}\n  pve2: {host: b}\ndefaults: {image: local:iso/x.img}\nvms:\n  - {name: a, node: pve2}\n  - {name: b, node: auto}\n  - {name: c, vmid: 300, node: pve1}\n";
+    let desired = pvefleet_config::parse("t.yml", yaml, &|_| Err("no files".into()))
+        .unwrap_or_else(|r| panic!("{}", r.render(false)));
+    let mut observed = Observed {
+        nodes: vec![node("pve1", 10, true)],
+        next_id: Some(100),
+        ..Default::default()
+    };
+    observed
+        .unreachable
+        .insert("pve2".into(), "connection refused".into());
+    // VM 300 lives on pve2, whatever the file says.
+    let vm: pvefleet_plan::observed::ClusterVm = serde_json::from_value(serde_json::json!({
+        "vmid": 300, "node": "pve2", "kind": "qemu", "name": "c", "tags": ["pvefleet"],
+        "template": false, "status": "running", "lock": null
+    }))
+    .expect("vm");
+    observed.cluster_vms.push(vm);
+    let p = plan(PlanInput {
+        desired: &desired,
+        observed: &observed,
+        tmp_dir: "/tmp/x",
+        reboot: false,
+        only: &[],
+    });
+    let a = &p.vms[0];
+    assert_eq!(a.action, Action::Error);
+    assert!(a.steps.is_empty());
+    assert!(
+        a.message
+            .as_deref()
+            .is_some_and(|m| m.contains("pve2 could not be reached (connection refused)")),
+        "{:?}",
+        a.message
+    );
+    assert_eq!(
+        (p.vms[1].node.as_str(), p.vms[1].action),
+        ("pve1", Action::Create)
+    );
+    assert_eq!(p.vms[2].action, Action::Error, "{:?}", p.vms[2]);
+    assert!(p.vms[2].steps.is_empty());
 }

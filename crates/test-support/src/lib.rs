@@ -270,6 +270,15 @@ impl TestBed {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("state is not JSON: {e}"))
     }
 
+    /// Stops the sshd of `node`: it no longer accepts connections, as a
+    /// node that is down or unreachable.
+    pub fn stop_node(&mut self, node: &str) {
+        if let Some(n) = self.nodes.iter_mut().find(|n| n.name == node) {
+            let _ = n.child.kill();
+            let _ = n.child.wait();
+        }
+    }
+
     /// The journal lines as raw JSON text.
     pub fn journal(&self) -> Vec<String> {
         std::fs::read_to_string(self.root.join("journal.jsonl"))
