@@ -451,3 +451,51 @@ fn an_unreachable_node_leaves_the_others_to_converge() {
         [(701, "pve2".to_string()), (702, "pve2".to_string())]
     );
 }
+
+#[test]
+fn concurrent_applies_building_cache_templates_both_converge() {
+    let bed = bed(&["pve"]);
+    let cfg = |file: &str, prefix: &str, disk: &str| {
+        let mut y = [
+            "proxmox: {host: pve}\ndefaults:\n  image: local:iso/jammy.img\n  disk: ",
+            disk,
+            "\n  disk_from: linked-clone\n  ssh_keys: [\"",
+            &key(),
+            "\"]\nvms:\n",
+        ]
+        .concat();
+        for i in 0..3 {
+            y.push_str(&["  - {name: ", prefix, "-", &i.to_string(), "}\n"].concat());
+        }
+        let path = bed.dir.path().join(file);
+        std::fs::write(&path, y).expect("write");
+        path
+    };
+    // Two cache keys (disk sizes), so two templates; both runs see the same
+    // next free id. The first template create waits a second before it
+    // runs, so the other run takes that id first.
+    let a = cfg("a.yml", "ca", "4G");
+    let b = cfg("b.yml", "cb", "8G");
+    bed.set_faults(r#"[{"match": "qm create", "nth": 1, "action": "hang", "seconds": 1}]"#);
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| apply(&bed, &a));
+        let hb = s.spawn(|| apply(&bed, &b));
+        (ha.join().expect("a"), hb.join().expect("b"))
+    });
+    for r in [&ra, &rb] {
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let vms = bed.state()["vms"].as_array().cloned().unwrap_or_default();
+    let templates: Vec<&Value> = vms
+        .iter()
+        .filter(|v| v["config"]["template"] == "1")
+        .collect();
+    assert_eq!(templates.len(), 2, "one template per cache key");
+    let running = vms.iter().filter(|v| v["status"] == "running").count();
+    assert_eq!(running, 6);
+    let both = [&ra, &rb]
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.stderr).to_string())
+        .collect::<String>();
+    assert!(both.contains("was taken meanwhile"), "{both}");
+}

@@ -436,28 +436,44 @@ impl Lane {
 
     /// Prepares image-cache template `plan.preludes[i]` once, holding one of
     /// the node's permits; VMs that clone it wait for the first caller.
-    async fn prelude(&self, i: usize) -> bool {
-        let Some((p, done)) = self.pre.preludes.get(i) else {
-            return false;
-        };
+    /// Returns the template's id: the planned one, or the next free one when
+    /// another run took it meanwhile.
+    async fn prelude(&self, i: usize) -> Option<VmId> {
+        let (p, done) = self.pre.preludes.get(i)?;
         *done
             .get_or_init(|| async {
                 let _held = self.permits.acquire().await;
-                let storage = self.storage_permits(Some(&p.storage_lock));
-                let _storage_held = match &storage {
-                    Some(sem) => sem.acquire().await.ok(),
-                    None => None,
-                };
                 self.say(&p.node, ["preparing ", &p.label].concat());
-                let argvs: Vec<Vec<String>> = p.steps.iter().map(|s| s.command.argv()).collect();
-                let ok = match self.transport.run_batch(&argvs, true).await {
-                    Ok(outs) => p.steps.iter().zip(&outs).all(|(s, o)| judge(s, o).is_ok()),
-                    Err(_) => false,
+                // The template is made like a VM: the same id re-allocation,
+                // lock retries, storage bound and rollback.
+                let mut vp = VmPlan {
+                    name: p.label.clone(),
+                    vmid: Some(p.vmid),
+                    vmid_allocated: true,
+                    node: p.node.clone(),
+                    action: Action::Create,
+                    steps: p.steps.clone(),
+                    uploads: Vec::new(),
+                    prelude: None,
+                    storage_lock: Some(p.storage_lock.clone()),
+                    changes: Vec::new(),
+                    reboot_pending: Vec::new(),
+                    message: None,
+                    expect_ip: None,
+                    running: false,
+                    starts: false,
+                    line: 0,
                 };
-                if !ok {
-                    self.say(&p.node, ["failed: ", &p.label].concat());
+                match self.run_steps(&mut vp).await {
+                    Ok(()) => vp.vmid,
+                    Err((msg, ours)) => {
+                        self.say(&p.node, ["failed: ", &p.label, ": ", &msg].concat());
+                        if ours && !self.opts.keep_failed {
+                            self.rollback(&vp).await;
+                        }
+                        None
+                    }
                 }
-                ok
             })
             .await
     }
@@ -492,7 +508,21 @@ impl Lane {
             ready &= self.upload(u).await;
         }
         if let Some(p) = vp.prelude {
-            ready &= self.prelude(p).await;
+            match self.prelude(p).await {
+                Some(actual) => {
+                    let planned = self.pre.preludes.get(p).map(|(x, _)| x.vmid);
+                    if planned != Some(actual) {
+                        for s in &mut vp.steps {
+                            if let Command::Qm(Qm::Clone { vmid, .. }) = &mut s.command {
+                                if Some(*vmid) == planned {
+                                    *vmid = actual;
+                                }
+                            }
+                        }
+                    }
+                }
+                None => ready = false,
+            }
         }
         let _held = self.permits.acquire().await;
         let started = Instant::now();
@@ -605,7 +635,7 @@ struct Prerequisites {
     /// Permits of the storage locks that need a bound of their own.
     storage: BTreeMap<String, Arc<Semaphore>>,
     uploads: Vec<(Upload, OnceCell<bool>)>,
-    preludes: Vec<(Prelude, OnceCell<bool>)>,
+    preludes: Vec<(Prelude, OnceCell<Option<VmId>>)>,
 }
 
 /// Applies `plan`. `used_ids` are the VM ids known in the cluster.
