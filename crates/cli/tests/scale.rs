@@ -43,6 +43,49 @@ fn fleet(bed: &TestBed, file: &str, prefix: &str, n: usize, extra: &str, vmids: 
     path
 }
 
+/// A file for the two-node cluster `pve1`, `pve2`: extra `defaults` lines,
+/// then one VM per `(name, vmid, node)`.
+fn cluster_fleet(
+    bed: &TestBed,
+    file: &str,
+    defaults: &str,
+    vms: &[(String, usize, &str)],
+) -> PathBuf {
+    let mut y = [
+        "nodes:\n  pve1: {host: pve1}\n  pve2: {host: pve2}\ndefaults:\n  image: local:iso/jammy.img\n  disk: 4G\n  ssh_keys: [\"",
+        &key(),
+        "\"]\n",
+        defaults,
+        "vms:\n",
+    ]
+    .concat();
+    for (name, vmid, node) in vms {
+        y.push_str(
+            &[
+                "  - {name: ",
+                name,
+                ", vmid: ",
+                &vmid.to_string(),
+                ", node: ",
+                node,
+                "}\n",
+            ]
+            .concat(),
+        );
+    }
+    let path = bed.dir.path().join(file);
+    std::fs::write(&path, y).expect("write");
+    path
+}
+
+/// The journal, one JSON object per invocation.
+fn journal_rows(bed: &TestBed) -> Vec<Value> {
+    bed.journal()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 fn apply(bed: &TestBed, cfg: &Path) -> Output {
     Command::new(exe())
         .arg("apply")
@@ -58,21 +101,21 @@ fn json(o: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)))
 }
 
-fn journal(bed: &TestBed) -> Vec<Vec<String>> {
-    bed.journal()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|j| {
-            j["argv"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
+/// The argv of one journal row.
+fn argv_of(row: &Value) -> Vec<String> {
+    row["argv"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
         })
-        .collect()
+        .unwrap_or_default()
+}
+
+/// The argv of every invocation in the journal.
+fn journal(bed: &TestBed) -> Vec<Vec<String>> {
+    journal_rows(bed).iter().map(argv_of).collect()
 }
 
 fn is_read(a: &[String]) -> bool {
@@ -226,28 +269,12 @@ fn image_cache_imports_once_and_links_clones() {
 #[test]
 fn a_slow_node_does_not_hold_up_the_others() {
     let bed = bed(&["pve1", "pve2"]);
-    let mut y = [
-        "nodes:\n  pve1: {host: pve1}\n  pve2: {host: pve2}\ndefaults:\n  image: local:iso/jammy.img\n  disk: 4G\n  disk_from: linked-clone\n  ssh_keys: [\"",
-        &key(),
-        "\"]\nvms:\n",
-    ]
-    .concat();
-    for (i, node) in ["pve1", "pve1", "pve2", "pve2"].iter().enumerate() {
-        y.push_str(
-            &[
-                "  - {name: s-",
-                &i.to_string(),
-                ", vmid: ",
-                &(500 + i).to_string(),
-                ", node: ",
-                node,
-                "}\n",
-            ]
-            .concat(),
-        );
-    }
-    let cfg = bed.dir.path().join("s.yml");
-    std::fs::write(&cfg, y).expect("write");
+    let vms: Vec<(String, usize, &str)> = ["pve1", "pve1", "pve2", "pve2"]
+        .iter()
+        .enumerate()
+        .map(|(i, node)| (["s-", &i.to_string()].concat(), 500 + i, *node))
+        .collect();
+    let cfg = cluster_fleet(&bed, "s.yml", "  disk_from: linked-clone\n", &vms);
     // The first cache template to be created, on whichever node, takes 3 s
     // longer.
     bed.set_faults(r#"[{"match": "qm create", "nth": 1, "action": "hang", "seconds": 3}]"#);
@@ -258,21 +285,8 @@ fn a_slow_node_does_not_hold_up_the_others() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<Value> = bed
-        .journal()
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    let argv = |r: &Value| -> Vec<String> {
-        r["argv"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let rows = journal_rows(&bed);
+    let argv = argv_of;
     let creates: Vec<&Value> = rows
         .iter()
         .filter(|r| argv(r).get(1).is_some_and(|c| c == "create"))
@@ -329,29 +343,13 @@ fn a_shared_storage_bounds_allocations_across_nodes() {
         ],
     )
     .unwrap_or_else(|e| panic!("test bed: {e}"));
-    let mut y = [
-        "nodes:\n  pve1: {host: pve1}\n  pve2: {host: pve2}\ndefaults:\n  image: local:iso/jammy.img\n  storage: san\n  disk: 4G\n  ssh_keys: [\"",
-        &key(),
-        "\"]\nvms:\n",
-    ]
-    .concat();
-    for i in 0..8 {
-        let node = if i % 2 == 0 { "pve1" } else { "pve2" };
-        y.push_str(
-            &[
-                "  - {name: b-",
-                &i.to_string(),
-                ", vmid: ",
-                &(600 + i).to_string(),
-                ", node: ",
-                node,
-                "}\n",
-            ]
-            .concat(),
-        );
-    }
-    let cfg = bed.dir.path().join("b.yml");
-    std::fs::write(&cfg, y).expect("write");
+    let vms: Vec<(String, usize, &str)> = (0..8)
+        .map(|i| {
+            let node = if i % 2 == 0 { "pve1" } else { "pve2" };
+            (["b-", &i.to_string()].concat(), 600 + i, node)
+        })
+        .collect();
+    let cfg = cluster_fleet(&bed, "b.yml", "  storage: san\n", &vms);
     let out = Command::new(exe())
         .arg("apply")
         .arg(&cfg)
@@ -374,11 +372,7 @@ fn a_shared_storage_bounds_allocations_across_nodes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<Value> = bed
-        .journal()
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let rows = journal_rows(&bed);
     let verb = |r: &Value| r["argv"][1].as_str().unwrap_or("").to_string();
     let qm: Vec<&Value> = rows.iter().filter(|r| r["argv"][0] == "qm").collect();
     let allocating: Vec<&Value> = qm
@@ -404,14 +398,12 @@ fn a_shared_storage_bounds_allocations_across_nodes() {
 #[test]
 fn an_unreachable_node_leaves_the_others_to_converge() {
     let mut bed = bed(&["pve1", "pve2"]);
-    let y = [
-        "nodes:\n  pve1: {host: pve1}\n  pve2: {host: pve2}\ndefaults:\n  image: local:iso/jammy.img\n  disk: 4G\n  ssh_keys: [\"",
-        &key(),
-        "\"]\nvms:\n  - {name: u-0, vmid: 700, node: pve1}\n  - {name: u-1, vmid: 701, node: pve2}\n  - {name: u-2, vmid: 702, node: auto}\n",
-    ]
-    .concat();
-    let cfg = bed.dir.path().join("u.yml");
-    std::fs::write(&cfg, y).expect("write");
+    let vms = [
+        ("u-0".to_string(), 700, "pve1"),
+        ("u-1".to_string(), 701, "pve2"),
+        ("u-2".to_string(), 702, "auto"),
+    ];
+    let cfg = cluster_fleet(&bed, "u.yml", "", &vms);
     // The first node, which would read the cluster-wide views, is down.
     bed.stop_node("pve1");
     let out = apply(&bed, &cfg);

@@ -29,6 +29,17 @@ fn node(name: &str, free_gib: i64, has_image: bool) -> NodeState {
     n
 }
 
+/// The plan for a whole file, no reboots.
+fn plan_of(desired: &pvefleet_config::Desired, observed: &Observed) -> pvefleet_plan::Plan {
+    plan(PlanInput {
+        desired,
+        observed,
+        tmp_dir: "/tmp/pvefleet-x",
+        reboot: false,
+        only: &[],
+    })
+}
+
 #[test]
 fn auto_places_by_free_memory_and_image() {
     let yaml = "nodes:\n  pve1: {host: a}\n  pve2: {host: b}\n  pve3: {host: c}\n  pve4: {host: d}\ndefaults: {image: local:iso/x.img, node: auto, memory: 8G}\nvms:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n  - {name: d}\n  - {name: e, node: pve1}\n";
@@ -46,13 +57,7 @@ fn auto_places_by_free_memory_and_image() {
         next_id: Some(100),
         ..Default::default()
     };
-    let p = plan(PlanInput {
-        desired: &desired,
-        observed: &observed,
-        tmp_dir: "/tmp/pvefleet-x",
-        reboot: false,
-        only: &[],
-    });
+    let p = plan_of(&desired, &observed);
     let placed: Vec<(&str, &str)> = p
         .vms
         .iter()
@@ -91,13 +96,7 @@ fn auto_without_an_image_anywhere_is_a_plan_error() {
         next_id: None,
         ..Default::default()
     };
-    let p = plan(PlanInput {
-        desired: &desired,
-        observed: &observed,
-        tmp_dir: "/tmp/x",
-        reboot: false,
-        only: &[],
-    });
+    let p = plan_of(&desired, &observed);
     assert_eq!(p.vms[0].action, Action::Error);
     assert!(
         p.vms[0]
@@ -129,13 +128,7 @@ fn an_unreachable_node_gets_nothing_planned() {
     }))
     .expect("vm");
     observed.cluster_vms.push(vm);
-    let p = plan(PlanInput {
-        desired: &desired,
-        observed: &observed,
-        tmp_dir: "/tmp/x",
-        reboot: false,
-        only: &[],
-    });
+    let p = plan_of(&desired, &observed);
     let a = &p.vms[0];
     assert_eq!(a.action, Action::Error);
     assert!(a.steps.is_empty());
