@@ -393,3 +393,38 @@ fn a_connection_lost_while_observing_leaves_no_folder_behind() {
     }
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
 }
+
+#[test]
+fn lock_timeouts_are_retried_since_nothing_happened() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t);
+    // A storage lock timeout on 201's create (twice) and a config lock
+    // timeout on 202's start: Proxmox did nothing, so pvefleet sends the
+    // commands again after a pause instead of failing or rolling back.
+    bed.set_faults(
+        r#"[{"match": "qm create 201", "nth": 1, "action": "fail", "exit": 255, "message": "unable to create VM 201 - cfs-lock 'storage-local-lvm' error: got lock request timeout"},
+            {"match": "qm create 201", "nth": 2, "action": "fail", "exit": 255, "message": "unable to create VM 201 - cfs-lock 'storage-local-lvm' error: got lock request timeout"},
+            {"match": "qm start 202", "nth": 1, "action": "fail", "exit": 255, "message": "can't lock file '/var/lock/qemu-server/lock-202.conf' - got timeout"}]"#,
+    );
+    let out = pvefleet(&bed, &["apply", cfg.to_str().expect("utf8"), "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("retrying in"), "{}", text(&out));
+    let journal = journal_argv(&bed);
+    let count = |prefix: &[&str]| {
+        journal
+            .iter()
+            .filter(|(a, _)| a.iter().zip(prefix).all(|(x, p)| x == p) && a.len() >= prefix.len())
+            .map(|(_, exit)| *exit)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(count(&["qm", "create", "201"]), [255, 255, 0]);
+    assert_eq!(count(&["qm", "start", "202"]), [255, 0]);
+    // 202 was not destroyed and created again: one create.
+    assert_eq!(count(&["qm", "create", "202"]), [0]);
+    for id in [201, 202, 203] {
+        assert!(
+            vms_of(&bed, id).is_some_and(|v| v["status"] == "running"),
+            "{id}"
+        );
+    }
+}
