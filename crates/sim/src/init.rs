@@ -37,6 +37,7 @@ impl Default for InitSpec {
                 agent_after_ms: 0,
                 agent_ping_ms: 3000,
                 rrd_lag_ms: 0,
+                alloc_ms: 0,
             },
         }
     }
@@ -190,7 +191,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
 /// `pve-sim init ROOT [OPTIONS]`.
 pub fn init_cli(args: &[String]) -> i32 {
     let Some(root) = args.first() else {
-        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--version X.Y.Z] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N]");
+        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--version X.Y.Z] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N]");
         return 2;
     };
     let mut spec = InitSpec::default();
@@ -252,6 +253,9 @@ pub fn init_cli(args: &[String]) -> i32 {
                 .map_err(|_| "not a number".into()),
             "--rrd-lag-ms" => num()
                 .map(|n| spec.settings.rrd_lag_ms = n)
+                .map_err(|_| "not a number".into()),
+            "--alloc-ms" => num()
+                .map(|n| spec.settings.alloc_ms = n)
                 .map_err(|_| "not a number".into()),
             other => Err(["unknown option ", other].concat()),
         };

@@ -437,6 +437,41 @@ fn free_volume(root: &Root, st: &mut State, node: &str, volid: &str) {
     }
 }
 
+/// Takes the storage's allocation lock (CONTRACT §11.3) and holds it for
+/// the model's allocation time: a flock on the node for a local storage,
+/// one cluster-wide lock for a shared one. Like Proxmox, it gives up after
+/// 10 s with the matching message.
+fn storage_lock(cx: &Ctx, storage: &str) -> Result<std::fs::File, Failure> {
+    let st = cx.root.read()?;
+    let shared = st.storage(storage).is_some_and(|s| s.shared);
+    let name = if shared {
+        ["storage-", storage].concat()
+    } else {
+        ["storage-", &cx.node, "-", storage].concat()
+    };
+    let Some(lock) = cx.root.try_lock_for(&name, Duration::from_secs(10)) else {
+        return Err(Failure::die(if shared {
+            [
+                "cfs-lock 'storage-",
+                storage,
+                "' error: got lock request timeout",
+            ]
+            .concat()
+        } else {
+            [
+                "can't lock file '/var/lock/pve-manager/pve-storage-",
+                storage,
+                "' - got timeout",
+            ]
+            .concat()
+        }));
+    };
+    if st.settings.alloc_ms > 0 {
+        std::thread::sleep(Duration::from_millis(st.settings.alloc_ms));
+    }
+    Ok(lock)
+}
+
 /// Sleeps for a copy of `bytes` at the storage's bandwidth; copies on one
 /// storage at once share it (modelled as taking turns on one disk).
 fn copy_time(cx: &Ctx, st: &State, storage: &str, bytes: u64) {
@@ -551,6 +586,7 @@ fn apply_drives(
             } => {
                 let node = cx.node.clone();
                 let root = cx.root.clone();
+                let _alloc = storage_lock(cx, &storage)?;
                 let vol =
                     root.update(|st| allocate(&root, st, &node, &storage, vmid, bytes, false))?;
                 created.push(vol.volid());
@@ -575,6 +611,7 @@ fn apply_drives(
                 }
                 let node = cx.node.clone();
                 let root = cx.root.clone();
+                let _alloc = storage_lock(cx, &storage)?;
                 let vol =
                     root.update(|st| allocate(&root, st, &node, &storage, vmid, 4 << 20, true))?;
                 created.push(vol.volid());
@@ -597,6 +634,7 @@ fn apply_drives(
                 }
                 let node = cx.node.clone();
                 let root = cx.root.clone();
+                let _alloc = storage_lock(cx, &storage)?;
                 let vol =
                     root.update(|st| allocate(&root, st, &node, &storage, vmid, size, false))?;
                 created.push(vol.volid());
@@ -976,6 +1014,7 @@ fn import_disk(cx: &mut Ctx, inv: &Invocation) -> R {
     drop(st);
     let root = cx.root.clone();
     let node = cx.node.clone();
+    let _alloc = storage_lock(cx, &storage)?;
     let vol = root.update(|st| allocate(&root, st, &node, &storage, vmid, size, false))?;
     cx.out(&["transferred 0.0 B of ", &fmt_size(size), " (0.00%)"].concat());
     cx.out(
@@ -1369,6 +1408,7 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
                 let root = cx.root.clone();
                 let node = cx.node.clone();
+                let _alloc = storage_lock(cx, &storage)?;
                 let nv =
                     root.update(|st| allocate(&root, st, &node, &storage, newid, 4 << 20, true))?;
                 config.insert(k.clone(), [nv.volid().as_str(), ",media=cdrom"].concat());
@@ -1381,6 +1421,7 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 drop(st);
                 let root = cx.root.clone();
                 let node = cx.node.clone();
+                let _alloc = storage_lock(cx, &storage)?;
                 let nv = root
                     .update(|st| allocate(&root, st, &node, &storage, newid, source.size, false))?;
                 cx.out(&["allocated target volume '", &nv.volid(), "'"].concat());
@@ -1391,6 +1432,7 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let root = cx.root.clone();
                 let node = cx.node.clone();
                 let storage = source.storage.clone();
+                let _alloc = storage_lock(cx, &storage)?;
                 let nv = root
                     .update(|st| allocate(&root, st, &node, &storage, newid, source.size, false))?;
                 let mut rest = rest.clone();

@@ -34,6 +34,9 @@ pub struct Settings {
     pub agent_ping_ms: u64,
     /// How long `/cluster/resources` lags behind for name and status.
     pub rrd_lag_ms: u64,
+    /// How long allocating a volume holds the storage's lock (0: instant).
+    #[serde(default)]
+    pub alloc_ms: u64,
 }
 
 /// A node of the cluster.

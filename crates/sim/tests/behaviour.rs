@@ -186,3 +186,68 @@ fn imports_on_one_storage_share_its_bandwidth() {
         t.elapsed()
     );
 }
+
+#[test]
+fn allocations_wait_for_the_storage_lock_and_give_up_after_10_s() {
+    // Each allocation holds its storage's lock for 2.1 s: six at once on
+    // one lock need 12.6 s, so the last ones give up after their 10 s.
+    let (_d, root) = host(&[
+        "--node",
+        "pve1",
+        "--node",
+        "pve2",
+        "--storage",
+        "san:lvm:shared",
+        "--alloc-ms",
+        "2100",
+    ]);
+    let t = Instant::now();
+    let mut handles = Vec::new();
+    for i in 0..12u32 {
+        let root = root.clone();
+        handles.push(thread::spawn(move || {
+            // Six on pve1's local-lvm; six on the shared san from both nodes.
+            let (node, storage) = if i < 6 {
+                ("pve1", "local-lvm")
+            } else {
+                (if i % 2 == 0 { "pve1" } else { "pve2" }, "san")
+            };
+            let vmid = 300 + i;
+            let out = qm(
+                &root,
+                Some(node),
+                &["create ", &vmid.to_string(), " --scsi0 ", storage, ":1"].concat(),
+            );
+            (vmid, storage, out)
+        }));
+    }
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    assert!(t.elapsed() >= Duration::from_secs(10));
+    for storage in ["local-lvm", "san"] {
+        let mine: Vec<_> = results.iter().filter(|r| r.1 == storage).collect();
+        let ok = mine.iter().filter(|r| r.2 .0 == 0).count();
+        // 10 s of waiting lets four or five through, never all six.
+        assert!((4..=5).contains(&ok), "{storage}: {ok} succeeded");
+        for (vmid, _, (code, _, err)) in mine.iter().filter(|r| r.2 .0 != 0) {
+            assert_eq!(*code, 255);
+            let want = if storage == "san" {
+                "cfs-lock 'storage-san' error: got lock request timeout".to_string()
+            } else {
+                "can't lock file '/var/lock/pve-manager/pve-storage-local-lvm' - got timeout"
+                    .to_string()
+            };
+            assert_eq!(
+                err.trim(),
+                ["unable to create VM ", &vmid.to_string(), " - ", &want].concat()
+            );
+        }
+    }
+    // A VM whose allocation gave up does not exist.
+    let st = pve_sim::init::state_json(&root).expect("state");
+    let count = st["vms"].as_array().map(Vec::len).unwrap_or(0);
+    let ok = results.iter().filter(|r| r.2 .0 == 0).count();
+    assert_eq!(count, ok);
+}
