@@ -428,3 +428,70 @@ fn lock_timeouts_are_retried_since_nothing_happened() {
         );
     }
 }
+
+/// Processes of this bed's emulated nodes whose command line contains
+/// `needle`.
+fn node_processes(bed: &TestBed, needle: &str) -> Vec<String> {
+    let root = ["PVE_SIM_ROOT=", &bed.root.display().to_string()].concat();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let dir = entry.path();
+        let env = std::fs::read(dir.join("environ")).unwrap_or_default();
+        if !env.split(|b| *b == 0).any(|v| v == root.as_bytes()) {
+            continue;
+        }
+        let cmd = String::from_utf8_lossy(&std::fs::read(dir.join("cmdline")).unwrap_or_default())
+            .replace('\0', " ");
+        if cmd.contains(needle) {
+            found.push(cmd);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_command_past_its_timeout_is_ended_on_the_node_too() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t);
+    bed.set_faults(r#"[{"match": "qm start 202", "nth": 1, "action": "hang", "seconds": 60}]"#);
+    let child = Command::new(exe())
+        .args([
+            "apply",
+            cfg.to_str().expect("utf8"),
+            "--yes",
+            "--command-timeout",
+            "3",
+        ])
+        .arg("--ssh-config")
+        .arg(&bed.ssh_config)
+        .current_dir(bed.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pvefleet");
+    // Meanwhile the start hangs on the node.
+    let mut seen = Vec::new();
+    for _ in 0..25 {
+        seen = node_processes(&bed, "start 202");
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!seen.is_empty(), "the hanging start was never seen running");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // The hung start was ended on the node, not left running there.
+    let mut left = node_processes(&bed, "start 202");
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = node_processes(&bed, "start 202");
+    }
+    assert!(left.is_empty(), "still running on the node: {left:?}");
+    // 202 failed and was rolled back; the others converged.
+    assert!(vms_of(&bed, 202).is_none());
+    assert!(vms_of(&bed, 201).is_some_and(|v| v["status"] == "running"));
+}
