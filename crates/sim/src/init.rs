@@ -1,5 +1,6 @@
 //! `pve-sim init ROOT ...` (create a host or cluster) and `pve-sim state ROOT`.
 
+use crate::qm::parse_size;
 use crate::state::{now_ms, NodeDef, Root, Settings, State, StorageDef, Volume};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -53,17 +54,6 @@ fn content_for(kind: &str) -> Vec<String> {
         }
         _ => vec!["images".into(), "rootdir".into()],
     }
-}
-
-fn parse_size(s: &str) -> Option<u64> {
-    let (n, f) = match s.chars().last()? {
-        'K' => (&s[..s.len() - 1], 1u64 << 10),
-        'M' => (&s[..s.len() - 1], 1 << 20),
-        'G' => (&s[..s.len() - 1], 1 << 30),
-        'T' => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    n.parse::<u64>().ok().map(|v| v * f)
 }
 
 /// Splits `local:iso/x.img:2G` or `/var/lib/vz/template/iso/x.img:2G` into volid and size.

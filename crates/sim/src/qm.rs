@@ -51,7 +51,9 @@ fn fmt_size(bytes: u64) -> String {
     bytes.to_string()
 }
 
-fn parse_size(s: &str) -> Option<u64> {
+/// A size as `qm` takes it: bytes, or a number (fractions allowed) with
+/// `K`, `M`, `G` or `T`.
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
     let (num, f) = match s.chars().last()? {
         'K' => (&s[..s.len() - 1], 1u64 << 10),
         'M' => (&s[..s.len() - 1], 1 << 20),
@@ -1099,6 +1101,18 @@ fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
         if new == current {
             return Ok(());
         }
+        // LVM grows a volume under the storage lock (CONTRACT §11.3).
+        let storage = volid.split(':').next().unwrap_or("").to_string();
+        let lvm = cx
+            .root
+            .read()?
+            .storage(&storage)
+            .is_some_and(|s| s.kind == "lvm" || s.kind == "lvmthin");
+        let _alloc = if lvm {
+            Some(storage_lock(cx, &storage)?)
+        } else {
+            None
+        };
         let root = cx.root.clone();
         let node = cx.node.clone();
         root.update(|st| {

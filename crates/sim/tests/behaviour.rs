@@ -250,4 +250,17 @@ fn allocations_wait_for_the_storage_lock_and_give_up_after_10_s() {
     let count = st["vms"].as_array().map(Vec::len).unwrap_or(0);
     let ok = results.iter().filter(|r| r.2 .0 == 0).count();
     assert_eq!(count, ok);
+    // Growing an LVM volume takes the lock as well.
+    let (vmid, _, _) = results
+        .iter()
+        .find(|r| r.1 == "local-lvm" && r.2 .0 == 0)
+        .expect("a local-lvm VM");
+    let t = Instant::now();
+    let (code, _, err) = qm(
+        &root,
+        Some("pve1"),
+        &["disk resize ", &vmid.to_string(), " scsi0 2G"].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(t.elapsed() >= Duration::from_millis(2100));
 }
