@@ -491,3 +491,40 @@ fn concurrent_applies_building_cache_templates_both_converge() {
         .collect::<String>();
     assert!(both.contains("was taken meanwhile"), "{both}");
 }
+
+#[test]
+fn a_node_that_fails_its_reads_is_left_out_too() {
+    let bed = bed(&["pve1", "pve2"]);
+    let vms = [
+        ("r-0".to_string(), 710, "pve1"),
+        ("r-1".to_string(), 711, "pve2"),
+    ];
+    let cfg = cluster_fleet(&bed, "r.yml", "", &vms);
+    bed.set_faults(r#"[{"match": "pvesh get /nodes/pve2/network", "action": "fail", "exit": 255, "message": "permission denied - invalid PVE ticket"}]"#);
+    let out = apply(&bed, &cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("warning: node pve2"), "{stderr}");
+    let j = json(&out);
+    let result = |name: &str| {
+        j["vms"]
+            .as_array()
+            .and_then(|a| a.iter().find(|v| v["name"] == name))
+            .map(|v| v["result"].clone())
+    };
+    assert_eq!(result("r-0"), Some("ok".into()));
+    assert_eq!(result("r-1"), Some("skipped".into()));
+    let nodes: Vec<(u64, String)> = bed.state()["vms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            (
+                v["vmid"].as_u64().unwrap_or(0),
+                v["node"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(nodes, [(710, "pve1".to_string())]);
+}

@@ -154,55 +154,21 @@ pub async fn observe(
     let mut free: BTreeMap<String, i64> = BTreeMap::new();
     // In handle order: the first node's cluster-wide answers come first.
     for (i, (storages, paths, outs)) in answers {
-        let h = &mut handles[i];
-        let host = h.transport.describe();
-        need(&host, "pvesh get /version", &outs[0])?;
-        let version =
-            obs::parse_version(outs[0].stdout.as_bytes()).map_err(|e| bad(&host, "/version", e))?;
-        if h.name.is_empty() {
-            need(&host, "pvesh get /nodes", &outs[1])?;
-            let v: serde_json::Value =
-                serde_json::from_str(&outs[1].stdout).map_err(|e| bad(&host, "/nodes", e))?;
-            let names: Vec<String> = v
-                .as_array()
-                .map(|a| a.iter().filter_map(|n| obs::text(n.get("node"))).collect())
-                .unwrap_or_default();
-            match names.as_slice() {
-                [one] => h.name = one.clone(),
-                _ => return Err(bad(&host, "/nodes", "the host is part of a cluster; set 'node:' under 'proxmox:' to the node name of this host")),
+        let host = handles[i].transport.describe();
+        let mut state = match read_node(&mut handles[i], &storages, &paths, &outs) {
+            Ok(state) => state,
+            // A node that answers nonsense or fails a read is left out like
+            // one that cannot be reached; the first node reads the cluster
+            // for all, so its failure stops the run.
+            Err(e) if i > 0 => {
+                observed
+                    .unreachable
+                    .insert(handles[i].name.clone(), e.to_string());
+                continue;
             }
-        }
-        let name = h.name.clone();
-        let mut state = NodeState {
-            name: name.clone(),
-            version: Some(version),
-            ..NodeState::default()
+            Err(e) => return Err(e),
         };
-        need(&name, "pvesh get /nodes/{node}/qemu", &outs[2])?;
-        state.vms = obs::parse_node_vms(&name, outs[2].stdout.as_bytes())
-            .map_err(|e| bad(&name, "/qemu", e))?;
-        need(&name, "pvesh get /nodes/{node}/network", &outs[3])?;
-        state.bridges =
-            obs::parse_bridges(outs[3].stdout.as_bytes()).map_err(|e| bad(&name, "/network", e))?;
-        for (k, s) in storages.iter().enumerate() {
-            let o = &outs[4 + k];
-            // A missing storage is reported per VM by the planner.
-            if o.success() {
-                state.storages.insert(
-                    s.clone(),
-                    obs::parse_content(o.stdout.as_bytes())
-                        .map_err(|e| bad(&name, "storage content", e))?,
-                );
-            }
-        }
-        for (k, p) in paths.iter().enumerate() {
-            let o = &outs[4 + storages.len() + k];
-            if o.success() {
-                state
-                    .image_paths
-                    .insert(p.clone(), o.stdout.trim().to_string());
-            }
-        }
+        let name = state.name.clone();
         if i == 0 {
             let base = 4 + storages.len() + paths.len();
             need(&host, "pvesh get /cluster/resources", &outs[base])?;
@@ -252,19 +218,93 @@ pub async fn observe(
     }
     while let Some(r) = tasks.join_next().await {
         let (name, ids, outs) = r.map_err(|e| TransportError::Io(e.to_string()))?;
-        let outs = outs?;
-        let state = observed
-            .node_mut(&name)
-            .ok_or_else(|| bad(&name, "observe", "node vanished"))?;
-        for (id, o) in ids.iter().zip(outs) {
-            if o.success() {
-                state.configs.insert(
-                    *id,
-                    obs::parse_pending(o.stdout.as_bytes())
-                        .map_err(|e| bad(&name, "pending", e))?,
-                );
+        let read = outs.map_err(ObserveError::from).and_then(|outs| {
+            let mut configs = Vec::new();
+            for (id, o) in ids.iter().zip(outs) {
+                if o.success() {
+                    let c = obs::parse_pending(o.stdout.as_bytes())
+                        .map_err(|e| bad(&name, "pending", e))?;
+                    configs.push((*id, c));
+                }
             }
+            Ok(configs)
+        });
+        match read {
+            Ok(configs) => {
+                if let Some(state) = observed.node_mut(&name) {
+                    state.configs.extend(configs);
+                }
+            }
+            // As in the first stage, a cluster node is left out of this
+            // run; a single host has nothing else to go on.
+            Err(e) if desired.cluster => {
+                observed.unreachable.insert(name.clone(), e.to_string());
+            }
+            Err(e) => return Err(e),
         }
     }
+    let unreachable = &observed.unreachable;
+    observed
+        .nodes
+        .retain(|n| !unreachable.contains_key(&n.name));
     Ok(observed)
+}
+
+/// One node's own answers of the first stage: version, name (unless
+/// configured), VMs, bridges, image storages and image paths.
+fn read_node(
+    h: &mut NodeHandle,
+    storages: &[String],
+    paths: &[String],
+    outs: &[StepOutput],
+) -> Result<NodeState, ObserveError> {
+    let host = h.transport.describe();
+    need(&host, "pvesh get /version", &outs[0])?;
+    let version =
+        obs::parse_version(outs[0].stdout.as_bytes()).map_err(|e| bad(&host, "/version", e))?;
+    if h.name.is_empty() {
+        need(&host, "pvesh get /nodes", &outs[1])?;
+        let v: serde_json::Value =
+            serde_json::from_str(&outs[1].stdout).map_err(|e| bad(&host, "/nodes", e))?;
+        let names: Vec<String> = v
+            .as_array()
+            .map(|a| a.iter().filter_map(|n| obs::text(n.get("node"))).collect())
+            .unwrap_or_default();
+        match names.as_slice() {
+            [one] => h.name = one.clone(),
+            _ => return Err(bad(&host, "/nodes", "the host is part of a cluster; set 'node:' under 'proxmox:' to the node name of this host")),
+        }
+    }
+    let name = h.name.clone();
+    let mut state = NodeState {
+        name: name.clone(),
+        version: Some(version),
+        ..NodeState::default()
+    };
+    need(&name, "pvesh get /nodes/{node}/qemu", &outs[2])?;
+    state.vms = obs::parse_node_vms(&name, outs[2].stdout.as_bytes())
+        .map_err(|e| bad(&name, "/qemu", e))?;
+    need(&name, "pvesh get /nodes/{node}/network", &outs[3])?;
+    state.bridges =
+        obs::parse_bridges(outs[3].stdout.as_bytes()).map_err(|e| bad(&name, "/network", e))?;
+    for (k, s) in storages.iter().enumerate() {
+        let o = &outs[4 + k];
+        // A missing storage is reported per VM by the planner.
+        if o.success() {
+            state.storages.insert(
+                s.clone(),
+                obs::parse_content(o.stdout.as_bytes())
+                    .map_err(|e| bad(&name, "storage content", e))?,
+            );
+        }
+    }
+    for (k, p) in paths.iter().enumerate() {
+        let o = &outs[4 + storages.len() + k];
+        if o.success() {
+            state
+                .image_paths
+                .insert(p.clone(), o.stdout.trim().to_string());
+        }
+    }
+    Ok(state)
 }
