@@ -495,3 +495,130 @@ fn a_command_past_its_timeout_is_ended_on_the_node_too() {
     assert!(vms_of(&bed, 202).is_none());
     assert!(vms_of(&bed, 201).is_some_and(|v| v["status"] == "running"));
 }
+
+#[test]
+fn a_pve_7_1_host_gets_the_classic_import_sequence() {
+    let bed = TestBed::start(
+        &exe(),
+        &["pve"],
+        &[
+            "--version",
+            "7.1.2",
+            "--image",
+            "local:iso/jammy-server-cloudimg-amd64.img:2G",
+            "--agent-ping-ms",
+            "50",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("test bed: {e}"));
+    let cfg = config(&bed, |t| t);
+    let c = cfg.to_str().expect("utf8");
+    let out = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // No import-from before 7.2: create, `qm importdisk` with the host path,
+    // then the reported volume attached as scsi0; `qm resize`, not `qm disk`.
+    let journal = journal_argv(&bed);
+    let of = |id: &str| -> Vec<String> {
+        journal
+            .iter()
+            .filter(|(a, _)| {
+                a.first().is_some_and(|p| p == "qm") && a.get(2).is_some_and(|x| x == id)
+            })
+            .map(|(a, _)| a[1].clone())
+            .collect()
+    };
+    assert_eq!(
+        of("201"),
+        ["create", "importdisk", "set", "resize", "start"]
+    );
+    assert!(!journal
+        .iter()
+        .any(|(a, _)| a.iter().any(|w| w.contains("import-from="))));
+    for id in [201, 202, 203] {
+        let v = vms_of(&bed, id).unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(v["status"], "running");
+        assert!(v["config"]["scsi0"].as_str().is_some_and(
+            |s| s.starts_with(&["local-lvm:vm-", &id.to_string(), "-disk-0"].concat())
+        ));
+        assert_eq!(v["config"]["boot"], "order=scsi0");
+    }
+    let again = pvefleet(&bed, &["apply", c, "--yes", "--output", "json"]);
+    let j: Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(j["changed"], false, "{}", text(&again));
+}
+
+#[test]
+fn clone_of_a_template_then_rerun_changes_nothing() {
+    let bed = bed(&["pve"]);
+    // The admin's template 9000, made from the image.
+    let path = bed.ssh(
+        "pve",
+        "pvesm path local:iso/jammy-server-cloudimg-amd64.img",
+    );
+    let path = String::from_utf8_lossy(&path.stdout).trim().to_string();
+    let make = bed.ssh(
+        "pve",
+        &[
+            "qm create 9000 --name ubuntu-tmpl --scsihw virtio-scsi-pci --scsi0 local-lvm:0,import-from=",
+            &path,
+            " --boot order=scsi0 && qm template 9000",
+        ]
+        .concat(),
+    );
+    assert!(
+        make.status.success(),
+        "{}",
+        String::from_utf8_lossy(&make.stderr)
+    );
+    let text_in = std::fs::read_to_string(examples().join("clone.yml")).expect("example");
+    let cfg = bed.dir.path().join("clone.yml");
+    std::fs::write(&cfg, text_in.replace("host: pve1.example.com", "host: pve")).expect("write");
+    let c = cfg.to_str().expect("utf8");
+    let out = pvefleet(&bed, &["apply", c, "--yes", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let j: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let vmid = |name: &str| {
+        j["vms"]
+            .as_array()
+            .and_then(|a| a.iter().find(|v| v["name"] == name))
+            .and_then(|v| v["vmid"].as_u64())
+            .unwrap_or_else(|| panic!("{name}: {j}"))
+    };
+    let journal = journal_argv(&bed);
+    for name in ["ci-runner-1", "ci-runner-2"] {
+        let id = vmid(name);
+        // A linked clone of 9000 (same storage), then its settings, then start.
+        assert!(
+            journal.iter().any(|(a, e)| *e == 0
+                && a[..]
+                    == [
+                        "qm",
+                        "clone",
+                        "9000",
+                        &id.to_string(),
+                        "--name",
+                        name,
+                        "--full",
+                        "0"
+                    ]),
+            "{name}: {journal:?}"
+        );
+        let v = vms_of(&bed, id).expect("vm");
+        assert_eq!(v["status"], "running");
+        assert!(v["config"]["scsi0"]
+            .as_str()
+            .is_some_and(|s| s.contains("parent=local-lvm:base-9000-disk-0")));
+        assert!(v["config"]["ipconfig0"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ip=192.168.50.")));
+    }
+    // The third VM comes from pvefleet's own image cache.
+    let third = vms_of(&bed, vmid("ci-runner-3")).expect("vm");
+    assert!(third["config"]["scsi0"]
+        .as_str()
+        .is_some_and(|s| s.contains("parent=")));
+    assert!(vms_of(&bed, 9000).is_some_and(|v| v["config"]["template"] == "1"));
+    let again = pvefleet(&bed, &["apply", c, "--yes", "--output", "json"]);
+    let j2: Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(j2["changed"], false, "{}", text(&again));
+}
