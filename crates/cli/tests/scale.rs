@@ -528,3 +528,27 @@ fn a_node_that_fails_its_reads_is_left_out_too() {
         .collect();
     assert_eq!(nodes, [(710, "pve1".to_string())]);
 }
+
+#[test]
+fn a_failed_cache_template_fails_its_clones_with_the_reason() {
+    let bed = bed(&["pve"]);
+    let cfg = fleet(&bed, "f.yml", "f", 2, "  disk_from: linked-clone\n", true);
+    bed.set_faults(r#"[{"match": "qm create", "nth": 1, "action": "fail", "exit": 255, "message": "unable to create VM 100 - no space left on device"}]"#);
+    let out = apply(&bed, &cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no space left on device"), "{stderr}");
+    let j = json(&out);
+    for v in j["vms"].as_array().cloned().unwrap_or_default() {
+        assert_eq!(v["result"], "failed", "{v}");
+        assert_eq!(v["error"], "the image cache template could not be prepared");
+    }
+    assert_eq!(bed.state()["vms"].as_array().map(Vec::len), Some(0));
+    // The fault fired once: the next run builds the template and converges.
+    let again = apply(&bed, &cfg);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

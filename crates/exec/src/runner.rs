@@ -503,11 +503,13 @@ impl Lane {
         }
         // What this VM depends on, done once for all that need it and
         // without a permit while waiting for it.
-        let mut ready = true;
+        let mut unready: Option<&str> = None;
         for &u in &vp.uploads {
-            ready &= self.upload(u).await;
+            if !self.upload(u).await {
+                unready = Some("the key file could not be written to the node");
+            }
         }
-        if let Some(p) = vp.prelude {
+        if let Some(p) = vp.prelude.filter(|_| unready.is_none()) {
             match self.prelude(p).await {
                 Some(actual) => {
                     let planned = self.pre.preludes.get(p).map(|(x, _)| x.vmid);
@@ -521,26 +523,23 @@ impl Lane {
                         }
                     }
                 }
-                None => ready = false,
+                None => unready = Some("the image cache template could not be prepared"),
             }
+        }
+        if let Some(why) = unready {
+            r.result = VmOutcome::Failed;
+            r.error = Some(why.into());
+            (self.report)(Event::Finished {
+                name: vp.name.clone(),
+                ok: false,
+            });
+            return (r, None);
         }
         let _held = self.permits.acquire().await;
         let started = Instant::now();
         (self.report)(Event::Started {
             name: vp.name.clone(),
         });
-        if !ready {
-            r.result = VmOutcome::Failed;
-            r.error = Some(
-                if vp.prelude.is_some() {
-                    "the image cache template could not be prepared"
-                } else {
-                    "the key file could not be written to the node"
-                }
-                .into(),
-            );
-            return (r, None);
-        }
         if let Err((msg, ours)) = self.run_steps(&mut vp).await {
             r.vmid = vp.vmid;
             r.result = VmOutcome::Failed;
