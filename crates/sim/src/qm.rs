@@ -474,6 +474,26 @@ fn storage_lock(cx: &Ctx, storage: &str) -> Result<std::fs::File, Failure> {
     Ok(lock)
 }
 
+/// Allocates a volume for `vmid` on `storage` of this node under the
+/// storage's allocation lock, as Proxmox's `vdisk_alloc` does.
+fn allocate_locked(
+    cx: &Ctx,
+    storage: &str,
+    vmid: u32,
+    bytes: u64,
+    cloudinit: bool,
+) -> Result<Volume, Failure> {
+    let _lock = storage_lock(cx, storage)?;
+    let root = cx.root.clone();
+    root.update(|st| allocate(&root, st, &cx.node, storage, vmid, bytes, cloudinit))
+}
+
+/// The progress line qemu-img prints when a copy of `bytes` is done.
+fn copied(cx: &mut Ctx, bytes: u64) {
+    let size = fmt_size(bytes);
+    cx.out(&["transferred ", &size, " of ", &size, " (100.00%)"].concat());
+}
+
 /// Sleeps for a copy of `bytes` at the storage's bandwidth; copies on one
 /// storage at once share it (modelled as taking turns on one disk).
 fn copy_time(cx: &Ctx, st: &State, storage: &str, bytes: u64) {
@@ -586,11 +606,7 @@ fn apply_drives(
                 bytes,
                 rest,
             } => {
-                let node = cx.node.clone();
-                let root = cx.root.clone();
-                let _alloc = storage_lock(cx, &storage)?;
-                let vol =
-                    root.update(|st| allocate(&root, st, &node, &storage, vmid, bytes, false))?;
+                let vol = allocate_locked(cx, &storage, vmid, bytes, false)?;
                 created.push(vol.volid());
                 let v = join_drive(&vol.volid(), &rest, Some(bytes));
                 cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
@@ -611,11 +627,7 @@ fn apply_drives(
                         .concat(),
                     ));
                 }
-                let node = cx.node.clone();
-                let root = cx.root.clone();
-                let _alloc = storage_lock(cx, &storage)?;
-                let vol =
-                    root.update(|st| allocate(&root, st, &node, &storage, vmid, 4 << 20, true))?;
+                let vol = allocate_locked(cx, &storage, vmid, 4 << 20, true)?;
                 created.push(vol.volid());
                 let v = [vol.volid().as_str(), ",media=cdrom"].concat();
                 cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
@@ -634,22 +646,9 @@ fn apply_drives(
                         ["import source vanished: ", &src_path.display().to_string()].concat(),
                     ));
                 }
-                let node = cx.node.clone();
-                let root = cx.root.clone();
-                let _alloc = storage_lock(cx, &storage)?;
-                let vol =
-                    root.update(|st| allocate(&root, st, &node, &storage, vmid, size, false))?;
+                let vol = allocate_locked(cx, &storage, vmid, size, false)?;
                 created.push(vol.volid());
-                cx.out(
-                    &[
-                        "transferred ",
-                        &fmt_size(size),
-                        " of ",
-                        &fmt_size(size),
-                        " (100.00%)",
-                    ]
-                    .concat(),
-                );
+                copied(cx, size);
                 let v = join_drive(&vol.volid(), &rest, Some(size));
                 cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
                 config.insert(key, v);
@@ -1016,19 +1015,9 @@ fn import_disk(cx: &mut Ctx, inv: &Invocation) -> R {
     drop(st);
     let root = cx.root.clone();
     let node = cx.node.clone();
-    let _alloc = storage_lock(cx, &storage)?;
-    let vol = root.update(|st| allocate(&root, st, &node, &storage, vmid, size, false))?;
+    let vol = allocate_locked(cx, &storage, vmid, size, false)?;
     cx.out(&["transferred 0.0 B of ", &fmt_size(size), " (0.00%)"].concat());
-    cx.out(
-        &[
-            "transferred ",
-            &fmt_size(size),
-            " of ",
-            &fmt_size(size),
-            " (100.00%)",
-        ]
-        .concat(),
-    );
+    copied(cx, size);
     if crate::faults::partial(cx) {
         return Err(Failure::die("copy failed: interrupted by signal"));
     }
@@ -1420,11 +1409,7 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
             };
             if source.volname.contains("cloudinit") {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
-                let root = cx.root.clone();
-                let node = cx.node.clone();
-                let _alloc = storage_lock(cx, &storage)?;
-                let nv =
-                    root.update(|st| allocate(&root, st, &node, &storage, newid, 4 << 20, true))?;
+                let nv = allocate_locked(cx, &storage, newid, 4 << 20, true)?;
                 config.insert(k.clone(), [nv.volid().as_str(), ",media=cdrom"].concat());
                 continue;
             }
@@ -1433,22 +1418,14 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
                 copy_time(cx, &st, &storage, source.size);
                 drop(st);
-                let root = cx.root.clone();
-                let node = cx.node.clone();
-                let _alloc = storage_lock(cx, &storage)?;
-                let nv = root
-                    .update(|st| allocate(&root, st, &node, &storage, newid, source.size, false))?;
+                let nv = allocate_locked(cx, &storage, newid, source.size, false)?;
                 cx.out(&["allocated target volume '", &nv.volid(), "'"].concat());
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
             } else {
                 cx.out(&["create linked clone of drive ", k, " (", &volid, ")"].concat());
                 drop(st);
-                let root = cx.root.clone();
-                let node = cx.node.clone();
                 let storage = source.storage.clone();
-                let _alloc = storage_lock(cx, &storage)?;
-                let nv = root
-                    .update(|st| allocate(&root, st, &node, &storage, newid, source.size, false))?;
+                let nv = allocate_locked(cx, &storage, newid, source.size, false)?;
                 let mut rest = rest.clone();
                 rest.push(("parent".into(), volid.clone()));
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
