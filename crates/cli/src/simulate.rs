@@ -20,11 +20,7 @@ pub fn ensure(desired: &Desired) -> Result<(PathBuf, PathBuf), String> {
     let bin = dir.join("bin");
     if !dir.join("state.json").exists() {
         let nodes = if desired.cluster {
-            desired
-                .nodes
-                .iter()
-                .filter_map(|n| n.name.clone())
-                .collect()
+            desired.node_names()
         } else {
             vec![desired
                 .nodes

@@ -101,6 +101,14 @@ fn json(o: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)))
 }
 
+/// The entry of VM `name` in an apply summary.
+fn vm_in(summary: &Value, name: &str) -> Value {
+    summary["vms"]
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["name"] == name).cloned())
+        .unwrap_or_else(|| panic!("{name} in {summary}"))
+}
+
 /// The argv of one journal row.
 fn argv_of(row: &Value) -> Vec<String> {
     row["argv"]
@@ -411,12 +419,7 @@ fn an_unreachable_node_leaves_the_others_to_converge() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("warning: node pve1"), "{stderr}");
     let j = json(&out);
-    let vm = |name: &str| {
-        j["vms"]
-            .as_array()
-            .and_then(|a| a.iter().find(|v| v["name"] == name).cloned())
-            .unwrap_or_else(|| panic!("{name} in {j}"))
-    };
+    let vm = |name: &str| vm_in(&j, name);
     assert_eq!(vm("u-0")["result"], "skipped");
     assert!(vm("u-0")["error"]
         .as_str()
@@ -506,14 +509,8 @@ fn a_node_that_fails_its_reads_is_left_out_too() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("warning: node pve2"), "{stderr}");
     let j = json(&out);
-    let result = |name: &str| {
-        j["vms"]
-            .as_array()
-            .and_then(|a| a.iter().find(|v| v["name"] == name))
-            .map(|v| v["result"].clone())
-    };
-    assert_eq!(result("r-0"), Some("ok".into()));
-    assert_eq!(result("r-1"), Some("skipped".into()));
+    assert_eq!(vm_in(&j, "r-0")["result"], "ok");
+    assert_eq!(vm_in(&j, "r-1")["result"], "skipped");
     let nodes: Vec<(u64, String)> = bed.state()["vms"]
         .as_array()
         .cloned()

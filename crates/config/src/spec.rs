@@ -14,6 +14,14 @@ pub struct Desired {
     pub vms: Vec<VmSpec>,
 }
 
+impl Desired {
+    /// The node names the file gives: every node of a cluster, the one of
+    /// `proxmox:` when it names one.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().filter_map(|n| n.name.clone()).collect()
+    }
+}
+
 /// How to reach one Proxmox node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeConn {

@@ -366,18 +366,8 @@ impl Transport {
         let (exit, stdout, stderr) = self.run_line(&line, None).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
-            let host = self.describe();
             // The shell itself failed (e.g. ssh exit 255 on a dropped connection).
-            let message = [
-                stderr.trim(),
-                " (exit ",
-                &exit
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "signal".into()),
-                ")",
-            ]
-            .concat();
-            return Err(TransportError::Disconnected { host, message });
+            return Err(self.lost(exit, &stderr));
         }
         Ok(outs)
     }
@@ -391,21 +381,21 @@ impl Transport {
         let (exit, stdout, stderr) = self.run_line(&line, None).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().any(|o| o.exit.is_none()) {
-            let message = [
-                stderr.trim(),
-                " (exit ",
-                &exit
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "signal".into()),
-                ")",
-            ]
-            .concat();
-            return Err(TransportError::Disconnected {
-                host: self.describe(),
-                message,
-            });
+            return Err(self.lost(exit, &stderr));
         }
         Ok(outs)
+    }
+
+    /// A line whose commands did not all report back: the connection or
+    /// the remote shell was lost, with what it said and how it ended.
+    fn lost(&self, exit: Option<i32>, stderr: &str) -> TransportError {
+        let how = exit
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "signal".into());
+        TransportError::Disconnected {
+            host: self.describe(),
+            message: [stderr.trim(), " (exit ", &how, ")"].concat(),
+        }
     }
 
     /// Runs one command.

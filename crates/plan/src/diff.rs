@@ -217,11 +217,7 @@ const COLD_KEYS: &[&str] = &[
 /// The node name each spec resolves to, before placement.
 fn node_names(desired: &Desired, observed: &Observed) -> Vec<String> {
     if desired.cluster {
-        desired
-            .nodes
-            .iter()
-            .filter_map(|n| n.name.clone())
-            .collect()
+        desired.node_names()
     } else {
         observed
             .nodes

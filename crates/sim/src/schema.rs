@@ -152,12 +152,7 @@ fn param_error(command: &str, lines: &[(String, String)]) -> Failure {
         s.push('\n');
     }
     s.push('\n');
-    s.push_str(&usage(command));
-    s.push('\n');
-    Failure {
-        stderr: s,
-        exit: 255,
-    }
+    with_usage(s, command)
 }
 
 fn getopt_error(command: &str, getopt: &str, what: &str) -> Failure {
@@ -166,10 +161,15 @@ fn getopt_error(command: &str, getopt: &str, what: &str) -> Failure {
     s.push_str("400 ");
     s.push_str(what);
     s.push('\n');
-    s.push_str(&usage(command));
-    s.push('\n');
+    with_usage(s, command)
+}
+
+/// A usage error: `message`, then the command's usage text (exit 255).
+fn with_usage(mut message: String, command: &str) -> Failure {
+    message.push_str(&usage(command));
+    message.push('\n');
     Failure {
-        stderr: s,
+        stderr: message,
         exit: 255,
     }
 }
