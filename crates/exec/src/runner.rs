@@ -87,6 +87,30 @@ pub struct VmResult {
     pub reboot_pending: Vec<String>,
 }
 
+impl VmResult {
+    /// The result before anything is sent: skipped for a conflict or a
+    /// planning error, else ok so far.
+    fn of(vp: &VmPlan) -> Self {
+        let skipped = matches!(vp.action, Action::Conflict | Action::Error);
+        Self {
+            name: vp.name.clone(),
+            vmid: vp.vmid,
+            node: vp.node.clone(),
+            action: vp.action,
+            result: if skipped {
+                VmOutcome::Skipped
+            } else {
+                VmOutcome::Ok
+            },
+            ip: None,
+            seconds: 0.0,
+            error: if skipped { vp.message.clone() } else { None },
+            rolled_back: false,
+            reboot_pending: vp.reboot_pending.clone(),
+        }
+    }
+}
+
 /// Callback for events.
 pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
 
@@ -484,21 +508,8 @@ impl Lane {
     /// waiting for a guest to boot costs the host nothing and must not keep
     /// other VMs waiting.
     async fn vm_steps(&self, mut vp: VmPlan) -> (VmResult, Option<VmPlan>) {
-        let mut r = VmResult {
-            name: vp.name.clone(),
-            vmid: vp.vmid,
-            node: vp.node.clone(),
-            action: vp.action,
-            result: VmOutcome::Ok,
-            ip: None,
-            seconds: 0.0,
-            error: None,
-            rolled_back: false,
-            reboot_pending: vp.reboot_pending.clone(),
-        };
-        if matches!(vp.action, Action::Conflict | Action::Error) {
-            r.result = VmOutcome::Skipped;
-            r.error = vp.message.clone();
+        let mut r = VmResult::of(&vp);
+        if r.result == VmOutcome::Skipped {
             return (r, None);
         }
         // What this VM depends on, done once for all that need it and
@@ -690,13 +701,19 @@ pub async fn apply(
             .or_default()
             .push((index, vp));
     }
+    let mut results = Vec::new();
     let mut nodes = tokio::task::JoinSet::new();
     for (node, vms) in by_node {
-        let Some(transport) = transports
-            .get(&node)
-            .cloned()
-            .or_else(|| transports.values().next().cloned())
-        else {
+        let Some(transport) = transports.get(&node).cloned() else {
+            // No connection of this run reaches the node: nothing is sent.
+            for (index, vp) in vms {
+                let mut r = VmResult::of(&vp);
+                if r.result == VmOutcome::Ok {
+                    r.result = VmOutcome::Failed;
+                    r.error = Some(["no connection to node ", &node].concat());
+                }
+                results.push((index, r));
+            }
             continue;
         };
         let lane = Arc::new(Lane {
@@ -710,7 +727,6 @@ pub async fn apply(
         });
         nodes.spawn(lane.node(vms));
     }
-    let mut results = Vec::new();
     while let Some(joined) = nodes.join_next().await {
         if let Ok(r) = joined {
             results.extend(r);
