@@ -242,6 +242,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
             let p = make_plan(&desired, &observed, reboot, &only);
             eprint!("{}", output::plan_human(&p));
             let changes = !p.is_converged();
+            let problems = p.has_problems();
             if changes && !yes {
                 if !std::io::stdin().is_terminal() {
                     eprintln!(
@@ -284,7 +285,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
                 parallel,
                 parallel_storage,
             };
-            let results = runner::apply(p.clone(), &transports, used, opts, reporter).await;
+            let results = runner::apply(p, &transports, used, opts, reporter).await;
             close(&handles).await;
             // Round trips per node, observation included.
             let round_trips: BTreeMap<&str, u64> = handles
@@ -297,7 +298,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
                     serde_json::json!({"changed": changes, "vms": results, "round_trips": round_trips})
                 ),
                 Output::Human => {
-                    if !changes && !p.has_problems() {
+                    if !changes && !problems {
                         println!("no changes");
                     }
                     print!("{}", output::results_human(&results));

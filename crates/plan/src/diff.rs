@@ -161,9 +161,6 @@ pub struct Plan {
     pub uploads: Vec<Upload>,
     /// Per-node preparation (image cache templates).
     pub preludes: Vec<Prelude>,
-    /// The base name of the private folders uploads go to, one per node
-    /// (see [`Upload::dir`]).
-    pub tmp_dir: String,
 }
 
 impl Plan {
@@ -190,7 +187,8 @@ pub struct PlanInput<'a> {
     pub desired: &'a Desired,
     /// The nodes.
     pub observed: &'a Observed,
-    /// Private folder for uploads on each node (`/tmp/pvefleet-<run id>`).
+    /// The base name of this run's private upload folders
+    /// (`/tmp/pvefleet-<run id>`; see [`Upload::dir`]).
     pub tmp_dir: &'a str,
     /// Add `qm reboot` for running VMs whose changes wait for a reboot.
     pub reboot: bool,
@@ -1204,10 +1202,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         used_ids,
         next_id: observed.next_id.unwrap_or(100),
         free_memory,
-        plan: Plan {
-            tmp_dir: input.tmp_dir.to_string(),
-            ..Plan::default()
-        },
+        plan: Plan::default(),
         cache: BTreeMap::new(),
     };
     for spec in &input.desired.vms {
