@@ -21,7 +21,7 @@
 //! `--no-original`, `--variant TEXT` (only rows whose variant contains
 //! TEXT), `--timeline`, `--pvefleet PATH`.
 
-use pvefleet_test_support::TestBed;
+use pvefleet_test_support::{argv_of, TestBed};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -180,20 +180,9 @@ struct Journal(Vec<(String, Vec<String>)>);
 impl Journal {
     fn read(bed: &TestBed) -> Self {
         Self(
-            bed.journal()
+            bed.journal_rows()
                 .iter()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .map(|j| {
-                    let argv = j["argv"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    (j["node"].as_str().unwrap_or("").to_string(), argv)
-                })
+                .map(|j| (j["node"].as_str().unwrap_or("").to_string(), argv_of(j)))
                 .collect(),
         )
     }
@@ -332,10 +321,7 @@ fn run_pvefleet(
         String::from_utf8_lossy(&out.stderr)
     );
     let j: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let trips: u64 = j["round_trips"]
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
+    let trips = round_trips(&j);
     let journal = Journal::read(&bed);
     if a.timeline {
         eprintln!("{}", timeline(&bed, wall));
@@ -372,6 +358,14 @@ fn run_pvefleet(
     }
 }
 
+/// The round trips an apply summary reports, all nodes together.
+fn round_trips(summary: &Value) -> u64 {
+    summary["round_trips"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0)
+}
+
 /// Applies the same file again: nothing may change. Its wall time, the
 /// invocations it made (all reads) and its round trips.
 fn rerun(bed: &TestBed, cmd: &Command) -> (f64, usize, u64) {
@@ -384,10 +378,7 @@ fn rerun(bed: &TestBed, cmd: &Command) -> (f64, usize, u64) {
         "the re-run changed something: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let trips = j["round_trips"]
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
+    let trips = round_trips(&j);
     (wall, bed.journal().len() - before, trips)
 }
 
@@ -395,18 +386,13 @@ fn rerun(bed: &TestBed, cmd: &Command) -> (f64, usize, u64) {
 /// invocations (seconds since the first).
 fn timeline(bed: &TestBed, wall: f64) -> String {
     let rows: Vec<(u64, u64, String)> = bed
-        .journal()
+        .journal_rows()
         .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .map(|j| {
-            let argv: Vec<&str> = j["argv"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
             (
                 j["start_ms"].as_u64().unwrap_or(0),
                 j["end_ms"].as_u64().unwrap_or(0),
-                argv.join(" "),
+                argv_of(j).join(" "),
             )
         })
         .collect();

@@ -1,7 +1,7 @@
 //! End to end: the real pvefleet binary against pve-sim behind real OpenSSH
 //! sshd processes on loopback.
 
-use pvefleet_test_support::TestBed;
+use pvefleet_test_support::{argv_of, TestBed};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -68,22 +68,9 @@ fn vms(bed: &TestBed) -> Vec<Value> {
 }
 
 fn journal_argv(bed: &TestBed) -> Vec<(Vec<String>, i64)> {
-    bed.journal()
+    bed.journal_rows()
         .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|j| {
-            (
-                j["argv"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                j["exit"].as_i64().unwrap_or(-1),
-            )
-        })
+        .map(|j| (argv_of(j), j["exit"].as_i64().unwrap_or(-1)))
         .collect()
 }
 

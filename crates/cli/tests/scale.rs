@@ -1,7 +1,7 @@
 //! Invocation and round-trip counts, concurrent VM id allocation and the
 //! image cache, end to end over real sshd (counts, not timings).
 
-use pvefleet_test_support::TestBed;
+use pvefleet_test_support::{argv_of, TestBed};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -78,14 +78,6 @@ fn cluster_fleet(
     path
 }
 
-/// The journal, one JSON object per invocation.
-fn journal_rows(bed: &TestBed) -> Vec<Value> {
-    bed.journal()
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn apply(bed: &TestBed, cfg: &Path) -> Output {
     Command::new(exe())
         .arg("apply")
@@ -109,21 +101,9 @@ fn vm_in(summary: &Value, name: &str) -> Value {
         .unwrap_or_else(|| panic!("{name} in {summary}"))
 }
 
-/// The argv of one journal row.
-fn argv_of(row: &Value) -> Vec<String> {
-    row["argv"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The argv of every invocation in the journal.
 fn journal(bed: &TestBed) -> Vec<Vec<String>> {
-    journal_rows(bed).iter().map(argv_of).collect()
+    bed.journal_rows().iter().map(argv_of).collect()
 }
 
 fn is_read(a: &[String]) -> bool {
@@ -293,7 +273,7 @@ fn a_slow_node_does_not_hold_up_the_others() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows = journal_rows(&bed);
+    let rows = bed.journal_rows();
     let argv = argv_of;
     let creates: Vec<&Value> = rows
         .iter()
@@ -380,7 +360,7 @@ fn a_shared_storage_bounds_allocations_across_nodes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows = journal_rows(&bed);
+    let rows = bed.journal_rows();
     let verb = |r: &Value| r["argv"][1].as_str().unwrap_or("").to_string();
     let qm: Vec<&Value> = rows.iter().filter(|r| r["argv"][0] == "qm").collect();
     let allocating: Vec<&Value> = qm

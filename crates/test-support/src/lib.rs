@@ -279,6 +279,15 @@ impl TestBed {
         }
     }
 
+    /// The journal, one JSON object per invocation (`node`, `argv`,
+    /// `start_ms`, `end_ms`, `exit`).
+    pub fn journal_rows(&self) -> Vec<serde_json::Value> {
+        self.journal()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// The journal lines as raw JSON text.
     pub fn journal(&self) -> Vec<String> {
         std::fs::read_to_string(self.root.join("journal.jsonl"))
@@ -306,4 +315,16 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// The argv of one journal row of [`TestBed::journal_rows`].
+pub fn argv_of(row: &serde_json::Value) -> Vec<String> {
+    row["argv"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
