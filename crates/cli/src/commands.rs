@@ -5,11 +5,10 @@ use crate::output;
 use crate::ExitStatus;
 use pvefleet_config::{ConfigReport, Desired};
 use pvefleet_exec::observe::{observe, NodeHandle};
-use pvefleet_exec::transport::{Transport, TransportError};
-use pvefleet_exec::{runner, ApplyOptions, Event};
+use pvefleet_exec::transport::TransportError;
+use pvefleet_exec::{runner, ApplyOptions, Event, Reporter, Transports};
 use pvefleet_model::{Command, Qm, VmId};
-use pvefleet_plan::diff::CACHE_TAG;
-use pvefleet_plan::{plan, Action, Observed, Plan, PlanInput};
+use pvefleet_plan::{plan, read_plan, Action, Observed, Plan, PlanInput, CACHE_TAG};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -46,13 +45,6 @@ fn load(file: &str) -> Result<Desired, ExitStatus> {
         );
         ExitStatus::Invalid
     })
-}
-
-/// The private folder of this run's uploads on each node.
-fn upload_dir() -> String {
-    let mut s = String::from("/tmp/pvefleet-");
-    s.extend(std::iter::repeat_with(fastrand::lowercase).take(12));
-    s
 }
 
 /// Connects to every node at once. A refused host key stops everything
@@ -120,7 +112,7 @@ async fn observe_nodes(
     let unreachable = connect_all(desired, &handles).await?;
     // The first handle reads the cluster for all: make it one that answered.
     handles.retain(|h| !unreachable.contains_key(&h.name));
-    let mut observed = observe(desired, &mut handles, parallel)
+    let mut observed = observe(&read_plan(desired), &mut handles, parallel)
         .await
         .map_err(|e| {
             eprintln!("error: reading the nodes failed: {e}");
@@ -146,11 +138,9 @@ async fn load_and_observe(
 }
 
 fn make_plan(desired: &Desired, observed: &Observed, reboot: bool, only: &[String]) -> Plan {
-    let tmp = upload_dir();
     plan(PlanInput {
         desired,
         observed,
-        tmp_dir: &tmp,
         reboot,
         only,
     })
@@ -257,7 +247,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
                     return ExitStatus::Ok;
                 }
             }
-            let transports: BTreeMap<String, Arc<Transport>> = handles
+            let transports: Transports = handles
                 .iter()
                 .map(|h| (h.name.clone(), h.transport.clone()))
                 .collect();
@@ -269,7 +259,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
                 .chain(p.preludes.iter().map(|x| x.vmid.get()))
                 .collect();
             let verbose = std::env::var_os("PVEFLEET_VERBOSE").is_some();
-            let reporter: runner::Reporter = Arc::new(move |e: Event| match e {
+            let reporter: Arc<dyn Reporter> = Arc::new(move |e: Event| match e {
                 Event::Note { name, message } => eprintln!("{name}: {message}"),
                 Event::Command { name, line } if verbose => eprintln!("{name}: $ {line}"),
                 Event::Finished { name, ok } => {
@@ -348,7 +338,10 @@ async fn status(file: &str, target: &Target, output: Output) -> ExitStatus {
         let mut ip = None;
         if running && managed {
             if let (Some(t), Some(id)) = (handles.iter().find(|h| h.name == v.node), v.vmid) {
-                ip = runner::probe_ip(&t.transport, id).await.ok().flatten();
+                ip = runner::probe_ip(t.transport.as_ref(), id)
+                    .await
+                    .ok()
+                    .flatten();
             }
         }
         let mut drift: Vec<String> = v.changes.iter().map(|c| c.key.clone()).collect();
@@ -468,9 +461,9 @@ async fn destroy(
     for spec in desired
         .vms
         .iter()
-        .filter(|s| pvefleet_plan::diff::selected(s, only))
+        .filter(|s| pvefleet_plan::selected(s, only))
     {
-        match pvefleet_plan::diff::find_existing(spec, &observed) {
+        match pvefleet_plan::find_existing(spec, &observed) {
             None => eprintln!("{}: does not exist", spec.name),
             Some(vm) if !vm.tags.iter().any(|t| t == pvefleet_model::OWNER_TAG) => {
                 eprintln!("{}: refusing to destroy VM {} on {}: it is not managed by pvefleet (no '{}' tag)", spec.name, vm.vmid, vm.node, pvefleet_model::OWNER_TAG);

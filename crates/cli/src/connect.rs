@@ -3,7 +3,7 @@
 use crate::args::Target;
 use pvefleet_config::Desired;
 use pvefleet_exec::observe::NodeHandle;
-use pvefleet_exec::transport::{SshOptions, Transport};
+use pvefleet_exec::transport::{LocalTransport, SshOptions, SshTransport, Transport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,13 +22,10 @@ pub fn handles(
     let mut out = Vec::new();
     for n in &desired.nodes {
         let name = n.name.clone().unwrap_or_default();
-        let mut t = if let Some((root, bin)) = &sim {
+        let t: Arc<dyn Transport> = if let Some((root, bin)) = &sim {
             let mut env = BTreeMap::new();
             let path = std::env::var("PATH").unwrap_or_default();
-            env.insert(
-                "PATH".to_string(),
-                [bin.display().to_string(), ":".into(), path].concat(),
-            );
+            env.insert("PATH".to_string(), format!("{}:{path}", bin.display()));
             env.insert("PVE_SIM_ROOT".to_string(), root.display().to_string());
             let node = if desired.cluster {
                 name.clone()
@@ -36,22 +33,24 @@ pub fn handles(
                 n.name.clone().unwrap_or_else(|| "pve".into())
             };
             env.insert("PVE_SIM_NODE".to_string(), node);
-            Transport::local(env, parallel.max(1))
+            let mut t = LocalTransport::new(env, parallel.max(1));
+            t.command_timeout = target.command_timeout;
+            Arc::new(t)
         } else if n.host == "local" {
-            Transport::local(BTreeMap::new(), parallel.max(1))
+            let mut t = LocalTransport::new(BTreeMap::new(), parallel.max(1));
+            t.command_timeout = target.command_timeout;
+            Arc::new(t)
         } else {
             let options = SshOptions {
                 config_file: target.ssh_config.clone(),
                 accept_new_host_key: target.accept_new_host_key,
                 connect_timeout: Duration::from_secs(target.connect_timeout),
             };
-            Transport::ssh(&n.host, n.user.as_deref(), n.port, options, parallel)
+            let mut t = SshTransport::new(&n.host, n.user.as_deref(), n.port, options, parallel);
+            t.command_timeout = target.command_timeout;
+            Arc::new(t)
         };
-        t.command_timeout = target.command_timeout;
-        out.push(NodeHandle {
-            name,
-            transport: Arc::new(t),
-        });
+        out.push(NodeHandle { name, transport: t });
     }
     Ok(out)
 }

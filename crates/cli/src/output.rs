@@ -1,42 +1,28 @@
 //! Rendering plans and results for people and for JSON.
 
-use pvefleet_exec::VmResult;
-use pvefleet_plan::{Action, Plan};
+use pvefleet_exec::{VmOutcome, VmResult};
+use pvefleet_plan::{Action, Plan, VmPlan};
 use serde_json::json;
 
-fn action_name(a: Action) -> &'static str {
-    match a {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::None => "none",
-        Action::Conflict => "conflict",
-        Action::Error => "error",
-    }
-}
-
-/// The commands of one VM, uploads first, as they would be sent.
-pub fn vm_commands(plan: &Plan, i: usize) -> Vec<String> {
-    let vp = &plan.vms[i];
+/// The commands of one VM, uploads first, as they would be sent (inputs
+/// known only at run time shown as placeholders).
+pub fn vm_commands(plan: &Plan, vp: &VmPlan) -> Vec<String> {
     let mut out: Vec<String> = vp
         .uploads
         .iter()
         .filter_map(|u| plan.uploads.get(*u))
         .map(|u| {
             let keys = u.content.lines().count();
-            [
-                "upload ",
-                &u.path,
-                " (mode 0600, ",
-                &keys.to_string(),
-                " ssh key(s))",
-            ]
-            .concat()
+            format!(
+                "upload <upload-dir>/{} (mode 0600, {keys} ssh key(s))",
+                u.file_name
+            )
         })
         .collect();
     if let Some(p) = vp.prelude.and_then(|p| plan.preludes.get(p)) {
-        out.extend(p.steps.iter().map(|s| s.command.redacted()));
+        out.extend(p.steps.iter().map(|s| s.display(&plan.uploads)));
     }
-    out.extend(vp.steps.iter().map(|s| s.command.redacted()));
+    out.extend(vp.steps.iter().map(|s| s.display(&plan.uploads)));
     out
 }
 
@@ -45,11 +31,18 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
     let vms: Vec<_> = plan
         .vms
         .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let mut o = json!({"vmid": v.vmid, "name": v.name, "node": v.node, "action": action_name(v.action), "commands": vm_commands(plan, i)});
-            if let Some(m) = &v.message {
-                o["message"] = json!(m);
+        .map(|v| {
+            let mut o = json!({"vmid": v.vmid, "name": v.name, "node": v.node, "action": v.action.name(), "commands": vm_commands(plan, v)});
+            if let Some(p) = &v.problem {
+                o["message"] = json!(p.to_string());
+                o["code"] = json!(p.code());
+            }
+            if !v.notes.is_empty() {
+                o["notes"] = v
+                    .notes
+                    .iter()
+                    .map(|n| json!({"code": n.code(), "message": n.to_string()}))
+                    .collect();
             }
             if !v.changes.is_empty() {
                 o["changes"] = json!(v.changes);
@@ -66,7 +59,7 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
 /// The plan for people: `+ create`, `~ change`, `! conflict`.
 pub fn plan_human(plan: &Plan) -> String {
     let mut s = String::new();
-    for (i, v) in plan.vms.iter().enumerate() {
+    for v in &plan.vms {
         let id = v.vmid.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
         let (mark, what) = match v.action {
             Action::Create => ("+", "create"),
@@ -75,41 +68,32 @@ pub fn plan_human(plan: &Plan) -> String {
             Action::Conflict => ("!", "conflict"),
             Action::Error => ("!", "error"),
         };
-        s.push_str(
-            &[
-                mark, " ", &v.name, " (vmid ", &id, ", node ", &v.node, "): ", what, "\n",
-            ]
-            .concat(),
-        );
-        if let Some(m) = &v.message {
-            s.push_str(&["    ", m, "\n"].concat());
+        s.push_str(&format!(
+            "{mark} {} (vmid {id}, node {}): {what}\n",
+            v.name, v.node
+        ));
+        if let Some(p) = &v.problem {
+            s.push_str(&format!("    {p}\n"));
+        }
+        for n in &v.notes {
+            s.push_str(&format!("    {n}\n"));
         }
         for c in &v.changes {
-            s.push_str(
-                &[
-                    "    ",
-                    &c.key,
-                    ": ",
-                    c.from.as_deref().unwrap_or("-"),
-                    " -> ",
-                    c.to.as_deref().unwrap_or("-"),
-                    "\n",
-                ]
-                .concat(),
-            );
+            s.push_str(&format!(
+                "    {}: {} -> {}\n",
+                c.key,
+                c.from.as_deref().unwrap_or("-"),
+                c.to.as_deref().unwrap_or("-")
+            ));
         }
         if !v.reboot_pending.is_empty() {
-            s.push_str(
-                &[
-                    "    takes effect after a reboot: ",
-                    &v.reboot_pending.join(", "),
-                    " (use --reboot)\n",
-                ]
-                .concat(),
-            );
+            s.push_str(&format!(
+                "    takes effect after a reboot: {} (use --reboot)\n",
+                v.reboot_pending.join(", ")
+            ));
         }
-        for c in vm_commands(plan, i) {
-            s.push_str(&["    $ ", &c, "\n"].concat());
+        for c in vm_commands(plan, v) {
+            s.push_str(&format!("    $ {c}\n"));
         }
     }
     if plan.is_converged() && !plan.has_problems() {
@@ -127,40 +111,29 @@ pub fn results_human(results: &[VmResult]) -> String {
     for r in results {
         let id = r.vmid.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
         let result = match r.result {
-            pvefleet_exec::VmOutcome::Ok => "ok",
-            pvefleet_exec::VmOutcome::Failed => "FAILED",
-            pvefleet_exec::VmOutcome::Skipped => "skipped",
+            VmOutcome::Ok => "ok",
+            VmOutcome::Failed => "FAILED",
+            VmOutcome::Skipped => "skipped",
         };
         s.push_str(&format!(
             "{:>9}  {:<20} {:<10} {:<9} {:<8} {:<16} {:>7.1}\n",
             id,
             r.name,
             r.node,
-            action_name(r.action),
+            r.action.name(),
             result,
             r.ip.as_deref().unwrap_or("-"),
             r.seconds
         ));
         if let Some(e) = &r.error {
-            s.push_str(
-                &[
-                    "           ",
-                    e,
-                    if r.rolled_back { " (rolled back)" } else { "" },
-                    "\n",
-                ]
-                .concat(),
-            );
+            let rolled = if r.rolled_back { " (rolled back)" } else { "" };
+            s.push_str(&format!("           {e}{rolled}\n"));
         }
         if !r.reboot_pending.is_empty() {
-            s.push_str(
-                &[
-                    "           waits for a reboot: ",
-                    &r.reboot_pending.join(", "),
-                    " (apply --reboot)\n",
-                ]
-                .concat(),
-            );
+            s.push_str(&format!(
+                "           waits for a reboot: {} (apply --reboot)\n",
+                r.reboot_pending.join(", ")
+            ));
         }
     }
     s

@@ -1,7 +1,7 @@
 //! sshd refuses sessions beyond `MaxSessions` per connection; such a refused
 //! session ran nothing, so the transport opens it again.
 
-use pvefleet_exec::transport::{SshOptions, Transport};
+use pvefleet_exec::transport::{SshOptions, SshTransport, Transport};
 use pvefleet_test_support::TestBed;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ async fn refused_sessions_are_opened_again() {
         accept_new_host_key: false,
         connect_timeout: Duration::from_secs(10),
     };
-    let t = Arc::new(Transport::ssh("pve", None, None, options, 6));
+    let t: Arc<dyn Transport> = Arc::new(SshTransport::new("pve", None, None, options, 6));
     t.connect().await.expect("connect");
     let tasks: Vec<_> = (0..6)
         .map(|i| {

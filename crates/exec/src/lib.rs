@@ -1,13 +1,16 @@
 //! Execution: how argv reaches a node ([`transport`]), how several commands
-//! share one round trip ([`script`]), how the nodes are read ([`observe`])
-//! and how a plan is applied ([`runner`]).
+//! share one round trip ([`script`]), how the nodes are read ([`observe`]),
+//! how a plan is applied ([`runner`]) and what a run reports ([`event`]).
 //!
-//! This is the only crate (with the CLI) that spawns processes or connects.
+//! With the emulator's own binary and the CLI, this is the only crate that
+//! spawns processes or connects.
 
+pub mod event;
 pub mod observe;
 pub mod runner;
 pub mod script;
 pub mod transport;
 
-pub use runner::{ApplyOptions, Event, VmOutcome, VmResult};
+pub use event::{Event, Reporter, VmOutcome, VmResult};
+pub use runner::{ApplyOptions, Transports};
 pub use transport::{Transport, TransportError};

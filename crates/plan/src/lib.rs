@@ -1,12 +1,29 @@
 //! The planner: what is on the nodes ([`observed`]) against what the file
 //! asks for ([`pvefleet_config::Desired`]) gives a [`Plan`] of typed commands.
 //!
-//! Everything here is pure: the executor fetches pvesh JSON and hands the
-//! bytes to [`observed`]; [`diff::plan`] is a function of its inputs.
+//! Everything here is pure: the executor runs the reads of [`reads`] and
+//! hands the answers to [`observed`]; [`diff::plan`] is a function of its
+//! inputs.
 
+pub mod cache;
+pub mod create;
 pub mod diff;
+pub mod ids;
+pub mod lookup;
 pub mod observed;
 pub mod options;
+pub mod placement;
+pub mod problem;
+pub mod reads;
+pub mod types;
+pub mod update;
 
-pub use diff::{plan, Action, Check, Plan, PlanInput, Step, Upload, VmPlan};
+pub use diff::{plan, PlanInput};
+pub use lookup::{find_existing, selected};
 pub use observed::{ClusterVm, NodeState, Observed, PveVersion, VmConfig};
+pub use problem::{PlanNote, PlanProblem};
+pub use reads::{read_plan, NodeReads, Read, ReadPlan};
+pub use types::{
+    Action, Change, Check, InputSource, Plan, Prelude, Step, StepInput, StorageLock, Upload,
+    VmPlan, CACHE_TAG,
+};

@@ -33,10 +33,7 @@ pub fn ipconfig0(spec: &VmSpec) -> Option<String> {
             prefix,
             gateway,
         }) => {
-            p = p.with(
-                "ip",
-                [address.to_string(), "/".into(), prefix.to_string()].concat(),
-            );
+            p = p.with("ip", format!("{address}/{prefix}"));
             if let Some(gw) = gateway {
                 p = p.with("gw", gw.to_string());
             }
@@ -51,10 +48,7 @@ pub fn ipconfig0(spec: &VmSpec) -> Option<String> {
             prefix,
             gateway,
         }) => {
-            p = p.with(
-                "ip6",
-                [address.to_string(), "/".into(), prefix.to_string()].concat(),
-            );
+            p = p.with("ip6", format!("{address}/{prefix}"));
             if let Some(gw) = gateway {
                 p = p.with("gw6", gw.to_string());
             }
@@ -77,7 +71,7 @@ pub fn tags(spec: &VmSpec) -> String {
 /// The description: the user's text, then the ownership line.
 pub fn description(spec: &VmSpec) -> String {
     match &spec.description {
-        Some(d) if !d.trim().is_empty() => [d.trim_end(), "\n", OWNER_DESCRIPTION_LINE].concat(),
+        Some(d) if !d.trim().is_empty() => format!("{}\n{OWNER_DESCRIPTION_LINE}", d.trim_end()),
         _ => OWNER_DESCRIPTION_LINE.to_string(),
     }
 }
@@ -135,10 +129,9 @@ pub fn managed_values(spec: &VmSpec) -> Vec<(&'static str, Option<String>)> {
     ]
 }
 
-/// Hardware and cloud-init options shared by create and clone+set.
-///
-/// `keys_path` is the host path of the uploaded SSH keys file.
-pub fn common_options(spec: &VmSpec, keys_path: Option<&str>, o: &mut QmOptions) {
+/// Hardware and cloud-init options shared by create and clone+set (the
+/// SSH keys file's path is a step input, known at run time).
+pub fn common_options(spec: &VmSpec, o: &mut QmOptions) {
     o.push("name", &spec.name);
     o.push("memory", spec.memory.to_string());
     o.push("cores", spec.cores.to_string());
@@ -164,9 +157,6 @@ pub fn common_options(spec: &VmSpec, keys_path: Option<&str>, o: &mut QmOptions)
     }
     if let Some(pw) = &spec.password {
         o.push("cipassword", pw);
-    }
-    if let Some(p) = keys_path {
-        o.push("sshkeys", p);
     }
     o.push("tags", tags(spec));
     o.push("description", description(spec));

@@ -2,7 +2,7 @@
 //! counting VMs placed earlier in the same plan.
 
 use pvefleet_plan::observed::{NodeState, Observed, PveVersion, Volume};
-use pvefleet_plan::{plan, Action, PlanInput};
+use pvefleet_plan::{plan, Action, PlanInput, PlanProblem};
 
 fn node(name: &str, free_gib: i64, has_image: bool) -> NodeState {
     let mut n = NodeState {
@@ -34,7 +34,6 @@ fn plan_of(desired: &pvefleet_config::Desired, observed: &Observed) -> pvefleet_
     plan(PlanInput {
         desired,
         observed,
-        tmp_dir: "/tmp/pvefleet-x",
         reboot: false,
         only: &[],
     })
@@ -98,14 +97,7 @@ fn auto_without_an_image_anywhere_is_a_plan_error() {
     };
     let p = plan_of(&desired, &observed);
     assert_eq!(p.vms[0].action, Action::Error);
-    assert!(
-        p.vms[0]
-            .message
-            .as_deref()
-            .is_some_and(|m| m.contains("no online node")),
-        "{:?}",
-        p.vms[0].message
-    );
+    assert_eq!(p.vms[0].problem, Some(PlanProblem::NoEligibleNode));
 }
 
 #[test]
@@ -132,12 +124,12 @@ fn an_unreachable_node_gets_nothing_planned() {
     let a = &p.vms[0];
     assert_eq!(a.action, Action::Error);
     assert!(a.steps.is_empty());
-    assert!(
-        a.message
-            .as_deref()
-            .is_some_and(|m| m.contains("pve2 could not be reached (connection refused)")),
-        "{:?}",
-        a.message
+    assert_eq!(
+        a.problem,
+        Some(PlanProblem::NodeUnreachable {
+            node: "pve2".into(),
+            reason: "connection refused".into()
+        })
     );
     assert_eq!(
         (p.vms[1].node.as_str(), p.vms[1].action),

@@ -1,0 +1,117 @@
+//! What the SSH and local transports share: they send one shell line per
+//! round trip ([`ShellLine`]), and every [`Transport`] operation is built
+//! from such lines here.
+
+use super::{StepOutput, Transport, TransportError};
+use crate::script::{batch_line, concurrent_line, parse_batch};
+use pvefleet_model::shell::quote_argv;
+
+/// A transport that runs one `/bin/sh` line per round trip.
+#[async_trait::async_trait]
+pub trait ShellLine: Send + Sync {
+    /// Where the lines go, for messages.
+    fn destination(&self) -> String;
+
+    /// Seconds a single command may run on the node.
+    fn command_timeout(&self) -> u64;
+
+    /// Lines sent so far.
+    fn lines_sent(&self) -> u64;
+
+    /// Opens the connection (nothing for a local shell).
+    async fn open(&self) -> Result<(), TransportError>;
+
+    /// Runs `line` with `stdin`; returns the shell's exit status, stdout and
+    /// stderr.
+    async fn run_line(
+        &self,
+        line: &str,
+        stdin: Option<&str>,
+    ) -> Result<(Option<i32>, String, String), TransportError>;
+
+    /// Closes the connection.
+    async fn shut(&self);
+}
+
+/// A line whose commands did not all report back: the connection or the
+/// remote shell was lost, with what it said and how it ended.
+fn lost(host: String, exit: Option<i32>, stderr: &str) -> TransportError {
+    let how = exit
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "signal".into());
+    TransportError::Disconnected {
+        host,
+        message: format!("{} (exit {how})", stderr.trim()),
+    }
+}
+
+#[async_trait::async_trait]
+impl<T: ShellLine> Transport for T {
+    fn describe(&self) -> String {
+        self.destination()
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.lines_sent()
+    }
+
+    async fn connect(&self) -> Result<(), TransportError> {
+        self.open().await
+    }
+
+    async fn run_batch(
+        &self,
+        argvs: &[Vec<String>],
+        stop_on_error: bool,
+    ) -> Result<Vec<StepOutput>, TransportError> {
+        let line = batch_line(argvs, stop_on_error, self.command_timeout())?;
+        let (exit, stdout, stderr) = self.run_line(&line, None).await?;
+        let outs = parse_batch(&stdout, &stderr, argvs.len());
+        if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
+            // The shell itself failed (e.g. ssh exit 255 on a dropped connection).
+            return Err(lost(self.destination(), exit, &stderr));
+        }
+        Ok(outs)
+    }
+
+    async fn run_concurrent(
+        &self,
+        argvs: &[Vec<String>],
+    ) -> Result<Vec<StepOutput>, TransportError> {
+        let line = concurrent_line(argvs, self.command_timeout())?;
+        let (exit, stdout, stderr) = self.run_line(&line, None).await?;
+        let outs = parse_batch(&stdout, &stderr, argvs.len());
+        if outs.iter().any(|o| o.exit.is_none()) {
+            return Err(lost(self.destination(), exit, &stderr));
+        }
+        Ok(outs)
+    }
+
+    async fn upload(&self, dir: &str, path: &str, content: &str) -> Result<(), TransportError> {
+        let qdir = quote_argv(&[dir])?;
+        let qpath = quote_argv(&[path])?;
+        let line = format!(
+            "umask 077; mkdir -m 700 {qdir} 2>/dev/null; [ -d {qdir} ] && [ ! -L {qdir} ] && [ -O {qdir} ] && cat > {qpath}"
+        );
+        let (exit, _, stderr) = self.run_line(&line, Some(content)).await?;
+        if exit == Some(0) {
+            Ok(())
+        } else {
+            Err(TransportError::Io(format!(
+                "cannot write {path} on {}: {}",
+                self.destination(),
+                stderr.trim()
+            )))
+        }
+    }
+
+    async fn remove_dir(&self, dir: &str) {
+        if let Ok(q) = quote_argv(&["rm", "-rf", "--", dir]) {
+            let _ = self.run_line(&q, None).await;
+        }
+    }
+
+    async fn close(&self) {
+        self.shut().await;
+    }
+}

@@ -1,0 +1,288 @@
+//! Creating a VM: one `qm create` that imports the image (PVE ≥ 7.2), the
+//! classic create + importdisk + set sequence before that, or a clone of a
+//! template (the admin's, or pvefleet's image cache) plus one `qm set`;
+//! then a resize only when the disk must grow, then the start.
+
+use crate::diff::Planner;
+use crate::lookup::{clone_ref_text, find_template};
+use crate::observed::{NodeState, PveVersion};
+use crate::options;
+use crate::problem::PlanProblem;
+use crate::types::{Action, Check, InputSource, Step, VmPlan};
+use crate::update::boot_disk;
+use pvefleet_config::{CloneRef, DiskFrom, DiskSource, ImageRef, VmSpec};
+use pvefleet_model::size::format_size;
+use pvefleet_model::{Command, Qm, QmOptions, VmId};
+
+/// What a clone is made from and how.
+struct CloneFrom {
+    template: VmId,
+    full: bool,
+    storage: Option<String>,
+    add_cloudinit: bool,
+}
+
+impl Planner<'_> {
+    /// The index of the upload of the spec's SSH keys to `node`, recorded
+    /// in `vp`; `None` without keys.
+    pub(crate) fn keys_upload(
+        &mut self,
+        spec: &VmSpec,
+        node: &str,
+        vp: &mut VmPlan,
+    ) -> Option<usize> {
+        let text = options::ssh_keys_text(spec)?;
+        let i = self.upload(node, text);
+        if !vp.uploads.contains(&i) {
+            vp.uploads.push(i);
+        }
+        Some(i)
+    }
+
+    /// The version of the node a VM is created on, when supported.
+    fn create_version(&self, node: &NodeState) -> Result<PveVersion, PlanProblem> {
+        let version = node.version.ok_or_else(|| PlanProblem::UnknownVersion {
+            node: node.name.clone(),
+        })?;
+        if !version.at_least(7, 0) {
+            return Err(PlanProblem::UnsupportedVersion {
+                node: node.name.clone(),
+                version: version.to_string(),
+            });
+        }
+        Ok(version)
+    }
+
+    /// Plans the creation of a VM that does not exist.
+    pub(crate) fn create(&mut self, spec: &VmSpec, vp: &mut VmPlan) -> Result<(), PlanProblem> {
+        let node = self
+            .node_state(&vp.node)
+            .ok_or_else(|| PlanProblem::NodeNotObserved {
+                node: vp.node.clone(),
+            })?;
+        let version = self.create_version(node)?;
+        self.check_bridge(spec, &vp.node)?;
+        let vmid = match vp.vmid {
+            Some(id) => id,
+            None => {
+                vp.vmid_allocated = true;
+                self.ids.allocate().ok_or(PlanProblem::NoFreeVmid)?
+            }
+        };
+        vp.vmid = Some(vmid);
+        let keys = self.keys_upload(spec, &node.name, vp);
+        let mut system_disk = "scsi0".to_string();
+        let mut grow = spec.disk;
+        match &spec.source {
+            DiskSource::Image(img) if spec.disk_from == DiskFrom::Import => {
+                let src = self.import_source(img, node, version)?;
+                vp.steps
+                    .extend(import_steps(spec, vmid, &src, keys, version));
+            }
+            DiskSource::Image(img) => {
+                let (prelude, template) = self.cache_template(img, spec, node, version)?;
+                vp.prelude = prelude;
+                // The cache template already has the size.
+                grow = None;
+                let from = CloneFrom {
+                    template,
+                    full: spec.disk_from == DiskFrom::FullClone,
+                    storage: None,
+                    add_cloudinit: true,
+                };
+                vp.steps.extend(clone_steps(spec, vmid, &from, keys));
+            }
+            DiskSource::Clone(r) => {
+                let (from, disk) = self.admin_template(spec, r, node)?;
+                system_disk = disk;
+                vp.steps.extend(clone_steps(spec, vmid, &from, keys));
+            }
+        }
+        if let Some(bytes) = grow {
+            vp.steps.push(Step::checked(
+                Command::Qm(Qm::DiskResize {
+                    vmid,
+                    disk: system_disk,
+                    size: format_size(bytes),
+                    legacy: !version.has_disk_group(),
+                }),
+                Check::QuietStderr,
+            ));
+        }
+        if vp.running {
+            vp.steps.push(Step::exit(Command::Qm(Qm::Start { vmid })));
+            vp.starts = true;
+        }
+        vp.action = Action::Create;
+        Ok(())
+    }
+
+    /// The admin's template a `clone:` names, checked, with how to clone it
+    /// and the name of its system disk.
+    fn admin_template(
+        &self,
+        spec: &VmSpec,
+        r: &CloneRef,
+        node: &NodeState,
+    ) -> Result<(CloneFrom, String), PlanProblem> {
+        let t =
+            find_template(r, self.input.observed).ok_or_else(|| PlanProblem::TemplateNotFound {
+                template: clone_ref_text(r),
+            })?;
+        if !t.template {
+            return Err(PlanProblem::NotATemplate { vmid: t.vmid });
+        }
+        if t.node != node.name {
+            return Err(PlanProblem::TemplateElsewhere {
+                vmid: t.vmid,
+                template_node: t.node.clone(),
+                node: node.name.clone(),
+            });
+        }
+        let tcfg = node.configs.get(&t.vmid);
+        let has_cloudinit =
+            tcfg.is_some_and(|c| c.current.values().any(|v| v.contains("cloudinit")));
+        let disk = tcfg.map(boot_disk).unwrap_or_else(|| "scsi0".into());
+        let tstorage = tcfg
+            .and_then(|c| c.current.get(&disk))
+            .and_then(|v| v.split(':').next().map(str::to_string));
+        // A linked clone stays on the template's storage; another storage
+        // needs a full clone.
+        let full = tstorage.as_deref().is_some_and(|s| s != spec.storage);
+        let from = CloneFrom {
+            template: t.vmid,
+            full,
+            storage: full.then(|| spec.storage.clone()),
+            add_cloudinit: !has_cloudinit,
+        };
+        Ok((from, disk))
+    }
+
+    /// The bridge must exist on the node.
+    pub(crate) fn check_bridge(&self, spec: &VmSpec, node: &str) -> Result<(), PlanProblem> {
+        match self.node_state(node) {
+            Some(state) if !state.bridges.contains(&spec.bridge) => {
+                Err(PlanProblem::MissingBridge {
+                    bridge: spec.bridge.clone(),
+                    node: node.to_string(),
+                    available: state.bridges.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What `import-from` or `qm importdisk` is given for an image: the
+    /// volume id where Proxmox takes one, else the host path.
+    pub(crate) fn import_source(
+        &self,
+        img: &ImageRef,
+        node: &NodeState,
+        version: PveVersion,
+    ) -> Result<String, PlanProblem> {
+        let (storage, volname) = match img {
+            ImageRef::Path(p) => return Ok(p.clone()),
+            ImageRef::Volume { storage, volname } => (storage, volname),
+        };
+        let volid = img.display();
+        let listed = node
+            .storages
+            .get(storage)
+            .ok_or_else(|| PlanProblem::StorageUnavailable {
+                storage: storage.clone(),
+                node: node.name.clone(),
+            })?;
+        if !listed.iter().any(|v| v.volid == volid) {
+            return Err(PlanProblem::ImageNotFound {
+                image: volid,
+                node: node.name.clone(),
+                storage: storage.clone(),
+            });
+        }
+        let content = volname.split('/').next().unwrap_or("");
+        if content == "images" || (content == "import" && version.has_import_content()) {
+            return Ok(volid);
+        }
+        // `import-from` rejects iso volumes and `qm importdisk` wants a
+        // file: use the host path (CONTRACT §4.1, §16.2-3).
+        node.image_paths
+            .get(&volid)
+            .cloned()
+            .ok_or(PlanProblem::ImagePathUnknown { image: volid })
+    }
+}
+
+/// The steps that create a VM from an image: one `qm create` with
+/// `import-from` where the version has it, else create, import, attach.
+fn import_steps(
+    spec: &VmSpec,
+    vmid: VmId,
+    src: &str,
+    keys: Option<usize>,
+    version: PveVersion,
+) -> Vec<Step> {
+    let mut o = QmOptions::new();
+    options::common_options(spec, &mut o);
+    o.push("ostype", "l26");
+    o.push("scsihw", "virtio-scsi-pci");
+    let cloudinit = format!("{}:cloudinit", spec.storage);
+    let with_keys = |step: Step| match keys {
+        Some(i) => step.with_input("sshkeys", InputSource::Upload(i)),
+        None => step,
+    };
+    if version.has_import_from() {
+        o.push("scsi0", format!("{}:0,import-from={src}", spec.storage));
+        o.push("ide2", cloudinit);
+        o.push("boot", "order=scsi0");
+        let create = Step::checked(Command::Qm(Qm::Create { vmid, options: o }), Check::Reserve);
+        return vec![with_keys(create)];
+    }
+    o.push("ide2", cloudinit);
+    let create = Step::checked(Command::Qm(Qm::Create { vmid, options: o }), Check::Reserve);
+    let import = Step::checked(
+        Command::Qm(Qm::ImportDisk {
+            vmid,
+            source: src.to_string(),
+            storage: spec.storage.clone(),
+            legacy: !version.has_disk_group(),
+        }),
+        Check::Import,
+    );
+    let mut attach = QmOptions::new();
+    attach.push("boot", "order=scsi0");
+    let attach = Step::exit(Command::Qm(Qm::Set {
+        vmid,
+        options: attach,
+        delete: Vec::new(),
+    }))
+    .with_input("scsi0", InputSource::ImportedVolume);
+    vec![with_keys(create), import, attach]
+}
+
+/// `qm clone` of a template, then one `qm set` with the VM's settings.
+fn clone_steps(spec: &VmSpec, vmid: VmId, from: &CloneFrom, keys: Option<usize>) -> Vec<Step> {
+    let clone = Step::checked(
+        Command::Qm(Qm::Clone {
+            vmid: from.template,
+            newid: vmid,
+            name: spec.name.clone(),
+            full: from.full,
+            storage: from.storage.clone(),
+        }),
+        Check::Reserve,
+    );
+    let mut o = QmOptions::new();
+    options::common_options(spec, &mut o);
+    if from.add_cloudinit {
+        o.push("ide2", format!("{}:cloudinit", spec.storage));
+    }
+    let mut set = Step::exit(Command::Qm(Qm::Set {
+        vmid,
+        options: o,
+        delete: Vec::new(),
+    }));
+    if let Some(i) = keys {
+        set = set.with_input("sshkeys", InputSource::Upload(i));
+    }
+    vec![clone, set]
+}

@@ -1,0 +1,98 @@
+//! Which node a new VM goes to: the single host's node, the node the file
+//! names, or for `node: auto` the node with the most free memory that has
+//! what the VM needs (counting VMs placed earlier in the same plan).
+
+use crate::diff::Planner;
+use crate::lookup::{find_template, image_volid};
+use crate::observed::Observed;
+use crate::problem::PlanProblem;
+use pvefleet_config::{Desired, DiskSource, ImageRef, VmSpec};
+use std::collections::BTreeMap;
+
+/// The node names each spec may resolve to, before placement: every node of
+/// a cluster file, else the single host's.
+fn node_names(desired: &Desired, observed: &Observed) -> Vec<String> {
+    if desired.cluster {
+        desired.node_names()
+    } else {
+        observed
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .take(1)
+            .collect()
+    }
+}
+
+/// Free memory in bytes of each node of the file that was observed.
+pub(crate) fn free_memory(desired: &Desired, observed: &Observed) -> BTreeMap<String, i64> {
+    let names = node_names(desired, observed);
+    observed
+        .nodes
+        .iter()
+        .filter(|n| names.contains(&n.name))
+        .map(|n| (n.name.clone(), n.free_memory.unwrap_or(0)))
+        .collect()
+}
+
+impl Planner<'_> {
+    /// The node a new VM goes to.
+    pub(crate) fn place(&mut self, spec: &VmSpec) -> Result<String, PlanProblem> {
+        let desired = self.input.desired;
+        let observed = self.input.observed;
+        if !desired.cluster {
+            let Some(node) = observed.nodes.first() else {
+                return Err(PlanProblem::HostNotObserved);
+            };
+            return match spec.node.as_deref() {
+                Some(n) if n != node.name => Err(PlanProblem::NotTheHostsNode {
+                    want: n.to_string(),
+                    node: node.name.clone(),
+                }),
+                _ => Ok(node.name.clone()),
+            };
+        }
+        match spec.node.as_deref() {
+            Some("auto") => self.place_auto(spec),
+            Some(n) => Ok(n.to_string()),
+            None => Err(PlanProblem::NoNode),
+        }
+    }
+
+    /// `node: auto`: the eligible node with the most free memory (ties: the
+    /// first name), whose free memory then shrinks by the VM's.
+    fn place_auto(&mut self, spec: &VmSpec) -> Result<String, PlanProblem> {
+        let need = i64::try_from(spec.memory).unwrap_or(i64::MAX / 2) << 20;
+        let best = self
+            .free_memory
+            .iter()
+            .filter(|(name, _)| self.eligible(spec, name))
+            .max_by_key(|(name, free)| (**free, std::cmp::Reverse((*name).clone())))
+            .map(|(name, _)| name.clone())
+            .ok_or(PlanProblem::NoEligibleNode)?;
+        if let Some(free) = self.free_memory.get_mut(&best) {
+            *free -= need;
+        }
+        Ok(best)
+    }
+
+    /// True when `node` has what the VM needs: its image or template.
+    fn eligible(&self, spec: &VmSpec, node: &str) -> bool {
+        match &spec.source {
+            DiskSource::Image(ImageRef::Volume { storage, .. }) => {
+                let Some(state) = self.node_state(node) else {
+                    return false;
+                };
+                let volid = image_volid(spec);
+                state
+                    .storages
+                    .get(storage)
+                    .is_some_and(|vols| vols.iter().any(|v| Some(&v.volid) == volid.as_ref()))
+            }
+            DiskSource::Image(ImageRef::Path(_)) => true,
+            DiskSource::Clone(r) => {
+                find_template(r, self.input.observed).is_some_and(|t| t.node == node)
+            }
+        }
+    }
+}

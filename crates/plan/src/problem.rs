@@ -1,0 +1,235 @@
+//! Why a VM cannot be planned ([`PlanProblem`]), and what is worth saying
+//! about one that can ([`PlanNote`]). Each has a stable `code` for JSON.
+
+use pvefleet_model::{VmId, OWNER_TAG};
+
+/// Why a VM is in conflict or cannot be planned. A VM with a problem gets
+/// no steps.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanProblem {
+    /// A guest pvefleet does not manage holds the VM id.
+    #[error("a {kind} with id {vmid} exists on node {node} and is not managed by pvefleet (no '{tag}' tag); it is left untouched", tag = OWNER_TAG)]
+    ForeignVm {
+        /// `VM` or `container`.
+        kind: &'static str,
+        /// The id.
+        vmid: VmId,
+        /// Where it is.
+        node: String,
+    },
+    /// A VM pvefleet does not manage has the name of a VM without `vmid`.
+    #[error("a VM named '{name}' (id {vmid}) exists and is not managed by pvefleet")]
+    ForeignName {
+        /// The name.
+        name: String,
+        /// The other VM's id.
+        vmid: VmId,
+    },
+    /// The VM id belongs to a template.
+    #[error("the VM id belongs to a template")]
+    TemplateId {
+        /// The id.
+        vmid: VmId,
+    },
+    /// The VM exists on another node than the file says.
+    #[error(
+        "the VM is on node {node}, the file says {want}; migrate it by hand or change the file"
+    )]
+    WrongNode {
+        /// The id.
+        vmid: VmId,
+        /// Where it is.
+        node: String,
+        /// Where the file puts it.
+        want: String,
+    },
+    /// The VM's node could not be reached or read this run.
+    #[error("node {node} could not be reached ({reason}); the VM is left alone this run")]
+    NodeUnreachable {
+        /// The node.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// The single host was not observed.
+    #[error("the host was not observed")]
+    HostNotObserved,
+    /// The file names a node that is not the single host's node.
+    #[error("node '{want}' is not the host's node (it reports '{node}')")]
+    NotTheHostsNode {
+        /// What the file says.
+        want: String,
+        /// What the host reports.
+        node: String,
+    },
+    /// A cluster VM names no node.
+    #[error("no node")]
+    NoNode,
+    /// `node: auto` found no node that qualifies.
+    #[error("node: auto found no online node that has the image")]
+    NoEligibleNode,
+    /// The node is not among the observed ones.
+    #[error("node {node} was not observed")]
+    NodeNotObserved {
+        /// The node.
+        node: String,
+    },
+    /// The node did not report its version.
+    #[error("the node's Proxmox version is unknown")]
+    UnknownVersion {
+        /// The node.
+        node: String,
+    },
+    /// The node runs a Proxmox VE version pvefleet does not support.
+    #[error("Proxmox VE {version} is not supported (7.0 or later is)")]
+    UnsupportedVersion {
+        /// The node.
+        node: String,
+        /// What it runs.
+        version: String,
+    },
+    /// The bridge does not exist on the node.
+    #[error("bridge '{bridge}' does not exist on node {node} (it has: {})", available.join(", "))]
+    MissingBridge {
+        /// The bridge.
+        bridge: String,
+        /// The node.
+        node: String,
+        /// The bridges it has.
+        available: Vec<String>,
+    },
+    /// No VM id is free.
+    #[error("no free VM id")]
+    NoFreeVmid,
+    /// The image's storage is not available on the node.
+    #[error("storage '{storage}' is not available on node {node}")]
+    StorageUnavailable {
+        /// The storage.
+        storage: String,
+        /// The node.
+        node: String,
+    },
+    /// The image is not on its storage.
+    #[error("image {image} not found on node {node} (storage {storage})")]
+    ImageNotFound {
+        /// The volume id.
+        image: String,
+        /// The node.
+        node: String,
+        /// The storage.
+        storage: String,
+    },
+    /// `pvesm path` did not resolve the image.
+    #[error("cannot resolve the host path of {image} (pvesm path failed)")]
+    ImagePathUnknown {
+        /// The volume id.
+        image: String,
+    },
+    /// The image cache needs `import-from`.
+    #[error("the image cache needs Proxmox VE 7.2 or later")]
+    CacheNeedsImportFrom {
+        /// The node.
+        node: String,
+    },
+    /// The template to clone does not exist.
+    #[error("the template VM to clone was not found")]
+    TemplateNotFound {
+        /// The id or name from the file.
+        template: String,
+    },
+    /// The VM to clone is not a template.
+    #[error("VM {vmid} is not a template; convert it with 'qm template' first")]
+    NotATemplate {
+        /// Its id.
+        vmid: VmId,
+    },
+    /// The template is on another node than the VM.
+    #[error("the template {vmid} is on node {template_node}, the VM on {node}")]
+    TemplateElsewhere {
+        /// The template's id.
+        vmid: VmId,
+        /// Where the template is.
+        template_node: String,
+        /// Where the VM goes.
+        node: String,
+    },
+    /// The VM carries a lock.
+    #[error("VM {vmid} is locked ({lock}); check 'qm config' and 'qm unlock' it when nothing runs on it")]
+    Locked {
+        /// The id.
+        vmid: VmId,
+        /// The lock.
+        lock: String,
+    },
+    /// The VM's configuration was not read.
+    #[error("the VM's configuration could not be read")]
+    ConfigUnreadable {
+        /// The id.
+        vmid: VmId,
+    },
+}
+
+impl PlanProblem {
+    /// True for problems caused by something pvefleet does not manage
+    /// standing in the way (reported as `conflict`), false for those that
+    /// make the VM impossible to plan (`error`).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            PlanProblem::ForeignVm { .. }
+                | PlanProblem::ForeignName { .. }
+                | PlanProblem::TemplateId { .. }
+        )
+    }
+
+    /// A stable identifier for scripts (`--output json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            PlanProblem::ForeignVm { .. } => "foreign_vm",
+            PlanProblem::ForeignName { .. } => "foreign_name",
+            PlanProblem::TemplateId { .. } => "template_id",
+            PlanProblem::WrongNode { .. } => "wrong_node",
+            PlanProblem::NodeUnreachable { .. } => "node_unreachable",
+            PlanProblem::HostNotObserved => "host_not_observed",
+            PlanProblem::NotTheHostsNode { .. } => "not_the_hosts_node",
+            PlanProblem::NoNode => "no_node",
+            PlanProblem::NoEligibleNode => "no_eligible_node",
+            PlanProblem::NodeNotObserved { .. } => "node_not_observed",
+            PlanProblem::UnknownVersion { .. } => "unknown_version",
+            PlanProblem::UnsupportedVersion { .. } => "unsupported_version",
+            PlanProblem::MissingBridge { .. } => "missing_bridge",
+            PlanProblem::NoFreeVmid => "no_free_vmid",
+            PlanProblem::StorageUnavailable { .. } => "storage_unavailable",
+            PlanProblem::ImageNotFound { .. } => "image_not_found",
+            PlanProblem::ImagePathUnknown { .. } => "image_path_unknown",
+            PlanProblem::CacheNeedsImportFrom { .. } => "cache_needs_import_from",
+            PlanProblem::TemplateNotFound { .. } => "template_not_found",
+            PlanProblem::NotATemplate { .. } => "not_a_template",
+            PlanProblem::TemplateElsewhere { .. } => "template_elsewhere",
+            PlanProblem::Locked { .. } => "locked",
+            PlanProblem::ConfigUnreadable { .. } => "config_unreadable",
+        }
+    }
+}
+
+/// Something worth saying about a VM that changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanNote {
+    /// The disk is larger than the file asks; disks never shrink.
+    #[error("disk is {have}, larger than {want}; disks never shrink")]
+    DiskLarger {
+        /// The current size.
+        have: String,
+        /// The size in the file.
+        want: String,
+    },
+}
+
+impl PlanNote {
+    /// A stable identifier for scripts (`--output json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            PlanNote::DiskLarger { .. } => "disk_larger",
+        }
+    }
+}

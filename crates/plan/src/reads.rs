@@ -1,0 +1,201 @@
+//! What to read from the nodes, decided from the file alone ([`ReadPlan`]):
+//! the first stage's reads per node, and which configurations the second
+//! stage reads once the guests are known ([`ReadPlan::configs_of`]).
+//!
+//! The executor runs these reads and hands back named answers; it does not
+//! decide what to read.
+
+use crate::lookup::{find_template, find_vm, is_managed};
+use crate::observed::Observed;
+use pvefleet_config::{CloneRef, Desired, DiskFrom, DiskSource, ImageRef};
+use pvefleet_model::{Command, Pvesh, VmId};
+use std::collections::BTreeSet;
+
+/// One read of the first stage, by what it answers.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Read {
+    /// `/version`.
+    Version,
+    /// `/nodes` (to learn a single host's node name).
+    Nodes,
+    /// The node's VMs with fresh status.
+    Vms,
+    /// The node's network (bridges).
+    Network,
+    /// The content of a storage that holds images of the file.
+    StorageContent(String),
+    /// The host path of an image volume (`pvesm path`).
+    ImagePath(String),
+    /// `/cluster/resources`: every guest, node memory, storage flags.
+    ClusterResources,
+    /// `/cluster/nextid`.
+    NextId,
+}
+
+impl Read {
+    /// The command that answers this read; `node` is the node name in API
+    /// paths (`localhost` until a single host's name is known).
+    pub fn command(&self, node: &str) -> Command {
+        match self {
+            Read::Version => Command::Pvesh(Pvesh::version()),
+            Read::Nodes => Command::Pvesh(Pvesh::get_nodes()),
+            Read::Vms => Command::Pvesh(Pvesh::node_vms(node)),
+            Read::Network => Command::Pvesh(Pvesh::node_network(node)),
+            Read::StorageContent(s) => Command::Pvesh(Pvesh::storage_content(node, s)),
+            Read::ImagePath(volid) => Command::PvesmPath {
+                volid: volid.clone(),
+            },
+            Read::ClusterResources => Command::Pvesh(Pvesh::cluster_resources()),
+            Read::NextId => Command::Pvesh(Pvesh::next_id()),
+        }
+    }
+}
+
+/// The reads of one node in the first stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeReads {
+    /// The node name from the file; `None` for a single host that names
+    /// none (its name is read from `/nodes`).
+    pub node: Option<String>,
+    /// What to read, all at once, in this order.
+    pub reads: Vec<Read>,
+}
+
+/// What to read from every node, decided from the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// True for a cluster file (`nodes:`): a node whose reads fail is left
+    /// out instead of stopping the run.
+    pub cluster: bool,
+    /// Per node of the file, in file order.
+    pub nodes: Vec<NodeReads>,
+    /// Cluster-wide reads, sent along with the first node that answers.
+    pub cluster_reads: Vec<Read>,
+    /// Read free memory from `/cluster/resources` (for `node: auto`).
+    pub memory: bool,
+    /// The VMs whose configuration the second stage reads, once found.
+    configs: Vec<ConfigWant>,
+}
+
+/// A configuration the second stage may need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ConfigWant {
+    /// A VM of the file: by id, or by name among managed VMs.
+    Vm { vmid: Option<VmId>, name: String },
+    /// A template the file clones.
+    Template(CloneRef),
+}
+
+impl ReadPlan {
+    /// The second stage, once the guests are known: (node, vmid) of every
+    /// managed VM of the file and of the templates they clone.
+    pub fn configs_of(&self, observed: &Observed) -> Vec<(String, VmId)> {
+        let mut out = BTreeSet::new();
+        for want in &self.configs {
+            match want {
+                ConfigWant::Vm { vmid, name } => {
+                    if let Some(vm) = find_vm(*vmid, name, observed) {
+                        if is_managed(vm) && !vm.template {
+                            out.insert((vm.node.clone(), vm.vmid));
+                        }
+                    }
+                }
+                ConfigWant::Template(r) => {
+                    if let Some(t) = find_template(r, observed) {
+                        out.insert((t.node.clone(), t.vmid));
+                    }
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+}
+
+/// The first-stage reads of every node of `desired`.
+///
+/// Free memory only serves `node: auto`, the next free id only VMs without
+/// `vmid` and image-cache templates.
+pub fn read_plan(desired: &Desired) -> ReadPlan {
+    let memory = desired
+        .vms
+        .iter()
+        .any(|v| v.node.as_deref() == Some("auto"));
+    let next_id = desired
+        .vms
+        .iter()
+        .any(|v| v.vmid.is_none() || v.disk_from != DiskFrom::Import);
+    let nodes = desired
+        .nodes
+        .iter()
+        .map(|conn| {
+            let images = images_for_node(desired, conn.name.as_deref());
+            let mut reads = vec![Read::Version];
+            if conn.name.is_none() {
+                reads.push(Read::Nodes);
+            }
+            reads.extend([Read::Vms, Read::Network]);
+            let storages: BTreeSet<&str> = images
+                .iter()
+                .filter_map(|i| match i {
+                    ImageRef::Volume { storage, .. } => Some(storage.as_str()),
+                    ImageRef::Path(_) => None,
+                })
+                .collect();
+            reads.extend(storages.into_iter().map(|s| Read::StorageContent(s.into())));
+            // `import-from` takes a host path for iso volumes, and for import
+            // volumes before PVE 8.3; resolve both, the planner picks.
+            reads.extend(
+                images
+                    .iter()
+                    .filter(|i| matches!(i.content_type(), Some("iso" | "import")))
+                    .map(|i| Read::ImagePath(i.display())),
+            );
+            NodeReads {
+                node: conn.name.clone(),
+                reads,
+            }
+        })
+        .collect();
+    let mut cluster_reads = vec![Read::ClusterResources];
+    if next_id {
+        cluster_reads.push(Read::NextId);
+    }
+    let mut configs = Vec::new();
+    for spec in &desired.vms {
+        configs.push(ConfigWant::Vm {
+            vmid: spec.vmid,
+            name: spec.name.clone(),
+        });
+        if let DiskSource::Clone(r) = &spec.source {
+            configs.push(ConfigWant::Template(r.clone()));
+        }
+    }
+    ReadPlan {
+        cluster: desired.cluster,
+        nodes,
+        cluster_reads,
+        memory,
+        configs,
+    }
+}
+
+/// The cloud images VMs may need on a node (`None`: the single host of a
+/// `proxmox:` file, whose name is not known yet). In a cluster, VMs with
+/// `node: auto` may land anywhere.
+pub fn images_for_node(desired: &Desired, node: Option<&str>) -> BTreeSet<ImageRef> {
+    desired
+        .vms
+        .iter()
+        .filter(|s| {
+            !desired.cluster
+                || match s.node.as_deref() {
+                    Some("auto") | None => true,
+                    Some(n) => Some(n) == node,
+                }
+        })
+        .filter_map(|s| match &s.source {
+            DiskSource::Image(i) => Some(i.clone()),
+            DiskSource::Clone(_) => None,
+        })
+        .collect()
+}

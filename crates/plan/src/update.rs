@@ -1,0 +1,285 @@
+//! Updating a managed VM: the keys that drifted in one `qm set`, a resize
+//! when the disk must grow, the power state, and which changes wait for a
+//! reboot.
+
+use crate::diff::Planner;
+use crate::observed::{ClusterVm, PveVersion, VmConfig};
+use crate::options;
+use crate::problem::{PlanNote, PlanProblem};
+use crate::types::{Action, Change, Check, InputSource, Step, VmPlan};
+use pvefleet_config::VmSpec;
+use pvefleet_model::propstring::PropertyString;
+use pvefleet_model::size::{format_size, parse_size};
+use pvefleet_model::{Command, Qm, QmOptions, VmId};
+use std::collections::BTreeSet;
+
+/// Keys that a running VM takes only at the next boot: hardware keys become
+/// pending; cloud-init keys are written but the cloud-init drive is only
+/// regenerated at start.
+pub const COLD_KEYS: &[&str] = &[
+    "memory",
+    "cores",
+    "sockets",
+    "cpu",
+    "ipconfig0",
+    "nameserver",
+    "searchdomain",
+    "ciuser",
+    "sshkeys",
+    "cipassword",
+];
+
+/// The version assumed when a node did not report one.
+const ASSUMED_VERSION: PveVersion = PveVersion {
+    major: 8,
+    minor: 0,
+    patch: 0,
+};
+
+impl Planner<'_> {
+    /// Plans the changes of an existing managed VM.
+    pub(crate) fn update(&mut self, spec: &VmSpec, existing: &ClusterVm, vp: &mut VmPlan) {
+        if let Err(problem) = self.update_steps(spec, existing, vp) {
+            vp.block(problem);
+            return;
+        }
+        vp.action = if vp.steps.is_empty() {
+            Action::None
+        } else {
+            Action::Update
+        };
+    }
+
+    fn update_steps(
+        &mut self,
+        spec: &VmSpec,
+        existing: &ClusterVm,
+        vp: &mut VmPlan,
+    ) -> Result<(), PlanProblem> {
+        let vmid = existing.vmid;
+        if let Some(lock) = &existing.lock {
+            return Err(PlanProblem::Locked {
+                vmid,
+                lock: lock.clone(),
+            });
+        }
+        let state = self.node_state(&existing.node);
+        let cfg = state
+            .and_then(|n| n.configs.get(&vmid))
+            .ok_or(PlanProblem::ConfigUnreadable { vmid })?;
+        let version = state.and_then(|n| n.version).unwrap_or(ASSUMED_VERSION);
+        let mut set = settings_step(spec, cfg, vmid, vp);
+        if net_drifted(spec, cfg, vp, &mut set) {
+            self.check_bridge(spec, &existing.node)?;
+        }
+        if !options::same_keys(cfg.effective("sshkeys"), spec) {
+            self.keys_change(spec, cfg, &existing.node, vp, &mut set);
+        }
+        let changes_settings = match &set.command {
+            Command::Qm(Qm::Set {
+                options, delete, ..
+            }) => !options.is_empty() || !delete.is_empty() || !set.inputs.is_empty(),
+            _ => false,
+        };
+        let mut cold: BTreeSet<String> = match &set.command {
+            Command::Qm(Qm::Set { options, .. }) => options
+                .keys()
+                .chain(set.inputs.iter().map(|i| i.option))
+                .filter(|k| COLD_KEYS.contains(k))
+                .map(str::to_string)
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        if changes_settings {
+            vp.steps.push(set);
+        }
+        if let Some(resize) = grow_step(spec, cfg, vmid, version, vp) {
+            vp.steps.push(resize);
+        }
+        // Changes a running VM takes only at its next boot.
+        let running = existing.status.as_deref() == Some("running");
+        if running {
+            cold.extend(cfg.pending.keys().cloned());
+            cold.extend(cfg.pending_delete.iter().cloned());
+            vp.reboot_pending = cold.into_iter().collect();
+        }
+        self.power_step(vmid, running, vp);
+        Ok(())
+    }
+
+    /// The sshkeys change: upload the new keys, or delete the key.
+    fn keys_change(
+        &mut self,
+        spec: &VmSpec,
+        cfg: &VmConfig,
+        node: &str,
+        vp: &mut VmPlan,
+        set: &mut Step,
+    ) {
+        let upload = self.keys_upload(spec, node, vp);
+        vp.changes.push(Change {
+            key: "sshkeys".into(),
+            from: Some(
+                if cfg.effective("sshkeys").is_some() {
+                    "<other keys>"
+                } else {
+                    "<none>"
+                }
+                .into(),
+            ),
+            to: Some(match upload {
+                Some(_) => format!("{} key(s)", spec.ssh_keys.len()),
+                None => "<none>".into(),
+            }),
+        });
+        match upload {
+            Some(i) => set.inputs.push(crate::types::StepInput {
+                option: "sshkeys",
+                source: InputSource::Upload(i),
+            }),
+            None => {
+                if let Command::Qm(Qm::Set { delete, .. }) = &mut set.command {
+                    delete.push("sshkeys".to_string());
+                }
+            }
+        }
+    }
+
+    /// Start, shut down or (with `--reboot`) reboot, as the file asks.
+    fn power_step(&self, vmid: VmId, running: bool, vp: &mut VmPlan) {
+        match (vp.running, running) {
+            (true, false) => {
+                vp.steps.push(Step::exit(Command::Qm(Qm::Start { vmid })));
+                vp.starts = true;
+                vp.reboot_pending.clear();
+            }
+            (false, true) => {
+                vp.steps
+                    .push(Step::exit(Command::Qm(Qm::Shutdown { vmid, timeout: 120 })));
+                vp.reboot_pending.clear();
+            }
+            (true, true) if self.input.reboot && !vp.reboot_pending.is_empty() => {
+                vp.steps.push(Step::exit(Command::Qm(Qm::Reboot { vmid })));
+                vp.reboot_pending.clear();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One `qm set` (maybe empty) with every managed plain key that differs,
+/// each recorded as a change.
+fn settings_step(spec: &VmSpec, cfg: &VmConfig, vmid: VmId, vp: &mut VmPlan) -> Step {
+    let mut o = QmOptions::new();
+    for (key, want) in options::managed_values(spec) {
+        let Some(want) = want else { continue };
+        let have = cfg
+            .effective(key)
+            .or_else(|| options::implicit_default(key))
+            .map(|h| options::normalise(key, h));
+        if have.as_deref() != Some(want.as_str()) {
+            vp.changes.push(Change {
+                key: key.into(),
+                from: have,
+                to: Some(want.clone()),
+            });
+            o.push(key, want);
+        }
+    }
+    Step::exit(Command::Qm(Qm::Set {
+        vmid,
+        options: o,
+        delete: Vec::new(),
+    }))
+}
+
+/// Adds `net0` to `set` when it drifted (keeping the MAC Proxmox generated
+/// unless the file sets one). True when it did.
+fn net_drifted(spec: &VmSpec, cfg: &VmConfig, vp: &mut VmPlan, set: &mut Step) -> bool {
+    let have_net = cfg.effective("net0").unwrap_or("");
+    let parsed = PropertyString::parse(have_net);
+    let have_mac = parsed.first().and_then(|(k, v)| k.map(|_| v.to_string()));
+    let want_net = options::net0(spec, have_mac.as_deref());
+    if same_net(have_net, &want_net) {
+        return false;
+    }
+    vp.changes.push(Change {
+        key: "net0".into(),
+        from: Some(have_net.to_string()).filter(|s| !s.is_empty()),
+        to: Some(want_net.clone()),
+    });
+    if let Command::Qm(Qm::Set { options, .. }) = &mut set.command {
+        options.push("net0", want_net);
+    }
+    true
+}
+
+/// A resize when the file asks for a larger disk; a note when it asks for a
+/// smaller one (disks never shrink).
+fn grow_step(
+    spec: &VmSpec,
+    cfg: &VmConfig,
+    vmid: VmId,
+    version: PveVersion,
+    vp: &mut VmPlan,
+) -> Option<Step> {
+    let want = spec.disk?;
+    let disk = boot_disk(cfg);
+    let have = cfg
+        .effective(&disk)
+        .and_then(|v| PropertyString::parse(v).get("size").map(str::to_string))
+        .and_then(|s| parse_size(&s).ok())?;
+    if want < have {
+        vp.notes.push(PlanNote::DiskLarger {
+            have: format_size(have),
+            want: format_size(want),
+        });
+        return None;
+    }
+    if want == have {
+        return None;
+    }
+    vp.changes.push(Change {
+        key: format!("{disk} size"),
+        from: Some(format_size(have)),
+        to: Some(format_size(want)),
+    });
+    Some(Step::checked(
+        Command::Qm(Qm::DiskResize {
+            vmid,
+            disk,
+            size: format_size(want),
+            legacy: !version.has_disk_group(),
+        }),
+        Check::QuietStderr,
+    ))
+}
+
+/// Compares two net0 values by their keys (order-insensitive, MAC case-insensitive).
+fn same_net(have: &str, want: &str) -> bool {
+    let norm = |s: &str| {
+        let mut items: Vec<String> = PropertyString::parse(s)
+            .items()
+            .map(|(k, v)| format!("{}={}", k.unwrap_or(""), v.to_ascii_uppercase()))
+            .collect();
+        items.sort();
+        items
+    };
+    norm(have) == norm(want)
+}
+
+/// The VM's boot disk: the first disk of `boot: order=`, else `scsi0`.
+pub(crate) fn boot_disk(cfg: &VmConfig) -> String {
+    cfg.effective("boot")
+        .and_then(|b| PropertyString::parse(b).get("order").map(str::to_string))
+        .and_then(|order| {
+            order
+                .split(';')
+                .find(|d| {
+                    cfg.effective(d).is_some_and(|v| !v.contains("media=cdrom"))
+                        && !d.starts_with("net")
+                })
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "scsi0".into())
+}
