@@ -10,7 +10,9 @@
 //!
 //! Property strings, each with one codec that parses and prints it and keeps
 //! the items it does not type:
-//! - [`propstring`]: the low-level splitter the codecs share.
+//! - [`net`]: `netN`, one NIC ([`Net`]; MACs are [`MacAddr`]).
+//! - [`propstring`]: the low-level splitter the codecs share, and
+//!   [`propstring::PropertyError`], the error of every codec.
 //!
 //! And:
 //! - [`size`]: disk sizes as Proxmox spells them (`20G`, `2252M`).
@@ -23,6 +25,8 @@ mod macros;
 
 pub mod command;
 pub mod guest;
+pub mod mac;
+pub mod net;
 pub mod node;
 pub mod propstring;
 pub mod shell;
@@ -34,6 +38,8 @@ pub mod volid;
 
 pub use command::{Command, Pvesh, Qm, QmOptions};
 pub use guest::{GuestKind, GuestKindError};
+pub use mac::{MacAddr, MacAddrError};
+pub use net::{Net, NicModel};
 pub use node::{NodeName, NodeNameError};
 pub use status::VmStatus;
 pub use storage::{StorageId, StorageIdError};

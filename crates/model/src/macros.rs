@@ -1,4 +1,4 @@
-//! Boilerplate shared by the validated string newtypes.
+//! Boilerplate shared by the validated string newtypes and keyword enums.
 
 /// Implements the string plumbing of a validated newtype `$name(String)`
 /// whose `parse(&str) -> Result<Self, $err>` and `as_str(&self) -> &str`
@@ -48,6 +48,49 @@ macro_rules! string_newtype {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
                 Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// Declares a closed enum of Proxmox keywords with `as_str`, an exact
+/// `parse` returning `Option`, `ALL` and `Display`.
+macro_rules! keyword_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in the schema's order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The spelling Proxmox uses.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+
+            /// The value spelled exactly `text`, if any.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $( $text => Some($name::$variant), )+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
             }
         }
     };
