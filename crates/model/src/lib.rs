@@ -10,6 +10,7 @@
 //!
 //! Property strings, each with one codec that parses and prints it and keeps
 //! the items it does not type:
+//! - [`drive`]: `scsiN`, `virtioN`, `sataN`, `ideN` ([`Drive`], [`DriveFile`]).
 //! - [`net`]: `netN`, one NIC ([`Net`]; MACs are [`MacAddr`]).
 //! - [`propstring`]: the low-level splitter the codecs share, and
 //!   [`propstring::PropertyError`], the error of every codec.
@@ -24,6 +25,7 @@
 mod macros;
 
 pub mod command;
+pub mod drive;
 pub mod guest;
 pub mod mac;
 pub mod net;
@@ -37,6 +39,7 @@ pub mod vmid;
 pub mod volid;
 
 pub use command::{Command, Pvesh, Qm, QmOptions};
+pub use drive::{Drive, DriveFile, ImportSource};
 pub use guest::{GuestKind, GuestKindError};
 pub use mac::{MacAddr, MacAddrError};
 pub use net::{Net, NicModel};
