@@ -10,7 +10,9 @@
 //!
 //! Property strings, each with one codec that parses and prints it and keeps
 //! the items it does not type:
+//! - [`boot`]: `boot`, the boot order ([`Boot`]).
 //! - [`drive`]: `scsiN`, `virtioN`, `sataN`, `ideN` ([`Drive`], [`DriveFile`]).
+//! - [`ipconfig`]: `ipconfigN`, cloud-init addresses ([`IpConfig`]).
 //! - [`net`]: `netN`, one NIC ([`Net`]; MACs are [`MacAddr`]).
 //! - [`propstring`]: the low-level splitter the codecs share, and
 //!   [`propstring::PropertyError`], the error of every codec.
@@ -24,9 +26,11 @@
 #[macro_use]
 mod macros;
 
+pub mod boot;
 pub mod command;
 pub mod drive;
 pub mod guest;
+pub mod ipconfig;
 pub mod mac;
 pub mod net;
 pub mod node;
@@ -38,9 +42,11 @@ pub mod storage;
 pub mod vmid;
 pub mod volid;
 
+pub use boot::Boot;
 pub use command::{Command, Pvesh, Qm, QmOptions};
 pub use drive::{Drive, DriveFile, ImportSource};
 pub use guest::{GuestKind, GuestKindError};
+pub use ipconfig::{IpConfig, Ipv4Config, Ipv6Config};
 pub use mac::{MacAddr, MacAddrError};
 pub use net::{Net, NicModel};
 pub use node::{NodeName, NodeNameError};
