@@ -415,18 +415,10 @@ fn is_disk_key(key: &str) -> bool {
 }
 
 /// A drive value that makes Proxmox allocate: `STORAGE:SIZE`,
-/// `STORAGE:cloudinit` or `import-from=`, not an existing volume.
+/// `STORAGE:cloudinit` or `import-from=`, not an existing volume. A value
+/// that does not parse as a drive allocates nothing (Proxmox rejects it).
 fn allocates_volume(value: &str) -> bool {
-    let first = value.split(',').next().unwrap_or("");
-    value.split(',').any(|p| p.starts_with("import-from="))
-        || first.split_once(':').is_some_and(|(_, rest)| {
-            rest == "cloudinit"
-                || (!rest.is_empty()
-                    && rest
-                        .trim_end_matches(['K', 'M', 'G', 'T'])
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b == b'.'))
-        })
+    crate::Drive::parse(value).is_ok_and(|d| d.allocates())
 }
 
 impl std::fmt::Display for Command {
@@ -528,6 +520,7 @@ mod tests {
         assert!(create("scsi0", "local-lvm:0,import-from=/var/lib/vz/x.img").allocates());
         assert!(create("scsi0", "local-lvm:32").allocates());
         assert!(create("ide2", "local-lvm:cloudinit").allocates());
+        assert!(create("scsi1", "8").allocates());
         assert!(!create("scsi0", "local-lvm:vm-201-disk-0,size=4G").allocates());
         assert!(!create("ide2", "local:iso/x.iso,media=cdrom").allocates());
         assert!(!create("ide2", "none,media=cdrom").allocates());
