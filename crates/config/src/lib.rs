@@ -15,7 +15,7 @@ pub mod raw;
 pub mod spec;
 pub mod validate;
 
-pub use error::{ConfigError, ConfigReport, Span};
+pub use error::{ConfigError, ConfigReport, ErrorKind, Span};
 pub use spec::{
     CloneRef, Desired, DiskFrom, DiskSource, ImageRef, Ip6Config, IpConfig, NodeConn, PowerState,
     VmSpec,

@@ -3,7 +3,7 @@
 
 use super::primitives::{is_dns_name, is_unix_user};
 use super::{Cx, Fields};
-use crate::error::Span;
+use crate::error::{ErrorKind, Span};
 use crate::keys;
 use crate::raw::Node;
 use crate::spec::NodeConn;
@@ -19,6 +19,7 @@ impl Cx<'_> {
             Some((_, n)) => self.string("host", n).and_then(|h| {
                 if h.is_empty() || h.starts_with('-') || h.chars().any(char::is_whitespace) {
                     self.err(
+                        ErrorKind::Format,
                         n.span,
                         format!("host: '{h}' is not an SSH destination"),
                         "use a host name, an address, a ~/.ssh/config alias, or 'local'",
@@ -30,6 +31,7 @@ impl Cx<'_> {
             }),
             None => {
                 self.err(
+                    ErrorKind::Missing,
                     owner,
                     "missing 'host'",
                     "add 'host:' with an SSH destination, or 'local' on the Proxmox node itself",
@@ -65,6 +67,7 @@ impl Cx<'_> {
             true
         } else {
             self.err(
+                ErrorKind::Format,
                 span,
                 format!("'{name}' is not a valid Proxmox node name"),
                 "node names are host names: letters, digits and '-'",
@@ -95,6 +98,7 @@ impl Cx<'_> {
         let entries = self.map("nodes", node)?;
         if entries.is_empty() {
             self.err(
+                ErrorKind::Missing,
                 node.span,
                 "'nodes' is empty",
                 "list each Proxmox node by its node name",

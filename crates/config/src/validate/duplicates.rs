@@ -1,7 +1,7 @@
 //! Values that must differ between VMs: vmid, name, static IP and MAC.
 
 use super::Cx;
-use crate::error::{ConfigError, Span};
+use crate::error::{ConfigError, ErrorKind, Span};
 use crate::raw::{Key, Node, Value};
 use crate::spec::{IpConfig, VmSpec};
 use pvefleet_model::VmId;
@@ -38,16 +38,24 @@ impl Cx<'_> {
                 if let Some(first) = seen_id.insert(id, vm.line) {
                     let span = span_of(vm.line, "vmid");
                     self.errors.push(
-                        ConfigError::at(span, ["duplicate vmid ", &id.to_string()].concat())
-                            .help(first_at(first)),
+                        ConfigError::at(
+                            ErrorKind::Duplicate,
+                            span,
+                            ["duplicate vmid ", &id.to_string()].concat(),
+                        )
+                        .help(first_at(first)),
                     );
                 }
             }
             if let Some(first) = seen_name.insert(&vm.name, vm.line) {
                 let span = span_of(vm.line, "name");
                 self.errors.push(
-                    ConfigError::at(span, ["duplicate name '", &vm.name, "'"].concat())
-                        .help(first_at(first)),
+                    ConfigError::at(
+                        ErrorKind::Duplicate,
+                        span,
+                        ["duplicate name '", &vm.name, "'"].concat(),
+                    )
+                    .help(first_at(first)),
                 );
             }
             if let Some(IpConfig::Static { address, .. }) = vm.ip {
@@ -55,6 +63,7 @@ impl Cx<'_> {
                     let span = span_of(vm.line, "ip");
                     self.errors.push(
                         ConfigError::at(
+                            ErrorKind::Duplicate,
                             span,
                             ["duplicate static IP ", &address.to_string()].concat(),
                         )
@@ -66,8 +75,12 @@ impl Cx<'_> {
                 if let Some(first) = seen_mac.insert(mac, vm.line) {
                     let span = span_of(vm.line, "mac");
                     self.errors.push(
-                        ConfigError::at(span, ["duplicate MAC ", mac].concat())
-                            .help(first_at(first)),
+                        ConfigError::at(
+                            ErrorKind::Duplicate,
+                            span,
+                            ["duplicate MAC ", mac].concat(),
+                        )
+                        .help(first_at(first)),
                     );
                 }
             }

@@ -5,16 +5,22 @@
 //! need to remember that something failed.
 
 use super::{Cx, Fields};
-use crate::error::{ConfigError, Span};
+use crate::error::{ConfigError, ErrorKind, Span};
 use crate::keys;
 use crate::raw::{Key, Node, Value};
 use std::collections::HashMap;
 
 impl Cx<'_> {
-    /// Records an error at `span` with a hint.
-    pub(super) fn err(&mut self, span: Span, message: impl Into<String>, help: impl Into<String>) {
+    /// Records an error of `kind` at `span` with a hint.
+    pub(super) fn err(
+        &mut self,
+        kind: ErrorKind,
+        span: Span,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.errors
-            .push(ConfigError::at(Some(span), message).help(help));
+            .push(ConfigError::at(kind, Some(span), message).help(help));
     }
 
     /// Records `KEY: expected EXPECTED, found KIND`.
@@ -27,7 +33,7 @@ impl Cx<'_> {
         } else {
             format!("write {key} as {expected}")
         };
-        self.err(node.span, msg, help);
+        self.err(ErrorKind::Type, node.span, msg, help);
     }
 
     /// The entries of a mapping, or an error.
@@ -61,7 +67,7 @@ impl Cx<'_> {
                     }
                     None => format!("known keys: {}", known.join(", ")),
                 };
-                self.err(k.span, msg, help);
+                self.err(ErrorKind::UnknownKey, k.span, msg, help);
             }
         }
         out
@@ -78,7 +84,12 @@ impl Cx<'_> {
         help: &str,
     ) -> bool {
         if !valid {
-            self.err(span, format!("{key}: '{value}' {what}"), help);
+            self.err(
+                ErrorKind::Format,
+                span,
+                format!("{key}: '{value}' {what}"),
+                help,
+            );
         }
         valid
     }
@@ -120,7 +131,7 @@ impl Cx<'_> {
             Value::Int(i) if (min..=max).contains(i) => Some(*i),
             Value::Int(i) => {
                 let msg = format!("{key}: {i} is out of range (Proxmox accepts {min} to {max})");
-                self.err(node.span, msg, help);
+                self.err(ErrorKind::Range, node.span, msg, help);
                 None
             }
             _ => {

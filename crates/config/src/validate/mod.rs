@@ -15,7 +15,7 @@ mod vm;
 
 pub use primitives::is_storage_id;
 
-use crate::error::{ConfigError, ConfigReport};
+use crate::error::{ConfigError, ConfigReport, ErrorKind};
 use crate::keys;
 use crate::raw::{parse_yaml, Key, Node, Value};
 use crate::spec::Desired;
@@ -73,6 +73,7 @@ impl Cx<'_> {
             (None, Some((_, n))) => (self.cluster(n), true),
             (Some(_), Some((k, _))) => {
                 self.err(
+                    ErrorKind::Conflict,
                     k.span,
                     "both 'proxmox' and 'nodes' are set",
                     "use 'proxmox:' for one host or 'nodes:' for a cluster, not both",
@@ -81,6 +82,7 @@ impl Cx<'_> {
             }
             (None, None) => {
                 self.err(
+                    ErrorKind::Missing,
                     root.span,
                     "no connection: neither 'proxmox' nor 'nodes' is set",
                     "add 'proxmox: {host: pve.example.com}' (or 'host: local' on the node itself)",
@@ -104,6 +106,7 @@ impl Cx<'_> {
                 _ => self.type_err("vms", list, "a list of VMs"),
             },
             None => self.err(
+                ErrorKind::Missing,
                 root.span,
                 "no 'vms' list",
                 "add 'vms:' with one entry per VM (see examples/vm_config.example.yml)",
@@ -130,6 +133,7 @@ impl Cx<'_> {
         for only in keys::VM_ONLY {
             if let Some((k, _)) = f.get(only) {
                 self.err(
+                    ErrorKind::Misplaced,
                     k.span,
                     format!("'{only}' cannot be set in defaults"),
                     format!("set '{only}' on each VM; it must differ between VMs"),
@@ -147,27 +151,4 @@ impl Cx<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::DiskSource;
-
-    fn parse_ok(text: &str) -> Desired {
-        parse("t.yml", text, &|_| Err("no files".into()))
-            .unwrap_or_else(|r| panic!("{}", r.render(false)))
-    }
-
-    #[test]
-    fn ssh_user_is_left_to_ssh_unless_set() {
-        let vms = "vms:\n  - {name: a, image: local:iso/x.img}\n";
-        let d = parse_ok(&["proxmox:\n  host: pve\n", vms].concat());
-        assert_eq!(d.nodes[0].user, None);
-        let d = parse_ok(&["proxmox:\n  host: pve\n  user: admin\n", vms].concat());
-        assert_eq!(d.nodes[0].user.as_deref(), Some("admin"));
-    }
-
-    #[test]
-    fn null_on_a_vm_unsets_a_default() {
-        let d = parse_ok("proxmox: {host: pve}\ndefaults: {clone: 9000}\nvms:\n  - {name: a, clone: ~, image: local:iso/x.img}\n");
-        assert!(matches!(d.vms[0].source, DiskSource::Image(_)));
-    }
-}
+mod tests;

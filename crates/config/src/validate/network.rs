@@ -3,6 +3,7 @@
 
 use super::primitives::{is_bridge, parse_cidr4, parse_cidr6, parse_mac};
 use super::Cx;
+use crate::error::ErrorKind;
 use crate::raw::Node;
 use crate::spec::{Ip6Config, IpConfig};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,16 +31,19 @@ impl Cx<'_> {
         let s = self.string("mac", n)?;
         match parse_mac(&s) {
             None => self.err(
+                ErrorKind::Format,
                 n.span,
                 format!("mac: '{s}' is not a MAC address"),
                 "write six hex pairs separated by ':', e.g. BC:24:11:00:00:01",
             ),
             Some(o) if o[0] & 1 == 1 => self.err(
+                ErrorKind::Range,
                 n.span,
                 format!("mac: '{s}' is a multicast address"),
                 "a NIC needs a unicast MAC: the lowest bit of the first octet must be 0",
             ),
             Some(o) if o == [0; 6] => self.err(
+                ErrorKind::Range,
                 n.span,
                 "mac: the all-zero address is not usable",
                 "leave 'mac' out to let Proxmox pick one",
@@ -78,6 +82,7 @@ impl Cx<'_> {
         }
         let Some((address, prefix)) = parse_cidr4(&s) else {
             self.err(
+                ErrorKind::Format,
                 n.span,
                 format!("ip: '{s}' is not an IPv4 address in CIDR notation"),
                 "write the address with its prefix length, e.g. 10.0.0.50/24, or 'dhcp'",
@@ -89,6 +94,7 @@ impl Cx<'_> {
             .is_some_and(|n| prefix <= 30 && (address == n.network() || address == n.broadcast()));
         if is_edge {
             self.err(
+                ErrorKind::Range,
                 n.span,
                 format!("ip: '{s}' is the network or broadcast address of its subnet"),
                 "give the VM a host address inside the subnet",
@@ -122,6 +128,7 @@ impl Cx<'_> {
         };
         let Ok(gaddr) = gs.parse::<Ipv4Addr>() else {
             self.err(
+                ErrorKind::Format,
                 g.span,
                 format!("gateway: '{gs}' is not an IPv4 address"),
                 "write the gateway as an address, e.g. 10.0.0.1",
@@ -133,23 +140,26 @@ impl Cx<'_> {
             address, prefix, ..
         }) = cfg
         else {
-            let (message, help) = match cfg {
+            let (kind, message, help) = match cfg {
                 Some(_) => (
+                    ErrorKind::Conflict,
                     "gateway: set together with ip: dhcp",
                     "DHCP provides the gateway; remove 'gateway' (Proxmox rejects the combination)",
                 ),
                 None => (
+                    ErrorKind::Missing,
                     "gateway: set without 'ip'",
                     "Proxmox requires 'ip' for 'gateway' (gw requires ip)",
                 ),
             };
-            self.err(g.span, message, help);
+            self.err(kind, g.span, message, help);
             *ok = false;
             return cfg;
         };
         let inside = ipnet::Ipv4Net::new(address, prefix).is_ok_and(|net| net.contains(&gaddr));
         if !inside {
             self.err(
+                ErrorKind::Conflict,
                 g.span,
                 format!("gateway: {gs} is outside the VM's subnet"),
                 format!("the gateway must be inside {address}/{prefix}; check the prefix length"),
@@ -157,6 +167,7 @@ impl Cx<'_> {
             *ok = false;
         } else if gaddr == address {
             self.err(
+                ErrorKind::Conflict,
                 g.span,
                 "gateway: equals the VM's own address",
                 "use the router's address",
@@ -180,6 +191,7 @@ impl Cx<'_> {
         }
         let Some((address, prefix)) = parse_cidr6(&s) else {
             self.err(
+                ErrorKind::Format,
                 n.span,
                 format!("ip6: '{s}' is not an IPv6 address in CIDR notation"),
                 "write e.g. 2001:db8::10/64, 'dhcp' or 'auto'",
@@ -212,6 +224,7 @@ impl Cx<'_> {
         };
         let Ok(gaddr) = gs.parse::<Ipv6Addr>() else {
             self.err(
+                ErrorKind::Format,
                 g.span,
                 format!("gateway6: '{gs}' is not an IPv6 address"),
                 "write the gateway as an address, e.g. 2001:db8::1",
@@ -229,6 +242,7 @@ impl Cx<'_> {
             }),
             _ => {
                 self.err(
+                    ErrorKind::Missing,
                     g.span,
                     "gateway6: needs a static 'ip6'",
                     "Proxmox requires ip6 for gw6",

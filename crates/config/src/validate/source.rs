@@ -4,6 +4,7 @@
 
 use super::primitives::{is_dns_name, is_storage_id};
 use super::{Cx, Fields};
+use crate::error::ErrorKind;
 use crate::raw::{Node, Value};
 use crate::spec::{CloneRef, DiskFrom, DiskSource, ImageRef};
 use pvefleet_model::{size, VmId};
@@ -26,6 +27,7 @@ impl Cx<'_> {
         let image = match (f.get("image"), f.get("template")) {
             (Some(_), Some((k, _))) => {
                 self.err(
+                    ErrorKind::Conflict,
                     k.span,
                     "both 'image' and 'template' are set",
                     "'template' is another name for 'image': keep one",
@@ -40,6 +42,7 @@ impl Cx<'_> {
         match (image, clone) {
             (Some(_), Some(c)) => {
                 self.err(
+                    ErrorKind::Conflict,
                     c.span,
                     "both 'image' and 'clone' are set",
                     "a VM's disk comes from a cloud image or from a template VM, not both",
@@ -48,6 +51,7 @@ impl Cx<'_> {
             }
             (None, None) => {
                 self.err(
+                    ErrorKind::Missing,
                     item.span,
                     "VM without a disk source",
                     "set 'image:' (a cloud image on the host) or 'clone:' (a template VM), here or in defaults",
@@ -65,6 +69,7 @@ impl Cx<'_> {
         if s.starts_with('/') {
             if s.contains("/../") || s.ends_with("/..") || s.contains(',') {
                 self.err(
+                    ErrorKind::Format,
                     n.span,
                     format!("{key}: '{s}' is not a usable path"),
                     "give a plain absolute path on the host",
@@ -87,6 +92,7 @@ impl Cx<'_> {
             }
             _ => {
                 self.err(
+                    ErrorKind::Format,
                     n.span,
                     format!("{key}: '{s}' is neither a volume id nor an absolute path"),
                     "write a volume id such as local:iso/jammy-server-cloudimg-amd64.img, or an absolute path on the host",
@@ -103,6 +109,7 @@ impl Cx<'_> {
                 Ok(id) => Some(CloneRef::Id(id)),
                 Err(_) => {
                     self.err(
+                        ErrorKind::Range,
                         n.span,
                         "clone: not a valid VM id",
                         "name the template VM by its id (100 to 999999999) or its name",
@@ -137,6 +144,7 @@ impl Cx<'_> {
                 Ok(b) if s.chars().last().is_some_and(|c| c.is_ascii_alphabetic()) => b,
                 _ => {
                     self.err(
+                        ErrorKind::Format,
                         n.span,
                         format!("disk: '{s}' is not a disk size"),
                         "write a size with a binary unit, e.g. 20G or 512M (G means GiB)",
@@ -151,6 +159,7 @@ impl Cx<'_> {
         };
         if !((1 << 20)..=(1u64 << 50)).contains(&bytes) {
             self.err(
+                ErrorKind::Range,
                 n.span,
                 "disk: size out of range",
                 "use a size between 1M and 1024T",
@@ -169,6 +178,7 @@ impl Cx<'_> {
             "full-clone" => Some(DiskFrom::FullClone),
             _ => {
                 self.err(
+                    ErrorKind::UnknownValue,
                     n.span,
                     format!("disk_from: '{s}' is not known"),
                     "use import, linked-clone or full-clone",

@@ -3,6 +3,7 @@
 
 use super::primitives::is_ssh_key;
 use super::Cx;
+use crate::error::ErrorKind;
 use crate::raw::{Node, Value};
 
 impl Cx<'_> {
@@ -48,6 +49,7 @@ impl Cx<'_> {
                 Value::Str(s) if is_ssh_key(s.trim()) => out.push(s.trim().to_string()),
                 Value::Str(_) => {
                     self.err(
+                        ErrorKind::Format,
                         item.span,
                         "ssh_keys: not an OpenSSH public key",
                         "paste the whole line of a .pub file: 'ssh-ed25519 AAAA... comment'",
@@ -71,6 +73,7 @@ impl Cx<'_> {
             Ok(text) => text,
             Err(why) => {
                 self.err(
+                    ErrorKind::File,
                     n.span,
                     format!("ssh_keys_file: cannot read '{path}': {why}"),
                     "give a readable file of public keys; relative paths start at the configuration file's folder",
@@ -85,6 +88,7 @@ impl Cx<'_> {
             }
             if !is_ssh_key(line) {
                 self.err(
+                    ErrorKind::File,
                     n.span,
                     format!("ssh_keys_file: '{path}' holds a line that is not an SSH public key"),
                     "the file must contain OpenSSH public keys, one per line (e.g. ~/.ssh/id_ed25519.pub)",

@@ -6,6 +6,7 @@
 
 use super::primitives::{is_cpu_type, is_dns_name, is_tag, is_unix_user};
 use super::{Cx, Fields};
+use crate::error::ErrorKind;
 use crate::keys;
 use crate::raw::{Key, Node, Value};
 use crate::spec::{DiskFrom, NodeConn, PowerState, VmSpec};
@@ -135,6 +136,7 @@ impl Cx<'_> {
         }
         if get("name").is_none() {
             self.err(
+                ErrorKind::Missing,
                 item.span,
                 "VM without 'name'",
                 "every VM needs a DNS name, e.g. 'name: web-01'",
@@ -193,6 +195,7 @@ impl Cx<'_> {
         let Some(n) = n else {
             if cluster {
                 self.err(
+                    ErrorKind::Missing,
                     item.span,
                     "VM without 'node' in a cluster",
                     "set 'node:' on the VM or in defaults (a node name, or 'auto')",
@@ -214,6 +217,7 @@ impl Cx<'_> {
                 help.push_str(", or 'auto'");
             }
             self.err(
+                ErrorKind::UnknownValue,
                 n.span,
                 format!("node: '{s}' is not among the configured nodes"),
                 help,
@@ -255,6 +259,7 @@ impl Cx<'_> {
                 Ok(bytes) if s.chars().last().is_some_and(|c| c.is_ascii_alphabetic()) => {
                     if bytes % (1 << 20) != 0 {
                         self.err(
+                            ErrorKind::Range,
                             n.span,
                             format!("memory: '{s}' is not a whole number of MiB"),
                             "write memory in MiB (2048) or with a unit (2G)",
@@ -265,6 +270,7 @@ impl Cx<'_> {
                 }
                 _ => {
                     self.err(
+                        ErrorKind::Format,
                         n.span,
                         format!("memory: '{s}' is not a memory size"),
                         "write memory in MiB (2048) or with a unit (2G)",
@@ -279,6 +285,7 @@ impl Cx<'_> {
         };
         if !(16..=MAX).contains(&mib) {
             self.err(
+                ErrorKind::Range,
                 n.span,
                 format!("memory: {mib} MiB is out of range (Proxmox accepts 16 MiB to 4 TiB)"),
                 "memory is in MiB: 2048 means 2 GiB",
@@ -360,6 +367,7 @@ impl Cx<'_> {
         let s = self.string("description", n)?;
         if s.len() > 8000 {
             self.err(
+                ErrorKind::Range,
                 n.span,
                 "description: longer than 8000 characters",
                 "Proxmox keeps at most 8192 characters, and pvefleet adds its marker line",
@@ -380,7 +388,12 @@ impl Cx<'_> {
                 if let Some(h) = keys::suggest(&s, &["running", "stopped"]) {
                     msg.push_str(&format!(" (did you mean '{h}'?)"));
                 }
-                self.err(n.span, msg, "use running or stopped");
+                self.err(
+                    ErrorKind::UnknownValue,
+                    n.span,
+                    msg,
+                    "use running or stopped",
+                );
                 None
             }
         }
