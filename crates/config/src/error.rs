@@ -2,18 +2,7 @@
 
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 
-/// Where a value stands in the YAML text (1-based line and column).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column.
-    pub col: u32,
-    /// Byte offset of the first character.
-    pub offset: usize,
-    /// Length in bytes (at least 1 when rendered).
-    pub len: usize,
-}
+pub use crate::span::Span;
 
 /// What sort of problem a [`ConfigError`] is.
 ///

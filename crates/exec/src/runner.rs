@@ -486,7 +486,6 @@ impl Lane {
                     expect_ip: None,
                     running: false,
                     starts: false,
-                    line: 0,
                 };
                 match self.run_steps(&mut vp).await {
                     Ok(()) => vp.vmid,

@@ -148,8 +148,6 @@ pub struct VmPlan {
     pub running: bool,
     /// True when the steps include starting the VM.
     pub starts: bool,
-    /// The line of the VM in the file.
-    pub line: u32,
 }
 
 /// The whole plan.
@@ -467,7 +465,6 @@ impl<'a> Planner<'a> {
             },
             running: options::wants_running(spec),
             starts: false,
-            line: spec.line,
         };
         let observed = self.input.observed;
         if let Some(existing) = find_existing(spec, observed) {

@@ -1,88 +1,52 @@
 //! Values that must differ between VMs: vmid, name, static IP and MAC.
 
 use super::Cx;
-use crate::error::{ConfigError, ErrorKind, Span};
-use crate::raw::{Key, Node, Value};
+use crate::error::{ConfigError, ErrorKind};
+use crate::span::SpanMap;
 use crate::spec::{IpConfig, VmSpec};
-use pvefleet_model::VmId;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+
+/// The values of one VM that must be unique, each as (key, message, value).
+fn unique_values(vm: &VmSpec) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    if let Some(id) = vm.vmid {
+        out.push(("vmid", format!("duplicate vmid {id}"), id.to_string()));
+    }
+    out.push((
+        "name",
+        format!("duplicate name '{}'", vm.name),
+        vm.name.clone(),
+    ));
+    if let Some(IpConfig::Static { address, .. }) = vm.ip {
+        let ip = address.to_string();
+        out.push(("ip", format!("duplicate static IP {ip}"), ip));
+    }
+    if let Some(mac) = &vm.mac {
+        out.push(("mac", format!("duplicate MAC {mac}"), mac.clone()));
+    }
+    out
+}
 
 impl Cx<'_> {
-    /// Reports every value a VM shares with an earlier VM.
-    pub(super) fn duplicates(&mut self, vms: &[VmSpec], entries: &[(Key, Node)]) {
-        // Locate each VM's node again for precise spans of duplicate values.
-        let items: Vec<&Node> = entries
-            .iter()
-            .find(|(k, _)| k.name == "vms")
-            .and_then(|(_, n)| match &n.value {
-                Value::Seq(items) => Some(items.iter().collect()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        let span_of = |line: u32, key: &str| -> Option<Span> {
-            let item = items.iter().find(|i| i.span.line == line)?;
-            match &item.value {
-                Value::Map(m) => m.iter().find(|(k, _)| k.name == key).map(|(_, v)| v.span),
-                _ => None,
-            }
-        };
-        let mut seen_id: HashMap<VmId, u32> = HashMap::new();
-        let mut seen_name: HashMap<&str, u32> = HashMap::new();
-        let mut seen_ip: HashMap<Ipv4Addr, u32> = HashMap::new();
-        let mut seen_mac: HashMap<&str, u32> = HashMap::new();
-        for vm in vms {
-            let first_at =
-                |line: u32| ["first used by the VM at line ", &line.to_string()].concat();
-            if let Some(id) = vm.vmid {
-                if let Some(first) = seen_id.insert(id, vm.line) {
-                    let span = span_of(vm.line, "vmid");
-                    self.errors.push(
-                        ConfigError::at(
-                            ErrorKind::Duplicate,
-                            span,
-                            ["duplicate vmid ", &id.to_string()].concat(),
-                        )
-                        .help(first_at(first)),
-                    );
-                }
-            }
-            if let Some(first) = seen_name.insert(&vm.name, vm.line) {
-                let span = span_of(vm.line, "name");
-                self.errors.push(
-                    ConfigError::at(
-                        ErrorKind::Duplicate,
-                        span,
-                        ["duplicate name '", &vm.name, "'"].concat(),
-                    )
-                    .help(first_at(first)),
-                );
-            }
-            if let Some(IpConfig::Static { address, .. }) = vm.ip {
-                if let Some(first) = seen_ip.insert(address, vm.line) {
-                    let span = span_of(vm.line, "ip");
-                    self.errors.push(
-                        ConfigError::at(
-                            ErrorKind::Duplicate,
-                            span,
-                            ["duplicate static IP ", &address.to_string()].concat(),
-                        )
-                        .help(first_at(first)),
-                    );
-                }
-            }
-            if let Some(mac) = &vm.mac {
-                if let Some(first) = seen_mac.insert(mac, vm.line) {
-                    let span = span_of(vm.line, "mac");
-                    self.errors.push(
-                        ConfigError::at(
-                            ErrorKind::Duplicate,
-                            span,
-                            ["duplicate MAC ", mac].concat(),
-                        )
-                        .help(first_at(first)),
-                    );
-                }
+    /// Reports every value a VM shares with an earlier VM, at the later
+    /// VM's value (in `defaults:` when inherited) with a hint that names
+    /// where the earlier VM stands. `spans` is indexed as `vms`.
+    pub(super) fn duplicates(&mut self, vms: &[VmSpec], spans: &SpanMap) {
+        let mut seen: HashMap<(&str, String), usize> = HashMap::new();
+        for (index, vm) in vms.iter().enumerate() {
+            for (key, message, value) in unique_values(vm) {
+                let Some(first) = seen.insert((key, value.clone()), index) else {
+                    continue;
+                };
+                // Keep the first VM as the reference for later repeats.
+                seen.insert((key, value), first);
+                let span = spans.key(index, key).or(spans.vm(index));
+                let help = match spans.vm(first) {
+                    Some(at) => format!("first used by the VM at {}:{}", at.line, at.col),
+                    None => "first used by an earlier VM".to_string(),
+                };
+                self.errors
+                    .push(ConfigError::at(ErrorKind::Duplicate, span, message).help(help));
             }
         }
     }

@@ -18,6 +18,7 @@ pub use primitives::is_storage_id;
 use crate::error::{ConfigError, ConfigReport, ErrorKind};
 use crate::keys;
 use crate::raw::{parse_yaml, Key, Node, Value};
+use crate::span::SpanMap;
 use crate::spec::Desired;
 use std::collections::HashMap;
 
@@ -93,12 +94,14 @@ impl Cx<'_> {
         let nodes = nodes.unwrap_or_default();
         let defaults = self.defaults(top.get("defaults").map(|(_, d)| *d));
         let mut vms = Vec::new();
+        let mut spans = SpanMap::default();
         match top.get("vms") {
             Some((_, list)) => match &list.value {
                 Value::Seq(items) => {
                     for item in items {
-                        if let Some(vm) = self.vm(item, &defaults, &nodes, cluster) {
+                        if let Some((vm, keys)) = self.vm(item, &defaults, &nodes, cluster) {
                             vms.push(vm);
+                            spans.push(item.span, keys);
                         }
                     }
                 }
@@ -112,11 +115,12 @@ impl Cx<'_> {
                 "add 'vms:' with one entry per VM (see examples/vm_config.example.yml)",
             ),
         }
-        self.duplicates(&vms, entries);
+        self.duplicates(&vms, &spans);
         Some(Desired {
             nodes,
             cluster,
             vms,
+            spans,
         })
     }
 

@@ -220,3 +220,71 @@ fn kind_codes_are_distinct_snake_case() {
     assert_eq!(ErrorKind::UnknownKey.code(), "unknown_key");
     assert_eq!(ErrorKind::UnknownKey.to_string(), "unknown_key");
 }
+
+#[test]
+fn duplicate_vmid_on_one_line_points_at_the_second_vm() {
+    // Both VMs on one line (flow style): the error must stand at the second
+    // VM's vmid and the hint must name the first VM's line and column.
+    let text = format!(
+        "{HOST}vms: [{{vmid: 101, name: a, image: local:iso/x.img}}, {{vmid: 101, name: b, image: local:iso/x.img}}]\n"
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let e = &errors[0];
+    assert_eq!(e.kind, ErrorKind::Duplicate);
+    assert_eq!(e.message, "duplicate vmid 101");
+    let span = e.span.expect("located");
+    assert_eq!((span.line, span.col), (2, 60));
+    assert_eq!(&text[span.offset..span.offset + span.len], "101");
+    assert_eq!(e.help.as_deref(), Some("first used by the VM at 2:7"));
+}
+
+#[test]
+fn duplicate_inherited_value_points_at_defaults() {
+    let text = format!(
+        "{HOST}defaults: {{ip: 10.0.0.5/24}}\nvms:\n  - {{name: a, image: local:iso/x.img}}\n  - {{name: b, image: local:iso/x.img}}\n"
+    );
+    let (kind, message, at) = only(&text);
+    assert_eq!(kind, ErrorKind::Duplicate);
+    assert_eq!(message, "duplicate static IP 10.0.0.5");
+    assert_eq!(at, (2, 16));
+}
+
+#[test]
+fn duplicate_hint_names_the_first_vm_even_after_invalid_ones() {
+    let text = format!(
+        "{HOST}vms:\n  - {{name: x, image: local:iso/x.img, memory: 1}}\n  - {{vmid: 101, name: a, image: local:iso/x.img}}\n  - {{vmid: 101, name: b, image: local:iso/x.img}}\n  - {{vmid: 101, name: c, image: local:iso/x.img}}\n"
+    );
+    let errors = errors(&text);
+    let dups: Vec<_> = errors
+        .iter()
+        .filter(|e| e.kind == ErrorKind::Duplicate)
+        .map(|e| (e.span.map(|s| s.line), e.help.clone()))
+        .collect();
+    let hint = Some("first used by the VM at 4:5".to_string());
+    assert_eq!(dups, [(Some(5), hint.clone()), (Some(6), hint)]);
+}
+
+#[test]
+fn span_map_records_each_vm_and_where_its_values_came_from() {
+    let text = format!(
+        "{HOST}defaults:\n  memory: 2048\n  image: local:iso/x.img\nvms:\n  - name: a\n    memory: 4096\n  - {{name: b, image: ~, clone: 9000}}\n"
+    );
+    let d = parse_ok(&text);
+    let s = &d.spans;
+    assert_eq!(s.len(), d.vms.len());
+    let at = |span: Option<Span>| span.map(|s| (s.line, s.col));
+    assert_eq!(at(s.vm(0)), Some((6, 5)));
+    assert_eq!(at(s.vm(1)), Some((8, 5)));
+    assert_eq!(s.vm(2), None);
+    // Own value, then a value inherited from `defaults:`.
+    assert_eq!(at(s.key(0, "memory")), Some((7, 13)));
+    assert_eq!(at(s.key(1, "memory")), Some((3, 11)));
+    assert_eq!(at(s.key(0, "image")), Some((4, 10)));
+    // Unset by null on the VM, or never set: no span.
+    assert_eq!(s.key(1, "image"), None);
+    assert_eq!(s.key(0, "cores"), None);
+    assert_eq!(at(s.key(1, "clone")), Some((8, 32)));
+    let name = s.key(1, "name").expect("name");
+    assert_eq!(&text[name.offset..name.offset + name.len], "b");
+}

@@ -6,7 +6,7 @@
 
 use super::primitives::{is_cpu_type, is_dns_name, is_tag, is_unix_user};
 use super::{Cx, Fields};
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Span};
 use crate::keys;
 use crate::raw::{Key, Node, Value};
 use crate::spec::{DiskFrom, NodeConn, PowerState, VmSpec};
@@ -107,15 +107,16 @@ const FIELDS: &[(&str, Decode)] = &[
 ];
 
 impl Cx<'_> {
-    /// One VM; `None` when anything about it is wrong (the errors are
-    /// recorded).
+    /// One VM, with where the value of each key it has stands (on the VM or
+    /// in `defaults:`); `None` when anything about it is wrong (the errors
+    /// are recorded).
     pub(super) fn vm(
         &mut self,
         item: &Node,
         defaults: &[(Key, Node)],
         nodes: &[NodeConn],
         cluster: bool,
-    ) -> Option<VmSpec> {
+    ) -> Option<(VmSpec, Vec<(String, Span)>)> {
         let entries = self.map("each VM", item)?;
         let own = self.fields(entries, keys::VM, "a VM");
         let mut f: Fields<'_> = defaults
@@ -152,8 +153,12 @@ impl Cx<'_> {
         if !ok {
             return None;
         }
+        let spans = f
+            .iter()
+            .map(|(k, (_, n))| (k.to_string(), n.span))
+            .collect();
         let d = draft;
-        Some(VmSpec {
+        let spec = VmSpec {
             vmid: d.vmid,
             name: d.name?,
             node: node?,
@@ -179,8 +184,8 @@ impl Cx<'_> {
             description: d.description,
             onboot: d.onboot,
             state: d.state,
-            line: item.span.line,
-        })
+        };
+        Some((spec, spans))
     }
 
     /// `node`: one of the configured nodes, or `auto` in a cluster, where it
