@@ -122,6 +122,7 @@ pub struct ConfigReport {
     pub errors: Vec<ConfigError>,
 }
 
+/// One error as miette renders it: message, snippet, label and hint.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 struct Rendered {
@@ -159,16 +160,11 @@ impl ConfigReport {
         let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
         let mut out = String::new();
         for e in &self.errors {
-            out.push_str(&self.path);
-            if let Some(s) = e.span {
-                out.push(':');
-                out.push_str(&s.line.to_string());
-                out.push(':');
-                out.push_str(&s.col.to_string());
-            }
-            out.push_str(": error: ");
-            out.push_str(&e.message);
-            out.push('\n');
+            let at = e
+                .span
+                .map(|s| format!(":{}:{}", s.line, s.col))
+                .unwrap_or_default();
+            out.push_str(&format!("{}{at}: error: {}\n", self.path, e.message));
             let rendered = Rendered {
                 message: e.message.clone(),
                 src: NamedSource::new(&self.path, self.text.clone()),
