@@ -2,22 +2,88 @@
 
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 
-/// Where a value stands in the YAML text (1-based line and column).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    /// 1-based line.
-    pub line: u32,
-    /// 1-based column.
-    pub col: u32,
-    /// Byte offset of the first character.
-    pub offset: usize,
-    /// Length in bytes (at least 1 when rendered).
-    pub len: usize,
+pub use crate::span::Span;
+
+/// What sort of problem a [`ConfigError`] is.
+///
+/// The set is stable: tools may rely on [`ErrorKind::code`], which never
+/// changes for a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The text is not valid YAML (including a key repeated in one mapping).
+    Syntax,
+    /// A key the language does not know; the hint names a close one.
+    UnknownKey,
+    /// A known key where it may not stand, such as `vmid` in `defaults:`.
+    Misplaced,
+    /// A value of the wrong YAML type, such as a list where a string belongs.
+    Type,
+    /// A number, size or length outside what Proxmox accepts, or an address
+    /// it cannot use (a multicast MAC, a subnet's broadcast address).
+    Range,
+    /// Text without the required shape: a name, id, address, key or path.
+    Format,
+    /// A value that is not one of the choices: a `state`, a `disk_from`, a
+    /// `node` that is not configured.
+    UnknownValue,
+    /// Something required is absent: a connection, `host`, a VM's `name`,
+    /// its disk source, or what another key needs (`gateway` needs `ip`).
+    Missing,
+    /// Keys or values that exclude each other (`image` and `clone`, a
+    /// gateway outside the VM's subnet).
+    Conflict,
+    /// A value two VMs share that must differ (vmid, name, static IP, MAC).
+    Duplicate,
+    /// A file the configuration names cannot be read or holds something
+    /// that is not what it should (`ssh_keys_file`).
+    File,
+}
+
+impl ErrorKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::Syntax,
+        ErrorKind::UnknownKey,
+        ErrorKind::Misplaced,
+        ErrorKind::Type,
+        ErrorKind::Range,
+        ErrorKind::Format,
+        ErrorKind::UnknownValue,
+        ErrorKind::Missing,
+        ErrorKind::Conflict,
+        ErrorKind::Duplicate,
+        ErrorKind::File,
+    ];
+
+    /// A stable snake_case name for JSON output, e.g. `unknown_key`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::UnknownKey => "unknown_key",
+            ErrorKind::Misplaced => "misplaced",
+            ErrorKind::Type => "type",
+            ErrorKind::Range => "range",
+            ErrorKind::Format => "format",
+            ErrorKind::UnknownValue => "unknown_value",
+            ErrorKind::Missing => "missing",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Duplicate => "duplicate",
+            ErrorKind::File => "file",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
 }
 
 /// One problem in the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
+    /// What sort of problem it is.
+    pub kind: ErrorKind,
     /// What is wrong, lower-case, no trailing period.
     pub message: String,
     /// Where, when known.
@@ -27,9 +93,10 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// An error at `span`.
-    pub fn at(span: Option<Span>, message: impl Into<String>) -> Self {
+    /// An error of `kind` at `span`.
+    pub fn at(kind: ErrorKind, span: Option<Span>, message: impl Into<String>) -> Self {
         Self {
+            kind,
             message: message.into(),
             span,
             help: None,
@@ -55,6 +122,7 @@ pub struct ConfigReport {
     pub errors: Vec<ConfigError>,
 }
 
+/// One error as miette renders it: message, snippet, label and hint.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 struct Rendered {
@@ -92,16 +160,11 @@ impl ConfigReport {
         let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
         let mut out = String::new();
         for e in &self.errors {
-            out.push_str(&self.path);
-            if let Some(s) = e.span {
-                out.push(':');
-                out.push_str(&s.line.to_string());
-                out.push(':');
-                out.push_str(&s.col.to_string());
-            }
-            out.push_str(": error: ");
-            out.push_str(&e.message);
-            out.push('\n');
+            let at = e
+                .span
+                .map(|s| format!(":{}:{}", s.line, s.col))
+                .unwrap_or_default();
+            out.push_str(&format!("{}{at}: error: {}\n", self.path, e.message));
             let rendered = Rendered {
                 message: e.message.clone(),
                 src: NamedSource::new(&self.path, self.text.clone()),

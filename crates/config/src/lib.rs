@@ -4,7 +4,8 @@
 //! Parsing has two stages. [`raw`] turns YAML text into a tree that keeps the
 //! line and column of every key and value. [`validate`] checks that tree
 //! completely (every error in one pass, each with its location), applies
-//! `defaults:` and yields [`Desired`], which carries no spans.
+//! `defaults:` and yields [`Desired`]: plain values, with a [`SpanMap`]
+//! beside them that says where each VM and each effective value came from.
 //!
 //! The crate is pure: reading `ssh_keys_file` goes through a loader the caller
 //! passes in, so nothing here touches the file system.
@@ -12,10 +13,12 @@
 pub mod error;
 pub mod keys;
 pub mod raw;
+pub mod span;
 pub mod spec;
 pub mod validate;
 
-pub use error::{ConfigError, ConfigReport, Span};
+pub use error::{ConfigError, ConfigReport, ErrorKind};
+pub use span::{Span, SpanMap};
 pub use spec::{
     CloneRef, Desired, DiskFrom, DiskSource, ImageRef, Ip6Config, IpConfig, NodeConn, PowerState,
     VmSpec,

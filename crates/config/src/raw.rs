@@ -1,6 +1,6 @@
 //! Stage 1: YAML text into a tree that remembers where each node stands.
 
-use crate::error::{ConfigError, Span};
+use crate::error::{ConfigError, ErrorKind, Span};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
@@ -157,8 +157,10 @@ pub fn parse_yaml(text: &str) -> Result<Node, ConfigError> {
                 Some((head, rest)) if head.starts_with("line ") => rest,
                 _ => first,
             };
-            Err(ConfigError::at(span, ["YAML syntax: ", message].concat())
-                .help("fix the YAML syntax at this place; indentation must use spaces"))
+            Err(
+                ConfigError::at(ErrorKind::Syntax, span, format!("YAML syntax: {message}"))
+                    .help("fix the YAML syntax at this place; indentation must use spaces"),
+            )
         }
     }
 }
@@ -186,5 +188,6 @@ mod tests {
         let e = parse_yaml("a: [1,2\nb: c\n").expect_err("invalid");
         assert_eq!(e.span.map(|s| s.line), Some(2));
         assert!(e.message.starts_with("YAML syntax: "), "{}", e.message);
+        assert_eq!(e.kind, ErrorKind::Syntax);
     }
 }

@@ -1,5 +1,6 @@
 //! The validated desired state: what the user asked for, defaults applied.
 
+use crate::span::SpanMap;
 use pvefleet_model::VmId;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -12,6 +13,9 @@ pub struct Desired {
     pub cluster: bool,
     /// The VMs, in file order.
     pub vms: Vec<VmSpec>,
+    /// Where each VM and each of its effective values stand in the file,
+    /// indexed as `vms`.
+    pub spans: SpanMap,
 }
 
 impl Desired {
@@ -87,7 +91,7 @@ impl ImageRef {
     /// The text as the user wrote it (`local:iso/x.img` or `/var/lib/...`).
     pub fn display(&self) -> String {
         match self {
-            ImageRef::Volume { storage, volname } => [storage.as_str(), ":", volname].concat(),
+            ImageRef::Volume { storage, volname } => format!("{storage}:{volname}"),
             ImageRef::Path(p) => p.clone(),
         }
     }
@@ -196,6 +200,4 @@ pub struct VmSpec {
     pub onboot: bool,
     /// Whether the VM should run.
     pub state: PowerState,
-    /// The line of the VM's entry in the file, for messages.
-    pub line: u32,
 }

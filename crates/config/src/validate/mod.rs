@@ -1,0 +1,158 @@
+//! Stage 2: check the raw tree completely and build [`Desired`].
+//!
+//! Every rule runs even after an earlier one failed, so one pass reports all
+//! errors. A value inherited from `defaults:` is reported at its line in
+//! `defaults:`.
+
+mod connection;
+mod duplicates;
+mod fields;
+mod network;
+mod primitives;
+mod source;
+mod ssh_keys;
+mod vm;
+
+pub use primitives::is_storage_id;
+
+use crate::error::{ConfigError, ConfigReport, ErrorKind};
+use crate::keys;
+use crate::raw::{parse_yaml, Key, Node, Value};
+use crate::span::SpanMap;
+use crate::spec::Desired;
+use std::collections::HashMap;
+
+/// Reads a file named in the configuration (`ssh_keys_file`), relative to the
+/// configuration file. Returns the text or a reason.
+pub type FileLoader<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
+/// Parses and validates a configuration file.
+///
+/// `path` is only used in messages; `load` reads `ssh_keys_file`s.
+pub fn parse(path: &str, text: &str, load: FileLoader<'_>) -> Result<Desired, ConfigReport> {
+    let mut cx = Cx {
+        errors: Vec::new(),
+        load,
+    };
+    let desired = match parse_yaml(text) {
+        Ok(root) => cx.root(&root),
+        Err(e) => {
+            cx.errors.push(e);
+            None
+        }
+    };
+    match desired {
+        Some(d) if cx.errors.is_empty() => Ok(d),
+        _ => {
+            cx.errors
+                .sort_by_key(|e| e.span.map(|s| (s.line, s.col)).unwrap_or((0, 0)));
+            Err(ConfigReport {
+                path: path.to_string(),
+                text: text.to_string(),
+                errors: cx.errors,
+            })
+        }
+    }
+}
+
+/// The validation pass: the errors found so far and the file loader.
+struct Cx<'l> {
+    errors: Vec<ConfigError>,
+    load: FileLoader<'l>,
+}
+
+/// A mapping's entries by key name.
+type Fields<'a> = HashMap<&'a str, (&'a Key, &'a Node)>;
+
+impl Cx<'_> {
+    /// The whole file.
+    fn root(&mut self, root: &Node) -> Option<Desired> {
+        let entries = self.map("the file", root)?;
+        let top = self.fields(entries, keys::TOP, "the top level");
+        let (nodes, cluster) = match (top.get("proxmox"), top.get("nodes")) {
+            (Some((_, p)), None) => (self.proxmox(p), false),
+            (None, Some((_, n))) => (self.cluster(n), true),
+            (Some(_), Some((k, _))) => {
+                self.err(
+                    ErrorKind::Conflict,
+                    k.span,
+                    "both 'proxmox' and 'nodes' are set",
+                    "use 'proxmox:' for one host or 'nodes:' for a cluster, not both",
+                );
+                (None, false)
+            }
+            (None, None) => {
+                self.err(
+                    ErrorKind::Missing,
+                    root.span,
+                    "no connection: neither 'proxmox' nor 'nodes' is set",
+                    "add 'proxmox: {host: pve.example.com}' (or 'host: local' on the node itself)",
+                );
+                (None, false)
+            }
+        };
+        let nodes = nodes.unwrap_or_default();
+        let defaults = self.defaults(top.get("defaults").map(|(_, d)| *d));
+        let mut vms = Vec::new();
+        let mut spans = SpanMap::default();
+        match top.get("vms") {
+            Some((_, list)) => match &list.value {
+                Value::Seq(items) => {
+                    for item in items {
+                        if let Some((vm, keys)) = self.vm(item, &defaults, &nodes, cluster) {
+                            vms.push(vm);
+                            spans.push(item.span, keys);
+                        }
+                    }
+                }
+                Value::Null => {}
+                _ => self.type_err("vms", list, "a list of VMs"),
+            },
+            None => self.err(
+                ErrorKind::Missing,
+                root.span,
+                "no 'vms' list",
+                "add 'vms:' with one entry per VM (see examples/vm_config.example.yml)",
+            ),
+        }
+        self.duplicates(&vms, &spans);
+        Some(Desired {
+            nodes,
+            cluster,
+            vms,
+            spans,
+        })
+    }
+
+    /// `defaults:`: the VM keys every VM inherits. Keys that must differ
+    /// between VMs are refused; unknown keys are reported and dropped.
+    fn defaults(&mut self, node: Option<&Node>) -> Vec<(Key, Node)> {
+        let Some(d) = node else {
+            return Vec::new();
+        };
+        let Some(entries) = self.map("defaults", d) else {
+            return Vec::new();
+        };
+        let f = self.fields(entries, keys::VM, "defaults");
+        for only in keys::VM_ONLY {
+            if let Some((k, _)) = f.get(only) {
+                self.err(
+                    ErrorKind::Misplaced,
+                    k.span,
+                    format!("'{only}' cannot be set in defaults"),
+                    format!("set '{only}' on each VM; it must differ between VMs"),
+                );
+            }
+        }
+        entries
+            .iter()
+            .filter(|(k, _)| {
+                keys::VM.contains(&k.name.as_str()) && !keys::VM_ONLY.contains(&k.name.as_str())
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

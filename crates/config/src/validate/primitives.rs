@@ -1,0 +1,119 @@
+//! Pure checks on the text of one value: names, ids, keys, addresses.
+//!
+//! Each function answers "is this well-formed" and knows nothing of spans or
+//! messages; the decoders in the sibling modules turn a `false` into an error.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A DNS name: labels of letters, digits and `-`, joined by `.`.
+pub(super) fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        })
+}
+
+/// Proxmox `pve-storage-id`: `[a-z][a-z0-9\-_.]*[a-z0-9]`.
+pub fn is_storage_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_lowercase()
+        && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-_.".contains(c))
+}
+
+/// A Proxmox tag: letters, digits and `_ - + .`, not starting with `- + .`.
+pub(super) fn is_tag(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_-+.".contains(c))
+}
+
+/// One OpenSSH public key line: a known key type and a base64 blob.
+pub(super) fn is_ssh_key(s: &str) -> bool {
+    const TYPES: &[&str] = &[
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ssh-dss",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    let mut parts = s.split_whitespace();
+    let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    !s.contains('\n')
+        && TYPES.contains(&kind)
+        && blob.len() >= 16
+        && blob
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c))
+}
+
+/// A Proxmox CPU type such as `host` or `x86-64-v2-AES`.
+pub(super) fn is_cpu_type(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.+".contains(&c))
+}
+
+/// A lower-case Unix login name of at most 32 characters.
+pub(super) fn is_unix_user(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-".contains(c))
+}
+
+/// A Linux bridge name (at most 15 characters, starting with a letter).
+pub(super) fn is_bridge(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.as_bytes()[0].is_ascii_alphabetic()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
+/// Parses `AA:BB:CC:DD:EE:FF`; returns the octets.
+pub(super) fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut out = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return None;
+        }
+        out[i] = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Parses `A.B.C.D/PREFIX`.
+pub(super) fn parse_cidr4(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    let addr: Ipv4Addr = a.parse().ok()?;
+    let prefix: u8 = p.parse().ok()?;
+    (prefix <= 32 && !p.starts_with('+')).then_some((addr, prefix))
+}
+
+/// Parses `ADDR/PREFIX` for IPv6.
+pub(super) fn parse_cidr6(s: &str) -> Option<(Ipv6Addr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    let addr: Ipv6Addr = a.parse().ok()?;
+    let prefix: u8 = p.parse().ok()?;
+    (prefix <= 128 && !p.starts_with('+')).then_some((addr, prefix))
+}

@@ -1,0 +1,406 @@
+//! One entry of `vms:`, merged over `defaults:`, into a [`VmSpec`].
+//!
+//! Most keys decode on their own and go through the [`FIELDS`] table. Keys
+//! that depend on each other (`ip` and `gateway`, `image` and `clone`, the two
+//! sources of SSH keys) or on the connection (`node`) have their own rules.
+
+use super::primitives::{is_cpu_type, is_dns_name, is_tag, is_unix_user};
+use super::{Cx, Fields};
+use crate::error::{ErrorKind, Span};
+use crate::keys;
+use crate::raw::{Key, Node, Value};
+use crate::spec::{DiskFrom, NodeConn, PowerState, VmSpec};
+use pvefleet_model::{size, VmId};
+
+/// A VM being decoded: the language's built-in defaults, overwritten by each
+/// key the VM (or `defaults:`) sets.
+struct Draft {
+    vmid: Option<VmId>,
+    name: Option<String>,
+    memory: u64,
+    cores: u32,
+    sockets: u32,
+    cpu: Option<String>,
+    bridge: String,
+    vlan: Option<u16>,
+    mac: Option<String>,
+    nameserver: Vec<String>,
+    searchdomain: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    storage: String,
+    disk: Option<u64>,
+    disk_from: DiskFrom,
+    tags: Vec<String>,
+    description: Option<String>,
+    onboot: bool,
+    state: PowerState,
+}
+
+impl Default for Draft {
+    fn default() -> Self {
+        Self {
+            vmid: None,
+            name: None,
+            memory: 1024,
+            cores: 1,
+            sockets: 1,
+            cpu: None,
+            bridge: "vmbr0".to_string(),
+            vlan: None,
+            mac: None,
+            nameserver: Vec::new(),
+            searchdomain: None,
+            user: None,
+            password: None,
+            storage: "local-lvm".to_string(),
+            disk: None,
+            disk_from: DiskFrom::Import,
+            tags: Vec::new(),
+            description: None,
+            onboot: false,
+            state: PowerState::Running,
+        }
+    }
+}
+
+/// Decodes one key's value into the draft; `None` when the value is invalid
+/// (the error is already recorded).
+type Decode = fn(&mut Cx<'_>, &Node, &mut Draft) -> Option<()>;
+
+/// The keys decoded on their own, each with its decoder.
+const FIELDS: &[(&str, Decode)] = &[
+    ("vmid", |cx, n, d| cx.vmid(n).map(|v| d.vmid = Some(v))),
+    ("name", |cx, n, d| cx.name(n).map(|v| d.name = Some(v))),
+    ("memory", |cx, n, d| cx.memory(n).map(|v| d.memory = v)),
+    ("cores", |cx, n, d| cx.cores(n).map(|v| d.cores = v)),
+    ("sockets", |cx, n, d| cx.sockets(n).map(|v| d.sockets = v)),
+    ("cpu", |cx, n, d| cx.cpu(n).map(|v| d.cpu = Some(v))),
+    ("bridge", |cx, n, d| cx.bridge(n).map(|v| d.bridge = v)),
+    ("vlan", |cx, n, d| cx.vlan(n).map(|v| d.vlan = Some(v))),
+    ("mac", |cx, n, d| cx.mac(n).map(|v| d.mac = Some(v))),
+    ("nameserver", |cx, n, d| {
+        cx.nameserver(n).map(|v| d.nameserver = v)
+    }),
+    ("searchdomain", |cx, n, d| {
+        cx.searchdomain(n).map(|v| d.searchdomain = Some(v))
+    }),
+    ("user", |cx, n, d| {
+        cx.guest_user(n).map(|v| d.user = Some(v))
+    }),
+    ("password", |cx, n, d| {
+        cx.string("password", n).map(|v| d.password = Some(v))
+    }),
+    ("storage", |cx, n, d| cx.storage(n).map(|v| d.storage = v)),
+    ("disk", |cx, n, d| cx.disk(n).map(|v| d.disk = Some(v))),
+    ("disk_from", |cx, n, d| {
+        cx.disk_from(n).map(|v| d.disk_from = v)
+    }),
+    ("tags", |cx, n, d| cx.tags(n).map(|v| d.tags = v)),
+    ("description", |cx, n, d| {
+        cx.description(n).map(|v| d.description = Some(v))
+    }),
+    ("onboot", |cx, n, d| {
+        cx.boolean("onboot", n).map(|v| d.onboot = v)
+    }),
+    ("state", |cx, n, d| cx.state(n).map(|v| d.state = v)),
+];
+
+impl Cx<'_> {
+    /// One VM, with where the value of each key it has stands (on the VM or
+    /// in `defaults:`); `None` when anything about it is wrong (the errors
+    /// are recorded).
+    pub(super) fn vm(
+        &mut self,
+        item: &Node,
+        defaults: &[(Key, Node)],
+        nodes: &[NodeConn],
+        cluster: bool,
+    ) -> Option<(VmSpec, Vec<(String, Span)>)> {
+        let entries = self.map("each VM", item)?;
+        let own = self.fields(entries, keys::VM, "a VM");
+        let mut f: Fields<'_> = defaults
+            .iter()
+            .map(|(k, v)| (k.name.as_str(), (k, v)))
+            .collect();
+        f.extend(own);
+        // An explicit null on the VM unsets a default (`clone: ~`).
+        f.retain(|_, (_, n)| !matches!(n.value, Value::Null));
+        let get = |k: &str| f.get(k).map(|(_, n)| *n);
+
+        let mut draft = Draft::default();
+        let mut ok = true;
+        for (key, decode) in FIELDS {
+            if let Some(n) = get(key) {
+                ok &= decode(self, n, &mut draft).is_some();
+            }
+        }
+        if get("name").is_none() {
+            self.err(
+                ErrorKind::Missing,
+                item.span,
+                "VM without 'name'",
+                "every VM needs a DNS name, e.g. 'name: web-01'",
+            );
+            ok = false;
+        }
+        let node = self.vm_node(get("node"), item, nodes, cluster);
+        ok &= node.is_some();
+        let ip = self.ipv4(get("ip"), get("gateway"), &mut ok);
+        let ip6 = self.ipv6(get("ip6"), get("gateway6"), &mut ok);
+        let ssh_keys = self.ssh_keys(get("ssh_keys"), get("ssh_keys_file"), &mut ok);
+        let source = self.source(&f, item, &mut ok);
+        if !ok {
+            return None;
+        }
+        let spans = f
+            .iter()
+            .map(|(k, (_, n))| (k.to_string(), n.span))
+            .collect();
+        let d = draft;
+        let spec = VmSpec {
+            vmid: d.vmid,
+            name: d.name?,
+            node: node?,
+            memory: d.memory,
+            cores: d.cores,
+            sockets: d.sockets,
+            cpu: d.cpu,
+            bridge: d.bridge,
+            vlan: d.vlan,
+            mac: d.mac,
+            ip,
+            ip6,
+            nameserver: d.nameserver,
+            searchdomain: d.searchdomain,
+            user: d.user,
+            ssh_keys,
+            password: d.password,
+            source: source?,
+            storage: d.storage,
+            disk: d.disk,
+            disk_from: d.disk_from,
+            tags: d.tags,
+            description: d.description,
+            onboot: d.onboot,
+            state: d.state,
+        };
+        Some((spec, spans))
+    }
+
+    /// `node`: one of the configured nodes, or `auto` in a cluster, where it
+    /// is required. `None` on error, `Some(None)` when it may stay unset.
+    fn vm_node(
+        &mut self,
+        n: Option<&Node>,
+        item: &Node,
+        nodes: &[NodeConn],
+        cluster: bool,
+    ) -> Option<Option<String>> {
+        let Some(n) = n else {
+            if cluster {
+                self.err(
+                    ErrorKind::Missing,
+                    item.span,
+                    "VM without 'node' in a cluster",
+                    "set 'node:' on the VM or in defaults (a node name, or 'auto')",
+                );
+                return None;
+            }
+            return Some(None);
+        };
+        let s = self.string("node", n)?;
+        let known: Vec<&str> = nodes.iter().filter_map(|c| c.name.as_deref()).collect();
+        let valid = if cluster {
+            s == "auto" || known.contains(&s.as_str())
+        } else {
+            known.is_empty() || known.contains(&s.as_str())
+        };
+        if !valid {
+            let mut help = format!("use one of: {}", known.join(", "));
+            if cluster {
+                help.push_str(", or 'auto'");
+            }
+            self.err(
+                ErrorKind::UnknownValue,
+                n.span,
+                format!("node: '{s}' is not among the configured nodes"),
+                help,
+            );
+            return None;
+        }
+        Some(Some(s))
+    }
+
+    /// `vmid`: a Proxmox VM id.
+    fn vmid(&mut self, n: &Node) -> Option<VmId> {
+        self.int(
+            "vmid",
+            n,
+            100,
+            999_999_999,
+            "Proxmox VM ids run from 100 to 999999999",
+        )
+        .and_then(|v| VmId::new(v).ok())
+    }
+
+    /// `name`: the VM's DNS name.
+    fn name(&mut self, n: &Node) -> Option<String> {
+        self.checked(
+            "name",
+            n,
+            is_dns_name,
+            "is not a valid DNS name",
+            "Proxmox VM names are DNS names: letters, digits and '-', labels joined by '.', no '_'",
+        )
+    }
+
+    /// `memory`: MiB, or a size with a unit.
+    fn memory(&mut self, n: &Node) -> Option<u64> {
+        const MAX: u64 = 4 * 1024 * 1024;
+        let mib = match &n.value {
+            Value::Int(i) if *i >= 0 => *i as u64,
+            Value::Str(s) => match size::parse_size(s) {
+                Ok(bytes) if s.chars().last().is_some_and(|c| c.is_ascii_alphabetic()) => {
+                    if bytes % (1 << 20) != 0 {
+                        self.err(
+                            ErrorKind::Range,
+                            n.span,
+                            format!("memory: '{s}' is not a whole number of MiB"),
+                            "write memory in MiB (2048) or with a unit (2G)",
+                        );
+                        return None;
+                    }
+                    bytes >> 20
+                }
+                _ => {
+                    self.err(
+                        ErrorKind::Format,
+                        n.span,
+                        format!("memory: '{s}' is not a memory size"),
+                        "write memory in MiB (2048) or with a unit (2G)",
+                    );
+                    return None;
+                }
+            },
+            _ => {
+                self.type_err("memory", n, "an integer (MiB) or a size like 2G");
+                return None;
+            }
+        };
+        if !(16..=MAX).contains(&mib) {
+            self.err(
+                ErrorKind::Range,
+                n.span,
+                format!("memory: {mib} MiB is out of range (Proxmox accepts 16 MiB to 4 TiB)"),
+                "memory is in MiB: 2048 means 2 GiB",
+            );
+            return None;
+        }
+        Some(mib)
+    }
+
+    /// `cores`: cores per socket.
+    fn cores(&mut self, n: &Node) -> Option<u32> {
+        self.int("cores", n, 1, 4096, "at least 1 core per socket")
+            .map(|v| v as u32)
+    }
+
+    /// `sockets`.
+    fn sockets(&mut self, n: &Node) -> Option<u32> {
+        self.int("sockets", n, 1, 4096, "at least 1 socket")
+            .map(|v| v as u32)
+    }
+
+    /// `cpu`: a CPU type.
+    fn cpu(&mut self, n: &Node) -> Option<String> {
+        self.checked(
+            "cpu",
+            n,
+            is_cpu_type,
+            "is not a CPU type",
+            "use a Proxmox CPU type such as host or x86-64-v2-AES",
+        )
+    }
+
+    /// `searchdomain`: a DNS domain.
+    fn searchdomain(&mut self, n: &Node) -> Option<String> {
+        self.checked(
+            "searchdomain",
+            n,
+            is_dns_name,
+            "is not a domain name",
+            "use a DNS domain such as example.com",
+        )
+    }
+
+    /// `user`: the cloud-init login.
+    fn guest_user(&mut self, n: &Node) -> Option<String> {
+        self.checked(
+            "user",
+            n,
+            is_unix_user,
+            "is not a valid user name",
+            "use a lower-case login name such as ubuntu",
+        )
+    }
+
+    /// `tags`: lower-cased, sorted, without duplicates.
+    fn tags(&mut self, n: &Node) -> Option<Vec<String>> {
+        let list = self.str_list("tags", n)?;
+        let mut tags: Vec<String> = list
+            .into_iter()
+            .filter(|(t, span)| {
+                self.expect(
+                    is_tag(t),
+                    *span,
+                    "tags",
+                    t,
+                    "is not a valid Proxmox tag",
+                    "tags use letters, digits and _ - + . and cannot start with - + or .",
+                )
+            })
+            .map(|(t, _)| t.to_ascii_lowercase())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Some(tags)
+    }
+
+    /// `description`: at most 8000 characters.
+    fn description(&mut self, n: &Node) -> Option<String> {
+        let s = self.string("description", n)?;
+        if s.len() > 8000 {
+            self.err(
+                ErrorKind::Range,
+                n.span,
+                "description: longer than 8000 characters",
+                "Proxmox keeps at most 8192 characters, and pvefleet adds its marker line",
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    /// `state`: `running` or `stopped`.
+    fn state(&mut self, n: &Node) -> Option<PowerState> {
+        let s = self.string("state", n)?;
+        match s.as_str() {
+            "running" => Some(PowerState::Running),
+            "stopped" => Some(PowerState::Stopped),
+            _ => {
+                let mut msg = format!("state: '{s}' is not a known state");
+                if let Some(h) = keys::suggest(&s, &["running", "stopped"]) {
+                    msg.push_str(&format!(" (did you mean '{h}'?)"));
+                }
+                self.err(
+                    ErrorKind::UnknownValue,
+                    n.span,
+                    msg,
+                    "use running or stopped",
+                );
+                None
+            }
+        }
+    }
+}
