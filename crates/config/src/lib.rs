@@ -13,8 +13,7 @@
 pub mod error;
 pub mod keys;
 pub mod raw;
-pub mod span;
-pub mod spec;
+pub use pvefleet_model::{span, spec};
 pub mod validate;
 
 pub use error::{ConfigError, ConfigReport, ErrorKind};

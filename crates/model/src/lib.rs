@@ -37,6 +37,8 @@ pub mod node;
 pub mod propstring;
 pub mod shell;
 pub mod size;
+pub mod span;
+pub mod spec;
 pub mod status;
 pub mod storage;
 pub mod vmid;

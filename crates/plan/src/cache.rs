@@ -8,8 +8,8 @@ use crate::lookup::storage_lock;
 use crate::observed::{NodeState, PveVersion};
 use crate::problem::PlanProblem;
 use crate::types::{Check, Prelude, Step, CACHE_TAG};
-use pvefleet_config::{ImageRef, VmSpec};
 use pvefleet_model::size::format_size;
+use pvefleet_model::spec::{ImageRef, VmSpec};
 use pvefleet_model::{Command, Qm, QmOptions, VmId, OWNER_DESCRIPTION_LINE, OWNER_TAG};
 
 fn fnv(s: &str) -> u32 {

@@ -10,8 +10,8 @@ use crate::options;
 use crate::problem::PlanProblem;
 use crate::types::{Action, Check, InputSource, Step, VmPlan};
 use crate::update::boot_disk;
-use pvefleet_config::{CloneRef, DiskFrom, DiskSource, ImageRef, VmSpec};
 use pvefleet_model::size::format_size;
+use pvefleet_model::spec::{CloneRef, DiskFrom, DiskSource, ImageRef, VmSpec};
 use pvefleet_model::{Command, Qm, QmOptions, VmId};
 
 /// What a clone is made from and how.

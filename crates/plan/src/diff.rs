@@ -17,7 +17,7 @@ use crate::options;
 use crate::placement::free_memory;
 use crate::problem::PlanProblem;
 use crate::types::{Action, Plan, Upload, VmPlan};
-use pvefleet_config::{Desired, ImageRef, IpConfig, VmSpec};
+use pvefleet_model::spec::{Desired, ImageRef, IpConfig, VmSpec};
 use pvefleet_model::VmId;
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! named by the file.
 
 use crate::observed::Observed;
-use pvefleet_config::Desired;
+use pvefleet_model::spec::Desired;
 use pvefleet_model::VmId;
 use std::collections::BTreeSet;
 

@@ -1,5 +1,5 @@
 //! The planner: what is on the nodes ([`observed`]) against what the file
-//! asks for ([`pvefleet_config::Desired`]) gives a [`Plan`] of typed commands.
+//! asks for ([`pvefleet_model::spec::Desired`]) gives a [`Plan`] of typed commands.
 //!
 //! Everything here is pure: the executor runs the reads of [`reads`] and
 //! hands the answers to [`observed`]; [`diff::plan`] is a function of its

@@ -2,7 +2,7 @@
 
 use crate::observed::{ClusterVm, Observed};
 use crate::types::StorageLock;
-use pvefleet_config::{CloneRef, DiskSource, ImageRef, VmSpec};
+use pvefleet_model::spec::{CloneRef, DiskSource, ImageRef, VmSpec};
 use pvefleet_model::{VmId, OWNER_TAG};
 
 /// True when `spec` is selected by `--only`.

@@ -5,8 +5,8 @@
 //! spelling used to create a VM is the spelling it is checked against later.
 
 use percent_encoding::percent_decode_str;
-use pvefleet_config::{Ip6Config, IpConfig, PowerState, VmSpec};
 use pvefleet_model::propstring::PropertyString;
+use pvefleet_model::spec::{Ip6Config, IpConfig, PowerState, VmSpec};
 use pvefleet_model::{QmOptions, OWNER_DESCRIPTION_LINE, OWNER_TAG};
 
 /// The `net0` value. `existing_mac` keeps the MAC Proxmox generated earlier.

@@ -6,7 +6,7 @@ use crate::diff::Planner;
 use crate::lookup::{find_template, image_volid};
 use crate::observed::Observed;
 use crate::problem::PlanProblem;
-use pvefleet_config::{Desired, DiskSource, ImageRef, VmSpec};
+use pvefleet_model::spec::{Desired, DiskSource, ImageRef, VmSpec};
 use std::collections::BTreeMap;
 
 /// The node names each spec may resolve to, before placement: every node of

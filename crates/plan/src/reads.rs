@@ -7,7 +7,7 @@
 
 use crate::lookup::{find_template, find_vm, is_managed};
 use crate::observed::Observed;
-use pvefleet_config::{CloneRef, Desired, DiskFrom, DiskSource, ImageRef};
+use pvefleet_model::spec::{CloneRef, Desired, DiskFrom, DiskSource, ImageRef};
 use pvefleet_model::{Command, Pvesh, VmId};
 use std::collections::BTreeSet;
 

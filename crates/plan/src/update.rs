@@ -7,9 +7,9 @@ use crate::observed::{ClusterVm, PveVersion, VmConfig};
 use crate::options;
 use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Change, Check, InputSource, Step, VmPlan};
-use pvefleet_config::VmSpec;
 use pvefleet_model::propstring::PropertyString;
 use pvefleet_model::size::{format_size, parse_size};
+use pvefleet_model::spec::VmSpec;
 use pvefleet_model::{Command, Qm, QmOptions, VmId};
 use std::collections::BTreeSet;
 

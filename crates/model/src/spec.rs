@@ -1,7 +1,7 @@
 //! The validated desired state: what the user asked for, defaults applied.
 
 use crate::span::SpanMap;
-use pvefleet_model::VmId;
+use crate::VmId;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The whole validated configuration.

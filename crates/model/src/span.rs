@@ -1,5 +1,5 @@
 //! Where things stand in the YAML text: the [`Span`] of one value, and the
-//! [`SpanMap`] that records, beside a [`Desired`](crate::Desired), where each
+//! [`SpanMap`] that records, beside a [`Desired`](crate::spec::Desired), where each
 //! VM and each of its values came from.
 
 use std::collections::BTreeMap;
@@ -17,7 +17,7 @@ pub struct Span {
     pub len: usize,
 }
 
-/// Where each VM of a [`Desired`](crate::Desired) and each of its effective
+/// Where each VM of a [`Desired`](crate::spec::Desired) and each of its effective
 /// values stand in the file. VMs are indexed as in `Desired::vms`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SpanMap {
@@ -37,7 +37,7 @@ struct VmSpans {
 impl SpanMap {
     /// Records the next VM: where its entry stands and where the value of
     /// each key it has stands.
-    pub(crate) fn push(&mut self, entry: Span, keys: impl IntoIterator<Item = (String, Span)>) {
+    pub fn push(&mut self, entry: Span, keys: impl IntoIterator<Item = (String, Span)>) {
         self.vms.push(VmSpans {
             entry,
             keys: keys.into_iter().collect(),
