@@ -18,6 +18,8 @@ pub struct InitSpec {
     pub images: Vec<(String, u64)>,
     /// Bridges on every node.
     pub bridges: Vec<String>,
+    /// Custom CPU models (`custom-NAME` for `--cpu`), without the prefix.
+    pub cpu_models: Vec<String>,
     /// Settings.
     pub settings: Settings,
 }
@@ -30,6 +32,7 @@ impl Default for InitSpec {
             content: Vec::new(),
             images: Vec::new(),
             bridges: Vec::new(),
+            cpu_models: Vec::new(),
             settings: Settings {
                 version: "8.4.1".into(),
                 latency_ms: 0,
@@ -128,6 +131,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
         storages,
         volumes: Vec::new(),
         vms: BTreeMap::new(),
+        cpu_models: spec.cpu_models.clone(),
         fault_counts: BTreeMap::new(),
     };
     for (volid, size) in &spec.images {
@@ -181,7 +185,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
 /// `pve-sim init ROOT [OPTIONS]`.
 pub fn init_cli(args: &[String]) -> i32 {
     let Some(root) = args.first() else {
-        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--version X.Y.Z] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N]");
+        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--cpu-model NAME]... [--version X.Y.Z] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N]");
         return 2;
     };
     let mut spec = InitSpec::default();
@@ -222,6 +226,11 @@ pub fn init_cli(args: &[String]) -> i32 {
                 }
             }
             "--image" => parse_image(&v).map(|img| spec.images.push(img)),
+            "--cpu-model" => {
+                let name = v.strip_prefix("custom-").unwrap_or(&v).to_string();
+                spec.cpu_models.push(name);
+                Ok(())
+            }
             "--version" => {
                 spec.settings.version = v.clone();
                 Ok(())

@@ -226,7 +226,7 @@ fn storage_check(st: &State, storage: &str, key: &str, cmd: &str) -> R {
 fn drive_op(cx: &Ctx, st: &State, cmd: &str, key: &str, value: &str) -> Result<DriveOp, Failure> {
     let fdef = schema::format_of(cmd, key).ok_or_else(|| param_fail(key, "unknown drive", cmd))?;
     let parsed = parse_property_string(fdef, value)
-        .map_err(|_| param_fail(key, "invalid format - format error", cmd))?;
+        .map_err(|e| param_fail(key, &["invalid format - ", &e].concat(), cmd))?;
     let file = parsed.get("file").cloned().unwrap_or_default();
     if let Some(src) = parsed.get("import-from") {
         if !at_least(st, 7, 2) {
@@ -724,6 +724,28 @@ const SKIP: &[&str] = &[
     "ha-managed",
 ];
 
+/// `$1$`, `$5$`, `$6$`, `$2a$` or `$2y$` followed by two `$`-fields, as
+/// qemu-server tests before it hashes a cloud-init password.
+fn looks_hashed(pw: &str) -> bool {
+    let Some(rest) = pw.strip_prefix('$') else {
+        return false;
+    };
+    let Some(rest) = ["1$", "5$", "6$", "2a$", "2y$"]
+        .iter()
+        .find_map(|p| rest.strip_prefix(p))
+    else {
+        return false;
+    };
+    // `(\$.+){2}` after the id: at least one more `$` with text on both sides.
+    rest.split_once('$')
+        .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+}
+
+/// Windows guests (`ostype` w*) keep a plain cloud-init password.
+fn is_windows(ostype: Option<&String>) -> bool {
+    ostype.is_some_and(|o| o.starts_with('w'))
+}
+
 fn plain_params(
     cx: &Ctx,
     params: &BTreeMap<String, String>,
@@ -736,12 +758,7 @@ fn plain_params(
         }
         let value = match k.as_str() {
             "sshkeys" => read_sshkeys(cx, v)?,
-            "cipassword" if v.is_empty() => {
-                return Err(Failure::die(
-                    "unable to read password - no terminal (pass a value with --cipassword)",
-                ))
-            }
-            "cipassword" if hash_password && !v.starts_with('$') => {
+            "cipassword" if hash_password && !looks_hashed(v) => {
                 ["$5$", &random_hex(16), "$", &random_hex(43)].concat()
             }
             _ => normalise_value(k, v),
@@ -751,10 +768,54 @@ fn plain_params(
     Ok(out)
 }
 
+/// The `order=` of a `--boot` value, read as the property string it is.
+fn boot_order(boot: Option<&String>) -> Option<String> {
+    let fdef = schema::format_of("set", "boot")?;
+    parse_property_string(fdef, boot?).ok()?.remove("order")
+}
+
+/// Checks made with the host's state while the parameters are verified:
+/// a `custom-NAME` CPU model must be defined on the cluster.
+fn host_param_checks(st: &State, cmd: &str, params: &BTreeMap<String, String>) -> R {
+    if let Some(name) = params.get("cpu").and_then(|c| schema::custom_cpu_model(c)) {
+        if !st.cpu_models.contains(&name) {
+            return Err(param_fail(
+                "cpu",
+                &["invalid format - Custom cputype '", &name, "' not found"].concat(),
+                cmd,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `qm set` refuses a balloon target above the memory given in the same
+/// call (CONTRACT §18, an API-level check before the host is consulted).
+fn balloon_check(params: &BTreeMap<String, String>) -> R {
+    let (Some(balloon), Some(memory)) = (params.get("balloon"), params.get("memory")) else {
+        return Ok(());
+    };
+    let memory = memory
+        .split(',')
+        .find_map(|kv| match kv.split_once('=') {
+            Some(("current", v)) => Some(v),
+            None => Some(kv),
+            _ => None,
+        })
+        .and_then(|m| m.parse::<u64>().ok());
+    match (balloon.parse::<u64>(), memory) {
+        (Ok(b), Some(m)) if b > m => Err(Failure::die(
+            "balloon value too large (must be smaller than assigned memory)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn create(cx: &mut Ctx, inv: &Invocation) -> R {
     let p = &inv.params;
     let vmid = vmid_of(p, "vmid");
     let st = cx.root.read()?;
+    host_param_checks(&st, "create", p)?;
     let ops = drive_ops(cx, &st, "create", p)?;
     let plain = plain_params(cx, p, false)?;
     drop(st);
@@ -860,6 +921,8 @@ fn set(cx: &mut Ctx, inv: &Invocation) -> R {
             ));
         }
     }
+    host_param_checks(&cx.root.read()?, "set", p)?;
+    balloon_check(p)?;
     let changing: Vec<&String> = p.keys().filter(|k| !SKIP.contains(&k.as_str())).collect();
     if changing.is_empty() && deletes.is_empty() && !p.contains_key("revert") {
         return Err(Failure::die("no options specified"));
@@ -870,7 +933,7 @@ fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         check_lock(&vm)?;
     }
     let ops = drive_ops(cx, &st, "set", p)?;
-    let plain = plain_params(cx, p, true)?;
+    let plain = plain_params(cx, p, !is_windows(vm.config.get("ostype")))?;
     drop(st);
     let _lock = vm_lock(cx, vmid, 10, "")?;
     // The update line lists the options as given, sorted.
@@ -886,17 +949,12 @@ fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     }
     cx.out(&line);
     let mut config = vm.config.clone();
-    if let Some(boot) = p.get("boot") {
-        if let Some(order) = boot
-            .strip_prefix("order=")
-            .or_else(|| boot.split(',').find_map(|x| x.strip_prefix("order=")))
-        {
-            for dev in order.split(';') {
-                if !config.contains_key(dev) && !p.contains_key(dev) {
-                    return Err(Failure::die(
-                        ["invalid bootorder: device '", dev, "' does not exist'"].concat(),
-                    ));
-                }
+    if let Some(order) = boot_order(p.get("boot")) {
+        for dev in schema::split_list(&order) {
+            if !config.contains_key(dev) && !p.contains_key(dev) {
+                return Err(Failure::die(
+                    ["invalid bootorder: device '", dev, "' does not exist'"].concat(),
+                ));
             }
         }
     }

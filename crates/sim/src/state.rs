@@ -148,6 +148,10 @@ pub struct State {
     pub volumes: Vec<Volume>,
     /// VMs by id.
     pub vms: BTreeMap<u32, Vm>,
+    /// Custom CPU models of `/etc/pve/virtual-guest/cpu-models.conf`
+    /// (names without the `custom-` prefix).
+    #[serde(default)]
+    pub cpu_models: Vec<String>,
     /// Invocation counts per fault rule.
     #[serde(default)]
     pub fault_counts: BTreeMap<usize, u64>,
