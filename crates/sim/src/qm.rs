@@ -26,15 +26,8 @@ fn vmid_of(p: &BTreeMap<String, String>, key: &str) -> u32 {
     p.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
-fn version(st: &State) -> (u32, u32) {
-    let mut it = st.settings.version.split(['.', '-']);
-    let maj = it.next().and_then(|v| v.parse().ok()).unwrap_or(8);
-    let min = it.next().and_then(|v| v.parse().ok()).unwrap_or(4);
-    (maj, min)
-}
-
 fn at_least(st: &State, maj: u32, min: u32) -> bool {
-    version(st) >= (maj, min)
+    st.at_least(maj, min)
 }
 
 fn fmt_size(bytes: u64) -> String {
@@ -94,11 +87,22 @@ fn uuid() -> String {
     .concat()
 }
 
-fn random_mac() -> String {
-    let b: Vec<String> = (0..3)
-        .map(|_| format!("{:02X}", fastrand::u8(..)))
+/// A new NIC's MAC: the Proxmox OUI `BC:24:11` since PVE 8.1, before that
+/// a random locally administered unicast address (CONTRACT §3.2, §15).
+fn random_mac(proxmox_oui: bool) -> String {
+    if proxmox_oui {
+        let b: Vec<String> = (0..3)
+            .map(|_| format!("{:02X}", fastrand::u8(..)))
+            .collect();
+        return ["BC:24:11:", &b.join(":")].concat();
+    }
+    let b: Vec<String> = (0..6)
+        .map(|i| {
+            let x = fastrand::u8(..);
+            format!("{:02X}", if i == 0 { (x & 0xfe) | 2 } else { x })
+        })
         .collect();
-    ["BC:24:11:", &b.join(":")].concat()
+    b.join(":")
 }
 
 /// Percent-encodes as Perl's `uri_escape` (unreserved: A-Za-z0-9 -._~).
@@ -511,7 +515,7 @@ fn copy_time(cx: &Ctx, st: &State, storage: &str, bytes: u64) {
     std::thread::sleep(Duration::from_millis(bytes * 1000 / (mbps * 1_000_000)));
 }
 
-fn normalise_net(value: &str) -> String {
+fn normalise_net(value: &str, proxmox_oui: bool) -> String {
     let Some(fdef) = schema::format_of("create", "net0") else {
         return value.to_string();
     };
@@ -521,7 +525,7 @@ fn normalise_net(value: &str) -> String {
     let model = p.remove("model").unwrap_or_else(|| "virtio".into());
     let mac = p
         .remove("macaddr")
-        .unwrap_or_else(random_mac)
+        .unwrap_or_else(|| random_mac(proxmox_oui))
         .to_ascii_uppercase();
     let mut s = [model.as_str(), "=", &mac].concat();
     for (k, v) in p {
@@ -543,9 +547,9 @@ fn normalise_tags(v: &str) -> String {
     t.join(";")
 }
 
-fn normalise_value(key: &str, value: &str) -> String {
+fn normalise_value(key: &str, value: &str, proxmox_oui: bool) -> String {
     if key.starts_with("net") && key[3..].chars().all(|c| c.is_ascii_digit()) {
-        return normalise_net(value);
+        return normalise_net(value, proxmox_oui);
     }
     match key {
         "tags" => normalise_tags(value),
@@ -751,6 +755,7 @@ fn plain_params(
     params: &BTreeMap<String, String>,
     hash_password: bool,
 ) -> Result<BTreeMap<String, String>, Failure> {
+    let proxmox_oui = cx.root.read()?.at_least(8, 1);
     let mut out = BTreeMap::new();
     for (k, v) in params {
         if is_drive_key(k) || SKIP.contains(&k.as_str()) {
@@ -761,7 +766,7 @@ fn plain_params(
             "cipassword" if hash_password && !looks_hashed(v) => {
                 ["$5$", &random_hex(16), "$", &random_hex(43)].concat()
             }
-            _ => normalise_value(k, v),
+            _ => normalise_value(k, v, proxmox_oui),
         };
         out.insert(k.clone(), value);
     }
@@ -1413,6 +1418,7 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
             .concat(),
         ));
     }
+    let proxmox_oui = st.at_least(8, 1);
     drop(st);
     let _src_lock = vm_lock(cx, src, 1, "clone failed: ")?;
     let _lock = vm_lock(cx, newid, 1, "clone failed: ")?;
@@ -1443,7 +1449,7 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
         if k.starts_with("net") && k[3..].chars().all(|c| c.is_ascii_digit()) {
             let rest: Vec<&str> = v.split(',').skip(1).collect();
             let model = v.split(['=', ',']).next().unwrap_or("virtio");
-            let mut nv = [model, "=", &random_mac()].concat();
+            let mut nv = [model, "=", &random_mac(proxmox_oui)].concat();
             for r in rest {
                 nv.push(',');
                 nv.push_str(r);
@@ -1680,6 +1686,16 @@ fn status(cx: &mut Ctx, inv: &Invocation) -> R {
                 .unwrap_or_else(|| ["VM ", &vmid.to_string()].concat()),
         );
         lines.insert("qmpstatus", s.to_string());
+        if st.at_least(9, 0) {
+            // Host memory the QEMU process uses: nothing while stopped.
+            let mib = vm
+                .config
+                .get("memory")
+                .and_then(|m| m.parse::<u64>().ok())
+                .unwrap_or(512);
+            let used = if vm.running { (mib << 20) / 2 } else { 0 };
+            lines.insert("memhost", used.to_string());
+        }
         lines.insert("status", s.to_string());
         lines.insert("vmid", vmid.to_string());
         lines.insert(
@@ -1760,6 +1776,28 @@ fn list(cx: &mut Ctx) -> R {
     Ok(())
 }
 
+/// Options the vendored (9.2) schema has but an older host does not
+/// (CONTRACT §15): there they are unknown options or keys.
+fn version_gates(st: &State, inv: &Invocation) -> R {
+    for (key, maj, min) in [("ciupgrade", 8, 0), ("ha-managed", 9, 1)] {
+        if inv.params.contains_key(key) && !st.at_least(maj, min) {
+            return Err(schema::unknown_option(&inv.command, key));
+        }
+    }
+    let freeze_fs = inv
+        .params
+        .get("agent")
+        .is_some_and(|a| a.split(',').any(|kv| kv.starts_with("freeze-fs=")));
+    if freeze_fs && !st.at_least(9, 2) {
+        return Err(param_fail(
+            "agent",
+            "invalid format - format error\nagent.freeze-fs: property is not defined in schema and the schema does not allow additional properties",
+            &inv.command,
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `qm ARGS`.
 pub fn run(cx: &mut Ctx, args: &[String]) -> R {
     let st = cx.root.read()?;
@@ -1770,8 +1808,9 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> R {
             exit: 255,
         });
     }
-    drop(st);
     let inv = schema::parse_qm(args)?;
+    version_gates(&st, &inv)?;
+    drop(st);
     let p = &inv.params;
     match inv.command.as_str() {
         "create" => create(cx, &inv),

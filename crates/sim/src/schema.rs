@@ -164,6 +164,15 @@ fn getopt_error(command: &str, getopt: &str, what: &str) -> Failure {
     with_usage(s, command)
 }
 
+/// What Getopt and qm say about an option the command does not know.
+pub fn unknown_option(command: &str, name: &str) -> Failure {
+    getopt_error(
+        command,
+        &["Unknown option: ", &name.to_ascii_lowercase()].concat(),
+        "unable to parse option",
+    )
+}
+
 /// A usage error: `message`, then the command's usage text (exit 255).
 fn with_usage(mut message: String, command: &str) -> Failure {
     message.push_str(&usage(command));
