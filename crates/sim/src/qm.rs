@@ -816,6 +816,20 @@ fn balloon_check(params: &BTreeMap<String, String>) -> R {
     }
 }
 
+/// Claims `vmid` cluster-wide for a create or clone in progress: a config
+/// holding only `lock: <lock>` on this node. `taken` says why an existing
+/// VM (on any node) stops it.
+fn reserve_vmid(cx: &Ctx, vmid: u32, lock: &str, taken: impl FnOnce(&Vm) -> Failure) -> R {
+    let node = cx.node.clone();
+    cx.root.update(|st| {
+        if let Some(vm) = st.vms.get(&vmid) {
+            return Err(taken(vm));
+        }
+        st.vms.insert(vmid, Vm::reserved(&node, lock));
+        Ok(())
+    })
+}
+
 fn create(cx: &mut Ctx, inv: &Invocation) -> R {
     let p = &inv.params;
     let vmid = vmid_of(p, "vmid");
@@ -826,23 +840,18 @@ fn create(cx: &mut Ctx, inv: &Invocation) -> R {
     drop(st);
     let prefix = ["unable to create VM ", &vmid.to_string(), " - "].concat();
     let lock = vm_lock(cx, vmid, 5, &prefix)?;
-    let node = cx.node.clone();
-    cx.root.update(|st| {
-        if let Some(vm) = st.vms.get(&vmid) {
-            return Err(Failure::die(
-                [
-                    prefix.as_str(),
-                    "VM ",
-                    &vmid.to_string(),
-                    " already exists on node '",
-                    &vm.node,
-                    "'",
-                ]
-                .concat(),
-            ));
-        }
-        st.vms.insert(vmid, Vm::reserved(&node, "create"));
-        Ok(())
+    reserve_vmid(cx, vmid, "create", |vm| {
+        Failure::die(
+            [
+                prefix.as_str(),
+                "VM ",
+                &vmid.to_string(),
+                " already exists on node '",
+                &vm.node,
+                "'",
+            ]
+            .concat(),
+        )
     })?;
     if crate::faults::partial(cx) {
         drop(lock);
@@ -1422,20 +1431,15 @@ fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
     drop(st);
     let _src_lock = vm_lock(cx, src, 1, "clone failed: ")?;
     let _lock = vm_lock(cx, newid, 1, "clone failed: ")?;
-    let node = cx.node.clone();
-    cx.root.update(|st| {
-        if st.vms.contains_key(&newid) {
-            return Err(Failure::die(
-                [
-                    "unable to create VM ",
-                    &newid.to_string(),
-                    ": config file already exists",
-                ]
-                .concat(),
-            ));
-        }
-        st.vms.insert(newid, Vm::reserved(&node, "clone"));
-        Ok(())
+    reserve_vmid(cx, newid, "clone", |_| {
+        Failure::die(
+            [
+                "unable to create VM ",
+                &newid.to_string(),
+                ": config file already exists",
+            ]
+            .concat(),
+        )
     })?;
     if crate::faults::partial(cx) {
         return Err(Failure::die("clone failed: interrupted by signal"));
