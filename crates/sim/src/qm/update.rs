@@ -273,38 +273,90 @@ pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
 pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     let p = &inv.params;
     let vmid = vmid_of(p, "vmid");
-    let deletes: Vec<String> = p
-        .get("delete")
-        .map(|d| {
-            schema::split_list(d)
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        })
-        .unwrap_or_default();
+    let list = |key: &str| -> Vec<String> {
+        p.get(key)
+            .map(|d| {
+                schema::split_list(d)
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let reverts = list("revert");
+    // `cdrom` in --delete means ide2.
+    let deletes: Vec<String> = list("delete")
+        .into_iter()
+        .map(|d| if d == "cdrom" { "ide2".into() } else { d })
+        .collect();
+    let changing: Vec<&String> = p.keys().filter(|k| !SKIP.contains(&k.as_str())).collect();
+    if changing.is_empty() && deletes.is_empty() && reverts.is_empty() {
+        return Err(Failure::die("no options specified"));
+    }
+    // update_vm_api's checks of --revert and --delete, with its texts.
     let keys = schema::config_keys();
-    for d in &deletes {
-        if !keys.contains(&d.as_str()) {
+    for r in &reverts {
+        if !keys.contains(&r.as_str()) {
             return Err(param_fail(
-                "delete",
-                &["invalid format - invalid configuration ID '", d, "'"].concat(),
+                "revert",
+                &["unknown option '", r, "'"].concat(),
                 "set",
             ));
         }
+        if p.contains_key(r) {
+            return Err(param_fail(
+                "delete",
+                &[
+                    "you can't use '-",
+                    r,
+                    "' and -revert ",
+                    r,
+                    "' at the same time",
+                ]
+                .concat(),
+                "set",
+            ));
+        }
+    }
+    for d in &deletes {
         if p.contains_key(d) {
             return Err(param_fail(
-                d,
-                "unable to delete parameter that is set in the same call",
+                "delete",
+                &[
+                    "you can't use '-",
+                    d,
+                    "' and -delete ",
+                    d,
+                    "' at the same time",
+                ]
+                .concat(),
+                "set",
+            ));
+        }
+        if reverts.contains(d) {
+            return Err(param_fail(
+                "revert",
+                &[
+                    "you can't use '-delete ",
+                    d,
+                    "' and '-revert ",
+                    d,
+                    "' at the same time",
+                ]
+                .concat(),
+                "set",
+            ));
+        }
+        if !keys.contains(&d.as_str()) {
+            return Err(param_fail(
+                "delete",
+                &["unknown option '", d, "'"].concat(),
                 "set",
             ));
         }
     }
     host_param_checks(&cx.root.read()?, "set", p)?;
     balloon_check(p)?;
-    let changing: Vec<&String> = p.keys().filter(|k| !SKIP.contains(&k.as_str())).collect();
-    if changing.is_empty() && deletes.is_empty() && !p.contains_key("revert") {
-        return Err(Failure::die("no options specified"));
-    }
     let st = cx.root.read()?;
     let vm = local_vm(&st, &cx.node, vmid)?;
     if p.get("skiplock").map(String::as_str) != Some("1") {
@@ -349,6 +401,12 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         "agent", "numa", "balloon", "ostype",
     ];
     let mut pending = vm.pending.clone();
+    let mut pending_delete = vm.pending_delete.clone();
+    // --revert drops pending changes.
+    for r in &reverts {
+        pending.remove(r);
+        pending_delete.retain(|d| d != r);
+    }
     for (k, v) in plain {
         if vm.running && COLD.contains(&k.as_str()) {
             pending.insert(k, v);
@@ -391,6 +449,7 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         if let Some(vm) = st.vms.get_mut(&vmid) {
             vm.config = config;
             vm.pending = pending;
+            vm.pending_delete = pending_delete;
         }
         Ok(())
     })?;
