@@ -186,6 +186,10 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> R {
                 _ => Err(cfg_missing(&node, vmid)),
             })
         }
+        // Read-only, but CONTRACT.md does not document what it prints.
+        "pending" => Err(Failure::die(
+            "pve-sim: 'qm pending' is not emulated: its output format is not documented in CONTRACT.md (qm config shows pending values applied, qm config --current without them)",
+        )),
         other => Err(Failure::die(
             ["pve-sim: 'qm ", other, "' is not emulated"].concat(),
         )),
