@@ -13,6 +13,20 @@ use crate::Ctx;
 use serde::Deserialize;
 use std::time::Duration;
 
+/// What a rule does to the invocations it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Exit with `message` and `exit` instead of running.
+    Fail,
+    /// Sleep `seconds`, then run normally.
+    Hang,
+    /// Kill the SSH session that carries the command.
+    Drop,
+    /// Let a create, clone or import do its first half, then fail.
+    Partial,
+}
+
 /// One fault rule.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Rule {
@@ -21,8 +35,8 @@ pub struct Rule {
     pub pattern: String,
     /// Which matching invocation (1-based); none means every one.
     pub nth: Option<u64>,
-    /// `fail`, `hang`, `drop` or `partial`.
-    pub action: String,
+    /// What happens.
+    pub action: Action,
     /// Exit code for `fail`.
     pub exit: Option<i32>,
     /// Message for `fail`/`partial`.
@@ -31,17 +45,21 @@ pub struct Rule {
     pub seconds: Option<u64>,
 }
 
-fn rules(cx: &Ctx) -> Vec<Rule> {
-    std::fs::read_to_string(cx.root.join("faults.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+/// The rules of `ROOT/faults.json` (none when it is absent). A file that
+/// does not parse, such as one with an unknown action, fails every
+/// invocation, so a test cannot run without the faults it meant to inject.
+fn rules(cx: &Ctx) -> Result<Vec<Rule>, Failure> {
+    let Ok(text) = std::fs::read_to_string(cx.root.join("faults.json")) else {
+        return Ok(Vec::new());
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::die(["pve-sim: broken faults.json: ", &e.to_string()].concat()))
 }
 
 /// Checks the rules for this invocation; may fail, hang or drop it.
 /// Remembers a `partial` rule for the command to consult.
 pub fn before(cx: &mut Ctx, line: &str) -> Result<(), Failure> {
-    let rules = rules(cx);
+    let rules = rules(cx)?;
     if rules.is_empty() {
         return Ok(());
     }
@@ -59,20 +77,19 @@ pub fn before(cx: &mut Ctx, line: &str) -> Result<(), Failure> {
         Ok(hits)
     })?;
     for r in hits {
-        match r.action.as_str() {
-            "fail" => {
+        match r.action {
+            Action::Fail => {
                 return Err(Failure {
                     stderr: [r.message.as_deref().unwrap_or("injected failure"), "\n"].concat(),
                     exit: r.exit.unwrap_or(255),
                 })
             }
-            "hang" => std::thread::sleep(Duration::from_secs(r.seconds.unwrap_or(30))),
-            "drop" => {
+            Action::Hang => std::thread::sleep(Duration::from_secs(r.seconds.unwrap_or(30))),
+            Action::Drop => {
                 drop_session();
                 return Err(Failure::die("connection dropped"));
             }
-            "partial" => cx.partial = Some(r.message.unwrap_or_else(|| "interrupted".into())),
-            _ => {}
+            Action::Partial => cx.partial = Some(r.message.unwrap_or_else(|| "interrupted".into())),
         }
     }
     Ok(())

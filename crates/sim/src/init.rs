@@ -18,6 +18,8 @@ pub struct InitSpec {
     pub images: Vec<(String, u64)>,
     /// Bridges on every node.
     pub bridges: Vec<String>,
+    /// Custom CPU models (`custom-NAME` for `--cpu`), without the prefix.
+    pub cpu_models: Vec<String>,
     /// Settings.
     pub settings: Settings,
 }
@@ -30,6 +32,7 @@ impl Default for InitSpec {
             content: Vec::new(),
             images: Vec::new(),
             bridges: Vec::new(),
+            cpu_models: Vec::new(),
             settings: Settings {
                 version: "8.4.1".into(),
                 latency_ms: 0,
@@ -44,15 +47,66 @@ impl Default for InitSpec {
     }
 }
 
-fn content_for(kind: &str) -> Vec<String> {
-    match kind {
-        "dir" | "nfs" | "cifs" | "btrfs" => {
-            ["iso", "import", "images", "snippets", "vztmpl", "backup"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
+/// The content types of a storage created without an explicit list. The
+/// installer's `local` (dir) holds `iso,vztmpl,backup`, plus `import` from
+/// the PVE 9.0 installer on, and never `images` or `snippets` (CONTRACT
+/// §13, §18); `local-lvm` and other block storages hold `images,rootdir`.
+/// Other dir-like storages defined without a list hold every type, so a
+/// test host can keep images and ISOs on one storage.
+fn content_for(id: &str, kind: &str, version: &str) -> Vec<String> {
+    let list: &[&str] = match kind {
+        "dir" if id == "local" && crate::state::version_at_least(version, 9, 0) => {
+            &["iso", "vztmpl", "backup", "import"]
         }
-        _ => vec!["images".into(), "rootdir".into()],
+        "dir" if id == "local" => &["iso", "vztmpl", "backup"],
+        "dir" | "nfs" | "cifs" | "btrfs" => {
+            &["iso", "import", "images", "snippets", "vztmpl", "backup"]
+        }
+        _ => &["images", "rootdir"],
+    };
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The pve-manager version a host of release `X.Y` reports (a full
+/// version such as `8.2.4` or `7.1-10` is kept). pve-sim models PVE 7.0
+/// to 9.x; the patch levels are plausible releases, not significant.
+pub fn pve_version(v: &str) -> Result<String, String> {
+    let mut it = v.split(['.', '-']);
+    let major: Option<u32> = it.next().and_then(|x| x.parse().ok());
+    let minor: Option<u32> = it.next().and_then(|x| x.parse().ok());
+    let patch = it.next();
+    let (Some(major), Some(minor)) = (major, minor) else {
+        return Err(["version '", v, "' is not X.Y or X.Y.Z"].concat());
+    };
+    if !(7..=9).contains(&major) || it.next().is_some() {
+        return Err(["version '", v, "': pve-sim models PVE 7.0 to 9.x"].concat());
+    }
+    if let Some(p) = patch {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(["version '", v, "' is not X.Y or X.Y.Z"].concat());
+        }
+        return Ok(v.to_string());
+    }
+    // PVE 7 wrote pve-manager versions as X.Y-N.
+    let full = match (major, minor) {
+        (7, 0) => "7.0-11".to_string(),
+        (7, 1) => "7.1-10".to_string(),
+        (7, 2) => "7.2-7".to_string(),
+        (7, 3) => "7.3-6".to_string(),
+        (7, _) => [v, "-17"].concat(),
+        (8, 4) => "8.4.1".to_string(),
+        _ => [v, ".2"].concat(),
+    };
+    Ok(full)
+}
+
+impl InitSpec {
+    /// A host of PVE release `version` (`7.1`, `8.2`, `9.0`, or a full
+    /// pve-manager version): what `pveversion` reports and what the
+    /// version-dependent behaviours follow.
+    pub fn with_version(mut self, version: &str) -> Result<Self, String> {
+        self.settings.version = pve_version(version)?;
+        Ok(self)
     }
 }
 
@@ -110,7 +164,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
                 .iter()
                 .find(|(s, _)| s == id)
                 .map(|(_, c)| c.clone())
-                .unwrap_or_else(|| content_for(kind)),
+                .unwrap_or_else(|| content_for(id, kind, &spec.settings.version)),
             shared: *shared,
         })
         .collect();
@@ -128,6 +182,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
         storages,
         volumes: Vec::new(),
         vms: BTreeMap::new(),
+        cpu_models: spec.cpu_models.clone(),
         fault_counts: BTreeMap::new(),
     };
     for (volid, size) in &spec.images {
@@ -181,7 +236,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
 /// `pve-sim init ROOT [OPTIONS]`.
 pub fn init_cli(args: &[String]) -> i32 {
     let Some(root) = args.first() else {
-        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--version X.Y.Z] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N]");
+        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--cpu-model NAME]... [--version X.Y[.Z]] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N]");
         return 2;
     };
     let mut spec = InitSpec::default();
@@ -222,10 +277,12 @@ pub fn init_cli(args: &[String]) -> i32 {
                 }
             }
             "--image" => parse_image(&v).map(|img| spec.images.push(img)),
-            "--version" => {
-                spec.settings.version = v.clone();
+            "--cpu-model" => {
+                let name = v.strip_prefix("custom-").unwrap_or(&v).to_string();
+                spec.cpu_models.push(name);
                 Ok(())
             }
+            "--version" => pve_version(&v).map(|full| spec.settings.version = full),
             "--latency-ms" => num()
                 .map(|n| spec.settings.latency_ms = n)
                 .map_err(|_| "not a number".into()),

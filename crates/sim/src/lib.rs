@@ -116,11 +116,23 @@ fn sorted(v: &Value) -> Value {
 
 fn pveversion(cx: &mut Ctx) -> Result<(), Failure> {
     let st = cx.root.read()?;
+    // A kernel each release shipped with.
+    let kernel = if st.at_least(9, 0) {
+        "6.14.8-2-pve"
+    } else if st.at_least(8, 0) {
+        "6.8.12-9-pve"
+    } else if st.at_least(7, 2) {
+        "5.15.102-1-pve"
+    } else {
+        "5.13.19-2-pve"
+    };
     cx.out(
         &[
             "pve-manager/",
             &st.settings.version,
-            "/2a5fa54a8503f96d (running kernel: 6.8.12-9-pve)",
+            "/2a5fa54a8503f96d (running kernel: ",
+            kernel,
+            ")",
         ]
         .concat(),
     );

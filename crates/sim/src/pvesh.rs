@@ -83,7 +83,13 @@ fn node_entry(st: &State, name: &str, memory: u64) -> Value {
 }
 
 /// The typed value of a config key as the API returns it.
-fn api_value(key: &str, v: &str) -> Value {
+fn api_value(st: &State, key: &str, v: &str) -> Value {
+    // `memory` is a property string, returned as a string, since 8.1.
+    if key == "memory" && !st.at_least(8, 1) {
+        if let Ok(n) = v.parse::<i64>() {
+            return json!(n);
+        }
+    }
     const INTS: &[&str] = &[
         "cores",
         "sockets",
@@ -152,7 +158,7 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     };
     let value: Value = match parts.as_slice() {
         ["version"] => {
-            let release: Vec<&str> = st.settings.version.split('.').take(2).collect();
+            let release: Vec<&str> = st.settings.version.split(['.', '-']).take(2).collect();
             json!({"release": release.join("."), "repoid": "2a5fa54a8503f96d", "version": st.settings.version})
         }
         ["cluster", "resources"] => {
@@ -300,7 +306,7 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
                         } else {
                             v
                         };
-                        m.insert(k.clone(), api_value(&k, &v));
+                        m.insert(k.clone(), api_value(&st, &k, &v));
                     }
                     m.insert(
                         "digest".into(),
@@ -320,7 +326,7 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
                                 if k == "cipassword" {
                                     json!("**********")
                                 } else {
-                                    api_value(k, v)
+                                    api_value(&st, k, v)
                                 }
                             };
                             let mut e = json!({"key": k});

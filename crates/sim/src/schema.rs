@@ -164,6 +164,15 @@ fn getopt_error(command: &str, getopt: &str, what: &str) -> Failure {
     with_usage(s, command)
 }
 
+/// What Getopt and qm say about an option the command does not know.
+pub fn unknown_option(command: &str, name: &str) -> Failure {
+    getopt_error(
+        command,
+        &["Unknown option: ", &name.to_ascii_lowercase()].concat(),
+        "unable to parse option",
+    )
+}
+
 /// A usage error: `message`, then the command's usage text (exit 255).
 fn with_usage(mut message: String, command: &str) -> Failure {
     message.push_str(&usage(command));
@@ -277,7 +286,18 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
             }
         };
         let pdef = &params_def[&key];
-        let value = if is_boolean(pdef) {
+        let value = if is_interactive(&command, &key) {
+            match inline {
+                Some(v) => v.to_string(),
+                None => match rest.get(i) {
+                    Some(next) if !next.starts_with('-') => {
+                        i += 1;
+                        next.clone()
+                    }
+                    _ => String::new(),
+                },
+            }
+        } else if is_boolean(pdef) {
             let raw = match inline {
                 Some(v) => v.to_string(),
                 None => match rest.get(i) {
@@ -353,6 +373,15 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
             params.insert(name.clone(), v);
         }
     }
+    // An interactive option whose value is false in Perl (missing, `''` or
+    // `0`) makes qm prompt on the terminal, before the schema checks.
+    for (k, v) in &params {
+        if is_interactive(&command, k) && (v.is_empty() || v == "0") {
+            return Err(Failure::die(
+                "Enter new password: \npve-sim: qm prompts for the password here (its value was missing, empty or 0), which a non-interactive session cannot answer",
+            ));
+        }
+    }
     // Required parameters.
     let mut errors: Vec<(String, String)> = Vec::new();
     for (k, d) in &params_def {
@@ -390,14 +419,23 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
     Ok(Invocation { command, params })
 }
 
-fn file_mapping(command: &str, key: &str) -> Option<&'static str> {
+fn mapping_kind(command: &str, key: &str) -> Option<&'static str> {
     commands()
         .get(command)?
         .get("cli_param_mapping")?
         .get(key)?
         .get("kind")?
         .as_str()
-        .filter(|k| *k == "file")
+}
+
+fn file_mapping(command: &str, key: &str) -> Option<&'static str> {
+    mapping_kind(command, key).filter(|k| *k == "file")
+}
+
+/// An interactive option (`--cipassword`): Getopt takes its value as
+/// optional (`prop:s`), like a boolean's.
+fn is_interactive(command: &str, key: &str) -> bool {
+    mapping_kind(command, key) == Some("interactive")
 }
 
 fn anchored(pattern: &str) -> Option<Regex> {
@@ -492,9 +530,13 @@ fn num(f: f64) -> String {
     }
 }
 
-/// Splits a `-list` value as `PVE::Tools::split_list` does.
+/// Splits a `-list` value as `PVE::Tools::split_list` does: on NUL when the
+/// value holds one, else on `,`, `;` and whitespace.
 pub fn split_list(v: &str) -> Vec<&str> {
-    v.split(|c: char| c == ',' || c == ';' || c == '\0' || c.is_whitespace())
+    if v.contains('\0') {
+        return v.split('\0').filter(|s| !s.is_empty()).collect();
+    }
+    v.split(|c: char| c == ',' || c == ';' || c.is_whitespace())
         .filter(|s| !s.is_empty())
         .collect()
 }
@@ -515,7 +557,7 @@ pub fn check_format(key: &str, format: &str, value: &str) -> Result<(), String> 
             }
             Ok(())
         }
-        Some("property-string") => check_property_string(key, fdef, value),
+        Some("property-string") => check_property_string(key, format, fdef, value),
         Some("validator") => {
             let sub = fdef.get("perl_sub").and_then(Value::as_str).unwrap_or("");
             validator(sub, value).map_err(|m| ["invalid format - ", &m].concat())
@@ -524,79 +566,66 @@ pub fn check_format(key: &str, format: &str, value: &str) -> Result<(), String> 
     }
 }
 
-/// Parses a property string per its format: bare first item fills the
-/// default key, aliases and key aliases resolve, unknown keys fail.
+/// Parses a property string as `PVE::JSONSchema::parse_property_string`
+/// does before it checks the keys: items split on `,` (blank ones skipped),
+/// `key=value` with a non-empty value, a bare item fills the default key,
+/// aliases and key aliases resolve. The first problem is the error (the
+/// Perl code dies with it).
 pub fn parse_property_string(
     fdef: &Value,
     value: &str,
-) -> Result<BTreeMap<String, String>, Vec<(String, String)>> {
+) -> Result<BTreeMap<String, String>, String> {
     let keys = fdef.get("keys").and_then(Value::as_object);
     let default_key = fdef.get("default_key").and_then(Value::as_str);
-    let mut out = BTreeMap::new();
-    let mut errors = Vec::new();
-    for part in value.split(',').filter(|p| !p.is_empty()) {
-        let (k, v) = match part.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => match default_key {
-                Some(d) if !out.contains_key(d) => (d.to_string(), part.to_string()),
-                _ => {
-                    errors.push((
-                        "".to_string(),
-                        "value without key, but schema does not define a default key".to_string(),
-                    ));
-                    continue;
-                }
-            },
-        };
-        let (k, v) = match keys.and_then(|ks| ks.get(&k)) {
-            Some(kd) if kd.get("alias").is_some() => {
-                let target = kd
-                    .get("alias")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                if let Some(ka) = kd.get("keyAlias").and_then(Value::as_str) {
-                    // `virtio=MAC`: the key names the model, the value is the MAC.
-                    out.insert(ka.to_string(), k.clone());
-                }
-                (target, v)
-            }
-            _ => (k, v),
-        };
-        if out.contains_key(&k) {
-            errors.push((
-                k.clone(),
-                ["duplicate key in comma-separated list property: ", &k].concat(),
-            ));
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut used_default = false;
+    for part in value.split(',') {
+        if part.trim().is_empty() {
             continue;
         }
-        out.insert(k, v);
+        match part.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => {
+                if out.contains_key(k) {
+                    return Err(["duplicate key in comma-separated list property: ", k].concat());
+                }
+                let kd = keys.and_then(|ks| ks.get(k));
+                let k = match kd.and_then(|d| d.get("alias")).and_then(Value::as_str) {
+                    Some(target) => {
+                        if let Some(ka) = kd.and_then(|d| d.get("keyAlias")).and_then(Value::as_str)
+                        {
+                            // `virtio=MAC`: the key names the model, the value is the MAC.
+                            if out.contains_key(ka) {
+                                return Err(["key alias '", ka, "' is already defined"].concat());
+                            }
+                            out.insert(ka.to_string(), k.to_string());
+                        }
+                        target
+                    }
+                    None => k,
+                };
+                out.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                let Some(d) = default_key else {
+                    return Err(
+                        "value without key, but schema does not define a default key".into(),
+                    );
+                };
+                if used_default || out.get(d).is_some_and(|v| !v.is_empty() && v != "0") {
+                    return Err(["duplicate key in comma-separated list property: ", d].concat());
+                }
+                used_default = true;
+                out.insert(d.to_string(), part.to_string());
+            }
+            Some(_) => return Err("missing key in comma-separated list property".into()),
+        }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    Ok(out)
 }
 
-fn check_property_string(key: &str, fdef: &Value, value: &str) -> Result<(), String> {
-    let parsed = match parse_property_string(fdef, value) {
-        Ok(p) => p,
-        Err(errs) => {
-            let mut s = String::from("invalid format - format error");
-            for (k, r) in errs {
-                s.push('\n');
-                s.push_str(key);
-                if !k.is_empty() {
-                    s.push('.');
-                    s.push_str(&k);
-                }
-                s.push_str(": ");
-                s.push_str(&r);
-            }
-            return Err(s);
-        }
-    };
+fn check_property_string(key: &str, format: &str, fdef: &Value, value: &str) -> Result<(), String> {
+    let parsed =
+        parse_property_string(fdef, value).map_err(|e| ["invalid format - ", &e].concat())?;
     let keys = fdef.get("keys").and_then(Value::as_object);
     let mut errors: Vec<(String, String)> = Vec::new();
     for (k, v) in &parsed {
@@ -626,7 +655,13 @@ fn check_property_string(key: &str, fdef: &Value, value: &str) -> Result<(), Str
         }
     }
     if errors.is_empty() {
-        return Ok(());
+        // The format's own validator runs on the parsed value.
+        return match format {
+            "pve-vm-cpu-conf" => {
+                check_vm_cpu(&parsed).map_err(|e| ["invalid format - ", &e].concat())
+            }
+            _ => Ok(()),
+        };
     }
     let mut s = String::from("invalid format - format error");
     for (k, r) in errors {
@@ -640,6 +675,64 @@ fn check_property_string(key: &str, fdef: &Value, value: &str) -> Result<(), Str
     Err(s)
 }
 
+fn extras_list(name: &str) -> Vec<&'static str> {
+    schema()
+        .get("extras")
+        .and_then(|e| e.get(name))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// `validate_vm_cpu_conf` (qemu-server CPUConfig.pm): a cputype is needed;
+/// a built-in one must be on the list (exact case); VM-specific flags come
+/// from a fixed set; `reported-model` belongs to custom models only. A
+/// `custom-` name is checked against the host by [`custom_cpu_model`].
+fn check_vm_cpu(cpu: &BTreeMap<String, String>) -> Result<(), String> {
+    let Some(cputype) = cpu.get("cputype").filter(|t| !t.is_empty() && *t != "0") else {
+        return Err("CPU is missing cputype".into());
+    };
+    if !cputype.starts_with("custom-")
+        && !extras_list("cpu_models_builtin").contains(&cputype.as_str())
+    {
+        return Err([
+            "Built-in cputype '",
+            cputype,
+            "' is not defined (missing 'custom-' prefix?)",
+        ]
+        .concat());
+    }
+    if let Some(flags) = cpu.get("flags").filter(|f| !f.is_empty() && *f != "0") {
+        let allowed = extras_list("cpu_flags_vm_specific");
+        let ok = flags.split(';').all(|f| {
+            f.strip_prefix(['+', '-'])
+                .is_some_and(|name| allowed.contains(&name))
+        });
+        if !ok {
+            return Err([
+                "VM-specific CPU flags must be a subset of: ",
+                &allowed.join(", "),
+            ]
+            .concat());
+        }
+    }
+    if cpu.contains_key("reported-model") {
+        return Err("Property 'reported-model' not allowed in VM-specific CPU config.".into());
+    }
+    Ok(())
+}
+
+/// The `custom-NAME` model a `--cpu` value names, if any: it must exist in
+/// the host's `/etc/pve/virtual-guest/cpu-models.conf`.
+pub fn custom_cpu_model(value: &str) -> Option<String> {
+    let fdef = formats()?.get("pve-vm-cpu-conf")?;
+    let parsed = parse_property_string(fdef, value).ok()?;
+    parsed
+        .get("cputype")?
+        .strip_prefix("custom-")
+        .map(str::to_string)
+}
+
 fn re(p: &str) -> Regex {
     Regex::new(p).unwrap_or_else(|_| Regex::new("^$").unwrap_or_else(|_| unreachable!()))
 }
@@ -650,16 +743,17 @@ fn regexes() -> &'static BTreeMap<&'static str, Regex> {
         let mut m = BTreeMap::new();
         m.insert("vmid", re(r"^[1-9][0-9]{2,8}$"));
         m.insert("dns", re(r"^([A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?$"));
-        m.insert("storage", re(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$"));
+        m.insert("storage", re(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9])$"));
         m.insert("volid", re(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$"));
         m.insert("bridge", re(r"^[-_.\w\d]+$"));
         m.insert("tag", re(r"^(?i)[a-z0-9_][a-z0-9_\-+.]*$"));
         m.insert("urlenc", re(r"^[-%a-zA-Z0-9_.!~*'()]*$"));
-        m.insert("configid", re(r"^[a-z][a-z0-9_]+$"));
-        m.insert("disksize", re(r"^\d+(\.\d+)?[KMGT]?$"));
+        m.insert("configid", re(r"^(?i:[a-z][a-z0-9_\-]+)$"));
+        m.insert("disksize", re(r"^\d+(\.\d+)?([KMGT](iB)?)?$"));
         m.insert("node", re(r"^(?i:[a-z0-9]([a-z0-9\-]*[a-z0-9])?)$"));
-        m.insert("bootdev", re(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)\d+$|^net\d+$|^hostpci\d+$|^usb\d+$"));
-        m.insert("poolid", re(r"^[A-Za-z0-9\-_]+$"));
+        m.insert("poolid", re(r"^[A-Za-z0-9.\-_]+(/[A-Za-z0-9.\-_]+){0,2}$"));
+        m.insert("mac", re(r"^(?i:[a-f0-9][02468ace](:[a-f0-9]{2}){5})$"));
+        m.insert("physbits", re(r"^(host|\d{1,2})$"));
         m
     })
 }
@@ -668,106 +762,172 @@ fn rx(name: &str, v: &str) -> bool {
     regexes().get(name).is_some_and(|r| r.is_match(v))
 }
 
-fn cidr4(v: &str) -> bool {
+/// `ADDR/PREFIX` with 8 <= PREFIX <= max (`/0` to `/7` are rejected).
+fn cidr<A: std::str::FromStr>(v: &str, max: u32) -> bool {
     v.split_once('/').is_some_and(|(a, p)| {
-        a.parse::<std::net::Ipv4Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 32)
+        a.parse::<A>().is_ok()
+            && !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|p| (8..=max).contains(&p))
     })
+}
+
+fn cidr4(v: &str) -> bool {
+    cidr::<std::net::Ipv4Addr>(v, 32)
 }
 
 fn cidr6(v: &str) -> bool {
-    v.split_once('/').is_some_and(|(a, p)| {
-        a.parse::<std::net::Ipv6Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 128)
+    cidr::<std::net::Ipv6Addr>(v, 128)
+}
+
+fn is_ip(v: &str) -> bool {
+    // Rust's parsers, like Proxmox's regexes, refuse leading zeros in IPv4.
+    v.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// `pve_parse_startup_order`: `order=N` (or bare `N`), `up=N`, `down=N`.
+fn startup_order(v: &str) -> bool {
+    if v.is_empty() || v == "0" {
+        return false;
+    }
+    let num = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    v.split(',').filter(|p| !p.trim().is_empty()).all(|p| {
+        num(p.strip_prefix("order=").unwrap_or(p))
+            || p.strip_prefix("up=").is_some_and(num)
+            || p.strip_prefix("down=").is_some_and(num)
     })
 }
 
-/// The validators of `PVE::JSONSchema` and qemu-server that pvefleet's
-/// commands touch. Unknown validators accept.
+/// `PVE::CpuSet::parse_cpuset`: `N` or `N-M` (M >= N), comma-separated.
+fn cpuset(v: &str) -> bool {
+    let num = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let mut count = 0;
+    for part in v.split(',') {
+        let ok = match part.split_once('-') {
+            Some((a, b)) => matches!((num(a), num(b)), (Some(a), Some(b)) if b >= a),
+            None => num(part).is_some(),
+        };
+        if !ok {
+            return false;
+        }
+        count += 1;
+    }
+    count > 0
+}
+
+/// The named-format validators of `PVE::JSONSchema` and qemu-server, as
+/// CONTRACT §18 describes them. Unknown validators accept.
 fn validator(sub: &str, v: &str) -> Result<(), String> {
     let name = sub.rsplit("::").next().unwrap_or(sub);
-    let ok = match name {
-        "pve_verify_vmid" => rx("vmid", v),
-        "pve_verify_dns_name" => rx("dns", v),
-        "pve_verify_node_name" => rx("node", v),
-        "pve_verify_mac_addr" => {
-            let parts: Vec<&str> = v.split(':').collect();
-            let hex = parts.len() == 6
-                && parts
-                    .iter()
-                    .all(|p| p.len() == 2 && u8::from_str_radix(p, 16).is_ok());
-            if !hex || u8::from_str_radix(parts[0], 16).is_ok_and(|b| b & 1 == 1) {
-                return Err("value does not look like a valid unicast MAC address".into());
-            }
-            true
+    let fail = |m: &str| Err(m.to_string());
+    let quoted = |pre: &str, post: &str| Err([pre, v, post].concat());
+    match name {
+        "pve_verify_vmid" if !rx("vmid", v) => fail("value does not look like a valid VM ID"),
+        "pve_verify_dns_name" if !rx("dns", v) => fail("value does not look like a valid DNS name"),
+        "pve_verify_node_name" if !rx("node", v) => {
+            fail("value does not look like a valid node name")
         }
-        "pve_verify_ipv4" => v.parse::<std::net::Ipv4Addr>().is_ok(),
-        "pve_verify_ipv6" => v.parse::<std::net::Ipv6Addr>().is_ok(),
-        "pve_verify_ip" | "pve_verify_address" => v.parse::<std::net::IpAddr>().is_ok(),
-        "pve_verify_cidr" => cidr4(v) || cidr6(v),
-        "pve_verify_ipv4_config" => matches!(v, "dhcp" | "manual") || cidr4(v),
-        "pve_verify_ipv6_config" => matches!(v, "dhcp" | "auto" | "manual") || cidr6(v),
-        "pve_verify_tag" => rx("tag", v),
-        "pve_verify_urlencoded" => {
-            if !rx("urlenc", v) {
-                return Err(["invalid urlencoded string: ", v].concat());
-            }
-            true
+        "pve_verify_mac_addr" if !rx("mac", v) => {
+            fail("value does not look like a valid unicast MAC address")
         }
-        "parse_storage_id" => {
-            if !rx("storage", v) {
-                return Err(["storage ID '", v, "' contains illegal characters"].concat());
-            }
-            true
+        "pve_verify_ipv4" if v.parse::<std::net::Ipv4Addr>().is_err() => {
+            fail("value does not look like a valid IPv4 address")
         }
-        "parse_bridge_id" => rx("bridge", v),
-        "pve_verify_configid" => rx("configid", v),
-        "pve_verify_disk_size" => rx("disksize", v),
-        "pve_verify_poolid" => rx("poolid", v),
-        "verify_bootdev" => rx("bootdev", v),
-        "verify_volume_id_or_qm_path" => {
-            if !(v == "none" || v == "cdrom" || v.starts_with('/') || rx("volid", v)) {
-                return Err(["unable to parse volume ID '", v, "'"].concat());
-            }
-            true
+        "pve_verify_ipv6" if v.parse::<std::net::Ipv6Addr>().is_err() => {
+            fail("value does not look like a valid IPv6 address")
         }
-        "verify_volume_id_or_absolute_path" => {
-            if !(v.starts_with('/') || rx("volid", v)) {
-                return Err(["unable to parse volume ID '", v, "'"].concat());
-            }
-            true
+        "pve_verify_ip" if !is_ip(v) => fail("value does not look like a valid IP address"),
+        // The DNS check returns the value, and `0` is false in Perl.
+        "pve_verify_address" if !(is_ip(v) || rx("dns", v)) || v == "0" => {
+            quoted("value does not look like a valid address: ", "")
         }
-        "pve_verify_volume_id" | "parse_volume_id" => {
-            if !rx("volid", v) {
-                return Err(["unable to parse volume ID '", v, "'"].concat());
-            }
-            true
+        "pve_verify_cidr" if !(cidr4(v) || cidr6(v)) => {
+            fail("value does not look like a valid CIDR network")
         }
-        _ => true,
-    };
-    if ok {
-        Ok(())
-    } else {
-        let what = match name {
-            "pve_verify_vmid" => "value does not look like a valid VM ID",
-            "pve_verify_dns_name" => "value does not look like a valid DNS name",
-            "pve_verify_node_name" => "value does not look like a valid node name",
-            "pve_verify_ipv4" => "value does not look like a valid IPv4 address",
-            "pve_verify_ipv6" => "value does not look like a valid IPv6 address",
-            "pve_verify_ip" | "pve_verify_address" => "value does not look like a valid IP address",
-            "pve_verify_cidr" => "value does not look like a valid CIDR network",
-            "pve_verify_ipv4_config" => {
-                "value does not look like a valid ipv4 network configuration"
+        "pve_verify_cidrv4" if !cidr4(v) => {
+            fail("value does not look like a valid IPv4 CIDR network")
+        }
+        "pve_verify_cidrv6" if !cidr6(v) => {
+            fail("value does not look like a valid IPv6 CIDR network")
+        }
+        "pve_verify_ipv4_config" if !(matches!(v, "dhcp" | "manual") || cidr4(v)) => {
+            fail("value does not look like a valid ipv4 network configuration")
+        }
+        "pve_verify_ipv6_config" if !(matches!(v, "auto" | "dhcp" | "manual") || cidr6(v)) => {
+            fail("value does not look like a valid ipv6 network configuration")
+        }
+        "pve_verify_tag" if !rx("tag", v) => fail("invalid characters in tag"),
+        "pve_verify_urlencoded" if !rx("urlenc", v) => quoted("invalid urlencoded string: ", ""),
+        "parse_storage_id" if v.chars().count() < 2 => {
+            quoted("storage ID '", "' cannot be shorter than 2 characters")
+        }
+        "parse_storage_id" if !rx("storage", v) => {
+            quoted("storage ID '", "' contains illegal characters")
+        }
+        "parse_bridge_id" if !rx("bridge", v) => quoted("invalid bridge ID '", "'"),
+        "pve_verify_configid" if !rx("configid", v) => quoted("invalid configuration ID '", "'"),
+        "pve_verify_disk_size" if !rx("disksize", v) => {
+            quoted("value does not look like a valid disk size: ", "")
+        }
+        "pve_verify_startup_order" if !startup_order(v) => fail("unable to parse startup options"),
+        "verify_poolname" if v.split('/').count() > 3 => {
+            quoted("pool name '", "' nested too deeply (max levels = 3)")
+        }
+        "verify_poolname" if !rx("poolid", v) => {
+            quoted("pool name '", "' contains invalid characters")
+        }
+        "verify_bootdisk" if !extras_list("valid_drive_names").contains(&v) => {
+            quoted("invalid boot disk '", "'")
+        }
+        "verify_bootdev" => {
+            let drive = extras_list("valid_drive_names").contains(&v)
+                && !v.starts_with("efidisk")
+                && !v.starts_with("tpmstate");
+            let other = ["net", "usb", "hostpci"].iter().any(|base| {
+                v.strip_prefix(base)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            }) && config_keys().contains(&v);
+            if drive || other {
+                Ok(())
+            } else {
+                quoted("invalid boot device '", "'")
             }
-            "pve_verify_ipv6_config" => {
-                "value does not look like a valid ipv6 network configuration"
+        }
+        "pve_verify_cpuset" if !cpuset(v) => fail("unable to parse cpuset option"),
+        "pve_verify_hotplug_features" if v != "0" && v != "1" => {
+            for f in split_list(v) {
+                if !matches!(
+                    f,
+                    "network" | "disk" | "cpu" | "memory" | "usb" | "cloudinit"
+                ) {
+                    return Err(["invalid hotplug feature '", f, "'"].concat());
+                }
             }
-            "pve_verify_tag" => "invalid characters in tag",
-            "parse_bridge_id" => "invalid bridge name",
-            "pve_verify_configid" => "invalid configuration ID",
-            "pve_verify_disk_size" => "disk size has wrong format",
-            "verify_bootdev" => "invalid boot device",
-            _ => "value has wrong format",
-        };
-        Err([what, " '", v, "'"].concat())
+            Ok(())
+        }
+        "parse_phys_bits"
+            if !rx("physbits", v)
+                || (v != "host" && v.parse::<u32>().is_ok_and(|n| !(8..=64).contains(&n))) =>
+        {
+            fail("value must be an integer between 8 and 64 or 'host'")
+        }
+        "verify_volume_id_or_qm_path"
+            if !(v == "none" || v == "cdrom" || v.starts_with('/') || rx("volid", v)) =>
+        {
+            quoted("unable to parse volume ID '", "'")
+        }
+        "verify_volume_id_or_absolute_path" if !(v.starts_with('/') || rx("volid", v)) => {
+            quoted("unable to parse volume ID '", "'")
+        }
+        "pve_verify_volume_id" | "parse_volume_id" if !rx("volid", v) => {
+            quoted("unable to parse volume ID '", "'")
+        }
+        _ => Ok(()),
     }
 }
 

@@ -17,6 +17,14 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// True when pve-manager `version` (`8.4.1`, `7.1-10`) is `maj.min` or later.
+pub fn version_at_least(version: &str, maj: u32, min: u32) -> bool {
+    let mut it = version.split(['.', '-']);
+    let major = it.next().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let minor = it.next().and_then(|v| v.parse().ok()).unwrap_or(4);
+    (major, minor) >= (maj, min)
+}
+
 /// Host behaviour knobs, set by `pve-sim init`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Settings {
@@ -148,6 +156,10 @@ pub struct State {
     pub volumes: Vec<Volume>,
     /// VMs by id.
     pub vms: BTreeMap<u32, Vm>,
+    /// Custom CPU models of `/etc/pve/virtual-guest/cpu-models.conf`
+    /// (names without the `custom-` prefix).
+    #[serde(default)]
+    pub cpu_models: Vec<String>,
     /// Invocation counts per fault rule.
     #[serde(default)]
     pub fault_counts: BTreeMap<usize, u64>,
@@ -296,6 +308,11 @@ impl Root {
 }
 
 impl State {
+    /// True when the host runs PVE `maj.min` or later.
+    pub fn at_least(&self, maj: u32, min: u32) -> bool {
+        version_at_least(&self.settings.version, maj, min)
+    }
+
     /// The storage `id`.
     pub fn storage(&self, id: &str) -> Option<&StorageDef> {
         self.storages.iter().find(|s| s.id == id)

@@ -149,3 +149,17 @@ fn drop_kills_the_ssh_session() {
     let status = bed.ssh("pve", "qm status 100");
     assert_eq!(String::from_utf8_lossy(&status.stdout), "status: stopped\n");
 }
+
+#[test]
+fn an_unknown_action_fails_loudly_instead_of_injecting_nothing() {
+    let (_d, root) = host(&[]);
+    faults(&root, r#"[{"match": "qm create", "action": "explode"}]"#);
+    let (code, _, err) = qm(&root, "create 100");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("pve-sim: broken faults.json: unknown variant `explode`"),
+        "{err}"
+    );
+    std::fs::remove_file(root.join("faults.json")).expect("rm");
+    assert_eq!(qm(&root, "create 100").0, 0);
+}

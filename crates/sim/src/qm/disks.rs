@@ -1,0 +1,628 @@
+//! Drive options, volume allocation under the storage lock, `qm disk import` and `qm disk resize`.
+
+use super::*;
+
+/// What a drive option asks for.
+pub(super) enum DriveOp {
+    Keep(String),
+    New {
+        storage: String,
+        bytes: u64,
+        rest: Vec<(String, String)>,
+    },
+    Import {
+        storage: String,
+        src_path: std::path::PathBuf,
+        size: u64,
+        rest: Vec<(String, String)>,
+    },
+    Cloudinit {
+        storage: String,
+    },
+    Existing {
+        volid: String,
+        rest: Vec<(String, String)>,
+    },
+}
+
+pub(super) fn rest_of(parsed: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    parsed
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "file" | "import-from" | "size"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+pub(super) fn storage_check(st: &State, storage: &str, key: &str, cmd: &str) -> R {
+    match st.storage(storage) {
+        None => Err(param_fail(
+            key,
+            &["storage '", storage, "' does not exist"].concat(),
+            cmd,
+        )),
+        Some(s) if !s.content.iter().any(|c| c == "images") => Err(param_fail(
+            key,
+            &["storage '", storage, "' does not support vm images"].concat(),
+            cmd,
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+pub(super) fn drive_op(
+    cx: &Ctx,
+    st: &State,
+    cmd: &str,
+    key: &str,
+    value: &str,
+) -> Result<DriveOp, Failure> {
+    let fdef = schema::format_of(cmd, key).ok_or_else(|| param_fail(key, "unknown drive", cmd))?;
+    let parsed = parse_property_string(fdef, value)
+        .map_err(|e| param_fail(key, &["invalid format - ", &e].concat(), cmd))?;
+    let file = parsed.get("file").cloned().unwrap_or_default();
+    if let Some(src) = parsed.get("import-from") {
+        if !at_least(st, 7, 2) {
+            return Err(param_fail(
+                key,
+                &["invalid format - format error\n", key, ".import-from: property is not defined in schema and the schema does not allow additional properties"].concat(),
+                cmd,
+            ));
+        }
+        let Some(storage) = file.strip_suffix(":0").filter(|s| !s.contains(':')) else {
+            return Err(Failure::die([key, ": 'import-from' requires special syntax - use <storage ID>:0,import-from=<source>"].concat()));
+        };
+        storage_check(st, storage, key, cmd)?;
+        let (src_path, size) = if src.starts_with('/') {
+            let p = cx.root.host_path(&cx.node, src);
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => (p, m.len()),
+                _ => {
+                    return Err(Failure::die(
+                        [
+                            key,
+                            ": source '",
+                            src,
+                            "' does not exist or is not a regular file",
+                        ]
+                        .concat(),
+                    ))
+                }
+            }
+        } else {
+            let vol = st
+                .find_volume(&cx.node, src)
+                .ok_or_else(|| Failure::die(["volume '", src, "' does not exist"].concat()))?;
+            let import_ok = vol.content == "import" && at_least(st, 8, 3);
+            if vol.content != "images" && !import_ok {
+                let tail = if at_least(st, 8, 3) {
+                    "needs to be 'images' or 'import'"
+                } else {
+                    "not an image"
+                };
+                return Err(Failure::die(
+                    [
+                        key,
+                        ": ",
+                        src,
+                        " has wrong type '",
+                        &vol.content,
+                        "' - ",
+                        tail,
+                    ]
+                    .concat(),
+                ));
+            }
+            (cx.root.volume_path(st, vol), vol.size)
+        };
+        return Ok(DriveOp::Import {
+            storage: storage.to_string(),
+            src_path,
+            size,
+            rest: rest_of(&parsed),
+        });
+    }
+    if let Some(storage) = file.strip_suffix(":cloudinit") {
+        storage_check(st, storage, key, cmd)?;
+        return Ok(DriveOp::Cloudinit {
+            storage: storage.to_string(),
+        });
+    }
+    if let Some(c) = schema::new_disk_re().and_then(|r| r.captures(&file)) {
+        if parsed.get("media").map(String::as_str) == Some("cdrom") {
+            return Err(Failure::die(
+                ["volume '", &file, "' does not exist"].concat(),
+            ));
+        }
+        let Some(storage) = c.get(2).map(|m| m.as_str().to_string()) else {
+            return Err(Failure::die(
+                "no storage ID specified (and no default storage)",
+            ));
+        };
+        storage_check(st, &storage, key, cmd)?;
+        let gib: f64 = c
+            .get(3)
+            .map(|m| m.as_str())
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0.0);
+        return Ok(DriveOp::New {
+            storage,
+            bytes: (gib * (1u64 << 30) as f64) as u64,
+            rest: rest_of(&parsed),
+        });
+    }
+    if file == "none" || file == "cdrom" || file.starts_with('/') {
+        return Ok(DriveOp::Keep(value.to_string()));
+    }
+    let (storage, volname) = file.split_once(':').unwrap_or(("", ""));
+    let Some(sdef) = st.storage(storage) else {
+        return Err(Failure::die(
+            ["storage '", storage, "' does not exist"].concat(),
+        ));
+    };
+    let dir_shape = volname.contains('/');
+    if sdef.is_dir() && !dir_shape {
+        return Err(Failure::die(
+            ["unable to parse directory volume name '", volname, "'"].concat(),
+        ));
+    }
+    if !sdef.is_dir() && dir_shape {
+        let kind = if sdef.kind == "zfspool" { "zfs" } else { "lvm" };
+        return Err(Failure::die(
+            ["unable to parse ", kind, " volume name '", volname, "'"].concat(),
+        ));
+    }
+    let vol = st
+        .find_volume(&cx.node, &file)
+        .ok_or_else(|| Failure::die(["volume '", &file, "' does not exist"].concat()))?;
+    if vol.content == "iso" && parsed.get("media").map(String::as_str) != Some("cdrom") {
+        return Err(Failure::die(
+            "explicit 'media=cdrom' is required for iso images",
+        ));
+    }
+    Ok(DriveOp::Existing {
+        volid: file,
+        rest: rest_of(&parsed),
+    })
+}
+
+pub(super) fn join_drive(volid: &str, rest: &[(String, String)], size: Option<u64>) -> String {
+    let mut s = volid.to_string();
+    for (k, v) in rest {
+        s.push(',');
+        s.push_str(k);
+        s.push('=');
+        s.push_str(v);
+    }
+    if let Some(b) = size {
+        s.push_str(",size=");
+        s.push_str(&fmt_size(b));
+    }
+    s
+}
+
+/// Allocates a volume (under the state lock) and creates its sparse file.
+pub(super) fn allocate(
+    root: &Root,
+    st: &mut State,
+    node: &str,
+    storage: &str,
+    vmid: u32,
+    bytes: u64,
+    cloudinit: bool,
+) -> Result<Volume, Failure> {
+    let dir = st.storage(storage).is_some_and(|s| s.is_dir());
+    let id = vmid.to_string();
+    let volname = if cloudinit {
+        if dir {
+            [&id, "/vm-", &id, "-cloudinit.qcow2"].concat()
+        } else {
+            ["vm-", &id, "-cloudinit"].concat()
+        }
+    } else {
+        let n = st.next_disk_name(node, storage, vmid).to_string();
+        if dir {
+            [&id, "/vm-", &id, "-disk-", &n, ".raw"].concat()
+        } else {
+            ["vm-", &id, "-disk-", &n].concat()
+        }
+    };
+    let vol = Volume {
+        storage: storage.to_string(),
+        node: node.to_string(),
+        volname,
+        size: bytes,
+        content: "images".into(),
+        format: if cloudinit && dir {
+            "qcow2".into()
+        } else {
+            "raw".into()
+        },
+        vmid: Some(vmid),
+        ctime: now_ms() / 1000,
+    };
+    let path = root.volume_path(st, &vol);
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::File::create(&path)
+        .and_then(|f| f.set_len(bytes))
+        .map_err(|e| {
+            Failure::die(
+                [
+                    "error with cfs lock 'storage-",
+                    storage,
+                    "': ",
+                    &e.to_string(),
+                ]
+                .concat(),
+            )
+        })?;
+    st.volumes.push(vol.clone());
+    Ok(vol)
+}
+
+pub(super) fn free_volume(root: &Root, st: &mut State, node: &str, volid: &str) {
+    if let Some(pos) = st.volumes.iter().position(|v| {
+        v.volid() == volid && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))
+    }) {
+        let v = st.volumes.remove(pos);
+        let _ = std::fs::remove_file(root.volume_path(st, &v));
+    }
+}
+
+/// Takes the storage's allocation lock (CONTRACT §11.3) and holds it for
+/// the model's allocation time: a flock on the node for a local storage,
+/// one cluster-wide lock for a shared one. Like Proxmox, it gives up after
+/// 10 s with the matching message.
+pub(super) fn storage_lock(cx: &Ctx, storage: &str) -> Result<std::fs::File, Failure> {
+    let st = cx.root.read()?;
+    let shared = st.storage(storage).is_some_and(|s| s.shared);
+    let name = if shared {
+        ["storage-", storage].concat()
+    } else {
+        ["storage-", &cx.node, "-", storage].concat()
+    };
+    let Some(lock) = cx.root.try_lock_for(&name, Duration::from_secs(10)) else {
+        return Err(Failure::die(if shared {
+            [
+                "cfs-lock 'storage-",
+                storage,
+                "' error: got lock request timeout",
+            ]
+            .concat()
+        } else {
+            [
+                "can't lock file '/var/lock/pve-manager/pve-storage-",
+                storage,
+                "' - got timeout",
+            ]
+            .concat()
+        }));
+    };
+    if st.settings.alloc_ms > 0 {
+        std::thread::sleep(Duration::from_millis(st.settings.alloc_ms));
+    }
+    Ok(lock)
+}
+
+/// Allocates a volume for `vmid` on `storage` of this node under the
+/// storage's allocation lock, as Proxmox's `vdisk_alloc` does.
+pub(super) fn allocate_locked(
+    cx: &Ctx,
+    storage: &str,
+    vmid: u32,
+    bytes: u64,
+    cloudinit: bool,
+) -> Result<Volume, Failure> {
+    let _lock = storage_lock(cx, storage)?;
+    let root = cx.root.clone();
+    root.update(|st| allocate(&root, st, &cx.node, storage, vmid, bytes, cloudinit))
+}
+
+/// The progress line qemu-img prints when a copy of `bytes` is done.
+pub(super) fn copied(cx: &mut Ctx, bytes: u64) {
+    let size = fmt_size(bytes);
+    cx.out(&["transferred ", &size, " of ", &size, " (100.00%)"].concat());
+}
+
+/// Sleeps for a copy of `bytes` at the storage's bandwidth; copies on one
+/// storage at once share it (modelled as taking turns on one disk).
+pub(super) fn copy_time(cx: &Ctx, st: &State, storage: &str, bytes: u64) {
+    let mbps = st.settings.import_mbps;
+    if mbps == 0 || bytes == 0 {
+        return;
+    }
+    let shared = st.storage(storage).is_some_and(|s| s.shared);
+    let lock = if shared {
+        ["io-", storage].concat()
+    } else {
+        ["io-", &cx.node, "-", storage].concat()
+    };
+    let _disk = cx.root.try_lock_for(&lock, Duration::from_secs(86_400));
+    std::thread::sleep(Duration::from_millis(bytes * 1000 / (mbps * 1_000_000)));
+}
+
+/// Applies drive options: allocates, imports, attaches. Returns output lines.
+pub(super) fn apply_drives(
+    cx: &mut Ctx,
+    vmid: u32,
+    ops: Vec<(String, DriveOp)>,
+    config: &mut BTreeMap<String, String>,
+    created: &mut Vec<String>,
+) -> R {
+    for (key, op) in ops {
+        match op {
+            DriveOp::Keep(v) => {
+                config.insert(key, v);
+            }
+            DriveOp::Existing { volid, rest } => {
+                let size = cx
+                    .root
+                    .read()?
+                    .find_volume(&cx.node, &volid)
+                    .map(|v| v.size);
+                config.retain(|k, v| {
+                    !(k.starts_with("unused") && v.split(',').next() == Some(volid.as_str()))
+                });
+                config.insert(key, join_drive(&volid, &rest, size));
+            }
+            DriveOp::New {
+                storage,
+                bytes,
+                rest,
+            } => {
+                let vol = allocate_locked(cx, &storage, vmid, bytes, false)?;
+                created.push(vol.volid());
+                let v = join_drive(&vol.volid(), &rest, Some(bytes));
+                cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
+                config.insert(key, v);
+            }
+            DriveOp::Cloudinit { storage } => {
+                if let Some((other, _)) = config
+                    .iter()
+                    .find(|(k, v)| **k != key && v.contains("cloudinit"))
+                {
+                    return Err(Failure::die(
+                        [
+                            key.as_str(),
+                            " - cloud-init drive is already attached at '",
+                            other,
+                            "'",
+                        ]
+                        .concat(),
+                    ));
+                }
+                let vol = allocate_locked(cx, &storage, vmid, 4 << 20, true)?;
+                created.push(vol.volid());
+                let v = [vol.volid().as_str(), ",media=cdrom"].concat();
+                cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
+                config.insert(key, v);
+            }
+            DriveOp::Import {
+                storage,
+                src_path,
+                size,
+                rest,
+            } => {
+                let st = cx.root.read()?;
+                copy_time(cx, &st, &storage, size);
+                if !src_path.exists() {
+                    return Err(Failure::die(
+                        ["import source vanished: ", &src_path.display().to_string()].concat(),
+                    ));
+                }
+                let vol = allocate_locked(cx, &storage, vmid, size, false)?;
+                created.push(vol.volid());
+                copied(cx, size);
+                let v = join_drive(&vol.volid(), &rest, Some(size));
+                cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
+                config.insert(key, v);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn drive_ops(
+    cx: &Ctx,
+    st: &State,
+    cmd: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<Vec<(String, DriveOp)>, Failure> {
+    let mut ops = Vec::new();
+    for (k, v) in params {
+        if is_drive_key(k) {
+            ops.push((k.clone(), drive_op(cx, st, cmd, k, v)?));
+        }
+    }
+    Ok(ops)
+}
+
+pub(super) fn import_disk(cx: &mut Ctx, inv: &Invocation) -> R {
+    let p = &inv.params;
+    let vmid = vmid_of(p, "vmid");
+    let source = p.get("source").cloned().unwrap_or_default();
+    let storage = p.get("storage").cloned().unwrap_or_default();
+    let st = cx.root.read()?;
+    let vm = local_vm(&st, &cx.node, vmid)?;
+    check_lock(&vm)?;
+    let path = cx.root.host_path(&cx.node, &source);
+    let size = match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() && source.starts_with('/') => m.len(),
+        _ => {
+            return Err(Failure::die(
+                [source.as_str(), ": non-existent or non-regular file"].concat(),
+            ))
+        }
+    };
+    match st.storage(&storage) {
+        None => {
+            return Err(Failure::die(
+                ["storage '", &storage, "' does not exist"].concat(),
+            ))
+        }
+        Some(s) if !s.content.iter().any(|c| c == "images") => {
+            return Err(Failure::die(
+                ["storage ", &storage, " does not support vm images"].concat(),
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(t) = p.get("target-disk") {
+        if vm.config.contains_key(t) {
+            return Err(Failure::die(
+                ["cowardly refusing to overwrite existing entry: ", t].concat(),
+            ));
+        }
+    }
+    cx.out(
+        &[
+            "importing disk '",
+            &source,
+            "' to VM ",
+            &vmid.to_string(),
+            " ...",
+        ]
+        .concat(),
+    );
+    copy_time(cx, &st, &storage, size);
+    drop(st);
+    let root = cx.root.clone();
+    let node = cx.node.clone();
+    let vol = allocate_locked(cx, &storage, vmid, size, false)?;
+    cx.out(&["transferred 0.0 B of ", &fmt_size(size), " (0.00%)"].concat());
+    copied(cx, size);
+    if crate::faults::partial(cx) {
+        return Err(Failure::die("copy failed: interrupted by signal"));
+    }
+    let _lock = vm_lock(cx, vmid, 10, "")?;
+    let volid = vol.volid();
+    let slot = root.update(|st| {
+        let vm = st
+            .vms
+            .get_mut(&vmid)
+            .ok_or_else(|| cfg_missing(&node, vmid))?;
+        let slot = match p.get("target-disk") {
+            Some(t) => t.clone(),
+            None => {
+                let n = (0..256)
+                    .find(|i| !vm.config.contains_key(&["unused", &i.to_string()].concat()))
+                    .unwrap_or(0);
+                ["unused", &n.to_string()].concat()
+            }
+        };
+        let value = if slot.starts_with("unused") {
+            volid.clone()
+        } else {
+            join_drive(&volid, &[], Some(size))
+        };
+        vm.config.insert(slot.clone(), value);
+        Ok(slot)
+    })?;
+    if at_least(&cx.root.read()?, 8, 3) {
+        cx.out(&[slot.as_str(), ": successfully imported disk '", &volid, "'"].concat());
+    } else {
+        cx.out(&["Successfully imported disk as '", &slot, ":", &volid, "'"].concat());
+    }
+    Ok(())
+}
+
+pub(super) fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
+    let p = &inv.params;
+    let vmid = vmid_of(p, "vmid");
+    let disk = p.get("disk").cloned().unwrap_or_default();
+    let size = p.get("size").cloned().unwrap_or_default();
+    let st = cx.root.read()?;
+    let task = at_least(&st, 8, 0);
+    let vm = local_vm(&st, &cx.node, vmid)?;
+    check_lock(&vm)?;
+    drop(st);
+    let _lock = vm_lock(cx, vmid, 10, "")?;
+    let outcome: Result<(), Failure> = (|| {
+        let value = vm
+            .config
+            .get(&disk)
+            .ok_or_else(|| Failure::die(["disk '", &disk, "' does not exist"].concat()))?;
+        if value.contains("media=cdrom") {
+            return Err(Failure::die("you can't resize a cdrom"));
+        }
+        let volid = value.split(',').next().unwrap_or("").to_string();
+        let current = value
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("size="))
+            .and_then(parse_size)
+            .unwrap_or(0);
+        let (plus, num) = match size.strip_prefix('+') {
+            Some(n) => (true, n),
+            None => (false, size.as_str()),
+        };
+        let amount = parse_size(num).ok_or_else(|| Failure::die("invalid size"))?;
+        let new = if plus { current + amount } else { amount };
+        if new < current {
+            return Err(Failure::die("shrinking disks is not supported"));
+        }
+        if new == current {
+            return Ok(());
+        }
+        // LVM grows a volume under the storage lock (CONTRACT §11.3).
+        let storage = volid.split(':').next().unwrap_or("").to_string();
+        let lvm = cx
+            .root
+            .read()?
+            .storage(&storage)
+            .is_some_and(|s| s.kind == "lvm" || s.kind == "lvmthin");
+        let _alloc = if lvm {
+            Some(storage_lock(cx, &storage)?)
+        } else {
+            None
+        };
+        let root = cx.root.clone();
+        let node = cx.node.clone();
+        root.update(|st| {
+            if let Some(v) = st.volumes.iter().position(|v| {
+                v.volid() == volid
+                    && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))
+            }) {
+                st.volumes[v].size = new;
+                let path = root.volume_path(st, &st.volumes[v]);
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|f| f.set_len(new));
+            }
+            if let Some(vm) = st.vms.get_mut(&vmid) {
+                if let Some(v) = vm.config.get_mut(&disk) {
+                    let parts: Vec<String> = v
+                        .split(',')
+                        .filter(|kv| !kv.starts_with("size="))
+                        .map(str::to_string)
+                        .collect();
+                    *v = [parts.join(","), ",size=".into(), fmt_size(new)].concat();
+                }
+            }
+            Ok(())
+        })?;
+        cx.out(
+            &[
+                "  Size of logical volume pve/",
+                volid.rsplit([':', '/']).next().unwrap_or(""),
+                " changed from ",
+                &fmt_size(current),
+                " to ",
+                &fmt_size(new),
+                ".",
+            ]
+            .concat(),
+        );
+        Ok(())
+    })();
+    match outcome {
+        // On PVE >= 8.0 the resize task's failure does not reach the exit code.
+        Err(e) if task => {
+            cx.err(e.stderr.trim_end());
+            Ok(())
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,197 @@
+//! `qm`: what a Proxmox node does for each command pvefleet (and the
+//! original playbook) sends, per CONTRACT.md.
+
+use crate::schema::{self, parse_property_string, Failure, Invocation};
+use crate::state::{now_ms, Root, State, Vm, Volume};
+use crate::Ctx;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+mod disks;
+mod lifecycle;
+mod update;
+mod util;
+mod views;
+
+use disks::*;
+use lifecycle::*;
+use update::*;
+use util::*;
+use views::*;
+
+pub(crate) use util::parse_size;
+pub use views::{config_view, dhcp_address};
+
+type R = Result<(), Failure>;
+
+fn cfg_missing(node: &str, vmid: u32) -> Failure {
+    Failure::die(
+        [
+            "Configuration file 'nodes/",
+            node,
+            "/qemu-server/",
+            &vmid.to_string(),
+            ".conf' does not exist",
+        ]
+        .concat(),
+    )
+}
+
+fn vmid_of(p: &BTreeMap<String, String>, key: &str) -> u32 {
+    p.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn at_least(st: &State, maj: u32, min: u32) -> bool {
+    st.at_least(maj, min)
+}
+
+fn param_fail(key: &str, reason: &str, cmd: &str) -> Failure {
+    Failure::die(
+        [
+            "400 Parameter verification failed.\n",
+            key,
+            ": ",
+            reason,
+            "\n\n",
+            &schema::usage(cmd),
+        ]
+        .concat(),
+    )
+}
+
+fn vm_lock(cx: &Ctx, vmid: u32, secs: u64, prefix: &str) -> Result<std::fs::File, Failure> {
+    let name = ["lock-", &vmid.to_string(), ".conf"].concat();
+    cx.root
+        .try_lock_for(&name, Duration::from_secs(secs))
+        .ok_or_else(|| {
+            Failure::die(
+                [
+                    prefix,
+                    "can't lock file '/var/lock/qemu-server/",
+                    &name,
+                    "' - got timeout",
+                ]
+                .concat(),
+            )
+        })
+}
+
+/// Loads a VM of this node (the config file lives in the node's folder).
+fn local_vm(st: &State, node: &str, vmid: u32) -> Result<Vm, Failure> {
+    match st.vms.get(&vmid) {
+        Some(vm) if vm.node == node => Ok(vm.clone()),
+        _ => Err(cfg_missing(node, vmid)),
+    }
+}
+
+fn check_lock(vm: &Vm) -> R {
+    match vm.config.get("lock") {
+        Some(l) => Err(Failure::die(["VM is locked (", l, ")"].concat())),
+        None => Ok(()),
+    }
+}
+
+/// Options the vendored (9.2) schema has but an older host does not
+/// (CONTRACT §15): there they are unknown options or keys.
+fn version_gates(st: &State, inv: &Invocation) -> R {
+    for (key, maj, min) in [("ciupgrade", 8, 0), ("ha-managed", 9, 1)] {
+        if inv.params.contains_key(key) && !st.at_least(maj, min) {
+            return Err(schema::unknown_option(&inv.command, key));
+        }
+    }
+    let freeze_fs = inv
+        .params
+        .get("agent")
+        .is_some_and(|a| a.split(',').any(|kv| kv.starts_with("freeze-fs=")));
+    if freeze_fs && !st.at_least(9, 2) {
+        return Err(param_fail(
+            "agent",
+            "invalid format - format error\nagent.freeze-fs: property is not defined in schema and the schema does not allow additional properties",
+            &inv.command,
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `qm ARGS`.
+pub fn run(cx: &mut Ctx, args: &[String]) -> R {
+    let st = cx.root.read()?;
+    if args.first().map(String::as_str) == Some("disk") && !at_least(&st, 7, 3) {
+        return Err(Failure {
+            stderr: "ERROR: unknown command 'qm disk'\nUSAGE: qm <COMMAND> [ARGS] [OPTIONS]\n"
+                .into(),
+            exit: 255,
+        });
+    }
+    let inv = schema::parse_qm(args)?;
+    version_gates(&st, &inv)?;
+    drop(st);
+    let p = &inv.params;
+    match inv.command.as_str() {
+        "create" => create(cx, &inv),
+        "set" => set(cx, &inv),
+        "disk import" => import_disk(cx, &inv),
+        "disk resize" => resize(cx, &inv),
+        "start" => start_vm(cx, vmid_of(p, "vmid")),
+        "stop" => stop_vm(
+            cx,
+            vmid_of(p, "vmid"),
+            p.get("skiplock").map(String::as_str) == Some("1"),
+        ),
+        "shutdown" => stop_vm(cx, vmid_of(p, "vmid"), false),
+        "reboot" => {
+            let vmid = vmid_of(p, "vmid");
+            let st = cx.root.read()?;
+            let vm = local_vm(&st, &cx.node, vmid)?;
+            if !vm.running {
+                return Err(Failure::die(
+                    ["VM ", &vmid.to_string(), " not running"].concat(),
+                ));
+            }
+            drop(st);
+            stop_vm(cx, vmid, false)?;
+            start_vm(cx, vmid)
+        }
+        "destroy" => destroy(cx, &inv),
+        "clone" => clone(cx, &inv),
+        "template" => {
+            let st = cx.root.read()?;
+            let task = at_least(&st, 8, 0);
+            drop(st);
+            match template(cx, &inv) {
+                // `qm template` has no $upid_exit: in-task failures exit 0.
+                Err(e) if task && !e.stderr.starts_with("Configuration file") => {
+                    cx.err(e.stderr.trim_end());
+                    Ok(())
+                }
+                other => other,
+            }
+        }
+        "guest cmd" => guest_cmd(cx, &inv),
+        "config" => print_config(
+            cx,
+            vmid_of(p, "vmid"),
+            p.get("current").map(String::as_str) == Some("1"),
+        ),
+        "status" => status(cx, &inv),
+        "list" => list(cx),
+        "unlock" => {
+            let vmid = vmid_of(p, "vmid");
+            let node = cx.node.clone();
+            cx.root.update(|st| match st.vms.get_mut(&vmid) {
+                Some(vm) if vm.node == node => {
+                    vm.config.remove("lock");
+                    Ok(())
+                }
+                _ => Err(cfg_missing(&node, vmid)),
+            })
+        }
+        // Read-only, but CONTRACT.md does not document what it prints.
+        "pending" => Err(Failure::die(
+            "pve-sim: 'qm pending' is not emulated: its output format is not documented in CONTRACT.md (qm config shows pending values applied, qm config --current without them)",
+        )),
+        other => Err(Failure::die(
+            ["pve-sim: 'qm ", other, "' is not emulated"].concat(),
+        )),
+    }
+}
