@@ -10,9 +10,10 @@ use crate::options;
 use crate::problem::PlanProblem;
 use crate::types::{Action, Check, InputSource, Step, VmPlan};
 use crate::update::boot_disk;
+use pvefleet_model::drive::is_cloudinit_drive;
 use pvefleet_model::size::format_size;
 use pvefleet_model::spec::{CloneRef, DiskFrom, DiskSource, ImageRef, VmSpec};
-use pvefleet_model::{Command, Qm, QmOptions, VmId};
+use pvefleet_model::{Command, Drive, Qm, QmOptions, VmId};
 
 /// What a clone is made from and how.
 struct CloneFrom {
@@ -140,12 +141,18 @@ impl Planner<'_> {
             });
         }
         let tcfg = node.configs.get(&t.vmid);
-        let has_cloudinit =
-            tcfg.is_some_and(|c| c.current.values().any(|v| v.contains("cloudinit")));
+        // A cloud-init drive is a CD-ROM whose volume is Proxmox's
+        // cloud-init volume, on any disk key: parsed, never guessed from text.
+        let has_cloudinit = tcfg.is_some_and(|c| {
+            c.current
+                .iter()
+                .any(|(k, v)| is_disk_key(k) && is_cloudinit_drive(v))
+        });
         let disk = tcfg.map(boot_disk).unwrap_or_else(|| "scsi0".into());
         let tstorage = tcfg
             .and_then(|c| c.current.get(&disk))
-            .and_then(|v| v.split(':').next().map(str::to_string));
+            .and_then(|v| Drive::parse(v).ok())
+            .and_then(|d| d.file.volume().map(|v| v.storage().as_str().to_string()));
         // A linked clone stays on the template's storage; another storage
         // needs a full clone.
         let full = tstorage.as_deref().is_some_and(|s| s != spec.storage);
@@ -285,4 +292,15 @@ fn clone_steps(spec: &VmSpec, vmid: VmId, from: &CloneFrom, keys: Option<usize>)
         set = set.with_input("sshkeys", InputSource::Upload(i));
     }
     vec![clone, set]
+}
+
+/// True for the config keys that hold drives (`scsi0`, `ide2`, `virtio1`,
+/// `sata3`, `efidisk0`, `tpmstate0`).
+fn is_disk_key(key: &str) -> bool {
+    ["scsi", "ide", "sata", "virtio", "efidisk", "tpmstate"]
+        .iter()
+        .any(|p| {
+            key.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
 }

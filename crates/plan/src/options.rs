@@ -7,20 +7,16 @@
 use percent_encoding::percent_decode_str;
 use pvefleet_model::propstring::PropertyString;
 use pvefleet_model::spec::{Ip6Config, IpConfig, PowerState, VmSpec};
-use pvefleet_model::{QmOptions, OWNER_DESCRIPTION_LINE, OWNER_TAG};
+use pvefleet_model::{MacAddr, Net, NicModel, QmOptions, OWNER_DESCRIPTION_LINE, OWNER_TAG};
 
-/// The `net0` value. `existing_mac` keeps the MAC Proxmox generated earlier.
-pub fn net0(spec: &VmSpec, existing_mac: Option<&str>) -> String {
-    let mut p = PropertyString::new();
-    match spec.mac.as_deref().or(existing_mac) {
-        Some(mac) => p = p.with("virtio", mac),
-        None => p = p.bare("virtio"),
-    }
-    p = p.with("bridge", &spec.bridge);
-    if let Some(tag) = spec.vlan {
-        p = p.with("tag", tag.to_string());
-    }
-    p.to_string()
+/// The `net0` the spec asks for: virtio on its bridge, with its VLAN tag
+/// and MAC when it sets them (else Proxmox picks the MAC).
+pub fn net0(spec: &VmSpec) -> Net {
+    let mut net = Net::new(NicModel::Virtio);
+    net.macaddr = spec.mac.as_deref().and_then(|m| MacAddr::parse(m).ok());
+    net.bridge = Some(spec.bridge.clone());
+    net.tag = spec.vlan;
+    net
 }
 
 /// The `ipconfig0` value, when the spec sets any address.
@@ -139,7 +135,7 @@ pub fn common_options(spec: &VmSpec, o: &mut QmOptions) {
     if let Some(cpu) = &spec.cpu {
         o.push("cpu", cpu);
     }
-    o.push("net0", net0(spec, None));
+    o.push("net0", net0(spec).to_string());
     o.push("agent", "enabled=1");
     o.push("serial0", "socket");
     o.push("vga", "serial0");

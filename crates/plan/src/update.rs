@@ -7,10 +7,9 @@ use crate::observed::{ClusterVm, PveVersion, VmConfig};
 use crate::options;
 use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Change, Check, InputSource, Step, VmPlan};
-use pvefleet_model::propstring::PropertyString;
-use pvefleet_model::size::{format_size, parse_size};
+use pvefleet_model::size::format_size;
 use pvefleet_model::spec::VmSpec;
-use pvefleet_model::{Command, Qm, QmOptions, VmId};
+use pvefleet_model::{Boot, Command, Drive, Net, Qm, QmOptions, VmId};
 use std::collections::BTreeSet;
 
 /// Keys that a running VM takes only at the next boot: hardware keys become
@@ -193,23 +192,32 @@ fn settings_step(spec: &VmSpec, cfg: &VmConfig, vmid: VmId, vp: &mut VmPlan) -> 
     }))
 }
 
-/// Adds `net0` to `set` when it drifted (keeping the MAC Proxmox generated
-/// unless the file sets one). True when it did.
+/// Adds `net0` to `set` when an item pvefleet manages drifted (model,
+/// bridge, VLAN tag, a MAC the file sets). Items an admin added
+/// (`firewall=1`, `mtu`, `queues`, ...) and the MAC Proxmox generated are
+/// kept. True when it drifted.
 fn net_drifted(spec: &VmSpec, cfg: &VmConfig, vp: &mut VmPlan, set: &mut Step) -> bool {
-    let have_net = cfg.effective("net0").unwrap_or("");
-    let parsed = PropertyString::parse(have_net);
-    let have_mac = parsed.first().and_then(|(k, v)| k.map(|_| v.to_string()));
-    let want_net = options::net0(spec, have_mac.as_deref());
-    if same_net(have_net, &want_net) {
+    let have_text = cfg.effective("net0").unwrap_or("");
+    let want = options::net0(spec);
+    let have = Net::parse(have_text).ok();
+    if have.as_ref().is_some_and(|h| h.same_managed(&want)) {
         return false;
     }
+    let new = match have {
+        Some(mut h) => {
+            h.apply_managed(&want);
+            h
+        }
+        None => want,
+    };
+    let new = new.to_string();
     vp.changes.push(Change {
         key: "net0".into(),
-        from: Some(have_net.to_string()).filter(|s| !s.is_empty()),
-        to: Some(want_net.clone()),
+        from: Some(have_text.to_string()).filter(|s| !s.is_empty()),
+        to: Some(new.clone()),
     });
     if let Command::Qm(Qm::Set { options, .. }) = &mut set.command {
-        options.push("net0", want_net);
+        options.push("net0", new);
     }
     true
 }
@@ -227,8 +235,8 @@ fn grow_step(
     let disk = boot_disk(cfg);
     let have = cfg
         .effective(&disk)
-        .and_then(|v| PropertyString::parse(v).get("size").map(str::to_string))
-        .and_then(|s| parse_size(&s).ok())?;
+        .and_then(|v| Drive::parse(v).ok())
+        .and_then(|d| d.size)?;
     if want < have {
         vp.notes.push(PlanNote::DiskLarger {
             have: format_size(have),
@@ -255,31 +263,22 @@ fn grow_step(
     ))
 }
 
-/// Compares two net0 values by their keys (order-insensitive, MAC case-insensitive).
-fn same_net(have: &str, want: &str) -> bool {
-    let norm = |s: &str| {
-        let mut items: Vec<String> = PropertyString::parse(s)
-            .items()
-            .map(|(k, v)| format!("{}={}", k.unwrap_or(""), v.to_ascii_uppercase()))
-            .collect();
-        items.sort();
-        items
-    };
-    norm(have) == norm(want)
-}
-
-/// The VM's boot disk: the first disk of `boot: order=`, else `scsi0`.
+/// The VM's boot disk: the first device of `boot: order=` that is a disk
+/// (not a CD-ROM, not a NIC), else `scsi0`.
 pub(crate) fn boot_disk(cfg: &VmConfig) -> String {
-    cfg.effective("boot")
-        .and_then(|b| PropertyString::parse(b).get("order").map(str::to_string))
-        .and_then(|order| {
-            order
-                .split(';')
-                .find(|d| {
-                    cfg.effective(d).is_some_and(|v| !v.contains("media=cdrom"))
-                        && !d.starts_with("net")
-                })
-                .map(str::to_string)
+    let order = cfg
+        .effective("boot")
+        .and_then(|b| Boot::parse(b).ok())
+        .and_then(|b| b.order)
+        .unwrap_or_default();
+    order
+        .into_iter()
+        .find(|d| {
+            !d.starts_with("net")
+                && cfg
+                    .effective(d)
+                    .and_then(|v| Drive::parse(v).ok())
+                    .is_some_and(|drive| !drive.is_cdrom())
         })
         .unwrap_or_else(|| "scsi0".into())
 }
