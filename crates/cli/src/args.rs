@@ -1,4 +1,5 @@
-//! Command-line arguments.
+//! Command-line arguments. Arguments several subcommands share are defined
+//! once and flattened into each.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -25,83 +26,113 @@ pub enum Cmd {
     },
     /// Show what apply would do.
     Plan {
-        /// The configuration file.
-        file: String,
+        #[command(flatten)]
+        file: FileArg,
         #[command(flatten)]
         target: Target,
         /// Read the host state from this JSON file instead of a host (tests).
         #[arg(long, value_name = "FILE")]
         host_state: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Output::Human)]
-        output: Output,
-        /// Only these VMs (name or vmid); repeatable.
-        #[arg(long, value_name = "NAME|VMID")]
-        only: Vec<String>,
+        #[command(flatten)]
+        output: OutputArg,
+        #[command(flatten)]
+        selection: Selection,
     },
     /// Make the nodes match the file.
     Apply {
-        /// The configuration file.
-        file: String,
+        #[command(flatten)]
+        file: FileArg,
         #[command(flatten)]
         target: Target,
-        /// Do not ask for confirmation.
-        #[arg(long, short = 'y')]
-        yes: bool,
-        /// Only these VMs (name or vmid); repeatable.
-        #[arg(long, value_name = "NAME|VMID")]
-        only: Vec<String>,
-        /// VMs worked on at once per node.
-        #[arg(long, default_value_t = 8)]
-        parallel: usize,
-        /// VMs allocating disks at once on one storage: per node for a local
-        /// storage, across the cluster for a shared one (Proxmox serialises
-        /// allocation on a storage lock with a 10 s timeout).
-        #[arg(long, default_value_t = 8)]
-        parallel_storage: usize,
-        /// Do not wait for the guest agent to report the address.
-        #[arg(long)]
-        no_wait: bool,
-        /// Seconds to wait for the guest agent.
-        #[arg(long, default_value_t = 300)]
-        wait_timeout: u64,
-        /// Keep a VM whose creation failed half-way (default: destroy it).
-        #[arg(long)]
-        keep_failed: bool,
-        /// Reboot running VMs whose changes only apply at boot.
-        #[arg(long)]
-        reboot: bool,
-        /// Output format of the summary.
-        #[arg(long, value_enum, default_value_t = Output::Human)]
-        output: Output,
+        #[command(flatten)]
+        confirm: Confirm,
+        #[command(flatten)]
+        selection: Selection,
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Show each VM of the file: exists, managed, running, address, drift.
     Status {
-        /// The configuration file.
-        file: String,
+        #[command(flatten)]
+        file: FileArg,
         #[command(flatten)]
         target: Target,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Output::Human)]
-        output: Output,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Shut down and destroy the managed VMs of the file.
     Destroy {
-        /// The configuration file.
-        file: String,
+        #[command(flatten)]
+        file: FileArg,
         #[command(flatten)]
         target: Target,
-        /// Do not ask for confirmation.
-        #[arg(long, short = 'y')]
-        yes: bool,
-        /// Only these VMs (name or vmid); repeatable.
-        #[arg(long, value_name = "NAME|VMID")]
-        only: Vec<String>,
+        #[command(flatten)]
+        confirm: Confirm,
+        #[command(flatten)]
+        selection: Selection,
         /// Also destroy pvefleet's image-cache templates (disk_from:
         /// linked-clone/full-clone) once no linked clone needs them.
         #[arg(long)]
         include_cache: bool,
     },
+}
+
+/// The configuration file.
+#[derive(Debug, Args, Clone)]
+pub struct FileArg {
+    /// The configuration file.
+    pub file: String,
+}
+
+/// Which VMs of the file.
+#[derive(Debug, Args, Clone)]
+pub struct Selection {
+    /// Only these VMs (name or vmid); repeatable.
+    #[arg(long, value_name = "NAME|VMID")]
+    pub only: Vec<String>,
+}
+
+/// Asking before changes.
+#[derive(Debug, Args, Clone)]
+pub struct Confirm {
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// How output is written.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+}
+
+/// How `apply` runs.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// VMs worked on at once per node.
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
+    /// VMs allocating disks at once on one storage: per node for a local
+    /// storage, across the cluster for a shared one (Proxmox serialises
+    /// allocation on a storage lock with a 10 s timeout).
+    #[arg(long, default_value_t = 8)]
+    pub parallel_storage: usize,
+    /// Do not wait for the guest agent to report the address.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for the guest agent.
+    #[arg(long, default_value_t = 300)]
+    pub wait_timeout: u64,
+    /// Keep a VM whose creation failed half-way (default: destroy it).
+    #[arg(long)]
+    pub keep_failed: bool,
+    /// Reboot running VMs whose changes only apply at boot.
+    #[arg(long)]
+    pub reboot: bool,
 }
 
 /// Where the commands go.

@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod connect;
 mod output;
+mod report;
 mod simulate;
 
 use clap::Parser;

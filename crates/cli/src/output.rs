@@ -67,6 +67,7 @@ pub fn plan_human(plan: &Plan) -> String {
             Action::None => ("=", "unchanged"),
             Action::Conflict => ("!", "conflict"),
             Action::Error => ("!", "error"),
+            Action::Destroy => ("-", "destroy"),
         };
         s.push_str(&format!(
             "{mark} {} (vmid {id}, node {}): {what}\n",
@@ -134,6 +135,78 @@ pub fn results_human(results: &[VmResult]) -> String {
                 "           waits for a reboot: {} (apply --reboot)\n",
                 r.reboot_pending.join(", ")
             ));
+        }
+    }
+    s
+}
+
+/// One VM of `status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StatusRow {
+    /// The VM id, when known.
+    pub vmid: Option<pvefleet_model::VmId>,
+    /// The name from the file.
+    pub name: String,
+    /// Its node.
+    pub node: String,
+    /// It exists.
+    pub exists: bool,
+    /// It carries pvefleet's tag.
+    pub managed: bool,
+    /// It runs.
+    pub running: bool,
+    /// The address its guest agent reports.
+    pub ip: Option<String>,
+    /// Keys that differ from the file (`state` when the power state does).
+    pub drift: Vec<String>,
+    /// Keys waiting for a reboot.
+    pub reboot_pending: Vec<String>,
+}
+
+/// The `status` table.
+pub fn status_human(rows: &[StatusRow]) -> String {
+    let yn = |b: bool| if b { "yes" } else { "no" };
+    let mut s = format!(
+        "{:>9}  {:<20} {:<10} {:<7} {:<8} {:<8} {:<16} DRIFT\n",
+        "VMID", "NAME", "NODE", "EXISTS", "MANAGED", "RUNNING", "IP"
+    );
+    for r in rows {
+        let drift = if r.drift.is_empty() {
+            "-".to_string()
+        } else {
+            r.drift.join(",")
+        };
+        s.push_str(&format!(
+            "{:>9}  {:<20} {:<10} {:<7} {:<8} {:<8} {:<16} {}\n",
+            r.vmid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+            r.name,
+            r.node,
+            yn(r.exists),
+            yn(r.managed),
+            yn(r.running),
+            r.ip.as_deref().unwrap_or("-"),
+            drift
+        ));
+    }
+    s
+}
+
+/// The destroy plan for people.
+pub fn destroy_human(plan: &pvefleet_plan::DestroyPlan) -> String {
+    let mut s = String::new();
+    for v in plan.vms.iter().chain(&plan.caches) {
+        let id = v.vmid.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
+        match (&v.problem, v.action) {
+            (Some(p), _) => s.push_str(&format!("{}: refusing to destroy: {p}\n", v.name)),
+            (None, Action::Destroy) => s.push_str(&format!(
+                "- {} (vmid {id}, node {}): destroy\n",
+                v.name, v.node
+            )),
+            (None, _) => {
+                for n in &v.notes {
+                    s.push_str(&format!("{}: {n}\n", v.name));
+                }
+            }
         }
     }
     s

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod create;
+pub mod destroy;
 pub mod diff;
 pub mod ids;
 pub mod lookup;
@@ -18,6 +19,7 @@ pub mod reads;
 pub mod types;
 pub mod update;
 
+pub use destroy::{destroy_plan, DestroyInput, DestroyPlan};
 pub use diff::{plan, PlanInput};
 pub use lookup::{find_existing, selected};
 pub use observed::{ClusterVm, NodeState, Observed, PveVersion, VmConfig};

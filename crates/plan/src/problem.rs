@@ -223,6 +223,9 @@ pub enum PlanNote {
         /// The size in the file.
         want: String,
     },
+    /// The VM does not exist (nothing to destroy).
+    #[error("does not exist")]
+    Absent,
 }
 
 impl PlanNote {
@@ -230,6 +233,7 @@ impl PlanNote {
     pub fn code(&self) -> &'static str {
         match self {
             PlanNote::DiskLarger { .. } => "disk_larger",
+            PlanNote::Absent => "absent",
         }
     }
 }

@@ -22,6 +22,8 @@ pub enum Action {
     Conflict,
     /// It cannot be planned; [`VmPlan::problem`] says why.
     Error,
+    /// It exists, is managed, and will be shut down and destroyed.
+    Destroy,
 }
 
 impl Action {
@@ -33,6 +35,7 @@ impl Action {
             Action::None => "none",
             Action::Conflict => "conflict",
             Action::Error => "error",
+            Action::Destroy => "destroy",
         }
     }
 }

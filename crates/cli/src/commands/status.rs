@@ -1,0 +1,61 @@
+//! `status`: each VM of the file as the nodes have it.
+
+use super::Session;
+use crate::args::{Output, Target};
+use crate::output::{self, StatusRow};
+use crate::ExitStatus;
+use pvefleet_exec::runner;
+use pvefleet_plan::{lookup::is_managed, plan, Action, PlanInput};
+
+/// Reads the nodes and prints one row per VM of the file.
+pub async fn run(file: &str, target: &Target, format: Output) -> ExitStatus {
+    let s = match Session::open(file, target, 8).await {
+        Ok(s) => s,
+        Err(status) => return status,
+    };
+    let p = plan(PlanInput {
+        desired: &s.desired,
+        observed: &s.observed,
+        reboot: false,
+        only: &[],
+    });
+    let mut rows = Vec::new();
+    for v in &p.vms {
+        let existing = v
+            .vmid
+            .and_then(|id| s.observed.vm(id))
+            .filter(|_| v.action != Action::Create);
+        let managed = existing.is_some_and(is_managed);
+        let running = existing.is_some_and(|e| e.status.as_deref() == Some("running"));
+        let mut ip = None;
+        if running && managed {
+            if let (Some(h), Some(id)) = (s.handles.iter().find(|h| h.name == v.node), v.vmid) {
+                ip = runner::probe_ip(h.transport.as_ref(), id)
+                    .await
+                    .ok()
+                    .flatten();
+            }
+        }
+        let mut drift: Vec<String> = v.changes.iter().map(|c| c.key.clone()).collect();
+        if managed && v.running != running {
+            drift.push("state".into());
+        }
+        rows.push(StatusRow {
+            vmid: v.vmid,
+            name: v.name.clone(),
+            node: v.node.clone(),
+            exists: existing.is_some(),
+            managed,
+            running,
+            ip,
+            drift,
+            reboot_pending: v.reboot_pending.clone(),
+        });
+    }
+    s.close().await;
+    match format {
+        Output::Json => println!("{}", serde_json::json!({ "vms": rows })),
+        Output::Human => print!("{}", output::status_human(&rows)),
+    }
+    ExitStatus::Ok
+}
