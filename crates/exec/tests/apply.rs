@@ -11,10 +11,13 @@ use pvefleet_exec::runner::machine::{FIRST_BACKOFF, MAX_ID_RETRIES, MAX_LOCK_RET
 use pvefleet_exec::runner::steps::Rollback;
 use pvefleet_exec::runner::{apply, ApplyOptions, Transports};
 use pvefleet_exec::transport::fake::{FakeReply, FakeTransport};
-use pvefleet_exec::transport::Transport;
+use pvefleet_exec::transport::{StepOutput, Transport, TransportError};
 use pvefleet_model::{Command, Qm, QmOptions, VmId};
-use pvefleet_plan::{Action, Check, InputSource, Plan, Step, VmPlan};
+use pvefleet_plan::{
+    Action, Check, InputSource, Plan, PlanProblem, Prelude, Step, StorageLock, Upload, VmPlan,
+};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -146,6 +149,13 @@ impl Run {
         &self.results[0]
     }
 
+    fn result(&self, name: &str) -> &VmResult {
+        self.results
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no result for {name}"))
+    }
+
     fn notes(&self, of: &str) -> Vec<String> {
         self.events
             .iter()
@@ -223,6 +233,16 @@ fn command(name: &str, line: &str) -> Event {
         name: name.into(),
         line: line.into(),
     }
+}
+
+/// The lines sent that act on VM `vmid` (third word), in order.
+fn lines_for(fake: &FakeTransport, vmid: u32) -> Vec<String> {
+    let want = vmid.to_string();
+    fake.sent()
+        .into_iter()
+        .filter(|a| a.get(2) == Some(&want) || a.get(3) == Some(&want))
+        .map(|a| a.join(" "))
+        .collect()
 }
 
 #[test]
@@ -868,4 +888,644 @@ async fn an_import_that_names_no_volume_fails_and_rolls_back() {
         Some("qm importdisk 100: cannot find the imported volume in the output of qm importdisk")
     );
     assert!(r.rolled_back);
+}
+
+// Key file uploads.
+
+/// A transport that journals every call in one sequence, and counts the
+/// round trips that allocate (create or clone) in flight at once. It
+/// answers through a [`FakeTransport`].
+struct Probe {
+    fake: FakeTransport,
+    journal: Mutex<Vec<String>>,
+    busy: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Probe {
+    fn new(busy: Arc<AtomicUsize>, peak: Arc<AtomicUsize>) -> Self {
+        Self {
+            fake: FakeTransport::new(),
+            journal: Mutex::new(Vec::new()),
+            busy,
+            peak,
+        }
+    }
+
+    fn log(&self, entry: String) {
+        if let Ok(mut j) = self.journal.lock() {
+            j.push(entry);
+        }
+    }
+
+    fn journal(&self) -> Vec<String> {
+        self.journal.lock().map(|j| j.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for Probe {
+    fn describe(&self) -> String {
+        "probe".into()
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.fake.round_trips()
+    }
+
+    async fn connect(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    async fn run_batch(
+        &self,
+        argvs: &[Vec<String>],
+        stop_on_error: bool,
+    ) -> Result<Vec<StepOutput>, TransportError> {
+        let allocating = argvs
+            .iter()
+            .any(|a| matches!(a.get(1).map(String::as_str), Some("create" | "clone")));
+        if allocating {
+            let now = self.busy.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+        }
+        let lines: Vec<String> = argvs.iter().map(|a| a.join(" ")).collect();
+        self.log(format!("batch: {}", lines.join(" ; ")));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let out = self.fake.run_batch(argvs, stop_on_error).await;
+        if allocating {
+            self.busy.fetch_sub(1, Ordering::SeqCst);
+        }
+        out
+    }
+
+    async fn run_concurrent(
+        &self,
+        argvs: &[Vec<String>],
+    ) -> Result<Vec<StepOutput>, TransportError> {
+        self.fake.run_concurrent(argvs).await
+    }
+
+    async fn upload(&self, dir: &str, path: &str, content: &str) -> Result<(), TransportError> {
+        self.log(format!("upload {path} into {dir}"));
+        self.fake.upload(dir, path, content).await
+    }
+
+    async fn remove_dir(&self, dir: &str) {
+        self.log(format!("remove {dir}"));
+        self.fake.remove_dir(dir).await
+    }
+
+    async fn close(&self) {}
+}
+
+fn probe() -> Arc<Probe> {
+    Arc::new(Probe::new(Arc::default(), Arc::default()))
+}
+
+fn transports(nodes: &[(&str, Arc<Probe>)]) -> Transports {
+    nodes
+        .iter()
+        .map(|(n, p)| (n.to_string(), p.clone() as Arc<dyn Transport>))
+        .collect()
+}
+
+/// The run folder `dir` is `/tmp/pvefleet-<12 lowercase letters>-<node>`;
+/// returns the letters.
+fn run_letters<'a>(dir: &'a str, node: &str) -> &'a str {
+    let rest = dir
+        .strip_prefix("/tmp/pvefleet-")
+        .unwrap_or_else(|| panic!("{dir} is not in /tmp/pvefleet-*"));
+    let (letters, tail) = rest.split_at(12.min(rest.len()));
+    assert!(
+        letters.len() == 12 && letters.bytes().all(|b| b.is_ascii_lowercase()),
+        "{dir}"
+    );
+    assert_eq!(tail, format!("-{node}"), "{dir}");
+    letters
+}
+
+fn keyed(name: &str, vmid: u32, node: &str, upload: usize) -> VmPlan {
+    let mut vp = vm(
+        name,
+        vmid,
+        true,
+        vec![create(vmid, &[("name", name)]).with_input("sshkeys", InputSource::Upload(upload))],
+    );
+    vp.node = node.into();
+    vp.uploads = vec![upload];
+    vp
+}
+
+fn key_upload(node: &str) -> Upload {
+    Upload {
+        node: node.into(),
+        file_name: "sshkeys-0.pub".into(),
+        content: "ssh-ed25519 AAAAC3Nza me@example\n".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_key_file_is_uploaded_once_into_the_run_folder_and_removed_after() {
+    let p = probe();
+    let plan = Plan {
+        vms: vec![keyed("a", 100, NODE, 0), keyed("b", 101, NODE, 0)],
+        uploads: vec![key_upload(NODE)],
+        preludes: Vec::new(),
+    };
+    let run = run_on(plan, transports(&[(NODE, p.clone())]), &[100, 101], opts()).await;
+    assert!(run.results.iter().all(|r| r.result == VmOutcome::Ok));
+    let uploads = p.fake.uploads();
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let (path, content) = &uploads[0];
+    assert_eq!(content, "ssh-ed25519 AAAAC3Nza me@example\n");
+    let dir = path
+        .strip_suffix("/sshkeys-0.pub")
+        .unwrap_or_else(|| panic!("{path}"));
+    run_letters(dir, NODE);
+    let mut creates = p.fake.sent_lines();
+    creates.retain(|l| l.starts_with("qm create"));
+    creates.sort();
+    assert_eq!(
+        creates,
+        [
+            format!("qm create 100 --name a --sshkeys {path}"),
+            format!("qm create 101 --name b --sshkeys {path}"),
+        ]
+    );
+    assert_eq!(p.fake.removed(), [dir]);
+    // Upload first, removal last, once each.
+    let journal = p.journal();
+    assert_eq!(journal.len(), 4, "{journal:?}");
+    assert_eq!(journal[0], format!("upload {path} into {dir}"));
+    assert_eq!(journal[3], format!("remove {dir}"));
+}
+
+#[tokio::test]
+async fn each_node_gets_its_own_folder_of_the_same_run() {
+    let (p1, p2) = (probe(), probe());
+    let plan = Plan {
+        vms: vec![keyed("a", 100, "pve1", 0), keyed("b", 101, "pve2", 1)],
+        uploads: vec![key_upload("pve1"), key_upload("pve2")],
+        preludes: Vec::new(),
+    };
+    let ts = transports(&[("pve1", p1.clone()), ("pve2", p2.clone())]);
+    let run = run_on(plan, ts, &[100, 101], opts()).await;
+    assert!(run.results.iter().all(|r| r.result == VmOutcome::Ok));
+    let (d1, d2) = (p1.fake.removed(), p2.fake.removed());
+    assert_eq!((d1.len(), d2.len()), (1, 1));
+    assert_eq!(run_letters(&d1[0], "pve1"), run_letters(&d2[0], "pve2"));
+    assert_eq!(p1.fake.uploads()[0].0, format!("{}/sshkeys-0.pub", d1[0]));
+    assert_eq!(p2.fake.uploads()[0].0, format!("{}/sshkeys-0.pub", d2[0]));
+}
+
+#[tokio::test]
+async fn a_failed_upload_fails_the_vms_that_need_it_and_sends_none_of_their_steps() {
+    let fake = Arc::new(FakeTransport::new());
+    let why = "mkdir: cannot create directory: No space left on device";
+    fake.always(&["upload"], FakeReply::Fail(1, why.into()));
+    let plan = Plan {
+        vms: vec![
+            keyed("a", 100, NODE, 0),
+            keyed("b", 101, NODE, 0),
+            vm("c", 102, true, vec![create(102, &[("name", "c")])]),
+        ],
+        uploads: vec![key_upload(NODE)],
+        preludes: Vec::new(),
+    };
+    let run = run(plan, &fake, &[100, 101, 102], opts()).await;
+    let sent = fake.sent_lines();
+    // One attempt for both VMs; only the VM without keys is created.
+    assert_eq!(sent.iter().filter(|l| l.starts_with("upload ")).count(), 1);
+    assert_eq!(
+        sent.iter()
+            .filter(|l| l.starts_with("qm "))
+            .collect::<Vec<_>>(),
+        ["qm create 102 --name c"]
+    );
+    for name in ["a", "b"] {
+        let r = run.result(name);
+        assert_eq!(r.result, VmOutcome::Failed);
+        assert_eq!(
+            r.error.as_deref(),
+            Some("the key file could not be written to the node")
+        );
+        assert!(!r.rolled_back);
+        assert_eq!(run.milestones(name), [finished(name, false)]);
+    }
+    assert_eq!(run.result("c").result, VmOutcome::Ok);
+    assert_eq!(run.notes(NODE), [why]);
+}
+
+// VMs that are sent nothing.
+
+#[tokio::test]
+async fn a_blocked_vm_is_skipped_and_nothing_is_sent() {
+    let fake = Arc::new(FakeTransport::new());
+    let problem = PlanProblem::ForeignVm {
+        kind: "VM",
+        vmid: id(100),
+        node: NODE.into(),
+    };
+    let mut vp = web(100, false);
+    vp.block(problem.clone());
+    let run = run(plan_of(vec![vp]), &fake, &[100], opts()).await;
+    assert!(fake.sent().is_empty());
+    assert_eq!(fake.round_trips(), 0);
+    let r = run.only();
+    assert_eq!((r.result, r.action), (VmOutcome::Skipped, Action::Conflict));
+    assert_eq!(r.error, Some(problem.to_string()));
+    assert!(run.events.is_empty());
+}
+
+#[tokio::test]
+async fn a_vm_on_a_node_without_a_connection_fails_and_others_go_on() {
+    let fake = Arc::new(FakeTransport::new());
+    let mut away = web(100, true);
+    away.node = "pve2".into();
+    let mut blocked = vm("db", 101, false, Vec::new());
+    blocked.node = "pve2".into();
+    blocked.block(PlanProblem::NodeNotObserved {
+        node: "pve2".into(),
+    });
+    let here = vm("c", 102, true, vec![create(102, &[("name", "c")])]);
+    let run = run(
+        plan_of(vec![away, blocked, here]),
+        &fake,
+        &[100, 101, 102],
+        opts(),
+    )
+    .await;
+    assert_eq!(fake.sent_lines(), ["qm create 102 --name c"]);
+    let names: Vec<&str> = run.results.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["web", "db", "c"], "results keep the plan's order");
+    let r = run.result("web");
+    assert_eq!(r.result, VmOutcome::Failed);
+    assert_eq!(r.error.as_deref(), Some("no connection to node pve2"));
+    assert_eq!(run.result("db").result, VmOutcome::Skipped);
+    assert_eq!(
+        run.result("db").error.as_deref(),
+        Some("node pve2 was not observed")
+    );
+    assert_eq!(run.result("c").result, VmOutcome::Ok);
+}
+
+// The image-cache prelude.
+
+const LABEL: &str = "image cache pvefleet-img-0badcafe (local:iso/jammy.img)";
+
+fn cache_plan(template: u32) -> Plan {
+    let lock = StorageLock::Local {
+        node: NODE.into(),
+        storage: "local-lvm".into(),
+    };
+    let prelude = Prelude {
+        node: NODE.into(),
+        vmid: id(template),
+        label: LABEL.into(),
+        steps: vec![
+            create(template, &[("name", "pvefleet-img-0badcafe")]),
+            Step::checked(
+                Command::Qm(Qm::Template { vmid: id(template) }),
+                Check::QuietStderr,
+            ),
+        ],
+        storage_lock: lock.clone(),
+    };
+    let clone_vm = |name: &str, vmid: u32| {
+        let mut vp = vm(
+            name,
+            vmid,
+            true,
+            vec![
+                clone(template, vmid, name),
+                set(vmid, &[("memory", "1024")]),
+            ],
+        );
+        vp.prelude = Some(0);
+        vp.storage_lock = Some(lock.clone());
+        vp
+    };
+    Plan {
+        vms: vec![clone_vm("a", 100), clone_vm("b", 101)],
+        uploads: Vec::new(),
+        preludes: vec![prelude],
+    }
+}
+
+#[tokio::test]
+async fn the_cache_template_is_made_once_and_moved_with_its_clones() {
+    let fake = Arc::new(FakeTransport::new());
+    fake.once(
+        &["qm", "create", "9000"],
+        FakeReply::Fail(
+            255,
+            "unable to create VM 9000 - VM 9000 already exists on node 'pve'".into(),
+        ),
+    );
+    let run = run(cache_plan(9000), &fake, &[100, 101, 9000, 9001], opts()).await;
+    assert!(
+        run.results.iter().all(|r| r.result == VmOutcome::Ok),
+        "{:?}",
+        run.results
+    );
+    let template: Vec<String> = fake
+        .sent_lines()
+        .into_iter()
+        .filter(|l| l.contains(" 900"))
+        .filter(|l| !l.starts_with("qm clone"))
+        .collect();
+    assert_eq!(
+        template,
+        [
+            "qm create 9000 --name pvefleet-img-0badcafe",
+            "qm create 9002 --name pvefleet-img-0badcafe",
+            "qm template 9002",
+        ]
+    );
+    assert_eq!(
+        lines_for(&fake, 100),
+        [
+            "qm clone 9002 100 --name a --full 0",
+            "qm set 100 --memory 1024"
+        ]
+    );
+    assert_eq!(
+        lines_for(&fake, 101),
+        [
+            "qm clone 9002 101 --name b --full 0",
+            "qm set 101 --memory 1024"
+        ]
+    );
+    assert_eq!(run.notes(NODE), [format!("preparing {LABEL}")]);
+    assert_eq!(
+        run.notes(LABEL),
+        ["vmid 9000 was taken meanwhile; using 9002"]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_cache_template_fails_its_clones_and_is_rolled_back() {
+    let fake = Arc::new(FakeTransport::new());
+    let why = "unable to convert to template: lvchange failed";
+    fake.always(
+        &["qm", "template"],
+        FakeReply::OkWithStderr(String::new(), why.into()),
+    );
+    fake.always(
+        &["qm", "config"],
+        FakeReply::Ok("name: pvefleet-img-0badcafe\ntags: pvefleet-cache;pvefleet\n".into()),
+    );
+    let run = run(cache_plan(9000), &fake, &[100, 101, 9000], opts()).await;
+    assert_eq!(
+        fake.sent_lines(),
+        [
+            "qm create 9000 --name pvefleet-img-0badcafe",
+            "qm template 9000",
+            "qm config 9000",
+            "qm stop 9000 --skiplock 1",
+            "qm destroy 9000 --purge 1 --destroy-unreferenced-disks 1 --skiplock 1",
+        ]
+    );
+    for name in ["a", "b"] {
+        let r = run.result(name);
+        assert_eq!(r.result, VmOutcome::Failed);
+        assert_eq!(
+            r.error.as_deref(),
+            Some("the image cache template could not be prepared")
+        );
+        assert!(!r.rolled_back);
+    }
+    assert_eq!(
+        run.notes(NODE),
+        [
+            format!("preparing {LABEL}"),
+            format!("failed: {LABEL}: qm template 9000: {why}"),
+        ]
+    );
+}
+
+// The storage bound.
+
+/// A create that allocates a volume on `storage`.
+fn allocating_vm(name: &str, vmid: u32, node: &str, lock: &StorageLock) -> VmPlan {
+    let mut vp = vm(
+        name,
+        vmid,
+        true,
+        vec![
+            create(
+                vmid,
+                &[
+                    ("name", name),
+                    (
+                        "scsi0",
+                        "local-lvm:0,import-from=/var/lib/vz/template/iso/jammy.img",
+                    ),
+                ],
+            ),
+            set(vmid, &[("memory", "2048")]),
+            start(vmid),
+        ],
+    );
+    vp.node = node.into();
+    vp.storage_lock = Some(lock.clone());
+    vp
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bounded_storage_gets_its_allocations_in_round_trips_of_their_own() {
+    let lock = StorageLock::Local {
+        node: NODE.into(),
+        storage: "local-lvm".into(),
+    };
+    let vms = || -> Vec<VmPlan> {
+        (0..4)
+            .map(|i| allocating_vm(&format!("vm{i}"), 100 + i, NODE, &lock))
+            .collect()
+    };
+    let used = [100, 101, 102, 103];
+
+    // 4 at once per node, 1 per storage: bounded.
+    let p = probe();
+    let bounded = ApplyOptions {
+        parallel: 4,
+        parallel_storage: 1,
+        ..opts()
+    };
+    let run = run_on(
+        plan_of(vms()),
+        transports(&[(NODE, p.clone())]),
+        &used,
+        bounded,
+    )
+    .await;
+    assert!(run.results.iter().all(|r| r.result == VmOutcome::Ok));
+    assert_eq!(p.round_trips(), 8);
+    assert_eq!(p.peak.load(Ordering::SeqCst), 1);
+    let journal = p.journal();
+    for i in 0..4 {
+        let vmid = 100 + i;
+        let mine: Vec<&String> = journal
+            .iter()
+            .filter(|l| l.contains(&format!(" {vmid} ")) || l.ends_with(&format!(" {vmid}")))
+            .collect();
+        assert_eq!(
+            mine,
+            [
+                &format!("batch: qm create {vmid} --name vm{i} --scsi0 local-lvm:0,import-from=/var/lib/vz/template/iso/jammy.img"),
+                &format!("batch: qm set {vmid} --memory 2048 ; qm start {vmid}"),
+            ]
+        );
+    }
+
+    // 4 per storage: the bound is never reached, one round trip each.
+    let p = probe();
+    let unbounded = ApplyOptions {
+        parallel: 4,
+        parallel_storage: 4,
+        ..opts()
+    };
+    let run = run_on(
+        plan_of(vms()),
+        transports(&[(NODE, p.clone())]),
+        &used,
+        unbounded,
+    )
+    .await;
+    assert!(run.results.iter().all(|r| r.result == VmOutcome::Ok));
+    assert_eq!(p.round_trips(), 4);
+    assert_eq!(p.peak.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_storage_is_bounded_across_nodes() {
+    let lock = StorageLock::Shared {
+        storage: "ceph".into(),
+    };
+    let busy = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let p1 = Arc::new(Probe::new(busy.clone(), peak.clone()));
+    let p2 = Arc::new(Probe::new(busy.clone(), peak.clone()));
+    let plan = plan_of(vec![
+        allocating_vm("a", 100, "pve1", &lock),
+        allocating_vm("b", 101, "pve2", &lock),
+    ]);
+    // 2 nodes × 1 VM at once > 1 per storage.
+    let o = ApplyOptions {
+        parallel: 1,
+        parallel_storage: 1,
+        ..opts()
+    };
+    let ts = transports(&[("pve1", p1.clone()), ("pve2", p2.clone())]);
+    let run = run_on(plan, ts, &[100, 101], o).await;
+    assert!(run.results.iter().all(|r| r.result == VmOutcome::Ok));
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert_eq!((p1.round_trips(), p2.round_trips()), (2, 2));
+}
+
+#[tokio::test]
+async fn the_bounded_round_trip_ends_at_the_last_allocating_step() {
+    let lock = StorageLock::Local {
+        node: NODE.into(),
+        storage: "local-lvm".into(),
+    };
+    let mut vp = allocating_vm("web", 100, NODE, &lock);
+    // create (allocates), set, resize (allocates), start
+    vp.steps.insert(2, resize(100));
+    let p = probe();
+    let o = ApplyOptions {
+        parallel: 2,
+        parallel_storage: 1,
+        ..opts()
+    };
+    let run = run_on(
+        plan_of(vec![vp]),
+        transports(&[(NODE, p.clone())]),
+        &[100],
+        o,
+    )
+    .await;
+    assert_eq!(run.only().result, VmOutcome::Ok);
+    assert_eq!(
+        p.journal(),
+        [
+            "batch: qm create 100 --name web --scsi0 local-lvm:0,import-from=/var/lib/vz/template/iso/jammy.img ; qm set 100 --memory 2048 ; qm disk resize 100 scsi0 20G",
+            "batch: qm start 100",
+        ]
+    );
+}
+
+// The guest agent wait.
+
+const AGENT_ANSWER: &str = r#"[{"name":"lo","ip-addresses":[{"ip-address":"127.0.0.1","ip-address-type":"ipv4","prefix":8}]},{"name":"eth0","ip-addresses":[{"ip-address":"fe80::be24:11ff:fe2c:1","ip-address-type":"ipv6","prefix":64},{"ip-address":"192.0.2.10","ip-address-type":"ipv4","prefix":24}]}]"#;
+const NO_AGENT: &str = "QEMU guest agent is not running";
+
+fn running_web() -> VmPlan {
+    let mut vp = web(100, true);
+    vp.running = true;
+    vp.starts = true;
+    vp
+}
+
+#[tokio::test]
+async fn the_run_waits_for_the_guest_agent_to_report_an_address() {
+    let fake = Arc::new(FakeTransport::new());
+    fake.once(
+        &["qm", "guest", "cmd"],
+        FakeReply::Fail(255, NO_AGENT.into()),
+    );
+    fake.always(&["qm", "guest", "cmd"], FakeReply::Ok(AGENT_ANSWER.into()));
+    let o = ApplyOptions {
+        wait: true,
+        wait_timeout: Duration::from_secs(5),
+        boot_window: Duration::from_secs(5),
+        ..opts()
+    };
+    let run = run(plan_of(vec![running_web()]), &fake, &[100], o).await;
+    let sent = fake.sent_lines();
+    assert_eq!(
+        sent[3..],
+        [
+            "qm guest cmd 100 network-get-interfaces",
+            "qm guest cmd 100 network-get-interfaces"
+        ]
+    );
+    let r = run.only();
+    assert_eq!(r.result, VmOutcome::Ok);
+    assert_eq!(r.ip.as_deref(), Some("192.0.2.10"));
+    assert_eq!(run.events.last(), Some(&finished("web", true)));
+}
+
+#[tokio::test]
+async fn an_agent_that_never_answers_fails_the_vm_after_the_timeout_without_rollback() {
+    let fake = Arc::new(FakeTransport::new());
+    fake.always(
+        &["qm", "guest", "cmd"],
+        FakeReply::Fail(255, NO_AGENT.into()),
+    );
+    let o = ApplyOptions {
+        wait: true,
+        wait_timeout: Duration::from_secs(1),
+        boot_window: Duration::ZERO,
+        ..opts()
+    };
+    let run = run(plan_of(vec![running_web()]), &fake, &[100], o).await;
+    let sent = fake.sent_lines();
+    // Asked at 0, 0.25 and 0.75 s; the next pause would pass the timeout.
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert!(sent[3..]
+        .iter()
+        .all(|l| l == "qm guest cmd 100 network-get-interfaces"));
+    let r = run.only();
+    assert_eq!(r.result, VmOutcome::Failed);
+    assert_eq!(
+        r.error.as_deref(),
+        Some(format!("no address from the guest agent after 1 s: {NO_AGENT}").as_str())
+    );
+    assert!(!r.rolled_back);
+    let notes = run.notes("web");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("lacks qemu-guest-agent"), "{notes:?}");
+    assert_eq!(run.events.last(), Some(&finished("web", false)));
 }
