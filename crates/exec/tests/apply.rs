@@ -799,6 +799,36 @@ async fn a_quiet_stderr_step_with_stderr_fails_and_rolls_back() {
 }
 
 #[tokio::test]
+#[ignore = "runner bug: a QuietStderr step that failed with exit 0 does not stop the shell, so the later steps of its round trip still run on the node"]
+async fn no_step_runs_after_a_quiet_stderr_step_failed() {
+    // `qm disk resize` and `qm template` exit 0 when their task failed
+    // (CONTRACT §1.4), so the shell's stop-at-first-failure does not stop
+    // there. The planner puts `qm start` after the resize of a new VM, and
+    // a start or reboot after the resize of an update, which is never
+    // rolled back: the VM is started although the run calls it failed.
+    let fake = Arc::new(FakeTransport::new());
+    fake.once(
+        &["qm", "disk", "resize"],
+        FakeReply::OkWithStderr(String::new(), "Insufficient free space".into()),
+    );
+    fake.always(&["qm", "config"], FakeReply::Ok(OUR_CONFIG.into()));
+    let vp = vm(
+        "web",
+        100,
+        true,
+        vec![create(100, &[("name", "web")]), resize(100), start(100)],
+    );
+    run(plan_of(vec![vp]), &fake, &[100], opts()).await;
+    let mut expected = vec![
+        "qm create 100 --name web".to_string(),
+        "qm disk resize 100 scsi0 20G".into(),
+    ];
+    expected.extend(ROLLBACK_100.map(String::from));
+    // Today `qm start 100` is sent between the resize and the rollback.
+    assert_eq!(fake.sent_lines(), expected);
+}
+
+#[tokio::test]
 async fn an_exit_step_with_stderr_and_exit_zero_succeeds() {
     let fake = Arc::new(FakeTransport::new());
     fake.once(
