@@ -829,6 +829,30 @@ async fn no_step_runs_after_a_quiet_stderr_step_failed() {
 }
 
 #[tokio::test]
+#[ignore = "likely runner bug: a task that ends with warnings exits 0 and prints `Task finished with N warning(s)!` on stderr (CONTRACT §1.3, §1.4); QuietStderr counts it as a failure and destroys a VM that was made"]
+async fn a_quiet_stderr_task_that_only_warned_succeeds() {
+    // TASK WARNINGS is a success (exit 0) whose only stderr line is the
+    // warning count; the task's own WARN lines go to stdout (CONTRACT §1.3).
+    let fake = Arc::new(FakeTransport::new());
+    fake.once(
+        &["qm", "disk", "resize"],
+        FakeReply::OkWithStderr(
+            "WARN: volume is nearly full\n".into(),
+            "Task finished with 1 warning(s)!".into(),
+        ),
+    );
+    let vp = vm(
+        "web",
+        100,
+        true,
+        vec![create(100, &[("name", "web")]), resize(100), start(100)],
+    );
+    let run = run(plan_of(vec![vp]), &fake, &[100], opts()).await;
+    assert_eq!(run.only().result, VmOutcome::Ok);
+    assert!(!run.only().rolled_back);
+}
+
+#[tokio::test]
 async fn an_exit_step_with_stderr_and_exit_zero_succeeds() {
     let fake = Arc::new(FakeTransport::new());
     fake.once(
