@@ -130,6 +130,9 @@ pub fn results_human(results: &[VmResult]) -> String {
             let rolled = if r.rolled_back { " (rolled back)" } else { "" };
             s.push_str(&format!("           {e}{rolled}\n"));
         }
+        for w in &r.warnings {
+            s.push_str(&format!("           warning: {w}\n"));
+        }
         if !r.reboot_pending.is_empty() {
             s.push_str(&format!(
                 "           waits for a reboot: {} (apply --reboot)\n",

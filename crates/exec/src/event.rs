@@ -83,6 +83,8 @@ pub struct VmResult {
     pub rolled_back: bool,
     /// Keys waiting for a reboot.
     pub reboot_pending: Vec<String>,
+    /// Warnings the host printed for commands that succeeded.
+    pub warnings: Vec<String>,
 }
 
 impl VmResult {
@@ -104,6 +106,7 @@ impl VmResult {
             error: vp.problem.as_ref().map(ToString::to_string),
             rolled_back: false,
             reboot_pending: vp.reboot_pending.clone(),
+            warnings: Vec::new(),
         }
     }
 

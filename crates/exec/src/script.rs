@@ -17,6 +17,59 @@ const MARK: &str = "\u{1f}PVEFLEET-STEP ";
 const BEGIN: &str = "\u{1f}PVEFLEET-BEGIN\n";
 const BEGIN_SHELL: &str = "printf '\\037PVEFLEET-BEGIN\\n'; printf '\\037PVEFLEET-BEGIN\\n' >&2; ";
 
+/// How the remote shell judges a command of a line that stops at the first
+/// failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judge {
+    /// By its exit status.
+    Exit,
+    /// By its exit status, and as failed when it printed anything on stderr
+    /// but warnings ([`is_warning`]): tasks that exit 0 when they failed
+    /// inside (`qm disk resize`, `qm template`, CONTRACT §1.4).
+    ExitAndStderr,
+}
+
+/// Beginnings of the stderr lines that successful Proxmox commands print:
+/// the task summary of a task with warnings, and lvm2's notices and
+/// thin-pool over-provisioning warnings (CONTRACT §1.3, §2).
+const WARNING_STARTS: &[&str] = &[
+    "WARNING: ",
+    "WARN: ",
+    "Task finished with ",
+    "For thin pool auto extension",
+    "Logical volume ",
+    "Size of logical volume ",
+];
+
+/// True for a stderr line a successful command may print (blank lines too).
+pub fn is_warning(line: &str) -> bool {
+    let l = line.trim();
+    l.is_empty() || WARNING_STARTS.iter().any(|w| l.starts_with(w.trim_end()))
+}
+
+/// The stderr lines that are not warnings.
+pub fn errors_in(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| !is_warning(l)).collect()
+}
+
+/// The extended regular expression of [`is_warning`] for `grep -E`.
+fn warning_ere() -> String {
+    let alts: Vec<String> = WARNING_STARTS
+        .iter()
+        .map(|w| {
+            w.trim_end()
+                .chars()
+                .map(|c| match c {
+                    '(' | ')' | '.' | '!' | '*' | '+' | '?' | '[' | ']' | '^' | '$' | '|' | '\\' | '{' | '}' => format!("\\{c}"),
+                    ' ' => "[[:space:]]".into(),
+                    c => c.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    format!("^[[:space:]]*({}|$)", alts.join("|"))
+}
+
 /// One command's result.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StepOutput {
@@ -42,20 +95,52 @@ pub fn batch_line(
     stop_on_error: bool,
     timeout_secs: u64,
 ) -> Result<String, QuoteError> {
+    let judges = vec![Judge::Exit; argvs.len()];
+    line_of(argvs, stop_on_error.then_some(judges.as_slice()), timeout_secs)
+}
+
+/// Builds the shell line for `argvs` that stops at the first failure, each
+/// command judged by `judges[i]`: a command judged by its stderr too has
+/// that stderr kept in a private file, checked, then passed on.
+pub fn checked_line(
+    argvs: &[Vec<String>],
+    judges: &[Judge],
+    timeout_secs: u64,
+) -> Result<String, QuoteError> {
+    line_of(argvs, Some(judges), timeout_secs)
+}
+
+fn line_of(
+    argvs: &[Vec<String>],
+    stop: Option<&[Judge]>,
+    timeout_secs: u64,
+) -> Result<String, QuoteError> {
     let timeout = timeout_secs.max(1).to_string();
     let mut line = String::from(BEGIN_SHELL);
+    let judge = |i: usize| stop.and_then(|j| j.get(i).copied()).unwrap_or(Judge::Exit);
+    if (0..argvs.len()).any(|i| judge(i) == Judge::ExitAndStderr) {
+        line.push_str("e=$(mktemp) || exit 1; trap 'rm -f \"$e\"' EXIT; ");
+    }
     for (i, argv) in argvs.iter().enumerate() {
         let mut words: Vec<String> =
             vec!["timeout".into(), "-k".into(), "5".into(), timeout.clone()];
         words.extend(argv.iter().cloned());
         line.push_str(&quote_argv(&words)?);
-        line.push_str(" </dev/null; s=$?; printf '\\n\\037PVEFLEET-STEP %s %s\\n' ");
-        line.push_str(&i.to_string());
-        line.push_str(" \"$s\"; printf '\\n\\037PVEFLEET-STEP %s %s\\n' ");
-        line.push_str(&i.to_string());
-        line.push_str(" \"$s\" >&2; ");
-        if stop_on_error {
-            line.push_str("[ \"$s\" -eq 0 ] || exit \"$s\"; ");
+        line.push_str(" </dev/null");
+        let by_stderr = judge(i) == Judge::ExitAndStderr;
+        if by_stderr {
+            line.push_str(&format!(
+                " 2>\"$e\"; s=$?; cat \"$e\" >&2; f=0; [ \"$s\" -eq 0 ] && grep -qvE {} \"$e\" && f=1",
+                quote_argv(&[warning_ere()])?
+            ));
+        } else {
+            line.push_str("; s=$?; f=0");
+        }
+        line.push_str(&format!(
+            "; printf '\\n\\037PVEFLEET-STEP %s %s\\n' {i} \"$s\"; printf '\\n\\037PVEFLEET-STEP %s %s\\n' {i} \"$s\" >&2; "
+        ));
+        if stop.is_some() {
+            line.push_str("[ \"$s\" -eq 0 ] && [ \"$f\" -eq 0 ] || exit 0; ");
         }
     }
     line.push_str("exit 0");
@@ -226,5 +311,24 @@ mod tests {
         let r = parse_batch(&o, &e, 2);
         assert_eq!(r[0].exit, Some(1));
         assert_eq!(r[1].stdout, "$(x)\n");
+    }
+
+    #[test]
+    fn a_command_judged_by_stderr_stops_the_line_unless_it_only_warned() {
+        let warn = "echo '  WARNING: Sum of all thin volume sizes (181,00 GiB) exceeds the size of thin pool vg/pool' >&2; echo 'Task finished with 1 warning(s)!' >&2";
+        let argvs = vec![
+            vec!["sh".into(), "-c".into(), warn.into()],
+            vec!["sh".into(), "-c".into(), "echo 'resize failed: no space' >&2".into()],
+            vec!["echo".into(), "never".into()],
+        ];
+        let judges = [Judge::ExitAndStderr, Judge::ExitAndStderr, Judge::Exit];
+        let line = checked_line(&argvs, &judges, 10).expect("quotable");
+        let (o, e) = run(&line);
+        let r = parse_batch(&o, &e, 3);
+        assert_eq!(r[0].exit, Some(0));
+        assert!(r[0].stderr.contains("Task finished with 1 warning(s)!"));
+        assert!(errors_in(&r[0].stderr).is_empty(), "{:?}", r[0].stderr);
+        assert_eq!((r[1].exit, r[1].stderr.as_str()), (Some(0), "resize failed: no space\n"));
+        assert_eq!(r[2].exit, None, "the line stopped after the failed task");
     }
 }

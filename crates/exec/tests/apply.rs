@@ -11,7 +11,7 @@ use pvefleet_exec::runner::machine::{FIRST_BACKOFF, MAX_ID_RETRIES, MAX_LOCK_RET
 use pvefleet_exec::runner::steps::Rollback;
 use pvefleet_exec::runner::{apply, ApplyOptions, Transports};
 use pvefleet_exec::transport::fake::{FakeReply, FakeTransport};
-use pvefleet_exec::transport::{StepOutput, Transport, TransportError};
+use pvefleet_exec::transport::{Judge, StepOutput, Transport, TransportError};
 use pvefleet_model::{Command, Qm, QmOptions, VmId};
 use pvefleet_plan::{
     Action, Check, InputSource, Plan, PlanProblem, Prelude, Step, StorageLock, Upload, VmPlan,
@@ -799,7 +799,7 @@ async fn a_quiet_stderr_step_with_stderr_fails_and_rolls_back() {
 }
 
 #[tokio::test]
-#[ignore = "runner bug: a QuietStderr step that failed with exit 0 does not stop the shell, so the later steps of its round trip still run on the node"]
+
 async fn no_step_runs_after_a_quiet_stderr_step_failed() {
     // `qm disk resize` and `qm template` exit 0 when their task failed
     // (CONTRACT §1.4), so the shell's stop-at-first-failure does not stop
@@ -829,7 +829,7 @@ async fn no_step_runs_after_a_quiet_stderr_step_failed() {
 }
 
 #[tokio::test]
-#[ignore = "likely runner bug: a task that ends with warnings exits 0 and prints `Task finished with N warning(s)!` on stderr (CONTRACT §1.3, §1.4); QuietStderr counts it as a failure and destroys a VM that was made"]
+
 async fn a_quiet_stderr_task_that_only_warned_succeeds() {
     // TASK WARNINGS is a success (exit 0) whose only stderr line is the
     // warning count; the task's own WARN lines go to stdout (CONTRACT §1.3).
@@ -996,6 +996,19 @@ impl Transport for Probe {
         argvs: &[Vec<String>],
         stop_on_error: bool,
     ) -> Result<Vec<StepOutput>, TransportError> {
+        let judges = vec![Judge::Exit; argvs.len()];
+        if stop_on_error {
+            self.run_checked(argvs, &judges).await
+        } else {
+            self.fake.run_batch(argvs, false).await
+        }
+    }
+
+    async fn run_checked(
+        &self,
+        argvs: &[Vec<String>],
+        judges: &[Judge],
+    ) -> Result<Vec<StepOutput>, TransportError> {
         let allocating = argvs
             .iter()
             .any(|a| matches!(a.get(1).map(String::as_str), Some("create" | "clone")));
@@ -1006,7 +1019,7 @@ impl Transport for Probe {
         let lines: Vec<String> = argvs.iter().map(|a| a.join(" ")).collect();
         self.log(format!("batch: {}", lines.join(" ; ")));
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let out = self.fake.run_batch(argvs, stop_on_error).await;
+        let out = self.fake.run_checked(argvs, judges).await;
         if allocating {
             self.busy.fetch_sub(1, Ordering::SeqCst);
         }

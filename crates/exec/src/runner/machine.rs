@@ -128,7 +128,10 @@ mod tests {
         }
     }
 
-    const DONE: StepOutcome = StepOutcome::Done { imported: None };
+    const DONE: StepOutcome = StepOutcome::Done {
+        imported: None,
+        warnings: Vec::new(),
+    };
     const TAKEN: &str = "unable to create VM 100 - VM 100 already exists on node 'pve'";
     const LOCKED: &str = "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout";
 
@@ -157,6 +160,7 @@ mod tests {
         }
         let imported = StepOutcome::Done {
             imported: Some("local-lvm:vm-100-disk-0".into()),
+            warnings: Vec::new(),
         };
         assert_eq!(s.on_outcome(Check::Import, &imported), Transition::Next);
         assert!(!s.reserved);

@@ -178,7 +178,12 @@ impl Lane {
                 vp.steps = p.steps.clone();
                 vp.storage_lock = Some(p.storage_lock.clone());
                 match self.run_steps(&mut vp).await {
-                    Ok(()) => vp.vmid,
+                    Ok(warnings) => {
+                        for w in warnings {
+                            self.say(&p.node, format!("{}: {w}", p.label));
+                        }
+                        vp.vmid
+                    }
                     Err(f) => {
                         self.say(&p.node, format!("failed: {}: {}", p.label, f.error));
                         if let (true, false, Some(id)) = (f.ours, self.opts.keep_failed, vp.vmid) {
@@ -238,6 +243,9 @@ impl Lane {
         });
         let run = self.run_steps(&mut vp).await;
         let mut r = VmResult { vmid: vp.vmid, ..r };
+        if let Ok(warnings) = &run {
+            r.warnings.clone_from(warnings);
+        }
         if let Err(f) = run {
             r = r.failed(f.error);
             if let (Action::Create, true, false, Some(id)) =

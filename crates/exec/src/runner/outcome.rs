@@ -2,7 +2,7 @@
 //! into a [`StepOutcome`], by its exit status, its check and the host's
 //! words (CONTRACT §11 locks, §4.2 import output).
 
-use crate::script::StepOutput;
+use crate::script::{errors_in, is_warning, StepOutput};
 use pvefleet_plan::{Check, Step};
 
 /// How one sent step ended.
@@ -12,6 +12,9 @@ pub enum StepOutcome {
     Done {
         /// The volume an import reported.
         imported: Option<String>,
+        /// Warnings it printed on stderr (a task with warnings, lvm2's
+        /// thin-pool notices).
+        warnings: Vec<String>,
     },
     /// It was not run: an earlier command of its round trip failed.
     NotRun,
@@ -75,6 +78,16 @@ pub fn imported_volume(stdout: &str) -> Option<String> {
     None
 }
 
+/// The warning lines of a successful command's stderr.
+fn warnings(out: &StepOutput) -> Vec<String> {
+    out.stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && is_warning(l))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Classifies the answer `out` of `step`, sent as `argv`.
 pub fn classify(step: &Step, argv: &[String], out: &StepOutput) -> StepOutcome {
     let failure = |stderr: String| StepFailure {
@@ -85,14 +98,20 @@ pub fn classify(step: &Step, argv: &[String], out: &StepOutput) -> StepOutcome {
     let failed = |stderr: String| StepOutcome::Failed(failure(stderr));
     match out.exit {
         None => StepOutcome::NotRun,
-        Some(0) if step.check == Check::QuietStderr && !out.stderr.trim().is_empty() => {
-            failed(out.stderr.trim().to_string())
+        Some(0) if step.check == Check::QuietStderr && !errors_in(&out.stderr).is_empty() => {
+            failed(errors_in(&out.stderr).join("\n").trim().to_string())
         }
         Some(0) if step.check == Check::Import => match imported_volume(&out.stdout) {
-            Some(v) => StepOutcome::Done { imported: Some(v) },
+            Some(v) => StepOutcome::Done {
+                imported: Some(v),
+                warnings: warnings(out),
+            },
             None => failed("cannot find the imported volume in the output of qm importdisk".into()),
         },
-        Some(0) => StepOutcome::Done { imported: None },
+        Some(0) => StepOutcome::Done {
+            imported: None,
+            warnings: warnings(out),
+        },
         Some(_) => {
             let msg = out.stderr.trim().to_string();
             if step.check == Check::Reserve && already_exists(&msg) {
@@ -157,9 +176,16 @@ mod tests {
             StepOutcome::NotRun
         );
         assert_eq!(
-            classify(&start, &argv, &out(Some(0), "", "warning")),
-            StepOutcome::Done { imported: None }
+            classify(&start, &argv, &out(Some(0), "", "WARNING: thin pool")),
+            StepOutcome::Done {
+                imported: None,
+                warnings: vec!["WARNING: thin pool".into()]
+            }
         );
+        assert!(matches!(
+            classify(&resize, &argv, &out(Some(0), "", "Task finished with 1 warning(s)!")),
+            StepOutcome::Done { .. }
+        ));
         assert!(matches!(
             classify(&resize, &argv, &out(Some(0), "", "task failed")),
             StepOutcome::Failed(_)

@@ -3,7 +3,8 @@
 //! [`RunState`]; and the rollback of a VM this run made, as planned steps.
 
 use super::machine::{RunState, Transition};
-use super::outcome::classify;
+use super::outcome::{classify, StepOutcome};
+use crate::script::Judge;
 use super::Lane;
 use crate::event::Event;
 use pvefleet_model::{Command, Qm, VmId, OWNER_TAG};
@@ -75,8 +76,9 @@ fn segment_end(steps: &[Step], from: usize, alloc_end: Option<usize>) -> usize {
 }
 
 impl Lane {
-    /// Runs a VM's steps.
-    pub(super) async fn run_steps(&self, vp: &mut VmPlan) -> Result<(), StepsFailed> {
+    /// Runs a VM's steps; returns the warnings the host printed.
+    pub(super) async fn run_steps(&self, vp: &mut VmPlan) -> Result<Vec<String>, StepsFailed> {
+        let mut warnings = Vec::new();
         let mut state = RunState::new(vp.vmid_allocated);
         let mut imported: Option<String> = None;
         let mut i = 0;
@@ -109,7 +111,14 @@ impl Lane {
                 argvs.push(command.argv());
             }
             let reserves = segment.iter().any(|s| s.check == Check::Reserve);
-            let outs = match self.transport.run_batch(&argvs, true).await {
+            let judges: Vec<Judge> = segment
+                .iter()
+                .map(|s| match s.check {
+                    Check::QuietStderr => Judge::ExitAndStderr,
+                    _ => Judge::Exit,
+                })
+                .collect();
+            let outs = match self.transport.run_checked(&argvs, &judges).await {
                 Ok(o) => o,
                 Err(e) => return Err(fail(state.on_lost(e.to_string(), reserves))),
             };
@@ -118,8 +127,13 @@ impl Lane {
                 let outcome = classify(step, argv, out);
                 match state.on_outcome(step.check, &outcome) {
                     Transition::Next => {
-                        if let super::StepOutcome::Done { imported: Some(v) } = outcome {
-                            imported = Some(v);
+                        if let StepOutcome::Done {
+                            imported: made,
+                            warnings: w,
+                        } = outcome
+                        {
+                            imported = made.or(imported);
+                            warnings.extend(w);
                         }
                     }
                     Transition::Reallocate => {
@@ -144,7 +158,7 @@ impl Lane {
             }
             i = end;
         }
-        Ok(())
+        Ok(warnings)
     }
 
     /// The value of a step input.

@@ -2,7 +2,8 @@
 //! rule whose words start its argv, and records everything it was sent. No
 //! process, no shell, no network.
 
-use super::{StepOutput, Transport, TransportError};
+use super::{Judge, StepOutput, Transport, TransportError};
+use crate::script::errors_in;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -104,6 +105,28 @@ impl FakeTransport {
         }
     }
 
+    /// The scripted answer to `argv`, or the scripted drop.
+    fn answer(&self, argv: &[String]) -> Result<StepOutput, TransportError> {
+        Ok(match self.reply(argv) {
+            FakeReply::Ok(stdout) => StepOutput {
+                exit: Some(0),
+                stdout,
+                stderr: String::new(),
+            },
+            FakeReply::OkWithStderr(stdout, stderr) => StepOutput {
+                exit: Some(0),
+                stdout,
+                stderr,
+            },
+            FakeReply::Fail(code, stderr) => StepOutput {
+                exit: Some(code),
+                stdout: String::new(),
+                stderr,
+            },
+            FakeReply::Lost => return Err(lost()),
+        })
+    }
+
     fn record(&self, argv: &[String]) {
         if let Ok(mut sent) = self.sent.lock() {
             sent.push(argv.to_vec());
@@ -146,25 +169,32 @@ impl Transport for FakeTransport {
                 continue;
             }
             self.record(argv);
-            let out = match self.reply(argv) {
-                FakeReply::Ok(stdout) => StepOutput {
-                    exit: Some(0),
-                    stdout,
-                    stderr: String::new(),
-                },
-                FakeReply::OkWithStderr(stdout, stderr) => StepOutput {
-                    exit: Some(0),
-                    stdout,
-                    stderr,
-                },
-                FakeReply::Fail(code, stderr) => StepOutput {
-                    exit: Some(code),
-                    stdout: String::new(),
-                    stderr,
-                },
-                FakeReply::Lost => return Err(lost()),
-            };
+            let out = self.answer(argv)?;
             stopped = stop_on_error && !out.success();
+            outs.push(out);
+        }
+        Ok(outs)
+    }
+
+    async fn run_checked(
+        &self,
+        argvs: &[Vec<String>],
+        judges: &[Judge],
+    ) -> Result<Vec<StepOutput>, TransportError> {
+        // As the shell line does: a command judged by stderr too stops the
+        // line when it printed more than warnings.
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let mut outs = Vec::new();
+        let mut stopped = false;
+        for (i, argv) in argvs.iter().enumerate() {
+            if stopped {
+                outs.push(StepOutput::default());
+                continue;
+            }
+            self.record(argv);
+            let out = self.answer(argv)?;
+            let by_stderr = judges.get(i) == Some(&Judge::ExitAndStderr);
+            stopped = !out.success() || (by_stderr && !errors_in(&out.stderr).is_empty());
             outs.push(out);
         }
         Ok(outs)

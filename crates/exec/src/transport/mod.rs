@@ -12,7 +12,7 @@ pub mod local;
 pub mod shell;
 pub mod ssh;
 
-pub use crate::script::StepOutput;
+pub use crate::script::{Judge, StepOutput};
 pub use fake::FakeTransport;
 pub use local::LocalTransport;
 pub use ssh::{SshOptions, SshTransport, SESSIONS_PER_MASTER};
@@ -65,6 +65,14 @@ pub trait Transport: Send + Sync {
         &self,
         argvs: &[Vec<String>],
         stop_on_error: bool,
+    ) -> Result<Vec<StepOutput>, TransportError>;
+
+    /// Runs commands in one round trip that stops at the first failure,
+    /// each judged by its [`Judge`] (by exit status, or also by stderr).
+    async fn run_checked(
+        &self,
+        argvs: &[Vec<String>],
+        judges: &[Judge],
     ) -> Result<Vec<StepOutput>, TransportError>;
 
     /// Runs commands at the same time on the node, in one round trip.

@@ -2,8 +2,8 @@
 //! round trip ([`ShellLine`]), and every [`Transport`] operation is built
 //! from such lines here.
 
-use super::{StepOutput, Transport, TransportError};
-use crate::script::{batch_line, concurrent_line, parse_batch};
+use super::{Judge, StepOutput, Transport, TransportError};
+use crate::script::{batch_line, checked_line, concurrent_line, parse_batch};
 use pvefleet_model::shell::quote_argv;
 
 /// A transport that runs one `/bin/sh` line per round trip.
@@ -69,6 +69,20 @@ impl<T: ShellLine> Transport for T {
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
             // The shell itself failed (e.g. ssh exit 255 on a dropped connection).
+            return Err(lost(self.destination(), exit, &stderr));
+        }
+        Ok(outs)
+    }
+
+    async fn run_checked(
+        &self,
+        argvs: &[Vec<String>],
+        judges: &[Judge],
+    ) -> Result<Vec<StepOutput>, TransportError> {
+        let line = checked_line(argvs, judges, self.command_timeout())?;
+        let (exit, stdout, stderr) = self.run_line(&line, None).await?;
+        let outs = parse_batch(&stdout, &stderr, argvs.len());
+        if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
             return Err(lost(self.destination(), exit, &stderr));
         }
         Ok(outs)
