@@ -367,3 +367,20 @@ fn a_template_on_another_node_is_template_elsewhere() {
         })
     );
 }
+
+#[test]
+fn an_existing_cache_template_is_reused_even_on_pve_7_1() {
+    // Only planning a new cache template needs import-from.
+    let d = host(&[&web("disk_from: linked-clone")]);
+    let mut n = node("pve1", "7.1-10");
+    let mut t = template(150, "pve1", &cache_name(&img(), "local-lvm", None));
+    t.tags = vec![CACHE_TAG.into(), "pvefleet".into()];
+    n.vms.push(t);
+    let (p, v) = only_vm(&d, &observed(vec![n]));
+    assert_eq!(v.problem, None);
+    assert!(p.preludes.is_empty());
+    assert_eq!(
+        argv(&v.steps[0]),
+        ["qm", "clone", "150", "200", "--name", "web", "--full", "0"]
+    );
+}

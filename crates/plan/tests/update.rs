@@ -424,3 +424,16 @@ fn the_mac_is_kept_whatever_the_order_of_net0_keys() {
         [words(&["qm", "set", "200", "--net0", &want])]
     );
 }
+
+#[test]
+fn an_update_on_a_node_without_version_assumes_pve_8_0() {
+    let d = host(&[&web("disk: 20G")]);
+    let mut n = web_node(web_config());
+    n.version = None;
+    let (_, v) = only_vm(&d, &observed(vec![n]));
+    assert_eq!(v.problem, None);
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&["qm", "disk", "resize", "200", "scsi0", "20G"])]
+    );
+}
