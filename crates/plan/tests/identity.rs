@@ -1,0 +1,151 @@
+//! Which VM id a VM gets, and what stands in its way: guests pvefleet does
+//! not manage, containers, templates, names already taken.
+
+mod common;
+
+use common::*;
+use pvefleet_plan::{Action, PlanProblem};
+
+#[test]
+fn ids_are_allocated_from_next_id_skipping_cluster_guests_and_file_vmids() {
+    let d = host(&[
+        &format!("{{name: a, image: {IMG}}}"),
+        &format!("{{name: b, vmid: 101, image: {IMG}}}"),
+        &format!("{{name: c, image: {IMG}}}"),
+    ]);
+    let mut o = observed(vec![node("pve1", "8.4.1")]);
+    // 100 is held by a guest on another node, 103 by a container.
+    o.cluster_vms.push(foreign(100, "pve2", "other"));
+    let mut ct = foreign(103, "pve2", "ct");
+    ct.kind = "lxc".into();
+    o.cluster_vms.push(ct);
+    let p = plan_of(&d, &o);
+    let got: Vec<(&str, u32, bool)> = p
+        .vms
+        .iter()
+        .map(|v| (v.name.as_str(), v.vmid.expect("id").get(), v.vmid_allocated))
+        .collect();
+    assert_eq!(got, [("a", 102, true), ("b", 101, false), ("c", 104, true)]);
+    assert!(p.vms.iter().all(|v| v.action == Action::Create));
+    // The allocated id is the one the steps use.
+    assert_eq!(argv(&p.vms[0].steps[0])[..3], ["qm", "create", "102"]);
+}
+
+#[test]
+fn allocation_starts_at_100_when_next_id_is_unknown_or_lower() {
+    let d = host(&[&format!("{{name: a, image: {IMG}}}")]);
+    let mut o = observed(vec![node("pve1", "8.4.1")]);
+    o.next_id = None;
+    assert_eq!(plan_of(&d, &o).vms[0].vmid, Some(id(100)));
+    o.next_id = Some(7);
+    assert_eq!(plan_of(&d, &o).vms[0].vmid, Some(id(100)));
+    o.next_id = Some(4711);
+    assert_eq!(plan_of(&d, &o).vms[0].vmid, Some(id(4711)));
+}
+
+#[test]
+fn no_id_left_below_the_largest_vm_id_is_no_free_vmid() {
+    let d = host(&[
+        &format!("{{name: a, image: {IMG}}}"),
+        &format!("{{name: b, image: {IMG}}}"),
+    ]);
+    let mut o = observed(vec![node("pve1", "8.4.1")]);
+    o.next_id = Some(999_999_998);
+    o.cluster_vms.push(foreign(999_999_999, "pve1", "last"));
+    let p = plan_of(&d, &o);
+    assert_eq!(p.vms[0].vmid, Some(id(999_999_998)));
+    assert_eq!(p.vms[0].action, Action::Create);
+    assert_eq!(p.vms[1].action, Action::Error);
+    assert!(p.vms[1].steps.is_empty());
+    assert_eq!(p.vms[1].problem, Some(PlanProblem::NoFreeVmid));
+    assert!(p.vms[1].vmid_allocated);
+}
+
+#[test]
+fn a_vmid_held_by_an_unmanaged_vm_is_a_conflict_with_no_steps() {
+    let d = host(&[&web("disk: 20G")]);
+    let mut n = node("pve1", "8.4.1");
+    n.vms.push(foreign(200, "pve1", "legacy"));
+    let (p, v) = only_vm(&d, &observed(vec![n]));
+    assert_eq!(v.action, Action::Conflict);
+    assert!(v.steps.is_empty() && v.changes.is_empty());
+    assert_eq!(v.storage_lock, None);
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::ForeignVm {
+            kind: "VM",
+            vmid: id(200),
+            node: "pve1".into()
+        })
+    );
+    assert_eq!(v.problem.as_ref().map(|p| p.code()), Some("foreign_vm"));
+    assert!(p.has_problems() && !p.is_converged());
+}
+
+#[test]
+fn a_vmid_held_by_a_container_is_a_foreign_container_even_with_our_tag() {
+    let d = cluster(&["pve1", "pve2"], &[&web("node: pve1")]);
+    let mut o = observed(vec![node("pve1", "8.4.1"), node("pve2", "8.4.1")]);
+    let mut ct = vm(200, "pve2", "web");
+    ct.kind = "lxc".into();
+    o.cluster_vms.push(ct);
+    let (_, v) = only_vm(&d, &o);
+    assert_eq!(v.action, Action::Conflict);
+    assert_eq!(v.node, "pve2");
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::ForeignVm {
+            kind: "container",
+            vmid: id(200),
+            node: "pve2".into()
+        })
+    );
+}
+
+#[test]
+fn a_vmid_held_by_a_managed_template_is_template_id() {
+    let d = host(&[&web("")]);
+    let mut n = node("pve1", "8.4.1");
+    let mut t = vm(200, "pve1", "web");
+    t.template = true;
+    put(&mut n, t, web_config());
+    let (_, v) = only_vm(&d, &observed(vec![n]));
+    assert_eq!(v.action, Action::Conflict);
+    assert!(v.steps.is_empty());
+    assert_eq!(v.problem, Some(PlanProblem::TemplateId { vmid: id(200) }));
+}
+
+#[test]
+fn an_unmanaged_vm_with_the_name_of_a_vm_without_vmid_is_foreign_name() {
+    let d = host(&[&format!("{{name: web, image: {IMG}}}")]);
+    let mut o = observed(vec![node("pve1", "8.4.1")]);
+    o.cluster_vms.push(foreign(105, "pve1", "web"));
+    let (_, v) = only_vm(&d, &o);
+    assert_eq!(v.action, Action::Conflict);
+    assert!(v.steps.is_empty());
+    assert_eq!((v.vmid, v.node.as_str()), (Some(id(105)), "pve1"));
+    assert!(!v.vmid_allocated);
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::ForeignName {
+            name: "web".into(),
+            vmid: id(105)
+        })
+    );
+}
+
+#[test]
+fn a_vm_without_vmid_is_found_by_name_among_managed_vms_and_updated() {
+    let d = host(&[&format!("{{name: web, image: {IMG}, memory: 4096}}")]);
+    let mut n = web_node(web_config());
+    // An unmanaged namesake elsewhere does not count once ours is found.
+    n.vms.insert(0, foreign(150, "pve1", "other"));
+    let (_, v) = only_vm(&d, &observed(vec![n]));
+    assert_eq!(v.action, Action::Update);
+    assert_eq!(v.vmid, Some(id(200)));
+    assert!(!v.vmid_allocated);
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&["qm", "set", "200", "--memory", "4096"])]
+    );
+}
