@@ -60,7 +60,8 @@ fn warning_ere() -> String {
             w.trim_end()
                 .chars()
                 .map(|c| match c {
-                    '(' | ')' | '.' | '!' | '*' | '+' | '?' | '[' | ']' | '^' | '$' | '|' | '\\' | '{' | '}' => format!("\\{c}"),
+                    '(' | ')' | '.' | '!' | '*' | '+' | '?' | '[' | ']' | '^' | '$' | '|'
+                    | '\\' | '{' | '}' => format!("\\{c}"),
                     ' ' => "[[:space:]]".into(),
                     c => c.to_string(),
                 })
@@ -96,7 +97,11 @@ pub fn batch_line(
     timeout_secs: u64,
 ) -> Result<String, QuoteError> {
     let judges = vec![Judge::Exit; argvs.len()];
-    line_of(argvs, stop_on_error.then_some(judges.as_slice()), timeout_secs)
+    line_of(
+        argvs,
+        stop_on_error.then_some(judges.as_slice()),
+        timeout_secs,
+    )
 }
 
 /// Builds the shell line for `argvs` that stops at the first failure, each
@@ -318,7 +323,11 @@ mod tests {
         let warn = "echo '  WARNING: Sum of all thin volume sizes (181,00 GiB) exceeds the size of thin pool vg/pool' >&2; echo 'Task finished with 1 warning(s)!' >&2";
         let argvs = vec![
             vec!["sh".into(), "-c".into(), warn.into()],
-            vec!["sh".into(), "-c".into(), "echo 'resize failed: no space' >&2".into()],
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "echo 'resize failed: no space' >&2".into(),
+            ],
             vec!["echo".into(), "never".into()],
         ];
         let judges = [Judge::ExitAndStderr, Judge::ExitAndStderr, Judge::Exit];
@@ -328,7 +337,10 @@ mod tests {
         assert_eq!(r[0].exit, Some(0));
         assert!(r[0].stderr.contains("Task finished with 1 warning(s)!"));
         assert!(errors_in(&r[0].stderr).is_empty(), "{:?}", r[0].stderr);
-        assert_eq!((r[1].exit, r[1].stderr.as_str()), (Some(0), "resize failed: no space\n"));
+        assert_eq!(
+            (r[1].exit, r[1].stderr.as_str()),
+            (Some(0), "resize failed: no space\n")
+        );
         assert_eq!(r[2].exit, None, "the line stopped after the failed task");
     }
 }

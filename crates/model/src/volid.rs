@@ -160,7 +160,9 @@ impl VolId {
             Some((stem, "raw" | "qcow2" | "vmdk")) => stem,
             _ => name,
         };
+        // A template's own volumes are named `base-N-...`.
         stem.strip_prefix("vm-")
+            .or_else(|| stem.strip_prefix("base-"))
             .and_then(|s| s.strip_suffix("-cloudinit"))
             .is_some_and(is_digits)
     }

@@ -199,14 +199,19 @@ impl Planner<'_> {
                 storage: storage.clone(),
                 node: node.name.clone(),
             })?;
-        if !listed.iter().any(|v| v.volid == volid) {
+        let Some(listed) = listed.iter().find(|v| v.volid == volid) else {
             return Err(PlanProblem::ImageNotFound {
                 image: volid,
                 node: node.name.clone(),
                 storage: storage.clone(),
             });
-        }
-        let content = volname.split('/').next().unwrap_or("");
+        };
+        // The listed content type decides: real `images` volids have no
+        // `images/` folder (`local:100/base.qcow2`, `local-lvm:base-9000-disk-0`).
+        let content = listed
+            .content
+            .as_deref()
+            .unwrap_or_else(|| volname.split('/').next().unwrap_or(""));
         if content == "images" || (content == "import" && version.has_import_content()) {
             return Ok(volid);
         }

@@ -80,10 +80,14 @@ impl Planner<'_> {
             }) => !options.is_empty() || !delete.is_empty() || !set.inputs.is_empty(),
             _ => false,
         };
+        // Set, filled in at run time, or deleted: each a change of its key.
         let mut cold: BTreeSet<String> = match &set.command {
-            Command::Qm(Qm::Set { options, .. }) => options
+            Command::Qm(Qm::Set {
+                options, delete, ..
+            }) => options
                 .keys()
                 .chain(set.inputs.iter().map(|i| i.option))
+                .chain(delete.iter().map(String::as_str))
                 .filter(|k| COLD_KEYS.contains(k))
                 .map(str::to_string)
                 .collect(),

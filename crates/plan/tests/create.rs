@@ -444,7 +444,6 @@ fn vlan_mac_ip_and_cloud_init_options_are_spelled_on_create() {
 /// first folder instead of the listed content, so such an image takes the
 /// host-path branch, whose path `read_plan` never asks for.
 #[test]
-#[ignore = "planner bug: images volumes are recognised by an `images/` volname folder that real volids lack, not by the listed content"]
 fn an_images_volume_as_listed_by_proxmox_is_given_as_volid() {
     let d = host(&["{name: web, vmid: 200, image: 'local:000/fedora.qcow2'}"]);
     let mut n = node("pve1", "8.4.1");

@@ -185,7 +185,6 @@ fn removed_ssh_keys_are_deleted() {
 /// and that drive is only regenerated at start; but only keys set through
 /// options or inputs count as cold, not `--delete`d ones.
 #[test]
-#[ignore = "planner bug: a deleted cold key (sshkeys) is not listed in reboot_pending, so --reboot does not apply it"]
 fn removed_ssh_keys_wait_for_a_reboot_like_changed_ones() {
     let v = update("", web_with("sshkeys", &encoded(KEY_A)));
     assert_eq!(v.reboot_pending, ["sshkeys"]);
@@ -410,7 +409,6 @@ fn tags_description_nameserver_mac_and_keys_are_compared_as_proxmox_spells_them(
 /// read as the value of the first item whatever its key: a net0 listed as
 /// `bridge=vmbr0,virtio=MAC` plans `--net0 virtio=vmbr0,bridge=vmbr0`.
 #[test]
-#[ignore = "planner bug: the MAC kept on a net0 change is the first item's value, not the model key's; another key order yields virtio=<bridge>"]
 fn the_mac_is_kept_whatever_the_order_of_net0_keys() {
     let v = update("", web_with("net0", &format!("bridge=vmbr0,virtio={MAC}")));
     assert_eq!(v.action, Action::None, "{:#?}", v.changes);

@@ -183,7 +183,11 @@ mod tests {
             }
         );
         assert!(matches!(
-            classify(&resize, &argv, &out(Some(0), "", "Task finished with 1 warning(s)!")),
+            classify(
+                &resize,
+                &argv,
+                &out(Some(0), "", "Task finished with 1 warning(s)!")
+            ),
             StepOutcome::Done { .. }
         ));
         assert!(matches!(

@@ -4,9 +4,9 @@
 
 use super::machine::{RunState, Transition};
 use super::outcome::{classify, StepOutcome};
-use crate::script::Judge;
 use super::Lane;
 use crate::event::Event;
+use crate::script::Judge;
 use pvefleet_model::{Command, Qm, VmId, OWNER_TAG};
 use pvefleet_plan::{Check, InputSource, Step, VmPlan};
 
