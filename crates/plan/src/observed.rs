@@ -59,15 +59,6 @@ pub fn int(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-/// A float that may be a JSON number or a numeric string.
-pub fn float(v: Option<&Value>) -> Option<f64> {
-    match v? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// A string; numbers are printed.
 pub fn text(v: Option<&Value>) -> Option<String> {
     match v? {
@@ -326,11 +317,6 @@ impl VmConfig {
             .or_else(|| self.current.get(key))
             .map(String::as_str)
     }
-
-    /// True when changes wait for a reboot.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty() || !self.pending_delete.is_empty()
-    }
 }
 
 /// Parses `/nodes/{node}/qemu/{vmid}/pending`: `[{key, value, pending, delete}]`.
@@ -352,25 +338,6 @@ pub fn parse_pending(bytes: &[u8]) -> Result<VmConfig, ObserveError> {
         }
         if flag(item.get("delete")) {
             cfg.pending_delete.insert(key);
-        }
-    }
-    Ok(cfg)
-}
-
-/// Parses `/nodes/{node}/qemu/{vmid}/config` into a config without pending.
-pub fn parse_config(bytes: &[u8]) -> Result<VmConfig, ObserveError> {
-    let v = json("vm config", bytes)?;
-    let obj = v.as_object().ok_or_else(|| ObserveError::Shape {
-        what: "vm config".into(),
-        detail: "expected an object".into(),
-    })?;
-    let mut cfg = VmConfig::default();
-    for (k, val) in obj {
-        if k == "digest" {
-            continue;
-        }
-        if let Some(s) = text(Some(val)) {
-            cfg.current.insert(k.clone(), s);
         }
     }
     Ok(cfg)

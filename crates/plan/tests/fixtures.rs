@@ -21,7 +21,13 @@ fn parse_one(name: &str, bytes: &[u8]) -> Result<(), String> {
     } else if name.starts_with("storage-content") {
         obs::parse_content(bytes).map(|_| ()).map_err(e)
     } else if name.starts_with("qemu-config") {
-        obs::parse_config(bytes).map(|_| ()).map_err(e)
+        // pvefleet reads /pending, not /config; each value still reads as text.
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|x| x.to_string())?;
+        let obj = v.as_object().ok_or("expected an object")?;
+        match obj.iter().find(|(_, val)| obs::text(Some(val)).is_none()) {
+            Some((k, _)) => Err(format!("{k} does not read as text")),
+            None => Ok(()),
+        }
     } else if name.starts_with("node-network") {
         obs::parse_bridges(bytes).map(|_| ()).map_err(e)
     } else if name.starts_with("version") {
