@@ -1,7 +1,7 @@
 //! The validated desired state: what the user asked for, defaults applied.
 
 use crate::span::SpanMap;
-use crate::VmId;
+use crate::{NodeName, VmId};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The whole validated configuration.
@@ -136,6 +136,28 @@ pub enum DiskFrom {
     FullClone,
 }
 
+/// Where a VM lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On the single host's node (no `node:` in a `proxmox:` file).
+    Host,
+    /// On this node.
+    Node(NodeName),
+    /// `node: auto`: on the node with the most free memory that has what
+    /// the VM needs.
+    Auto,
+}
+
+impl Placement {
+    /// The node the file names, if it names one.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Placement::Node(n) => Some(n.as_str()),
+            Placement::Host | Placement::Auto => None,
+        }
+    }
+}
+
 /// Whether the VM should run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PowerState {
@@ -153,9 +175,8 @@ pub struct VmSpec {
     pub vmid: Option<VmId>,
     /// The DNS name (`name:`), also the guest hostname.
     pub name: String,
-    /// The node; `None` with one host means that host's node; `Some("auto")`
-    /// places the VM on the node with the most free memory.
-    pub node: Option<String>,
+    /// Where the VM lives.
+    pub placement: Placement,
     /// Memory in MiB.
     pub memory: u64,
     /// Cores per socket.

@@ -70,6 +70,13 @@ impl serde::Serialize for VmStatus {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for VmStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(Self::parse(&text))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

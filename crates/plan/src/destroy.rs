@@ -7,7 +7,7 @@ use crate::observed::Observed;
 use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Step, VmPlan, CACHE_TAG};
 use pvefleet_model::spec::Desired;
-use pvefleet_model::{Command, Qm, VmId};
+use pvefleet_model::{Command, GuestKind, Qm, VmId};
 
 /// What `destroy` works from.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +72,7 @@ pub fn destroy_plan(input: DestroyInput<'_>) -> DestroyPlan {
     let mut plan = DestroyPlan::default();
     for spec in input.desired.vms.iter().filter(|s| selected(s, input.only)) {
         let Some(vm) = find_existing(spec, observed) else {
-            let mut vp = VmPlan::new(&spec.name, spec.node.as_deref().unwrap_or_default());
+            let mut vp = VmPlan::new(&spec.name, spec.placement.node().unwrap_or_default());
             vp.vmid = spec.vmid;
             vp.notes.push(PlanNote::Absent);
             plan.vms.push(vp);
@@ -84,9 +84,13 @@ pub fn destroy_plan(input: DestroyInput<'_>) -> DestroyPlan {
                 node: vm.node.clone(),
                 reason: reason.clone(),
             });
-        } else if !is_managed(vm) || vm.kind != "qemu" {
+        } else if !is_managed(vm) || vm.kind != GuestKind::Qemu {
             vp.block(PlanProblem::ForeignVm {
-                kind: if vm.kind == "qemu" { "VM" } else { "container" },
+                kind: if vm.kind == GuestKind::Qemu {
+                    "VM"
+                } else {
+                    "container"
+                },
                 vmid: vm.vmid,
                 node: vm.node.clone(),
             });

@@ -18,7 +18,7 @@ use crate::placement::free_memory;
 use crate::problem::PlanProblem;
 use crate::types::{Action, Plan, Upload, VmPlan};
 use pvefleet_model::spec::{Desired, ImageRef, IpConfig, VmSpec};
-use pvefleet_model::VmId;
+use pvefleet_model::{GuestKind, VmId};
 use std::collections::BTreeMap;
 
 /// What the planner needs.
@@ -71,7 +71,7 @@ impl<'a> Planner<'a> {
     }
 
     fn vm(&mut self, spec: &VmSpec) -> VmPlan {
-        let mut vp = VmPlan::new(&spec.name, spec.node.as_deref().unwrap_or_default());
+        let mut vp = VmPlan::new(&spec.name, spec.placement.node().unwrap_or_default());
         vp.vmid = spec.vmid;
         vp.expect_ip = match spec.ip {
             Some(IpConfig::Static { address, .. }) => Some(address.into()),
@@ -127,9 +127,9 @@ impl<'a> Planner<'a> {
         if let Some(problem) = self.unreachable(&existing.node) {
             return Some(problem);
         }
-        if !is_managed(existing) || existing.kind != "qemu" {
+        if !is_managed(existing) || existing.kind != GuestKind::Qemu {
             return Some(PlanProblem::ForeignVm {
-                kind: if existing.kind == "qemu" {
+                kind: if existing.kind == GuestKind::Qemu {
                     "VM"
                 } else {
                     "container"
@@ -143,7 +143,7 @@ impl<'a> Planner<'a> {
                 vmid: existing.vmid,
             });
         }
-        let want = spec.node.as_deref().filter(|n| *n != "auto")?;
+        let want = spec.placement.node()?;
         (self.input.desired.cluster && want != existing.node).then(|| PlanProblem::WrongNode {
             vmid: existing.vmid,
             node: existing.node.clone(),

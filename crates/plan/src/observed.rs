@@ -6,7 +6,7 @@
 //! accepts both number shapes, tolerates missing keys and skips entry types
 //! it does not know.
 
-use pvefleet_model::VmId;
+use pvefleet_model::{GuestKind, VmId, VmStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -147,16 +147,17 @@ pub struct ClusterVm {
     pub vmid: VmId,
     /// The node it lives on.
     pub node: String,
-    /// `qemu` or `lxc`.
-    pub kind: String,
+    /// A VM or a container.
+    pub kind: GuestKind,
     /// Its name, when the RRD data has arrived (it lags up to 10 s).
     pub name: Option<String>,
     /// Template flag.
     pub template: bool,
     /// Tags, lower-cased.
     pub tags: Vec<String>,
-    /// The status, possibly stale.
-    pub status: Option<String>,
+    /// The status, possibly stale (`paused` only where pvesh gave the
+    /// `qmpstatus`).
+    pub status: Option<VmStatus>,
     /// The `lock:` value, if any.
     pub lock: Option<String>,
 }
@@ -178,13 +179,16 @@ fn vm_entry(item: &Value) -> Option<ClusterVm> {
     Some(ClusterVm {
         vmid,
         node: text(item.get("node")).unwrap_or_default(),
-        kind: text(item.get("type")).unwrap_or_else(|| "qemu".into()),
+        kind: text(item.get("type"))
+            .and_then(|t| GuestKind::parse(&t).ok())
+            .unwrap_or(GuestKind::Qemu),
         name: text(item.get("name")).filter(|n| !n.is_empty()),
         template: flag(item.get("template")),
         tags: text(item.get("tags"))
             .map(|t| split_tags(&t))
             .unwrap_or_default(),
-        status: text(item.get("status")),
+        status: text(item.get("status"))
+            .map(|s| VmStatus::from_pvesh(&s, text(item.get("qmpstatus")).as_deref())),
         lock: text(item.get("lock")),
     })
 }
@@ -208,7 +212,7 @@ pub fn parse_node_vms(node: &str, bytes: &[u8]) -> Result<Vec<ClusterVm>, Observ
         .filter_map(|i| {
             let mut vm = vm_entry(i)?;
             vm.node = node.to_string();
-            vm.kind = "qemu".into();
+            vm.kind = GuestKind::Qemu;
             Some(vm)
         })
         .collect())

@@ -6,7 +6,7 @@ use crate::diff::Planner;
 use crate::lookup::{find_template, image_volid};
 use crate::observed::Observed;
 use crate::problem::PlanProblem;
-use pvefleet_model::spec::{Desired, DiskSource, ImageRef, VmSpec};
+use pvefleet_model::spec::{Desired, DiskSource, ImageRef, Placement, VmSpec};
 use std::collections::BTreeMap;
 
 /// The node names each spec may resolve to, before placement: every node of
@@ -44,7 +44,7 @@ impl Planner<'_> {
             let Some(node) = observed.nodes.first() else {
                 return Err(PlanProblem::HostNotObserved);
             };
-            return match spec.node.as_deref() {
+            return match spec.placement.node() {
                 Some(n) if n != node.name => Err(PlanProblem::NotTheHostsNode {
                     want: n.to_string(),
                     node: node.name.clone(),
@@ -52,10 +52,10 @@ impl Planner<'_> {
                 _ => Ok(node.name.clone()),
             };
         }
-        match spec.node.as_deref() {
-            Some("auto") => self.place_auto(spec),
-            Some(n) => Ok(n.to_string()),
-            None => Err(PlanProblem::NoNode),
+        match &spec.placement {
+            Placement::Auto => self.place_auto(spec),
+            Placement::Node(n) => Ok(n.to_string()),
+            Placement::Host => Err(PlanProblem::NoNode),
         }
     }
 

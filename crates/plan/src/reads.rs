@@ -7,7 +7,7 @@
 
 use crate::lookup::{find_template, find_vm, is_managed};
 use crate::observed::Observed;
-use pvefleet_model::spec::{CloneRef, Desired, DiskFrom, DiskSource, ImageRef};
+use pvefleet_model::spec::{CloneRef, Desired, DiskFrom, DiskSource, ImageRef, Placement};
 use pvefleet_model::{Command, Pvesh, VmId};
 use std::collections::BTreeSet;
 
@@ -116,10 +116,7 @@ impl ReadPlan {
 /// Free memory only serves `node: auto`, the next free id only VMs without
 /// `vmid` and image-cache templates.
 pub fn read_plan(desired: &Desired) -> ReadPlan {
-    let memory = desired
-        .vms
-        .iter()
-        .any(|v| v.node.as_deref() == Some("auto"));
+    let memory = desired.vms.iter().any(|v| v.placement == Placement::Auto);
     let next_id = desired
         .vms
         .iter()
@@ -188,8 +185,8 @@ pub fn images_for_node(desired: &Desired, node: Option<&str>) -> BTreeSet<ImageR
         .iter()
         .filter(|s| {
             !desired.cluster
-                || match s.node.as_deref() {
-                    Some("auto") | None => true,
+                || match s.placement.node() {
+                    None => true,
                     Some(n) => Some(n) == node,
                 }
         })

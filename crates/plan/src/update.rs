@@ -9,7 +9,7 @@ use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Change, Check, InputSource, Step, VmPlan};
 use pvefleet_model::size::format_size;
 use pvefleet_model::spec::VmSpec;
-use pvefleet_model::{Boot, Command, Drive, Net, Qm, QmOptions, VmId};
+use pvefleet_model::{Boot, Command, Drive, Net, Qm, QmOptions, VmId, VmStatus};
 use std::collections::BTreeSet;
 
 /// Keys that a running VM takes only at the next boot: hardware keys become
@@ -100,7 +100,7 @@ impl Planner<'_> {
             vp.steps.push(resize);
         }
         // Changes a running VM takes only at its next boot.
-        let running = existing.status.as_deref() == Some("running");
+        let running = existing.status.as_ref().is_some_and(VmStatus::is_up);
         if running {
             cold.extend(cfg.pending.keys().cloned());
             cold.extend(cfg.pending_delete.iter().cloned());

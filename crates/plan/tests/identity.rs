@@ -17,7 +17,7 @@ fn ids_are_allocated_from_next_id_skipping_cluster_guests_and_file_vmids() {
     // 100 is held by a guest on another node, 103 by a container.
     o.cluster_vms.push(foreign(100, "pve2", "other"));
     let mut ct = foreign(103, "pve2", "ct");
-    ct.kind = "lxc".into();
+    ct.kind = pvefleet_model::GuestKind::Lxc;
     o.cluster_vms.push(ct);
     let p = plan_of(&d, &o);
     let got: Vec<(&str, u32, bool)> = p
@@ -87,7 +87,7 @@ fn a_vmid_held_by_a_container_is_a_foreign_container_even_with_our_tag() {
     let d = cluster(&["pve1", "pve2"], &[&web("node: pve1")]);
     let mut o = observed(vec![node("pve1", "8.4.1"), node("pve2", "8.4.1")]);
     let mut ct = vm(200, "pve2", "web");
-    ct.kind = "lxc".into();
+    ct.kind = pvefleet_model::GuestKind::Lxc;
     o.cluster_vms.push(ct);
     let (_, v) = only_vm(&d, &o);
     assert_eq!(v.action, Action::Conflict);

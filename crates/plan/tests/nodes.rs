@@ -40,7 +40,7 @@ fn a_cluster_vm_without_node_is_no_node() {
     // The file check requires `node:` in a cluster; the planner still
     // refuses a spec that comes without one.
     let mut d = cluster(&["pve1"], &[&web("node: pve1")]);
-    d.vms[0].node = None;
+    d.vms[0].placement = pvefleet_model::spec::Placement::Host;
     let (_, v) = only_vm(&d, &observed(vec![node("pve1", "8.4.1")]));
     assert_eq!(v.action, Action::Error);
     assert_eq!(v.problem, Some(PlanProblem::NoNode));

@@ -274,7 +274,7 @@ fn state_running_starts_a_stopped_vm_with_nothing_pending() {
     let d = host(&[&web("")]);
     let mut n = node("pve1", "8.4.1");
     let mut guest = vm(200, "pve1", "web");
-    guest.status = Some("stopped".into());
+    guest.status = Some(pvefleet_model::VmStatus::Stopped);
     put(&mut n, guest, web_with("memory", "1024"));
     let (_, v) = only_vm(&d, &observed(vec![n]));
     assert_eq!(
@@ -329,7 +329,7 @@ fn pending_changes_of_the_config_count_as_reboot_pending() {
     // A stopped VM owes nothing.
     let mut n = node("pve1", "8.4.1");
     let mut guest = vm(200, "pve1", "web");
-    guest.status = Some("stopped".into());
+    guest.status = Some(pvefleet_model::VmStatus::Stopped);
     put(&mut n, guest, cfg);
     let d = host(&[&web("cores: 2, state: stopped")]);
     let (_, v) = only_vm(&d, &observed(vec![n]));

@@ -5,6 +5,7 @@ use crate::args::{Output, Target};
 use crate::output::{self, StatusRow};
 use crate::ExitStatus;
 use pvefleet_exec::runner;
+use pvefleet_model::VmStatus;
 use pvefleet_plan::{lookup::is_managed, plan, Action, PlanInput};
 
 /// Reads the nodes and prints one row per VM of the file.
@@ -26,7 +27,7 @@ pub async fn run(file: &str, target: &Target, format: Output) -> ExitStatus {
             .and_then(|id| s.observed.vm(id))
             .filter(|_| v.action != Action::Create);
         let managed = existing.is_some_and(is_managed);
-        let running = existing.is_some_and(|e| e.status.as_deref() == Some("running"));
+        let running = existing.is_some_and(|e| e.status.as_ref().is_some_and(VmStatus::is_up));
         let mut ip = None;
         if running && managed {
             if let (Some(h), Some(id)) = (s.handles.iter().find(|h| h.name == v.node), v.vmid) {

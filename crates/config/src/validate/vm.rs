@@ -9,8 +9,8 @@ use super::{Cx, Fields};
 use crate::error::{ErrorKind, Span};
 use crate::keys;
 use crate::raw::{Key, Node, Value};
-use crate::spec::{DiskFrom, NodeConn, PowerState, VmSpec};
-use pvefleet_model::{size, VmId};
+use crate::spec::{DiskFrom, NodeConn, Placement, PowerState, VmSpec};
+use pvefleet_model::{size, NodeName, VmId};
 
 /// A VM being decoded: the language's built-in defaults, overwritten by each
 /// key the VM (or `defaults:`) sets.
@@ -161,7 +161,7 @@ impl Cx<'_> {
         let spec = VmSpec {
             vmid: d.vmid,
             name: d.name?,
-            node: node?,
+            placement: node?,
             memory: d.memory,
             cores: d.cores,
             sockets: d.sockets,
@@ -189,14 +189,14 @@ impl Cx<'_> {
     }
 
     /// `node`: one of the configured nodes, or `auto` in a cluster, where it
-    /// is required. `None` on error, `Some(None)` when it may stay unset.
+    /// is required. `None` on error.
     fn vm_node(
         &mut self,
         n: Option<&Node>,
         item: &Node,
         nodes: &[NodeConn],
         cluster: bool,
-    ) -> Option<Option<String>> {
+    ) -> Option<Placement> {
         let Some(n) = n else {
             if cluster {
                 self.err(
@@ -207,15 +207,16 @@ impl Cx<'_> {
                 );
                 return None;
             }
-            return Some(None);
+            return Some(Placement::Host);
         };
         let s = self.string("node", n)?;
+        if s == "auto" {
+            return Some(Placement::Auto);
+        }
         let known: Vec<&str> = nodes.iter().filter_map(|c| c.name.as_deref()).collect();
-        let valid = if cluster {
-            s == "auto" || known.contains(&s.as_str())
-        } else {
-            known.is_empty() || known.contains(&s.as_str())
-        };
+        let name = NodeName::parse(&s).ok();
+        let valid =
+            name.is_some() && (known.contains(&s.as_str()) || (!cluster && known.is_empty()));
         if !valid {
             let mut help = format!("use one of: {}", known.join(", "));
             if cluster {
@@ -229,7 +230,7 @@ impl Cx<'_> {
             );
             return None;
         }
-        Some(Some(s))
+        name.map(Placement::Node)
     }
 
     /// `vmid`: a Proxmox VM id.

@@ -92,11 +92,11 @@ pub fn vm(vmid: u32, node: &str, name: &str) -> ClusterVm {
     ClusterVm {
         vmid: id(vmid),
         node: node.into(),
-        kind: "qemu".into(),
+        kind: pvefleet_model::GuestKind::Qemu,
         name: Some(name.into()),
         template: false,
         tags: vec!["pvefleet".into()],
-        status: Some("running".into()),
+        status: Some(pvefleet_model::VmStatus::Running),
         lock: None,
     }
 }
@@ -113,7 +113,7 @@ pub fn foreign(vmid: u32, node: &str, name: &str) -> ClusterVm {
 pub fn template(vmid: u32, node: &str, name: &str) -> ClusterVm {
     ClusterVm {
         template: true,
-        status: Some("stopped".into()),
+        status: Some(pvefleet_model::VmStatus::Stopped),
         ..foreign(vmid, node, name)
     }
 }
