@@ -64,12 +64,19 @@ pub fn tags(spec: &VmSpec) -> String {
     all.join(";")
 }
 
-/// The description: the user's text, then the ownership line.
+/// The description: the user's text, then the ownership line, then the
+/// password check when the VM has a password.
 pub fn description(spec: &VmSpec) -> String {
-    match &spec.description {
+    let mut d = match &spec.description {
         Some(d) if !d.trim().is_empty() => format!("{}\n{OWNER_DESCRIPTION_LINE}", d.trim_end()),
         _ => OWNER_DESCRIPTION_LINE.to_string(),
+    };
+    if let Some(check) = password_check(spec) {
+        d.push('\n');
+        d.push_str(PASSWORD_CHECK_PREFIX);
+        d.push_str(&check);
     }
+    d
 }
 
 /// The SSH keys file content, one key per line.
@@ -151,8 +158,8 @@ pub fn common_options(spec: &VmSpec, o: &mut QmOptions) {
     if let Some(u) = &spec.user {
         o.push("ciuser", u);
     }
-    if let Some(pw) = &spec.password {
-        o.push("cipassword", pw);
+    if let Some(hash) = password_hash(spec) {
+        o.push("cipassword", hash);
     }
     o.push("tags", tags(spec));
     o.push("description", description(spec));
@@ -204,4 +211,45 @@ pub fn implicit_default(key: &str) -> Option<&'static str> {
 /// True when the spec wants the VM running.
 pub fn wants_running(spec: &VmSpec) -> bool {
     spec.state == PowerState::Running
+}
+
+/// The SHA-512 crypt rounds of a cloud-init password hash.
+const PASSWORD_ROUNDS: u32 = 5_000;
+
+/// The cloud-init password as sent to the node: its SHA-512 crypt hash
+/// (`$6$rounds=…$salt$…`), which `qm` stores unchanged, so the clear text
+/// never reaches the node's process table or any file (CONTRACT §3.3).
+///
+/// The salt is derived from the VM's name: the same password gives the same
+/// hash, so a plan is the same bytes every time and a change is detectable
+/// ([`password_check`]).
+pub fn password_hash(spec: &VmSpec) -> Option<String> {
+    use sha2::Digest;
+    use sha_crypt::{CustomizedPasswordHasher, Params, ShaCrypt};
+    let password = spec.password.as_deref()?;
+    let digest = sha2::Sha256::digest(format!("pvefleet-cipassword\0{}", spec.name));
+    let params = Params::new(PASSWORD_ROUNDS).ok()?;
+    ShaCrypt::SHA512
+        .hash_password_customized(password.as_bytes(), &digest[..12], None, None, params)
+        .ok()
+        .map(|h| h.to_string())
+}
+
+/// What the description records of the password: the last 8 characters of
+/// its hash, enough to tell a changed password without holding anything
+/// that helps to recover it.
+pub fn password_check(spec: &VmSpec) -> Option<String> {
+    let hash = password_hash(spec)?;
+    let tail = hash.len().saturating_sub(8);
+    hash.get(tail..).map(str::to_string)
+}
+
+/// The description line that carries [`password_check`].
+pub const PASSWORD_CHECK_PREFIX: &str = "pvefleet-password: ";
+
+/// The password check an observed description records, if any.
+pub fn observed_password_check(description: &str) -> Option<&str> {
+    description
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(PASSWORD_CHECK_PREFIX))
 }

@@ -68,6 +68,7 @@ impl Planner<'_> {
             .ok_or(PlanProblem::ConfigUnreadable { vmid })?;
         let version = state.and_then(|n| n.version).unwrap_or(ASSUMED_VERSION);
         let mut set = settings_step(spec, cfg, vmid, vp);
+        password_change(spec, cfg, vp, &mut set);
         if net_drifted(spec, cfg, vp, &mut set) {
             self.check_bridge(spec, &existing.node)?;
         }
@@ -194,6 +195,50 @@ fn settings_step(spec: &VmSpec, cfg: &VmConfig, vmid: VmId, vp: &mut VmPlan) -> 
         options: o,
         delete: Vec::new(),
     }))
+}
+
+/// Adds the password to `set` when the file's differs from the one the VM
+/// was given (told by the check line of its description), or deletes it;
+/// the change shows as `password: (changed)`, never a value. A description
+/// change that is only the check line is not shown as one.
+fn password_change(spec: &VmSpec, cfg: &VmConfig, vp: &mut VmPlan, set: &mut Step) {
+    let have = cfg
+        .effective("description")
+        .and_then(options::observed_password_check);
+    let want = options::password_check(spec);
+    if have == want.as_deref() {
+        return;
+    }
+    let Command::Qm(Qm::Set {
+        options, delete, ..
+    }) = &mut set.command
+    else {
+        return;
+    };
+    let to = match options::password_hash(spec) {
+        Some(hash) => {
+            options.push("cipassword", hash);
+            "(changed)"
+        }
+        None => {
+            delete.push("cipassword".into());
+            "(removed)"
+        }
+    };
+    vp.changes.push(Change {
+        key: "password".into(),
+        from: Some(if have.is_some() { "(set)" } else { "(none)" }.into()),
+        to: Some(to.into()),
+    });
+    let strip = |d: &str| -> String {
+        d.lines()
+            .filter(|l| !l.trim().starts_with(options::PASSWORD_CHECK_PREFIX))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    vp.changes.retain(|c| {
+        c.key != "description" || c.from.as_deref().map(strip) != c.to.as_deref().map(strip)
+    });
 }
 
 /// Adds `net0` to `set` when an item pvefleet manages drifted (model,

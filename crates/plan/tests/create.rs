@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use pvefleet_plan::options;
 use pvefleet_plan::{Action, Check, InputSource, PlanProblem, StepInput, StorageLock};
 
 /// The options every created VM of `{name: web, memory: 2048}` gets first.
@@ -426,7 +427,13 @@ fn vlan_mac_ip_and_cloud_init_options_are_spelled_on_create() {
     assert_eq!(opt("--nameserver"), "1.1.1.1 9.9.9.9");
     assert_eq!(opt("--searchdomain"), "lan");
     assert_eq!(opt("--ciuser"), "admin");
-    assert_eq!(opt("--cipassword"), "s3cret");
+    // The password travels as its SHA-512 crypt hash, never in clear.
+    let hash = opt("--cipassword");
+    assert!(hash.starts_with("$6$rounds=5000$"), "{hash}");
+    assert!(!a.iter().any(|w| w.contains("s3cret")), "{a:?}");
+    assert_eq!(Some(hash.to_string()), options::password_hash(&d.vms[0]));
+    assert!(opt("--description")
+        .ends_with(&format!("\npvefleet-password: {}", &hash[hash.len() - 8..])));
     assert_eq!(opt("--onboot"), "1");
     assert_eq!(v.expect_ip, Some("10.0.0.5".parse().expect("ip")));
     // The password is never shown.

@@ -435,3 +435,60 @@ fn an_update_on_a_node_without_version_assumes_pve_8_0() {
         [words(&["qm", "disk", "resize", "200", "scsi0", "20G"])]
     );
 }
+
+/// The description pvefleet writes for `web` with `password`.
+fn description_with_password(password: &str) -> String {
+    let d = host(&[&web(&format!("password: '{password}'"))]);
+    pvefleet_plan::options::description(&d.vms[0])
+}
+
+#[test]
+fn an_unchanged_password_is_not_drift() {
+    let v = update(
+        "password: hunter2",
+        web_with("description", &description_with_password("hunter2")),
+    );
+    assert_eq!(v.action, Action::None, "{:#?}", v.changes);
+}
+
+#[test]
+fn a_changed_password_is_planned_as_its_hash_and_shown_without_value() {
+    let v = update(
+        "password: new-secret",
+        web_with("description", &description_with_password("old-secret")),
+    );
+    assert_eq!(v.action, Action::Update);
+    assert_eq!(
+        v.changes,
+        [change("password", Some("(set)"), Some("(changed)"))],
+        "the description's check line is not shown as a change of its own"
+    );
+    let a = argv(&v.steps[0]);
+    let i = a
+        .iter()
+        .position(|w| w == "--cipassword")
+        .expect("cipassword");
+    assert!(a[i + 1].starts_with("$6$"), "{a:?}");
+    assert!(!a.iter().any(|w| w.contains("new-secret")), "{a:?}");
+    assert_eq!(v.reboot_pending, ["cipassword"]);
+}
+
+#[test]
+fn a_password_set_for_the_first_time_and_one_removed() {
+    let v = update("password: first", web_config());
+    assert_eq!(
+        v.changes,
+        [change("password", Some("(none)"), Some("(changed)"))]
+    );
+    let v = update(
+        "",
+        web_with("description", &description_with_password("gone")),
+    );
+    assert_eq!(
+        v.changes,
+        [change("password", Some("(set)"), Some("(removed)"))]
+    );
+    assert!(argv(&v.steps[0])
+        .windows(2)
+        .any(|w| w[0] == "--delete" && w[1] == "cipassword"));
+}
