@@ -2,7 +2,7 @@
 //! pvefleet's image-cache templates) each get a shutdown and a destroy; a VM
 //! pvefleet does not manage is a problem, never touched.
 
-use crate::lookup::{find_existing, is_managed, selected};
+use crate::lookup::{find_existing, is_managed, managed_named, selected};
 use crate::observed::Observed;
 use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Step, VmPlan, CACHE_TAG};
@@ -71,6 +71,21 @@ pub fn destroy_plan(input: DestroyInput<'_>) -> DestroyPlan {
     let observed = input.observed;
     let mut plan = DestroyPlan::default();
     for spec in input.desired.vms.iter().filter(|s| selected(s, input.only)) {
+        // Every managed VM with the name goes, duplicates included.
+        let named = managed_named(&spec.name, observed);
+        if spec.vmid.is_none() && named.len() > 1 {
+            for vm in named {
+                let mut vp = destroying(&spec.name, vm.vmid, &vm.node);
+                if let Some(reason) = observed.unreachable.get(&vm.node) {
+                    vp.block(PlanProblem::NodeUnreachable {
+                        node: vm.node.clone(),
+                        reason: reason.clone(),
+                    });
+                }
+                plan.vms.push(vp);
+            }
+            continue;
+        }
         let Some(vm) = find_existing(spec, observed) else {
             let mut vp = VmPlan::new(&spec.name, spec.placement.node().unwrap_or_default());
             vp.vmid = spec.vmid;

@@ -11,7 +11,7 @@
 //! [`Step`]: crate::types::Step
 
 use crate::ids::IdAllocator;
-use crate::lookup::{find_existing, is_managed, selected, storage_lock};
+use crate::lookup::{find_existing, is_managed, managed_named, selected, storage_lock};
 use crate::observed::{ClusterVm, NodeState, Observed};
 use crate::options;
 use crate::placement::free_memory;
@@ -79,6 +79,25 @@ impl<'a> Planner<'a> {
         };
         vp.running = options::wants_running(spec);
         let observed = self.input.observed;
+        // Two managed VMs with the file's name: which one is meant is not
+        // known, so neither is touched (made by an older version, by hand,
+        // or by a lost race).
+        let named = managed_named(&spec.name, observed);
+        let clash = match spec.vmid {
+            None => named.len() > 1,
+            Some(id) => named.iter().any(|v| v.vmid != id),
+        };
+        if clash {
+            let mut vmids: Vec<VmId> = named.iter().map(|v| v.vmid).collect();
+            vmids.extend(spec.vmid.filter(|id| !vmids.contains(id)));
+            vmids.sort();
+            vp.vmid = spec.vmid.or(vmids.first().copied());
+            vp.block(PlanProblem::DuplicateName {
+                name: spec.name.clone(),
+                vmids,
+            });
+            return vp;
+        }
         if let Some(existing) = find_existing(spec, observed) {
             vp.vmid = Some(existing.vmid);
             vp.node = existing.node.clone();

@@ -78,3 +78,14 @@ pub fn clone_ref_text(r: &CloneRef) -> String {
         CloneRef::Name(n) => n.clone(),
     }
 }
+
+/// The managed VMs (not templates) named `name`, by id.
+pub fn managed_named<'a>(name: &str, observed: &'a Observed) -> Vec<&'a ClusterVm> {
+    let mut vms: Vec<&ClusterVm> = observed
+        .all_vms()
+        .into_iter()
+        .filter(|v| v.name.as_deref() == Some(name) && is_managed(v) && !v.template)
+        .collect();
+    vms.sort_by_key(|v| v.vmid);
+    vms
+}

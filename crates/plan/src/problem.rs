@@ -167,6 +167,21 @@ pub enum PlanProblem {
         /// The id.
         vmid: VmId,
     },
+    /// More than one VM pvefleet manages carries the name.
+    #[error("more than one managed VM is named '{name}' (ids {}); keep one and remove the others with 'qm destroy ID' (pvefleet destroy removes them all)", ids_text(vmids))]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// Their ids.
+        vmids: Vec<VmId>,
+    },
+}
+
+fn ids_text(ids: &[VmId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl PlanProblem {
@@ -208,6 +223,7 @@ impl PlanProblem {
             PlanProblem::TemplateElsewhere { .. } => "template_elsewhere",
             PlanProblem::Locked { .. } => "locked",
             PlanProblem::ConfigUnreadable { .. } => "config_unreadable",
+            PlanProblem::DuplicateName { .. } => "duplicate_name",
         }
     }
 }

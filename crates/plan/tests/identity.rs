@@ -149,3 +149,61 @@ fn a_vm_without_vmid_is_found_by_name_among_managed_vms_and_updated() {
         [words(&["qm", "set", "200", "--memory", "4096"])]
     );
 }
+
+#[test]
+fn two_managed_vms_with_the_files_name_are_a_problem_naming_both() {
+    let d = host(&[&format!("{{name: web, image: {IMG}}}")]);
+    let mut n = node("pve1", "8.4.1");
+    put(&mut n, vm(205, "pve1", "web"), web_config());
+    put(&mut n, vm(201, "pve1", "web"), web_config());
+    let (_, v) = only_vm(&d, &observed(vec![n]));
+    assert_eq!(v.action, Action::Error);
+    assert!(v.steps.is_empty());
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::DuplicateName {
+            name: "web".into(),
+            vmids: vec![id(201), id(205)]
+        })
+    );
+    let text = v.problem.map(|p| p.to_string()).unwrap_or_default();
+    assert!(text.contains("201, 205"), "{text}");
+}
+
+#[test]
+fn a_file_vmid_whose_name_another_managed_vm_carries_is_a_problem_too() {
+    let d = host(&[&web("")]);
+    let mut n = node("pve1", "8.4.1");
+    put(&mut n, vm(333, "pve1", "web"), web_config());
+    let (_, v) = only_vm(&d, &observed(vec![n]));
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::DuplicateName {
+            name: "web".into(),
+            vmids: vec![id(200), id(333)]
+        })
+    );
+}
+
+#[test]
+fn destroy_removes_every_managed_vm_of_a_duplicated_name() {
+    let d = host(&[&format!("{{name: web, image: {IMG}}}")]);
+    let mut n = node("pve1", "8.4.1");
+    put(&mut n, vm(205, "pve1", "web"), web_config());
+    put(&mut n, vm(201, "pve1", "web"), web_config());
+    let o = observed(vec![n]);
+    let p = pvefleet_plan::destroy_plan(pvefleet_plan::DestroyInput {
+        desired: &d,
+        observed: &o,
+        only: &[],
+        include_cache: false,
+    });
+    let ids: Vec<u32> = p
+        .vms
+        .iter()
+        .filter_map(|v| v.vmid.map(|x| x.get()))
+        .collect();
+    assert_eq!(ids, [201, 205]);
+    assert!(p.vms.iter().all(|v| v.action == Action::Destroy));
+    assert_eq!(argvs(&p.vms[0].steps)[1][..3], ["qm", "destroy", "201"]);
+}

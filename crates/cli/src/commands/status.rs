@@ -58,5 +58,15 @@ pub async fn run(file: &str, target: &Target, format: Output) -> ExitStatus {
         Output::Json => println!("{}", serde_json::json!({ "vms": rows })),
         Output::Human => print!("{}", output::status_human(&rows)),
     }
-    ExitStatus::Ok
+    // Conflicts and duplicates are problems here as in plan and apply.
+    for v in p.vms.iter().filter(|v| v.is_blocked()) {
+        if let Some(problem) = &v.problem {
+            eprintln!("{}: {problem}", v.name);
+        }
+    }
+    if p.has_problems() {
+        ExitStatus::Failed
+    } else {
+        ExitStatus::Ok
+    }
 }
