@@ -617,7 +617,9 @@ async fn rollback_after_a_reallocation_destroys_the_new_id_only() {
 }
 
 #[tokio::test]
-async fn rollback_is_refused_for_a_vm_that_is_not_ours() {
+async fn a_vm_this_runs_create_made_is_rolled_back_whatever_its_config_says() {
+    // The create succeeded in this run, so the VM is ours even when its
+    // config shows neither the tag nor a lock (a clone before its qm set).
     let fake = Arc::new(FakeTransport::new());
     fake.once(
         &["qm", "start"],
@@ -628,20 +630,44 @@ async fn rollback_is_refused_for_a_vm_that_is_not_ours() {
         FakeReply::Ok("memory: 8192\nname: db\ntags: prod\n".into()),
     );
     let run = run(plan_of(vec![web(100, true)]), &fake, &[100], opts()).await;
-    assert_eq!(
-        fake.sent_lines(),
-        [
-            "qm create 100 --name web",
-            "qm set 100 --memory 2048",
-            "qm start 100",
-            "qm config 100",
-        ]
-    );
+    let mut expected = vec![
+        "qm create 100 --name web".to_string(),
+        "qm set 100 --memory 2048".into(),
+        "qm start 100".into(),
+    ];
+    expected.extend(ROLLBACK_100.map(String::from));
+    assert_eq!(fake.sent_lines(), expected);
     let r = run.only();
     assert_eq!(r.result, VmOutcome::Failed);
-    assert_eq!(r.error.as_deref(), Some("qm start 100: start failed"));
-    assert!(!r.rolled_back);
-    assert!(run.commands("web").iter().all(|l| !l.contains("destroy")));
+    assert!(r.rolled_back);
+}
+
+#[tokio::test]
+async fn a_clone_whose_settings_failed_is_rolled_back() {
+    // After `qm clone` the VM has the admin template's config: no
+    // pvefleet tag, no lock. It is this run's all the same.
+    let fake = Arc::new(FakeTransport::new());
+    fake.once(
+        &["qm", "set"],
+        FakeReply::Fail(255, "400 Parameter verification failed.".into()),
+    );
+    fake.always(
+        &["qm", "config"],
+        FakeReply::Ok("memory: 1024\nname: ci-1\nscsi0: local-lvm:base-9000-disk-0/vm-100-disk-0\n".into()),
+    );
+    let vp = vm(
+        "ci-1",
+        100,
+        true,
+        vec![clone(9000, 100, "ci-1"), set(100, &[("memory", "2048")]), start(100)],
+    );
+    let run = run(plan_of(vec![vp]), &fake, &[100, 9000], opts()).await;
+    let sent = fake.sent_lines();
+    assert_eq!(sent[0], "qm clone 9000 100 --name ci-1 --full 0");
+    assert_eq!(sent[1], "qm set 100 --memory 2048");
+    assert_eq!(sent[2..], ROLLBACK_100, "no start; rolled back");
+    let r = run.only();
+    assert_eq!((r.result, r.rolled_back), (VmOutcome::Failed, true));
 }
 
 #[tokio::test]

@@ -187,7 +187,7 @@ impl Lane {
                     Err(f) => {
                         self.say(&p.node, format!("failed: {}: {}", p.label, f.error));
                         if let (true, false, Some(id)) = (f.ours, self.opts.keep_failed, vp.vmid) {
-                            self.rollback(&p.label, id).await;
+                            self.rollback(&p.label, id, f.made).await;
                         }
                         None
                     }
@@ -251,7 +251,7 @@ impl Lane {
             if let (Action::Create, true, false, Some(id)) =
                 (vp.action, f.ours, self.opts.keep_failed, vp.vmid)
             {
-                r.rolled_back = self.rollback(&vp.name, id).await;
+                r.rolled_back = self.rollback(&vp.name, id, f.made).await;
             }
             r.seconds = started.elapsed().as_secs_f64();
             self.finished(&vp.name, false);

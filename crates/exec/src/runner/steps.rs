@@ -17,6 +17,10 @@ pub struct StepsFailed {
     pub error: String,
     /// True when this run may have made (part of) the VM.
     pub ours: bool,
+    /// True when this run surely made it: its `qm create`/`qm clone`
+    /// succeeded (a clone carries neither pvefleet's tag nor a lock until
+    /// its settings are written).
+    pub made: bool,
 }
 
 /// The rollback of a VM this run created: a guard read, then the steps sent
@@ -102,6 +106,7 @@ impl Lane {
                     return Err(StepsFailed {
                         error: "a step's input is missing".into(),
                         ours: state.reserved,
+                        made: state.reserved,
                     });
                 };
                 self.emit(Event::Command {
@@ -120,7 +125,12 @@ impl Lane {
                 .collect();
             let outs = match self.transport.run_checked(&argvs, &judges).await {
                 Ok(o) => o,
-                Err(e) => return Err(fail(state.on_lost(e.to_string(), reserves))),
+                Err(e) => {
+                    return Err(fail(
+                        state.on_lost(e.to_string(), reserves),
+                        state.reserved,
+                    ))
+                }
             };
             drop(permit);
             for (k, ((step, argv), out)) in segment.iter().zip(&argvs).zip(&outs).enumerate() {
@@ -153,7 +163,7 @@ impl Lane {
                         i += k;
                         continue 'segments;
                     }
-                    t @ Transition::Fail { .. } => return Err(fail(t)),
+                    t @ Transition::Fail { .. } => return Err(fail(t, state.reserved)),
                 }
             }
             i = end;
@@ -175,6 +185,7 @@ impl Lane {
         let no_id = |error: &str| StepsFailed {
             error: error.into(),
             ours: false,
+            made: false,
         };
         let old = vp.vmid.ok_or_else(|| no_id("no VM id"))?;
         let new = self
@@ -193,11 +204,13 @@ impl Lane {
     }
 
     /// Removes a VM this run created and did not finish. True when it is
-    /// gone (or never existed).
-    pub(super) async fn rollback(&self, name: &str, vmid: VmId) -> bool {
+    /// gone (or never existed). `made`: this run's create or clone of it
+    /// succeeded, so it is ours whatever its configuration says.
+    pub(super) async fn rollback(&self, name: &str, vmid: VmId, made: bool) -> bool {
         let plan = Rollback::of(vmid);
         let cfg = self.transport.run(plan.guard.argv()).await;
-        let ours = matches!(&cfg, Ok(o) if o.success() && Rollback::is_ours(&o.stdout));
+        let ours =
+            matches!(&cfg, Ok(o) if o.success() && (made || Rollback::is_ours(&o.stdout)));
         if !ours {
             return cfg.is_ok_and(|o| !o.success());
         }
@@ -212,12 +225,13 @@ impl Lane {
     }
 }
 
-fn fail(t: Transition) -> StepsFailed {
+fn fail(t: Transition, made: bool) -> StepsFailed {
     match t {
-        Transition::Fail { error, ours } => StepsFailed { error, ours },
+        Transition::Fail { error, ours } => StepsFailed { error, ours, made },
         other => StepsFailed {
             error: format!("unexpected transition {other:?}"),
             ours: false,
+            made,
         },
     }
 }
