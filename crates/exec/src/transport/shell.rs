@@ -33,6 +33,41 @@ pub trait ShellLine: Send + Sync {
     async fn shut(&self);
 }
 
+/// `argv` as a shell line under `timeout -k 5 N`, like every command of a
+/// batch: a command the client gives up on does not keep running.
+fn bounded_line<T: ShellLine + ?Sized>(t: &T, argv: &[&str]) -> Result<String, TransportError> {
+    let timeout = t.command_timeout().max(1).to_string();
+    let mut words = vec!["timeout", "-k", "5", timeout.as_str()];
+    words.extend_from_slice(argv);
+    Ok(quote_argv(&words)?)
+}
+
+/// Seconds the client waits for a line beyond its commands' own timeouts
+/// (the connection, the remote shell, `timeout -k`'s grace).
+const CLIENT_GRACE: u64 = 15;
+
+/// Waits for `line` at most as long as its `commands` may run on the node,
+/// plus [`CLIENT_GRACE`]: a node that stops answering ends the wait.
+async fn bounded<T: ShellLine + ?Sized, F>(
+    t: &T,
+    commands: usize,
+    line: F,
+) -> Result<(Option<i32>, String, String), TransportError>
+where
+    F: std::future::Future<Output = Result<(Option<i32>, String, String), TransportError>>,
+{
+    let per = t.command_timeout().max(1);
+    let n = u64::try_from(commands.max(1)).unwrap_or(u64::MAX);
+    let limit = per.saturating_add(5).saturating_mul(n).saturating_add(CLIENT_GRACE);
+    match tokio::time::timeout(std::time::Duration::from_secs(limit), line).await {
+        Ok(r) => r,
+        Err(_) => Err(TransportError::Disconnected {
+            host: t.destination(),
+            message: format!("no answer within {limit} s (--command-timeout {per})"),
+        }),
+    }
+}
+
 /// A line whose commands did not all report back: the connection or the
 /// remote shell was lost, with what it said and how it ended.
 fn lost(host: String, exit: Option<i32>, stderr: &str) -> TransportError {
@@ -65,7 +100,8 @@ impl<T: ShellLine> Transport for T {
         stop_on_error: bool,
     ) -> Result<Vec<StepOutput>, TransportError> {
         let line = batch_line(argvs, stop_on_error, self.command_timeout())?;
-        let (exit, stdout, stderr) = self.run_line(&line, None).await?;
+        let (exit, stdout, stderr) =
+            bounded(self, argvs.len(), self.run_line(&line, None)).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
             // The shell itself failed (e.g. ssh exit 255 on a dropped connection).
@@ -80,7 +116,8 @@ impl<T: ShellLine> Transport for T {
         judges: &[Judge],
     ) -> Result<Vec<StepOutput>, TransportError> {
         let line = checked_line(argvs, judges, self.command_timeout())?;
-        let (exit, stdout, stderr) = self.run_line(&line, None).await?;
+        let (exit, stdout, stderr) =
+            bounded(self, argvs.len(), self.run_line(&line, None)).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
             return Err(lost(self.destination(), exit, &stderr));
@@ -93,7 +130,7 @@ impl<T: ShellLine> Transport for T {
         argvs: &[Vec<String>],
     ) -> Result<Vec<StepOutput>, TransportError> {
         let line = concurrent_line(argvs, self.command_timeout())?;
-        let (exit, stdout, stderr) = self.run_line(&line, None).await?;
+        let (exit, stdout, stderr) = bounded(self, 1, self.run_line(&line, None)).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().any(|o| o.exit.is_none()) {
             return Err(lost(self.destination(), exit, &stderr));
@@ -104,10 +141,11 @@ impl<T: ShellLine> Transport for T {
     async fn upload(&self, dir: &str, path: &str, content: &str) -> Result<(), TransportError> {
         let qdir = quote_argv(&[dir])?;
         let qpath = quote_argv(&[path])?;
-        let line = format!(
+        let script = format!(
             "umask 077; mkdir -m 700 {qdir} 2>/dev/null; [ -d {qdir} ] && [ ! -L {qdir} ] && [ -O {qdir} ] && cat > {qpath}"
         );
-        let (exit, _, stderr) = self.run_line(&line, Some(content)).await?;
+        let line = bounded_line(self, &["sh", "-c", &script])?;
+        let (exit, _, stderr) = bounded(self, 1, self.run_line(&line, Some(content))).await?;
         if exit == Some(0) {
             Ok(())
         } else {
@@ -120,8 +158,8 @@ impl<T: ShellLine> Transport for T {
     }
 
     async fn remove_dir(&self, dir: &str) {
-        if let Ok(q) = quote_argv(&["rm", "-rf", "--", dir]) {
-            let _ = self.run_line(&q, None).await;
+        if let Ok(line) = bounded_line(self, &["rm", "-rf", "--", dir]) {
+            let _ = bounded(self, 1, self.run_line(&line, None)).await;
         }
     }
 
