@@ -50,6 +50,7 @@ pub fn handles(
             t.command_timeout = target.command_timeout;
             Arc::new(t)
         };
+        crate::interrupt::register(t.clone());
         out.push(NodeHandle { name, transport: t });
     }
     Ok(out)

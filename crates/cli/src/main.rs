@@ -7,6 +7,7 @@
 mod args;
 mod commands;
 mod connect;
+mod interrupt;
 mod output;
 mod report;
 mod simulate;
@@ -22,6 +23,8 @@ pub enum ExitStatus {
     Failed = 1,
     /// Invalid input, or a refused host key: nothing was changed.
     Invalid = 2,
+    /// Interrupted by SIGINT or SIGTERM (128 + 2).
+    Interrupted = 130,
 }
 
 fn main() {
@@ -45,6 +48,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let status = runtime.block_on(commands::run(cli));
+    let status = runtime.block_on(async {
+        interrupt::install();
+        commands::run(cli).await
+    });
     std::process::exit(status as i32);
 }

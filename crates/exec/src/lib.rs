@@ -12,5 +12,6 @@ pub mod script;
 pub mod transport;
 
 pub use event::{Event, Reporter, VmOutcome, VmResult};
-pub use runner::{ApplyOptions, Transports};
+pub use runner::{ApplyOptions, Transports, INTERRUPTED};
+pub use tokio_util::sync::CancellationToken;
 pub use transport::{Transport, TransportError};

@@ -49,6 +49,7 @@ fn opts() -> ApplyOptions {
         keep_failed: false,
         parallel: 4,
         parallel_storage: 4,
+        cancel: Default::default(),
     }
 }
 
@@ -653,13 +654,19 @@ async fn a_clone_whose_settings_failed_is_rolled_back() {
     );
     fake.always(
         &["qm", "config"],
-        FakeReply::Ok("memory: 1024\nname: ci-1\nscsi0: local-lvm:base-9000-disk-0/vm-100-disk-0\n".into()),
+        FakeReply::Ok(
+            "memory: 1024\nname: ci-1\nscsi0: local-lvm:base-9000-disk-0/vm-100-disk-0\n".into(),
+        ),
     );
     let vp = vm(
         "ci-1",
         100,
         true,
-        vec![clone(9000, 100, "ci-1"), set(100, &[("memory", "2048")]), start(100)],
+        vec![
+            clone(9000, 100, "ci-1"),
+            set(100, &[("memory", "2048")]),
+            start(100),
+        ],
     );
     let run = run(plan_of(vec![vp]), &fake, &[100, 9000], opts()).await;
     let sent = fake.sent_lines();

@@ -37,11 +37,10 @@ async fn a_hung_key_upload_ends_at_the_command_timeout_and_fails_its_vm() {
     vp.vmid = Some(vmid);
     vp.action = Action::Create;
     vp.uploads = vec![0];
-    vp.steps = vec![Step::checked(
-        Command::Qm(Qm::Create { vmid, options: o }),
-        Check::Reserve,
-    )
-    .with_input("sshkeys", InputSource::Upload(0))];
+    vp.steps = vec![
+        Step::checked(Command::Qm(Qm::Create { vmid, options: o }), Check::Reserve)
+            .with_input("sshkeys", InputSource::Upload(0)),
+    ];
     let plan = Plan {
         vms: vec![vp],
         uploads: vec![Upload {
@@ -67,6 +66,7 @@ async fn a_hung_key_upload_ends_at_the_command_timeout_and_fails_its_vm() {
         keep_failed: false,
         parallel: 2,
         parallel_storage: 2,
+        cancel: Default::default(),
     };
     let start = Instant::now();
     let results = apply(plan, &transports, BTreeSet::new(), opts, report).await;
@@ -76,8 +76,41 @@ async fn a_hung_key_upload_ends_at_the_command_timeout_and_fails_its_vm() {
         results[0].error.as_deref(),
         Some("the key file could not be written to the node")
     );
-    assert!(sent.lock().map(|v| v.is_empty()).unwrap_or(false), "no step sent");
+    assert!(
+        sent.lock().map(|v| v.is_empty()).unwrap_or(false),
+        "no step sent"
+    );
     // `timeout -k 5 1` ends the hung cat after 1 s (KILL 5 s later at the
     // latest), not after its 60 s.
     assert!(took < Duration::from_secs(30), "took {took:?}");
+}
+
+#[tokio::test]
+async fn an_upload_sweeps_folders_that_killed_runs_left_behind() {
+    // Two hours and a bit old: swept. Fresh: another run's, kept.
+    let stale = "/tmp/pvefleet-zzsweepstale-testnode";
+    let fresh = "/tmp/pvefleet-zzsweepfresh-testnode";
+    for d in [stale, fresh] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    let status = std::process::Command::new("touch")
+        .args(["-d", "3 hours ago", stale])
+        .status()
+        .expect("touch");
+    assert!(status.success());
+    let t = LocalTransport::new(BTreeMap::new(), 1);
+    let dir = format!("/tmp/pvefleet-zzsweepmine{}-testnode", std::process::id());
+    let path = format!("{dir}/sshkeys-0.pub");
+    t.upload(&dir, &path, "ssh-ed25519 AAAA k\n")
+        .await
+        .expect("upload");
+    assert!(!std::path::Path::new(stale).exists(), "stale folder swept");
+    assert!(std::path::Path::new(fresh).exists(), "fresh folder kept");
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("uploaded"),
+        "ssh-ed25519 AAAA k\n"
+    );
+    t.remove_dir(&dir).await;
+    let _ = std::fs::remove_dir_all(fresh);
+    assert!(!std::path::Path::new(&dir).exists());
 }

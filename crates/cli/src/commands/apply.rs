@@ -34,7 +34,7 @@ pub async fn run(
     let changes = !p.is_converged();
     let problems = p.has_problems();
     if changes && !yes {
-        match super::confirm("apply these changes?", "change anything") {
+        match super::confirm("apply these changes?", "change anything").await {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("nothing was changed");
@@ -68,6 +68,7 @@ pub async fn run(
         keep_failed: args.keep_failed,
         parallel: args.parallel,
         parallel_storage: args.parallel_storage,
+        cancel: crate::interrupt::token(),
     };
     let results = runner::apply(p, &s.transports(), used, opts, reporter).await;
     s.close().await;
@@ -90,6 +91,23 @@ pub async fn run(
             let total: u64 = round_trips.values().sum();
             eprintln!("{total} round trip(s) to {} node(s)", round_trips.len());
         }
+    }
+    if crate::interrupt::interrupted() {
+        let left: Vec<&str> = results
+            .iter()
+            .filter(|r| r.result != VmOutcome::Ok)
+            .map(|r| r.name.as_str())
+            .collect();
+        if left.is_empty() {
+            eprintln!("interrupted: every VM had finished its steps");
+        } else {
+            eprintln!(
+                "interrupted: {} VM(s) not finished ({}); the summary says what was rolled back",
+                left.len(),
+                left.join(", ")
+            );
+        }
+        return ExitStatus::Interrupted;
     }
     if results.iter().all(|r| r.result == VmOutcome::Ok) {
         ExitStatus::Ok

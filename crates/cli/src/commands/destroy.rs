@@ -40,7 +40,7 @@ pub async fn run(
         return status;
     }
     if !yes {
-        match super::confirm("destroy these VMs and their disks?", "destroy anything") {
+        match super::confirm("destroy these VMs and their disks?", "destroy anything").await {
             Ok(true) => {}
             Ok(false) => {
                 s.close().await;
@@ -75,6 +75,7 @@ async fn destroy_batch(s: &Session, vms: Vec<VmPlan>) -> bool {
         keep_failed: true,
         parallel: 8,
         parallel_storage: 8,
+        cancel: Default::default(),
     };
     let plan = pvefleet_plan::Plan {
         vms: todo,

@@ -174,10 +174,20 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Reads and validates the file, connects, and reads its nodes.
+    /// Reads and validates the file, connects, and reads its nodes. A
+    /// signal meanwhile stops it: connections are closed, exit 130.
     async fn open(file: &str, target: &Target, parallel: usize) -> Result<Self, ExitStatus> {
         let desired = load(file)?;
-        let (handles, observed) = observe_nodes(&desired, target, parallel).await?;
+        let cancel = crate::interrupt::token();
+        let observed = tokio::select! {
+            r = observe_nodes(&desired, target, parallel) => r,
+            () = cancel.cancelled() => {
+                crate::interrupt::close_all().await;
+                eprintln!("interrupted while reading the nodes; nothing was changed");
+                return Err(ExitStatus::Interrupted);
+            }
+        };
+        let (handles, observed) = observed?;
         Ok(Self {
             desired,
             handles,
@@ -229,15 +239,23 @@ async fn observe_nodes(
     Ok((handles, observed))
 }
 
-/// Asks on the terminal; refuses (exit 2) when stdin is not one.
-fn confirm(question: &str, refusal: &str) -> Result<bool, ExitStatus> {
+/// Asks on the terminal; refuses (exit 2) when stdin is not one. Ctrl-C
+/// at the question is a "no" that exits 130.
+async fn confirm(question: &str, refusal: &str) -> Result<bool, ExitStatus> {
     if !std::io::stdin().is_terminal() {
         eprintln!("error: refusing to {refusal} without --yes when not on a terminal");
         return Err(ExitStatus::Invalid);
     }
     eprint!("{question} [y/N] ");
-    let mut line = String::new();
-    Ok(std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes"))
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+    });
+    let cancel = crate::interrupt::token();
+    tokio::select! {
+        yes = answer => Ok(yes.unwrap_or(false)),
+        () = cancel.cancelled() => Err(ExitStatus::Interrupted),
+    }
 }
 
 async fn close(handles: &[NodeHandle]) {

@@ -56,7 +56,12 @@ impl Lane {
                     self.opts.wait_timeout.as_secs()
                 ));
             }
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.opts.cancel.cancelled() => {
+                    return Err(format!("{} while waiting for the guest agent: {last}", super::INTERRUPTED));
+                }
+            }
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     }

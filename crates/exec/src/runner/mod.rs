@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OnceCell, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 /// How to apply.
 #[derive(Clone, Debug)]
@@ -43,7 +44,14 @@ pub struct ApplyOptions {
     /// node, a shared storage's across the cluster); applied only where
     /// more than this many could otherwise meet there.
     pub parallel_storage: usize,
+    /// Cancelled when the user interrupts the run: no new step is started,
+    /// the round trips under way end (bounded by the command timeout), VMs
+    /// this run created and did not finish are rolled back.
+    pub cancel: CancellationToken,
 }
+
+/// Why a VM that never started or was stopped half-way says so.
+pub const INTERRUPTED: &str = "interrupted";
 
 /// The transports of a run, by node name.
 pub type Transports = BTreeMap<String, Arc<dyn Transport>>;
@@ -236,7 +244,20 @@ impl Lane {
             self.finished(&vp.name, false);
             return (r.failed(why), None);
         }
-        let _held = self.permits.acquire().await;
+        let _held = tokio::select! {
+            held = self.permits.acquire() => held,
+            () = self.opts.cancel.cancelled() => {
+                self.finished(&vp.name, false);
+                return (r.failed(format!("{INTERRUPTED} before it started; nothing was sent")), None);
+            }
+        };
+        if self.opts.cancel.is_cancelled() {
+            self.finished(&vp.name, false);
+            return (
+                r.failed(format!("{INTERRUPTED} before it started; nothing was sent")),
+                None,
+            );
+        }
         let started = Instant::now();
         self.emit(Event::Started {
             name: vp.name.clone(),

@@ -94,6 +94,18 @@ impl Lane {
             .and_then(|_| vp.steps.iter().rposition(|s| s.command.allocates()))
             .map(|p| p + 1);
         'segments: while i < vp.steps.len() {
+            // Interrupted: nothing more is sent; what this run made goes.
+            if self.opts.cancel.is_cancelled() {
+                return Err(StepsFailed {
+                    error: format!(
+                        "{} after {i} of {} steps",
+                        super::INTERRUPTED,
+                        vp.steps.len()
+                    ),
+                    ours: state.reserved,
+                    made: state.reserved,
+                });
+            }
             let end = segment_end(&vp.steps, i, alloc_end);
             let permit = match (&bound, alloc_end) {
                 (Some(sem), Some(a)) if i < a => sem.clone().acquire_owned().await.ok(),
@@ -125,12 +137,7 @@ impl Lane {
                 .collect();
             let outs = match self.transport.run_checked(&argvs, &judges).await {
                 Ok(o) => o,
-                Err(e) => {
-                    return Err(fail(
-                        state.on_lost(e.to_string(), reserves),
-                        state.reserved,
-                    ))
-                }
+                Err(e) => return Err(fail(state.on_lost(e.to_string(), reserves), state.reserved)),
             };
             drop(permit);
             for (k, ((step, argv), out)) in segment.iter().zip(&argvs).zip(&outs).enumerate() {
@@ -159,7 +166,10 @@ impl Lane {
                                 pause.as_millis()
                             ),
                         );
-                        tokio::time::sleep(pause).await;
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => {}
+                            () = self.opts.cancel.cancelled() => {}
+                        }
                         i += k;
                         continue 'segments;
                     }
@@ -209,8 +219,7 @@ impl Lane {
     pub(super) async fn rollback(&self, name: &str, vmid: VmId, made: bool) -> bool {
         let plan = Rollback::of(vmid);
         let cfg = self.transport.run(plan.guard.argv()).await;
-        let ours =
-            matches!(&cfg, Ok(o) if o.success() && (made || Rollback::is_ours(&o.stdout)));
+        let ours = matches!(&cfg, Ok(o) if o.success() && (made || Rollback::is_ours(&o.stdout)));
         if !ours {
             return cfg.is_ok_and(|o| !o.success());
         }

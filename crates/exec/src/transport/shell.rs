@@ -42,6 +42,10 @@ fn bounded_line<T: ShellLine + ?Sized>(t: &T, argv: &[&str]) -> Result<String, T
     Ok(quote_argv(&words)?)
 }
 
+/// Removes upload folders that earlier runs left behind (a run killed before
+/// its cleanup): `/tmp/pvefleet-<run>-<node>`, older than two hours.
+const SWEEP: &str = "find /tmp -maxdepth 1 -type d -name 'pvefleet-????????????-*' -mmin +120 -exec rm -rf {} + 2>/dev/null;";
+
 /// Seconds the client waits for a line beyond its commands' own timeouts
 /// (the connection, the remote shell, `timeout -k`'s grace).
 const CLIENT_GRACE: u64 = 15;
@@ -58,7 +62,10 @@ where
 {
     let per = t.command_timeout().max(1);
     let n = u64::try_from(commands.max(1)).unwrap_or(u64::MAX);
-    let limit = per.saturating_add(5).saturating_mul(n).saturating_add(CLIENT_GRACE);
+    let limit = per
+        .saturating_add(5)
+        .saturating_mul(n)
+        .saturating_add(CLIENT_GRACE);
     match tokio::time::timeout(std::time::Duration::from_secs(limit), line).await {
         Ok(r) => r,
         Err(_) => Err(TransportError::Disconnected {
@@ -100,8 +107,7 @@ impl<T: ShellLine> Transport for T {
         stop_on_error: bool,
     ) -> Result<Vec<StepOutput>, TransportError> {
         let line = batch_line(argvs, stop_on_error, self.command_timeout())?;
-        let (exit, stdout, stderr) =
-            bounded(self, argvs.len(), self.run_line(&line, None)).await?;
+        let (exit, stdout, stderr) = bounded(self, argvs.len(), self.run_line(&line, None)).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
             // The shell itself failed (e.g. ssh exit 255 on a dropped connection).
@@ -116,8 +122,7 @@ impl<T: ShellLine> Transport for T {
         judges: &[Judge],
     ) -> Result<Vec<StepOutput>, TransportError> {
         let line = checked_line(argvs, judges, self.command_timeout())?;
-        let (exit, stdout, stderr) =
-            bounded(self, argvs.len(), self.run_line(&line, None)).await?;
+        let (exit, stdout, stderr) = bounded(self, argvs.len(), self.run_line(&line, None)).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
             return Err(lost(self.destination(), exit, &stderr));
@@ -141,8 +146,10 @@ impl<T: ShellLine> Transport for T {
     async fn upload(&self, dir: &str, path: &str, content: &str) -> Result<(), TransportError> {
         let qdir = quote_argv(&[dir])?;
         let qpath = quote_argv(&[path])?;
+        // Folders of earlier runs that were killed before their cleanup go
+        // first (only ones this user may remove, older than two hours).
         let script = format!(
-            "umask 077; mkdir -m 700 {qdir} 2>/dev/null; [ -d {qdir} ] && [ ! -L {qdir} ] && [ -O {qdir} ] && cat > {qpath}"
+            "{SWEEP} umask 077; mkdir -m 700 {qdir} 2>/dev/null; [ -d {qdir} ] && [ ! -L {qdir} ] && [ -O {qdir} ] && cat > {qpath}"
         );
         let line = bounded_line(self, &["sh", "-c", &script])?;
         let (exit, _, stderr) = bounded(self, 1, self.run_line(&line, Some(content))).await?;

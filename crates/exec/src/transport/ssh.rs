@@ -4,7 +4,7 @@
 
 use super::shell::ShellLine;
 use super::TransportError;
-use openssh::{KnownHosts, Session, SessionBuilder};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,9 @@ pub struct SshOptions {
 /// Commands at once per master connection: below sshd's default
 /// `MaxSessions 10`, which Proxmox hosts keep.
 pub const SESSIONS_PER_MASTER: usize = 8;
+
+/// Seconds a master connection stays after its last session ended.
+pub const MASTER_IDLE_SECS: usize = 10;
 
 /// One multiplexed master connection and its share of sessions.
 struct Master {
@@ -117,6 +120,14 @@ impl SshTransport {
             b.connect_timeout(options.connect_timeout);
         }
         b.server_alive_interval(Duration::from_secs(15));
+        // The master ends once idle for this long, so it does not outlive
+        // pvefleet by more than that whatever ends the process (SIGKILL
+        // included: sessions are opened over the control socket from this
+        // process, and die with it). A master that ended while the run was
+        // idle is opened again on the next command.
+        if let Some(idle) = std::num::NonZeroUsize::new(MASTER_IDLE_SECS) {
+            b.control_persist(ControlPersist::IdleFor(idle));
+        }
         let session = b.connect_mux(dest).await.map_err(|e| {
             let mut message = e.to_string();
             let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
