@@ -185,7 +185,21 @@ pub enum Command {
     Pvesh(Pvesh),
     /// `pvesm path <volid>`: the host path of a volume.
     PvesmPath { volid: String },
+    /// Takes the cluster-wide pmxcfs lock `name` (CONTRACT §19): `mkdir
+    /// /etc/pve/priv/lock/<name>`, tried again every 0.5 s while another
+    /// holder has it, for at most `wait_secs`.
+    CfsLock { name: String, wait_secs: u32 },
+    /// Releases the pmxcfs lock `name`: `rmdir /etc/pve/priv/lock/<name>`.
+    CfsUnlock { name: String },
 }
+
+/// Where pmxcfs keeps its cluster-wide locks (CONTRACT §19).
+pub const CFS_LOCK_DIR: &str = "/etc/pve/priv/lock/";
+
+/// The fixed script of [`Command::CfsLock`]: `$1` the lock directory, `$2`
+/// the number of tries. A `mkdir` that fails while the directory does not
+/// exist (no quorum, no pmxcfs) is an error at once.
+const CFS_LOCK_SCRIPT: &str = "i=0; until e=$(mkdir \"$1\" 2>&1); do [ -d \"$1\" ] || { echo \"cannot take the cluster lock $1: $e\" >&2; exit 2; }; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
 
 fn push_vmid(argv: &mut Vec<String>, vmid: VmId) {
     argv.push(vmid.to_string());
@@ -348,6 +362,14 @@ impl Command {
                 a.push("json".into());
             }
             Command::PvesmPath { volid } => a = words(&["pvesm", "path", volid]),
+            Command::CfsLock { name, wait_secs } => {
+                let dir = format!("{CFS_LOCK_DIR}{name}");
+                let tries = (wait_secs.saturating_mul(2)).max(1).to_string();
+                a = words(&["sh", "-c", CFS_LOCK_SCRIPT, "pvefleet-lock", &dir, &tries]);
+            }
+            Command::CfsUnlock { name } => {
+                a = words(&["rmdir", &format!("{CFS_LOCK_DIR}{name}")]);
+            }
             Command::Qm(qm) => a = qm.argv(),
         }
         a
@@ -357,6 +379,7 @@ impl Command {
     pub fn changes_state(&self) -> bool {
         match self {
             Command::Pvesh(_) | Command::PvesmPath { .. } => false,
+            Command::CfsLock { .. } | Command::CfsUnlock { .. } => true,
             Command::Qm(qm) => !matches!(qm, Qm::Config { .. } | Qm::GuestCmd { .. }),
         }
     }

@@ -9,6 +9,7 @@
 //! classification of answers in [`outcome`], the driver in [`steps`].
 
 pub mod agent;
+pub mod claim;
 pub mod machine;
 pub mod outcome;
 pub mod steps;
@@ -93,6 +94,34 @@ impl Prerequisites {
     }
 }
 
+/// A claimed VM's steps: the claim made it (a bare create, or the clone),
+/// so a planned `qm create` becomes a `qm set` of its options and a clone
+/// is dropped; every step moves from the planned id to the claimed one.
+fn claimed_steps(vp: &mut VmPlan, planned: VmId, claimed: VmId) {
+    if let Some(first) = vp.steps.first_mut() {
+        match &first.command {
+            Command::Qm(Qm::Create { options, .. }) => {
+                first.command = Command::Qm(Qm::Set {
+                    vmid: planned,
+                    options: options.clone(),
+                    delete: Vec::new(),
+                });
+                first.check = pvefleet_plan::Check::Exit;
+            }
+            _ => {
+                vp.steps.remove(0);
+            }
+        }
+    }
+    if planned != claimed {
+        for s in vp.steps.iter_mut() {
+            s.command = s.command.retarget(planned, claimed);
+        }
+    }
+    vp.vmid = Some(claimed);
+    vp.vmid_allocated = false;
+}
+
 /// The private folder of a run's uploads on `node`: node names are host
 /// names, anything else is kept out of the path.
 fn upload_dir(run: &str, node: &str) -> String {
@@ -113,6 +142,8 @@ fn upload_dir(run: &str, node: &str) -> String {
 /// and what all nodes share.
 struct Lane {
     node: String,
+    /// Where VMs without a file-given id claim their name.
+    claims: Option<tokio::sync::mpsc::Sender<claim::Request>>,
     transport: Arc<dyn Transport>,
     report: Arc<dyn Reporter>,
     ids: Arc<Ids>,
@@ -185,7 +216,7 @@ impl Lane {
                 vp.action = Action::Create;
                 vp.steps = p.steps.clone();
                 vp.storage_lock = Some(p.storage_lock.clone());
-                match self.run_steps(&mut vp).await {
+                match self.run_steps(&mut vp, false).await {
                     Ok(warnings) => {
                         for w in warnings {
                             self.say(&p.node, format!("{}: {w}", p.label));
@@ -230,6 +261,61 @@ impl Lane {
         None
     }
 
+    /// Claims the name of a VM the file gives no id (see [`claim`]): on
+    /// success its first step is done and the rest move to the id it got
+    /// (true: this run made it). A VM another run made meanwhile, or a
+    /// failed claim, ends here with its result.
+    async fn claim(&self, vp: &mut VmPlan) -> Result<bool, VmResult> {
+        let (Some(claims), true, Some(vmid)) = (
+            &self.claims,
+            vp.vmid_allocated && vp.action == Action::Create,
+            vp.vmid,
+        ) else {
+            return Ok(false);
+        };
+        let Some(first) = vp.steps.first() else {
+            return Ok(false);
+        };
+        let make = match &first.command {
+            Command::Qm(Qm::Clone { .. }) => first.command.clone(),
+            _ => match claim::bare_create(first) {
+                Some(bare) => bare,
+                None => return Ok(false),
+            },
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let request = claim::Request {
+            node: vp.node.clone(),
+            name: vp.name.clone(),
+            vmid,
+            make,
+            reply: tx,
+        };
+        let r = VmResult::of(vp);
+        if claims.send(request).await.is_err() {
+            return Err(r.failed("the name could not be claimed: the run is ending"));
+        }
+        match rx.await {
+            Ok(claim::Claim::Made(id)) => {
+                claimed_steps(vp, vmid, id);
+                Ok(true)
+            }
+            Ok(claim::Claim::MadeByAnother(id)) => {
+                self.say(&vp.name, format!("made by another run at the same time (vmid {id}); this run leaves it to that one"));
+                Err(VmResult {
+                    vmid: Some(id),
+                    ..r
+                })
+            }
+            Ok(claim::Claim::Foreign(id)) => Err(r.failed(format!(
+                "a VM named '{}' (id {id}) that pvefleet does not manage appeared meanwhile; it is left untouched",
+                vp.name
+            ))),
+            Ok(claim::Claim::Failed(why)) => Err(r.failed(why)),
+            Err(_) => Err(r.failed("the name could not be claimed")),
+        }
+    }
+
     /// Runs a VM's steps while holding one of its node's permits. Returns
     /// the result so far, and the plan again when the guest agent is to be
     /// waited for: that wait happens after the permit is released, since
@@ -262,7 +348,19 @@ impl Lane {
         self.emit(Event::Started {
             name: vp.name.clone(),
         });
-        let run = self.run_steps(&mut vp).await;
+        let claimed = match self.claim(&mut vp).await {
+            Ok(claimed) => claimed,
+            Err(done) => {
+                let ok = done.result == VmOutcome::Ok;
+                let done = VmResult {
+                    seconds: started.elapsed().as_secs_f64(),
+                    ..done
+                };
+                self.finished(&vp.name, ok);
+                return (done, None);
+            }
+        };
+        let run = self.run_steps(&mut vp, claimed).await;
         let mut r = VmResult { vmid: vp.vmid, ..r };
         if let Ok(warnings) = &run {
             r.warnings.clone_from(warnings);
@@ -464,6 +562,24 @@ pub async fn apply(
             .map(|p| (p, OnceCell::new()))
             .collect(),
     });
+    let wants_claims = plan
+        .vms
+        .iter()
+        .any(|v| v.vmid_allocated && v.action == Action::Create);
+    let (claims, claimer) = match (wants_claims, transports.keys().next()) {
+        (true, Some(lock_node)) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(256);
+            let claimer = claim::Claimer {
+                rx,
+                transports: transports.clone(),
+                lock_node: lock_node.clone(),
+                ids: ids.clone(),
+                report: report.clone(),
+            };
+            (Some(tx), Some(tokio::spawn(claimer.serve())))
+        }
+        _ => (None, None),
+    };
     let mut by_node: BTreeMap<String, Vec<(usize, VmPlan)>> = BTreeMap::new();
     for (index, vp) in plan.vms.into_iter().enumerate() {
         by_node
@@ -489,6 +605,7 @@ pub async fn apply(
         };
         let lane = Arc::new(Lane {
             node,
+            claims: claims.clone(),
             transport,
             report: report.clone(),
             ids: ids.clone(),
@@ -498,11 +615,16 @@ pub async fn apply(
         });
         nodes.spawn(lane.node(vms));
     }
+    // Every lane holds a sender; the claimer ends with the last of them.
+    drop(claims);
     while let Some(joined) = nodes.join_next().await {
         // A node task only joins VM tasks; each VM's panic is its own result.
         if let Ok(r) = joined {
             results.extend(r);
         }
+    }
+    if let Some(claimer) = claimer {
+        let _ = claimer.await;
     }
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()

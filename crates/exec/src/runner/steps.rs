@@ -80,10 +80,16 @@ fn segment_end(steps: &[Step], from: usize, alloc_end: Option<usize>) -> usize {
 }
 
 impl Lane {
-    /// Runs a VM's steps; returns the warnings the host printed.
-    pub(super) async fn run_steps(&self, vp: &mut VmPlan) -> Result<Vec<String>, StepsFailed> {
+    /// Runs a VM's steps; returns the warnings the host printed. `claimed`:
+    /// this run already made the VM (its name claim).
+    pub(super) async fn run_steps(
+        &self,
+        vp: &mut VmPlan,
+        claimed: bool,
+    ) -> Result<Vec<String>, StepsFailed> {
         let mut warnings = Vec::new();
         let mut state = RunState::new(vp.vmid_allocated);
+        state.reserved = claimed;
         let mut imported: Option<String> = None;
         let mut i = 0;
         // Where the storage lock is bounded, the allocating steps go in a
