@@ -340,11 +340,14 @@ impl Planner<'_> {
         // The listed content type decides: real `images` volids have no
         // `images/` folder (`local:100/base.qcow2`, `local-lvm:base-9000-disk-0`).
         let content = listed_content(listed, volname);
-        if content == "images" || (content == "import" && version.has_import_content()) {
+        if version.has_import_from()
+            && (content == "images" || (content == "import" && version.has_import_content()))
+        {
             return Ok(volid);
         }
-        // `import-from` rejects iso volumes and `qm importdisk` wants a
-        // file: use the host path (CONTRACT §4.1, §16.2-3).
+        // `import-from` rejects iso volumes (and import volumes before PVE
+        // 8.3), and `qm importdisk` (before PVE 7.2) wants a file: use the
+        // host path (CONTRACT §3.4, §4.1, §16.2-3).
         node.image_paths
             .get(&volid)
             .cloned()

@@ -311,3 +311,44 @@ fn an_image_listed_as_another_content_type_is_refused() {
         })
     );
 }
+
+/// `import-from` takes iso volumes by path always, import volumes by volid
+/// from PVE 8.3 and images volumes by volid; `qm importdisk` (PVE < 7.2)
+/// takes a path for every volume (CONTRACT §3.4, §4.1, §15).
+#[test]
+fn each_content_type_is_given_as_the_version_takes_it() {
+    let cases = [
+        ("8.4.1", "iso", "local:iso/u.img", "path"),
+        ("7.2-7", "iso", "local:iso/u.img", "path"),
+        ("8.3.0", "import", "local:import/u.qcow2", "volid"),
+        ("8.2.7", "import", "local:import/u.qcow2", "path"),
+        ("8.4.1", "images", "local:100/u.qcow2", "volid"),
+        ("7.2-7", "images", "local:100/u.qcow2", "volid"),
+        ("7.1-10", "images", "local:100/u.qcow2", "path"),
+        ("7.1-10", "iso", "local:iso/u.img", "path"),
+    ];
+    for (version, content, volid, want) in cases {
+        let d = host(&[&format!("{{name: web, vmid: 200, image: '{volid}'}}")]);
+        let mut n = node("pve1", version);
+        add_sized(&mut n, volid, content, 1 << 30);
+        n.image_paths.insert(volid.into(), "/host/path".into());
+        let (_, v) = only_vm(&d, &default_host(n));
+        assert_eq!(
+            v.action,
+            Action::Create,
+            "{version} {content}: {:?}",
+            v.problem
+        );
+        let all: Vec<String> = v.steps.iter().flat_map(argv).collect();
+        let by_path = all.iter().any(|w| w.contains("/host/path"));
+        let by_volid = all
+            .iter()
+            .any(|w| w.ends_with(&format!("import-from={volid}")) || w == volid);
+        let got = match (by_path, by_volid) {
+            (true, false) => "path",
+            (false, true) => "volid",
+            _ => "both or neither",
+        };
+        assert_eq!(got, want, "{version} {content}: {all:?}");
+    }
+}
