@@ -155,3 +155,31 @@ fn storage_facts_read_leniently() {
     assert!(!pve1["b"].holds("images"));
     assert!(pve1["c"].holds("images") && pve1["c"].content.is_none());
 }
+
+/// `/nodes/{node}/qemu --full 1` lists each VM's vmstatus with `qmpstatus`
+/// (CONTRACT §12.4), as `status/current` does: a suspended VM reports
+/// `status: running` and `qmpstatus: paused`, and reads as paused.
+#[test]
+fn a_paused_vm_reads_as_paused_from_the_full_listing() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pvesh");
+    let one = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).expect("fixture")).expect("json")
+    };
+    let list = serde_json::json!([
+        one("qemu-status-current--fog-proxmox-3.json"),
+        one("qemu-status-current--fog-proxmox-2.json"),
+        one("qemu-status-current--community-proxmox-1.json"),
+    ]);
+    let vms = obs::parse_node_vms("pve", list.to_string().as_bytes()).expect("parse");
+    let status: Vec<_> = vms.iter().map(|v| v.status.clone()).collect();
+    use pvefleet_model::VmStatus;
+    assert_eq!(
+        status,
+        [
+            Some(VmStatus::Paused),
+            Some(VmStatus::Running),
+            Some(VmStatus::Stopped)
+        ]
+    );
+    assert!(vms.iter().all(|v| v.node == "pve"));
+}
