@@ -122,7 +122,7 @@ impl Planner<'_> {
             }
             DiskSource::Image(ImageRef::Path(_)) => {}
             DiskSource::Clone(r) => {
-                if !find_template(r, self.input.observed).is_some_and(|t| t.node == node) {
+                if find_template(r, self.input.observed).is_none_or(|t| t.node != node) {
                     lacks.push(format!("no template '{}'", clone_ref_text(r)));
                 }
             }
