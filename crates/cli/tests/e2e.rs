@@ -609,3 +609,287 @@ fn clone_of_a_template_then_rerun_changes_nothing() {
     let j2: Value = serde_json::from_slice(&again.stdout).expect("json");
     assert_eq!(j2["changed"], false, "{}", text(&again));
 }
+
+/// The state-changing `qm` commands of the journal, as lines.
+fn changing_lines(bed: &TestBed) -> Vec<String> {
+    journal_argv(bed)
+        .into_iter()
+        .filter(|(a, _)| state_changing(a))
+        .map(|(a, _)| a.join(" "))
+        .collect()
+}
+
+/// Writes `yaml` as the bed's config file and returns its path.
+fn yaml_config(bed: &TestBed, name: &str, yaml: &str) -> String {
+    let path = bed.dir.path().join(name);
+    std::fs::write(&path, yaml).expect("write config");
+    path.to_str().expect("utf8").to_string()
+}
+
+#[test]
+fn a_clone_of_a_template_without_a_cloudinit_drive_gets_one_whatever_its_name() {
+    let bed = bed(&["pve"]);
+    // The admin's template has "cloudinit" in its name but no cloud-init
+    // drive: only its configuration tells.
+    let path = bed.ssh(
+        "pve",
+        "pvesm path local:iso/jammy-server-cloudimg-amd64.img",
+    );
+    let path = String::from_utf8_lossy(&path.stdout).trim().to_string();
+    let make = bed.ssh(
+        "pve",
+        &[
+            "qm create 9000 --name ubuntu-cloudinit-tpl --scsihw virtio-scsi-pci --scsi0 local-lvm:0,import-from=",
+            &path,
+            " --boot order=scsi0 && qm template 9000",
+        ]
+        .concat(),
+    );
+    assert!(
+        make.status.success(),
+        "{}",
+        String::from_utf8_lossy(&make.stderr)
+    );
+    let tpl = vms_of(&bed, 9000).expect("template");
+    assert!(tpl["config"].get("ide2").is_none(), "{tpl}");
+    let c = yaml_config(
+        &bed,
+        "clone.yml",
+        "proxmox:\n  host: pve\nvms:\n  - vmid: 301\n    name: ci-1\n    clone: ubuntu-cloudinit-tpl\n    storage: local-lvm\n    ip: 192.168.50.31/24\n    gateway: 192.168.50.1\n",
+    );
+    let out = pvefleet(&bed, &["apply", &c, "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v = vms_of(&bed, 301).expect("vm 301");
+    assert_eq!(v["status"], "running");
+    assert_eq!(
+        v["config"]["ide2"],
+        "local-lvm:vm-301-cloudinit,media=cdrom"
+    );
+    assert_eq!(
+        v["config"]["ipconfig0"],
+        "ip=192.168.50.31/24,gw=192.168.50.1"
+    );
+    assert!(
+        changing_lines(&bed)
+            .iter()
+            .any(|l| l.starts_with("qm set 301 ") && l.contains("--ide2 local-lvm:cloudinit")),
+        "{:?}",
+        changing_lines(&bed)
+    );
+    let again = pvefleet(&bed, &["apply", &c, "--yes", "--output", "json"]);
+    let j: Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(j["changed"], false, "{}", text(&again));
+}
+
+#[test]
+fn a_memory_update_keeps_the_net0_items_an_admin_added() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t);
+    let out = pvefleet(&bed, &["apply", cfg.to_str().expect("utf8"), "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The admin turns on the firewall and lowers the MTU of web-01's NIC.
+    let net0 = vms_of(&bed, 201).expect("201")["config"]["net0"]
+        .as_str()
+        .expect("net0")
+        .to_string();
+    let admin = [net0.as_str(), ",firewall=1,mtu=1400"].concat();
+    let set = bed.ssh("pve", &["qm set 201 --net0 '", &admin, "'"].concat());
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    // The file changes web-01's memory only: net0 is not sent at all.
+    let edited = config(&bed, |t| {
+        t.replace("    name: web-01\n", "    name: web-01\n    memory: 3072\n")
+    });
+    bed.clear_journal();
+    let out = pvefleet(&bed, &["apply", edited.to_str().expect("utf8"), "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(changing_lines(&bed), ["qm set 201 --memory 3072"]);
+    let net0 = vms_of(&bed, 201).expect("201")["config"]["net0"].clone();
+    assert_eq!(net0, admin.as_str());
+    // A VLAN change rewrites net0, and keeps the admin's items too.
+    let vlan = config(&bed, |t| {
+        t.replace(
+            "    name: web-01\n",
+            "    name: web-01\n    memory: 3072\n    vlan: 10\n",
+        )
+    });
+    bed.clear_journal();
+    let out = pvefleet(&bed, &["apply", vlan.to_str().expect("utf8"), "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let net0 = vms_of(&bed, 201).expect("201")["config"]["net0"]
+        .as_str()
+        .expect("net0")
+        .to_string();
+    for item in ["firewall=1", "mtu=1400", "tag=10", "bridge=vmbr0"] {
+        assert!(net0.split(',').any(|i| i == item), "{item} in {net0}");
+    }
+    assert!(
+        net0.starts_with(&admin[..admin.find(',').expect("mac")]),
+        "{net0}"
+    );
+}
+
+#[test]
+fn a_disk_smaller_than_the_image_is_refused_at_plan_time_and_nothing_is_created() {
+    // Ubuntu 22.04's cloud image is 2252 MiB once imported.
+    let bed = TestBed::start(
+        &exe(),
+        &["pve"],
+        &[
+            "--image",
+            "local:iso/jammy-server-cloudimg-amd64.img:2252M",
+            "--agent-ping-ms",
+            "50",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("test bed: {e}"));
+    let cfg = config(&bed, |t| {
+        t.replace("disk: 20G", "disk: 2G")
+            .replace("disk: 40G", "disk: 2G")
+    });
+    let c = cfg.to_str().expect("utf8");
+    let plan = pvefleet(&bed, &["plan", c]);
+    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan));
+    let all = text(&plan);
+    assert!(
+        all.contains("disk: 2G is smaller than image local:iso/jammy-server-cloudimg-amd64.img")
+            && all.contains("2252M"),
+        "{all}"
+    );
+    let json = pvefleet(&bed, &["plan", c, "--output", "json"]);
+    let j: Value = serde_json::from_slice(&json.stdout).expect("json");
+    for v in j["vms"].as_array().expect("vms") {
+        assert_eq!(v["code"], "disk_too_small", "{v}");
+        assert_eq!(v["commands"].as_array().map(Vec::len), Some(0), "{v}");
+    }
+    bed.clear_journal();
+    let out = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(vms(&bed).is_empty(), "nothing created");
+    assert!(
+        changing_lines(&bed).is_empty(),
+        "{:?}",
+        changing_lines(&bed)
+    );
+    // Room for the image: it goes through.
+    let fixed = config(&bed, |t| t.replace("disk: 40G", "disk: 2252M"));
+    let out = pvefleet(
+        &bed,
+        &[
+            "apply",
+            fixed.to_str().expect("utf8"),
+            "--yes",
+            "--only",
+            "db-01",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(vms_of(&bed, 203).is_some_and(|v| v["status"] == "running"));
+}
+
+#[test]
+fn storage_local_of_a_default_host_is_refused_with_the_fix() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t.replace("storage: local-lvm", "storage: local"));
+    let c = cfg.to_str().expect("utf8");
+    let plan = pvefleet(&bed, &["plan", c]);
+    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan));
+    let all = text(&plan);
+    assert!(
+        all.contains("storage 'local' on node pve cannot hold VM disks"),
+        "{all}"
+    );
+    assert!(
+        all.contains("pvesm set local --content iso,vztmpl,backup,images"),
+        "{all}"
+    );
+    assert!(all.contains("local-lvm"), "{all}");
+    bed.clear_journal();
+    let out = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(vms(&bed).is_empty(), "nothing created");
+    assert!(
+        changing_lines(&bed).is_empty(),
+        "{:?}",
+        changing_lines(&bed)
+    );
+    // A host whose admin enabled images on `local` (what the message's
+    // `pvesm set` does) takes it.
+    let enabled = TestBed::start(
+        &exe(),
+        &["pve"],
+        &[
+            "--storage",
+            "local:dir:iso+vztmpl+backup+images",
+            "--image",
+            "local:iso/jammy-server-cloudimg-amd64.img:2G",
+            "--agent-ping-ms",
+            "50",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("test bed: {e}"));
+    let cfg = config(&enabled, |t| {
+        t.replace("storage: local-lvm", "storage: local")
+    });
+    let out = pvefleet(
+        &enabled,
+        &[
+            "apply",
+            cfg.to_str().expect("utf8"),
+            "--yes",
+            "--only",
+            "web-01",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v = vms_of(&enabled, 201).expect("201");
+    assert!(
+        v["config"]["scsi0"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("local:201/vm-201-disk-0")),
+        "{v}"
+    );
+}
+
+#[test]
+#[ignore = "pve-sim cannot pause a VM yet: needs 'qm suspend'/'qm resume' and qmpstatus in /nodes/N/qemu --full 1"]
+fn a_paused_vm_is_resumed() {
+    let bed = bed(&["pve"]);
+    let cfg = config(&bed, |t| t);
+    let c = cfg.to_str().expect("utf8");
+    let out = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let qmp = |bed: &TestBed| {
+        let o = bed.ssh(
+            "pve",
+            "pvesh get /nodes/pve/qemu/201/status/current --output-format json",
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).expect("status json");
+        v["qmpstatus"].as_str().unwrap_or("").to_string()
+    };
+    let pause = bed.ssh("pve", "qm suspend 201");
+    assert!(
+        pause.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pause.stderr)
+    );
+    assert_eq!(qmp(&bed), "paused");
+    let plan = pvefleet(&bed, &["plan", c]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("paused; 'qm resume' continues it"),
+        "{}",
+        text(&plan)
+    );
+    bed.clear_journal();
+    let out = pvefleet(&bed, &["apply", c, "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(changing_lines(&bed), ["qm resume 201"]);
+    assert_eq!(qmp(&bed), "running");
+    let again = pvefleet(&bed, &["apply", c, "--yes", "--output", "json"]);
+    let j: Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(j["changed"], false, "{}", text(&again));
+}

@@ -185,6 +185,8 @@ fn read_cluster(
         obs::parse_cluster_vms(resources).map_err(|e| a.bad("/cluster/resources", e))?;
     observed.shared_storages =
         obs::parse_shared_storages(resources).map_err(|e| a.bad("/cluster/resources", e))?;
+    observed.storage_facts =
+        obs::parse_storages(resources).map_err(|e| a.bad("/cluster/resources", e))?;
     if let Some(out) = a.ok(&Read::NextId) {
         observed.next_id = obs::parse_next_id(out.stdout.as_bytes()).ok();
     }

@@ -89,6 +89,8 @@ pub enum Qm {
     Shutdown { vmid: VmId, timeout: u32 },
     /// `qm reboot <vmid>`: applies pending changes.
     Reboot { vmid: VmId },
+    /// `qm resume <vmid>`: continues a paused VM.
+    Resume { vmid: VmId },
     /// `qm destroy <vmid> --purge 1 --destroy-unreferenced-disks 1`.
     Destroy { vmid: VmId, skiplock: bool },
     /// `qm clone <vmid> <newid> --name N [--full 0|1] [--storage S]`.
@@ -155,9 +157,11 @@ impl Pvesh {
         Self::get("/cluster/nextid".into())
     }
 
-    /// `/nodes/{node}/qemu`: fresh status of the node's VMs.
+    /// `/nodes/{node}/qemu --full 1`: fresh status of the node's VMs, with
+    /// `qmpstatus` (only `--full` queries QEMU, so only it tells a paused
+    /// VM from a running one; CONTRACT §12.4).
     pub fn node_vms(node: &str) -> Self {
-        Self::get(["/nodes/", node, "/qemu"].concat())
+        Self::get(["/nodes/", node, "/qemu"].concat()).param("full", "1")
     }
 
     /// `/nodes/{node}/network`: the node's interfaces and bridges.
@@ -295,6 +299,10 @@ impl Qm {
                 a = words(&["qm", "reboot"]);
                 push_vmid(&mut a, *vmid);
             }
+            Qm::Resume { vmid } => {
+                a = words(&["qm", "resume"]);
+                push_vmid(&mut a, *vmid);
+            }
             Qm::Destroy { vmid, skiplock } => {
                 a = words(&["qm", "destroy"]);
                 push_vmid(&mut a, *vmid);
@@ -399,6 +407,7 @@ impl Command {
             | Qm::Stop { vmid, .. }
             | Qm::Shutdown { vmid, .. }
             | Qm::Reboot { vmid }
+            | Qm::Resume { vmid }
             | Qm::Destroy { vmid, .. }
             | Qm::Template { vmid }
             | Qm::Config { vmid }
@@ -583,5 +592,17 @@ mod tests {
         })
         .allocates());
         assert!(!Command::Qm(Qm::Start { vmid: id(201) }).allocates());
+    }
+
+    #[test]
+    fn resume_and_the_full_vm_listing() {
+        let r = Command::Qm(Qm::Resume { vmid: id(201) });
+        assert_eq!(r.argv(), ["qm", "resume", "201"]);
+        assert!(r.changes_state() && !r.allocates());
+        assert_eq!(r.retarget(id(201), id(205)).argv()[2], "205");
+        assert_eq!(
+            Command::Pvesh(Pvesh::node_vms("pve")).to_string(),
+            "pvesh get /nodes/pve/qemu --full 1 --output-format json"
+        );
     }
 }

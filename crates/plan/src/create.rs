@@ -5,9 +5,9 @@
 
 use crate::diff::Planner;
 use crate::lookup::{clone_ref_text, find_template};
-use crate::observed::{NodeState, PveVersion};
+use crate::observed::{NodeState, PveVersion, StorageOnNode, Volume};
 use crate::options;
-use crate::problem::PlanProblem;
+use crate::problem::{PlanProblem, SizeOf};
 use crate::types::{Action, Check, InputSource, Step, VmPlan};
 use crate::update::boot_disk;
 use pvefleet_model::drive::is_cloudinit_drive;
@@ -21,6 +21,22 @@ struct CloneFrom {
     full: bool,
     storage: Option<String>,
     add_cloudinit: bool,
+}
+
+/// An admin's template to clone: how, its boot disk and that disk's size.
+struct AdminTemplate {
+    from: CloneFrom,
+    disk: String,
+    size: Option<u64>,
+}
+
+/// The content type a listed volume is under: as listed, else (a listing
+/// without `content`) the folder of its name (`iso/x.img`).
+fn listed_content<'v>(listed: &'v Volume, volname: &'v str) -> &'v str {
+    listed
+        .content
+        .as_deref()
+        .unwrap_or_else(|| volname.split('/').next().unwrap_or(""))
 }
 
 impl Planner<'_> {
@@ -63,6 +79,14 @@ impl Planner<'_> {
             })?;
         let version = self.create_version(node)?;
         self.check_bridge(spec, &vp.node)?;
+        self.check_storage(spec, &vp.node)?;
+        let admin = match &spec.source {
+            DiskSource::Image(img) => {
+                self.check_image(spec, img, node)?;
+                None
+            }
+            DiskSource::Clone(r) => Some(self.admin_template(spec, r, node)?),
+        };
         let vmid = match vp.vmid {
             Some(id) => id,
             None => {
@@ -93,10 +117,15 @@ impl Planner<'_> {
                 };
                 vp.steps.extend(clone_steps(spec, vmid, &from, keys));
             }
-            DiskSource::Clone(r) => {
-                let (from, disk) = self.admin_template(spec, r, node)?;
-                system_disk = disk;
-                vp.steps.extend(clone_steps(spec, vmid, &from, keys));
+            DiskSource::Clone(_) => {
+                if let Some(t) = admin {
+                    // A clone already has the template's size.
+                    if t.size.is_some() && t.size == spec.disk {
+                        grow = None;
+                    }
+                    system_disk = t.disk;
+                    vp.steps.extend(clone_steps(spec, vmid, &t.from, keys));
+                }
             }
         }
         if let Some(bytes) = grow {
@@ -119,13 +148,14 @@ impl Planner<'_> {
     }
 
     /// The admin's template a `clone:` names, checked, with how to clone it
-    /// and the name of its system disk.
+    /// and its system disk. The file's `disk` must not be smaller than that
+    /// disk: a clone starts at the template's size.
     fn admin_template(
         &self,
         spec: &VmSpec,
         r: &CloneRef,
         node: &NodeState,
-    ) -> Result<(CloneFrom, String), PlanProblem> {
+    ) -> Result<AdminTemplate, PlanProblem> {
         let t =
             find_template(r, self.input.observed).ok_or_else(|| PlanProblem::TemplateNotFound {
                 template: clone_ref_text(r),
@@ -149,9 +179,25 @@ impl Planner<'_> {
                 .any(|(k, v)| is_disk_key(k) && is_cloudinit_drive(v))
         });
         let disk = tcfg.map(boot_disk).unwrap_or_else(|| "scsi0".into());
-        let tstorage = tcfg
+        let tdrive = tcfg
             .and_then(|c| c.current.get(&disk))
-            .and_then(|v| Drive::parse(v).ok())
+            .and_then(|v| Drive::parse(v).ok());
+        let size = tdrive.as_ref().and_then(|d| d.size);
+        if let (Some(want), Some(have)) = (spec.disk, size) {
+            if want < have {
+                return Err(PlanProblem::DiskTooSmall {
+                    disk: format_size(want),
+                    size: format_size(have),
+                    of: SizeOf::Template {
+                        vmid: t.vmid,
+                        disk,
+                        size: format_size(have),
+                    },
+                });
+            }
+        }
+        let tstorage = tdrive
+            .as_ref()
             .and_then(|d| d.file.volume().map(|v| v.storage().as_str().to_string()));
         // A linked clone stays on the template's storage; another storage
         // needs a full clone.
@@ -162,7 +208,92 @@ impl Planner<'_> {
             storage: full.then(|| spec.storage.clone()),
             add_cloudinit: !has_cloudinit,
         };
-        Ok((from, disk))
+        Ok(AdminTemplate { from, disk, size })
+    }
+
+    /// The VM's storage must exist on the node and be enabled for VM disks
+    /// (`images`): a default installation's `local` is not (CONTRACT §13).
+    /// Checked where `/cluster/resources` described the node's storages.
+    pub(crate) fn check_storage(&self, spec: &VmSpec, node: &str) -> Result<(), PlanProblem> {
+        let observed = self.input.observed;
+        match observed.storage_on(node, &spec.storage) {
+            StorageOnNode::Unknown => Ok(()),
+            StorageOnNode::Missing => Err(PlanProblem::NoSuchStorage {
+                storage: spec.storage.clone(),
+                node: node.to_string(),
+                available: observed
+                    .storage_facts
+                    .get(node)
+                    .map(|all| all.keys().cloned().collect())
+                    .unwrap_or_default(),
+            }),
+            StorageOnNode::Present(f) if !f.holds("images") => {
+                Err(PlanProblem::StorageWithoutImages {
+                    storage: spec.storage.clone(),
+                    node: node.to_string(),
+                    content: f.content.clone().unwrap_or_default(),
+                    alternatives: observed.image_storages(node),
+                    can_hold_images: !matches!(f.kind.as_deref(), Some("cephfs" | "pbs" | "esxi")),
+                })
+            }
+            StorageOnNode::Present(_) => Ok(()),
+        }
+    }
+
+    /// A listed image volume must be a disk image (`iso`, `import` or
+    /// `images` content), and the file's `disk` must not be smaller than it:
+    /// the import makes a disk of the image's virtual size, which cannot
+    /// shrink. The listing gives the virtual size of `images` volumes and
+    /// the file size of `iso` and `import` ones, which the virtual size is
+    /// at least (CONTRACT §12.2). An image that is not listed is reported
+    /// where it is needed ([`Planner::import_source`]).
+    fn check_image(
+        &self,
+        spec: &VmSpec,
+        img: &ImageRef,
+        node: &NodeState,
+    ) -> Result<(), PlanProblem> {
+        let ImageRef::Volume { storage, volname } = img else {
+            return Ok(());
+        };
+        let volid = img.display();
+        let Some(listed) = node
+            .storages
+            .get(storage)
+            .and_then(|vols| vols.iter().find(|v| v.volid == volid))
+        else {
+            return Ok(());
+        };
+        let content = listed_content(listed, volname);
+        if !matches!(content, "iso" | "import" | "images") {
+            return Err(PlanProblem::ImageWrongContent {
+                image: volid,
+                content: content.to_string(),
+            });
+        }
+        let have = listed.size.and_then(|s| u64::try_from(s).ok());
+        if let (Some(want), Some(have)) = (spec.disk, have) {
+            if want < have {
+                let size = format_size(have);
+                let of = if content == "images" {
+                    SizeOf::ImageVirtual {
+                        image: volid,
+                        size: size.clone(),
+                    }
+                } else {
+                    SizeOf::ImageFile {
+                        image: volid,
+                        size: size.clone(),
+                    }
+                };
+                return Err(PlanProblem::DiskTooSmall {
+                    disk: format_size(want),
+                    size,
+                    of,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The bridge must exist on the node.
@@ -208,15 +339,15 @@ impl Planner<'_> {
         };
         // The listed content type decides: real `images` volids have no
         // `images/` folder (`local:100/base.qcow2`, `local-lvm:base-9000-disk-0`).
-        let content = listed
-            .content
-            .as_deref()
-            .unwrap_or_else(|| volname.split('/').next().unwrap_or(""));
-        if content == "images" || (content == "import" && version.has_import_content()) {
+        let content = listed_content(listed, volname);
+        if version.has_import_from()
+            && (content == "images" || (content == "import" && version.has_import_content()))
+        {
             return Ok(volid);
         }
-        // `import-from` rejects iso volumes and `qm importdisk` wants a
-        // file: use the host path (CONTRACT §4.1, §16.2-3).
+        // `import-from` rejects iso volumes (and import volumes before PVE
+        // 8.3), and `qm importdisk` (before PVE 7.2) wants a file: use the
+        // host path (CONTRACT §3.4, §4.1, §16.2-3).
         node.image_paths
             .get(&volid)
             .cloned()

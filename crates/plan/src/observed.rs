@@ -245,6 +245,66 @@ pub fn parse_shared_storages(bytes: &[u8]) -> Result<BTreeSet<String>, ObserveEr
         .collect())
 }
 
+/// A storage as `/cluster/resources` lists it for one node (CONTRACT §12.3,
+/// §18 "Storage content"): which content types it is enabled for and
+/// whether the cluster shares it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageFacts {
+    /// The enabled content types in the order Proxmox lists them
+    /// (`iso,vztmpl,backup`); `None` when the entry has no `content`.
+    pub content: Option<Vec<String>>,
+    /// Shared between the nodes (one cluster-wide allocation lock).
+    pub shared: bool,
+    /// The plugin type (`dir`, `lvmthin`, `zfspool`, `nfs`, ...), when listed.
+    pub kind: Option<String>,
+}
+
+impl StorageFacts {
+    /// True when the storage is enabled for `content`, or when its content
+    /// types were not listed (nothing to hold against it).
+    pub fn holds(&self, content: &str) -> bool {
+        self.content
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|t| t == content))
+    }
+}
+
+/// Each node's storages from `/cluster/resources` (entries of type
+/// `storage`), by node then storage id. `content` is a comma-separated list
+/// (`rootdir,images`; `none` for no type); `shared` is 0/1, also as a string.
+pub fn parse_storages(
+    bytes: &[u8],
+) -> Result<BTreeMap<String, BTreeMap<String, StorageFacts>>, ObserveError> {
+    let v = json("/cluster/resources", bytes)?;
+    let mut out: BTreeMap<String, BTreeMap<String, StorageFacts>> = BTreeMap::new();
+    for i in array("/cluster/resources", &v)? {
+        if i.get("type").and_then(Value::as_str) != Some("storage") {
+            continue;
+        }
+        let (Some(node), Some(storage)) = (text(i.get("node")), text(i.get("storage"))) else {
+            continue;
+        };
+        let content = text(i.get("content")).map(|c| {
+            let mut list: Vec<String> = Vec::new();
+            for t in c.split([',', ';', ' ']).map(str::trim) {
+                if !t.is_empty() && t != "none" && !list.iter().any(|x| x == t) {
+                    list.push(t.to_string());
+                }
+            }
+            list
+        });
+        out.entry(node).or_default().insert(
+            storage,
+            StorageFacts {
+                content,
+                shared: flag(i.get("shared")),
+                kind: text(i.get("plugintype")),
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// Parses `/cluster/nextid` (a number or a string).
 pub fn parse_next_id(bytes: &[u8]) -> Result<u32, ObserveError> {
     let v = json("/cluster/nextid", bytes)?;
@@ -429,6 +489,22 @@ pub struct Observed {
     /// VMs are left alone this run.
     #[serde(default)]
     pub unreachable: BTreeMap<String, String>,
+    /// Each node's storages (content types, shared), by node then storage,
+    /// from `/cluster/resources`. A node missing here was not described:
+    /// its storages are not checked.
+    #[serde(default)]
+    pub storage_facts: BTreeMap<String, BTreeMap<String, StorageFacts>>,
+}
+
+/// What is known of a storage on a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageOnNode<'a> {
+    /// Nothing was observed about the node's storages.
+    Unknown,
+    /// The node has no storage of that id.
+    Missing,
+    /// The storage as listed.
+    Present(&'a StorageFacts),
 }
 
 impl Observed {
@@ -450,6 +526,34 @@ impl Observed {
             .flat_map(|n| n.vms.iter())
             .find(|v| v.vmid == vmid)
             .or_else(|| self.cluster_vms.iter().find(|v| v.vmid == vmid))
+    }
+
+    /// What is known of `storage` on `node`.
+    pub fn storage_on(&self, node: &str, storage: &str) -> StorageOnNode<'_> {
+        match self.storage_facts.get(node) {
+            None => StorageOnNode::Unknown,
+            Some(all) if all.is_empty() => StorageOnNode::Unknown,
+            Some(all) => all
+                .get(storage)
+                .map_or(StorageOnNode::Missing, StorageOnNode::Present),
+        }
+    }
+
+    /// The storages of `node` enabled for VM disks (`images`), sorted.
+    pub fn image_storages(&self, node: &str) -> Vec<String> {
+        self.storage_facts
+            .get(node)
+            .map(|all| {
+                all.iter()
+                    .filter(|(_, f)| {
+                        f.content
+                            .as_ref()
+                            .is_some_and(|c| c.iter().any(|t| t == "images"))
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// All guests known, fresh node listings first, without duplicates.

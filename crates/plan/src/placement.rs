@@ -1,10 +1,11 @@
 //! Which node a new VM goes to: the single host's node, the node the file
 //! names, or for `node: auto` the node with the most free memory that has
-//! what the VM needs (counting VMs placed earlier in the same plan).
+//! what the VM needs — its bridge, its storage enabled for VM disks, its
+//! image or template — counting VMs placed earlier in the same plan.
 
 use crate::diff::Planner;
-use crate::lookup::{find_template, image_volid};
-use crate::observed::Observed;
+use crate::lookup::{clone_ref_text, find_template, image_volid};
+use crate::observed::{Observed, StorageOnNode};
 use crate::problem::PlanProblem;
 use pvefleet_model::spec::{Desired, DiskSource, ImageRef, Placement, VmSpec};
 use std::collections::BTreeMap;
@@ -60,39 +61,72 @@ impl Planner<'_> {
     }
 
     /// `node: auto`: the eligible node with the most free memory (ties: the
-    /// first name), whose free memory then shrinks by the VM's.
+    /// first name), whose free memory then shrinks by the VM's. With no
+    /// eligible node, the problem says what each node lacks.
     fn place_auto(&mut self, spec: &VmSpec) -> Result<String, PlanProblem> {
         let need = i64::try_from(spec.memory).unwrap_or(i64::MAX / 2) << 20;
-        let best = self
-            .free_memory
-            .iter()
-            .filter(|(name, _)| self.eligible(spec, name))
-            .max_by_key(|(name, free)| (**free, std::cmp::Reverse((*name).clone())))
+        let mut unmet = Vec::new();
+        let mut eligible = Vec::new();
+        for (name, free) in &self.free_memory {
+            let lacks = self.lacks(spec, name);
+            if lacks.is_empty() {
+                eligible.push((name, *free));
+            } else {
+                unmet.push(format!("{name}: {}", lacks.join(", ")));
+            }
+        }
+        let best = eligible
+            .into_iter()
+            .max_by_key(|(name, free)| (*free, std::cmp::Reverse((*name).clone())))
             .map(|(name, _)| name.clone())
-            .ok_or(PlanProblem::NoEligibleNode)?;
+            .ok_or(PlanProblem::NoEligibleNode { unmet })?;
         if let Some(free) = self.free_memory.get_mut(&best) {
             *free -= need;
         }
         Ok(best)
     }
 
-    /// True when `node` has what the VM needs: its image or template.
-    fn eligible(&self, spec: &VmSpec, node: &str) -> bool {
+    /// What `node` lacks of what the VM needs: its bridge, its storage
+    /// enabled for VM disks, and its image or template. Empty when the node
+    /// qualifies. Storages are checked where `/cluster/resources` described
+    /// the node.
+    fn lacks(&self, spec: &VmSpec, node: &str) -> Vec<String> {
+        let Some(state) = self.node_state(node) else {
+            return vec!["not observed".into()];
+        };
+        let mut lacks = Vec::new();
+        if !state.bridges.contains(&spec.bridge) {
+            lacks.push(format!("no bridge '{}'", spec.bridge));
+        }
+        match self.input.observed.storage_on(node, &spec.storage) {
+            StorageOnNode::Missing => lacks.push(format!("no storage '{}'", spec.storage)),
+            StorageOnNode::Present(f) if !f.holds("images") => lacks.push(format!(
+                "storage '{}' does not hold VM disks (no 'images' content)",
+                spec.storage
+            )),
+            _ => {}
+        }
         match &spec.source {
             DiskSource::Image(ImageRef::Volume { storage, .. }) => {
-                let Some(state) = self.node_state(node) else {
-                    return false;
-                };
                 let volid = image_volid(spec);
-                state
+                let listed = state
                     .storages
                     .get(storage)
-                    .is_some_and(|vols| vols.iter().any(|v| Some(&v.volid) == volid.as_ref()))
+                    .is_some_and(|vols| vols.iter().any(|v| Some(&v.volid) == volid.as_ref()));
+                if !listed {
+                    lacks.push(format!(
+                        "no image {}",
+                        volid.unwrap_or_else(|| storage.clone())
+                    ));
+                }
             }
-            DiskSource::Image(ImageRef::Path(_)) => true,
+            DiskSource::Image(ImageRef::Path(_)) => {}
             DiskSource::Clone(r) => {
-                find_template(r, self.input.observed).is_some_and(|t| t.node == node)
+                if find_template(r, self.input.observed).is_none_or(|t| t.node != node) {
+                    lacks.push(format!("no template '{}'", clone_ref_text(r)));
+                }
             }
         }
+        lacks
     }
 }

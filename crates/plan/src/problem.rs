@@ -1,6 +1,7 @@
 //! Why a VM cannot be planned ([`PlanProblem`]), and what is worth saying
 //! about one that can ([`PlanNote`]). Each has a stable `code` for JSON.
 
+use pvefleet_model::spec::PowerState;
 use pvefleet_model::{VmId, OWNER_TAG};
 
 /// Why a VM is in conflict or cannot be planned. A VM with a problem gets
@@ -65,9 +66,13 @@ pub enum PlanProblem {
     /// A cluster VM names no node.
     #[error("no node")]
     NoNode,
-    /// `node: auto` found no node that qualifies.
-    #[error("node: auto found no online node that has the image")]
-    NoEligibleNode,
+    /// `node: auto` found no node that qualifies; per node considered, what
+    /// it lacks (`pve1: no bridge 'vmbr9'`).
+    #[error("node: auto found no node that has what the VM needs ({})", if unmet.is_empty() { "no node of the file was observed".to_string() } else { unmet.join("; ") })]
+    NoEligibleNode {
+        /// Per node, what it lacks.
+        unmet: Vec<String>,
+    },
     /// The node is not among the observed ones.
     #[error("node {node} was not observed")]
     NodeNotObserved {
@@ -175,6 +180,51 @@ pub enum PlanProblem {
         /// Their ids.
         vmids: Vec<VmId>,
     },
+    /// The VM's `storage` does not exist on the node.
+    #[error("storage '{storage}' does not exist on node {node} (it has: {})", available.join(", "))]
+    NoSuchStorage {
+        /// The storage.
+        storage: String,
+        /// The node.
+        node: String,
+        /// The storages the node has.
+        available: Vec<String>,
+    },
+    /// The VM's `storage` is not enabled for VM disks (`images`), as a
+    /// default installation's `local` (CONTRACT §13).
+    #[error("storage '{storage}' on node {node} cannot hold VM disks: its content types ({}) do not include 'images'; {}", if content.is_empty() { "none".to_string() } else { content.join(",") }, storage_fix(storage, content, alternatives, *can_hold_images))]
+    StorageWithoutImages {
+        /// The storage.
+        storage: String,
+        /// The node.
+        node: String,
+        /// Its content types, as Proxmox lists them.
+        content: Vec<String>,
+        /// Storages of the node that hold VM disks.
+        alternatives: Vec<String>,
+        /// False for storage types that never hold VM disks (`cephfs`, `pbs`,
+        /// `esxi`): enabling `images` is no fix there.
+        can_hold_images: bool,
+    },
+    /// `disk` is smaller than the disk the VM starts from; disks cannot
+    /// shrink, so the resize would fail.
+    #[error("disk: {disk} is smaller than {of}; a disk cannot shrink: set 'disk' to at least {size}, or leave it out")]
+    DiskTooSmall {
+        /// The size in the file.
+        disk: String,
+        /// The size of what the disk starts from.
+        size: String,
+        /// What that is.
+        of: SizeOf,
+    },
+    /// The image volume is listed with a content type that is no disk image.
+    #[error("image {image} is listed as '{content}' content; an image must be an 'iso', 'import' or 'images' volume")]
+    ImageWrongContent {
+        /// The volume id.
+        image: String,
+        /// The content type it is listed under.
+        content: String,
+    },
 }
 
 fn ids_text(ids: &[VmId]) -> String {
@@ -182,6 +232,78 @@ fn ids_text(ids: &[VmId]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The fix of [`PlanProblem::StorageWithoutImages`].
+fn storage_fix(
+    storage: &str,
+    content: &[String],
+    alternatives: &[String],
+    can_hold_images: bool,
+) -> String {
+    let other = if alternatives.is_empty() {
+        "set 'storage' to a storage whose content includes 'images'".to_string()
+    } else {
+        format!(
+            "set 'storage' to one that holds VM disks ({})",
+            alternatives.join(", ")
+        )
+    };
+    if !can_hold_images {
+        return other;
+    }
+    let mut wanted: Vec<&str> = content.iter().map(String::as_str).collect();
+    wanted.push("images");
+    format!(
+        "enable it with 'pvesm set {storage} --content {}', or {other}",
+        wanted.join(",")
+    )
+}
+
+/// What a disk size is compared with, for [`PlanProblem::DiskTooSmall`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SizeOf {
+    /// The virtual size of an `images` volume (exact).
+    ImageVirtual {
+        /// The volume id.
+        image: String,
+        /// The size.
+        size: String,
+    },
+    /// The file size of an `iso` or `import` volume: Proxmox lists the
+    /// file's size there, which the virtual size is at least (CONTRACT §12.2).
+    ImageFile {
+        /// The volume id.
+        image: String,
+        /// The size.
+        size: String,
+    },
+    /// The boot disk of the template a VM is cloned from (its `size=`).
+    Template {
+        /// The template.
+        vmid: VmId,
+        /// Its boot disk.
+        disk: String,
+        /// The size.
+        size: String,
+    },
+}
+
+impl std::fmt::Display for SizeOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SizeOf::ImageVirtual { image, size } => {
+                write!(f, "the virtual size of image {image} ({size})")
+            }
+            SizeOf::ImageFile { image, size } => write!(
+                f,
+                "image {image}, whose file alone is {size} (its virtual size is at least that)"
+            ),
+            SizeOf::Template { vmid, disk, size } => {
+                write!(f, "the boot disk {disk} of template {vmid} ({size})")
+            }
+        }
+    }
 }
 
 impl PlanProblem {
@@ -208,7 +330,7 @@ impl PlanProblem {
             PlanProblem::HostNotObserved => "host_not_observed",
             PlanProblem::NotTheHostsNode { .. } => "not_the_hosts_node",
             PlanProblem::NoNode => "no_node",
-            PlanProblem::NoEligibleNode => "no_eligible_node",
+            PlanProblem::NoEligibleNode { .. } => "no_eligible_node",
             PlanProblem::NodeNotObserved { .. } => "node_not_observed",
             PlanProblem::UnknownVersion { .. } => "unknown_version",
             PlanProblem::UnsupportedVersion { .. } => "unsupported_version",
@@ -224,6 +346,10 @@ impl PlanProblem {
             PlanProblem::Locked { .. } => "locked",
             PlanProblem::ConfigUnreadable { .. } => "config_unreadable",
             PlanProblem::DuplicateName { .. } => "duplicate_name",
+            PlanProblem::NoSuchStorage { .. } => "no_such_storage",
+            PlanProblem::StorageWithoutImages { .. } => "storage_without_images",
+            PlanProblem::DiskTooSmall { .. } => "disk_too_small",
+            PlanProblem::ImageWrongContent { .. } => "image_wrong_content",
         }
     }
 }
@@ -242,6 +368,12 @@ pub enum PlanNote {
     /// The VM does not exist (nothing to destroy).
     #[error("does not exist")]
     Absent,
+    /// The VM is paused (`qmpstatus: paused`), and what the plan does about it.
+    #[error("paused{}", match want { PowerState::Running => "; 'qm resume' continues it", PowerState::Stopped => "; stopped without a clean shutdown (a paused guest cannot shut down)" })]
+    Paused {
+        /// The state the file asks for.
+        want: PowerState,
+    },
 }
 
 impl PlanNote {
@@ -250,6 +382,7 @@ impl PlanNote {
         match self {
             PlanNote::DiskLarger { .. } => "disk_larger",
             PlanNote::Absent => "absent",
+            PlanNote::Paused { .. } => "paused",
         }
     }
 }

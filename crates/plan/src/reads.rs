@@ -140,11 +140,13 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
                 .collect();
             reads.extend(storages.into_iter().map(|s| Read::StorageContent(s.into())));
             // `import-from` takes a host path for iso volumes, and for import
-            // volumes before PVE 8.3; resolve both, the planner picks.
+            // volumes before PVE 8.3; `qm importdisk` (before PVE 7.2) takes
+            // one for every volume. The version is not known yet: resolve
+            // every image volume, the planner picks.
             reads.extend(
                 images
                     .iter()
-                    .filter(|i| matches!(i.content_type(), Some("iso" | "import")))
+                    .filter(|i| matches!(i, ImageRef::Volume { .. }))
                     .map(|i| Read::ImagePath(i.display())),
             );
             NodeReads {

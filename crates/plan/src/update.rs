@@ -1,6 +1,6 @@
 //! Updating a managed VM: the keys that drifted in one `qm set`, a resize
-//! when the disk must grow, the power state, and which changes wait for a
-//! reboot.
+//! when the disk must grow, the power state (a paused VM is resumed or
+//! stopped), and which changes wait for a reboot.
 
 use crate::diff::Planner;
 use crate::observed::{ClusterVm, PveVersion, VmConfig};
@@ -100,15 +100,41 @@ impl Planner<'_> {
         if let Some(resize) = grow_step(spec, cfg, vmid, version, vp) {
             vp.steps.push(resize);
         }
-        // Changes a running VM takes only at its next boot.
+        // Changes a running (or paused) VM takes only at its next boot.
         let running = existing.status.as_ref().is_some_and(VmStatus::is_up);
         if running {
             cold.extend(cfg.pending.keys().cloned());
             cold.extend(cfg.pending_delete.iter().cloned());
             vp.reboot_pending = cold.into_iter().collect();
         }
-        self.power_step(vmid, running, vp);
+        if existing.status == Some(VmStatus::Paused) {
+            self.paused_step(vmid, spec, vp);
+        } else {
+            self.power_step(vmid, running, vp);
+        }
         Ok(())
+    }
+
+    /// A paused VM (QEMU up, guest frozen): `qm resume` when the file wants
+    /// it running, else `qm stop`, since a frozen guest cannot act on a
+    /// shutdown request (`qm shutdown` refuses a paused VM unless forced,
+    /// CONTRACT §7). Pending changes still wait for a reboot, which
+    /// `--reboot` sends after the resume.
+    fn paused_step(&self, vmid: VmId, spec: &VmSpec, vp: &mut VmPlan) {
+        vp.notes.push(PlanNote::Paused { want: spec.state });
+        if vp.running {
+            vp.steps.push(Step::exit(Command::Qm(Qm::Resume { vmid })));
+            if self.input.reboot && !vp.reboot_pending.is_empty() {
+                vp.steps.push(Step::exit(Command::Qm(Qm::Reboot { vmid })));
+                vp.reboot_pending.clear();
+            }
+        } else {
+            vp.steps.push(Step::exit(Command::Qm(Qm::Stop {
+                vmid,
+                skiplock: false,
+            })));
+            vp.reboot_pending.clear();
+        }
     }
 
     /// The sshkeys change: upload the new keys, or delete the key.

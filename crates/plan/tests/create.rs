@@ -210,14 +210,14 @@ fn images_content_is_given_as_volid_without_a_host_path() {
         scsi0_of(&v),
         "local-lvm:0,import-from=nfs:images/9000/base.qcow2"
     );
-    // A volume of no known content type needs its host path, which is
-    // unknown here.
+    // A volume listed under another content type is no disk image.
     add_volume(&mut n, "local-lvm:vm-9000-disk-0", None);
     let (_, v) = only_vm(&d, &observed(vec![n]));
     assert_eq!(
         v.problem,
-        Some(PlanProblem::ImagePathUnknown {
-            image: "local-lvm:vm-9000-disk-0".into()
+        Some(PlanProblem::ImageWrongContent {
+            image: "local-lvm:vm-9000-disk-0".into(),
+            content: "vm-9000-disk-0".into()
         })
     );
 }
@@ -447,9 +447,8 @@ fn vlan_mac_ip_and_cloud_init_options_are_spelled_on_create() {
 /// Real `images` volids have no `images/` folder: a directory storage
 /// lists `local:000/fedora.qcow2` (fixtures/pvesh/storage-content--
 /// dirkthedaring-px-2.json), LVM and ZFS list `local-lvm:base-9000-disk-0`,
-/// all with `"content": "images"`. The planner decides by the volname's
-/// first folder instead of the listed content, so such an image takes the
-/// host-path branch, whose path `read_plan` never asks for.
+/// all with `"content": "images"`. The planner decides by the listed
+/// content, so such an image is given to `import-from` as its volid.
 #[test]
 fn an_images_volume_as_listed_by_proxmox_is_given_as_volid() {
     let d = host(&["{name: web, vmid: 200, image: 'local:000/fedora.qcow2'}"]);

@@ -8,6 +8,7 @@ fn parse_one(name: &str, bytes: &[u8]) -> Result<(), String> {
     if name.starts_with("cluster-resources") {
         obs::parse_cluster_vms(bytes).map_err(e)?;
         obs::parse_node_memory(bytes).map_err(e)?;
+        obs::parse_storages(bytes).map_err(e)?;
         let shared = obs::parse_shared_storages(bytes).map_err(e)?;
         // One sample lists an NFS storage named `shared`; the others list
         // local storages or none.
@@ -98,4 +99,87 @@ fn shared_storages_come_from_the_resources_listing() {
         shared.into_iter().collect::<Vec<_>>(),
         ["ceph".to_string(), "nfs".to_string()]
     );
+}
+
+/// The storages of `/cluster/resources` as real hosts list them: per node,
+/// the content types in Proxmox's order, and `shared`.
+#[test]
+fn storage_facts_come_from_the_resources_listing_per_node() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pvesh");
+    let read = |name: &str| std::fs::read(dir.join(name)).expect("fixture");
+    // A 4-node cluster whose `local` (dir) holds no VM disks, as installed.
+    let go = obs::parse_storages(&read("cluster-resources--go-proxmox-1.json")).expect("parse");
+    assert_eq!(
+        go.keys().collect::<Vec<_>>(),
+        ["node1", "node2", "node3", "node4"]
+    );
+    let local = &go["node1"]["local"];
+    assert_eq!(
+        local.content.as_deref(),
+        Some(&["backup".to_string(), "vztmpl".into(), "iso".into()][..])
+    );
+    assert!(!local.holds("images") && !local.shared);
+    assert_eq!(local.kind.as_deref(), Some("dir"));
+    assert!(go["node3"]["local-zfs"].holds("images"));
+    assert!(!go["node2"]["cloud-init"].holds("images"));
+    // A host whose admin enabled images on `local`, and an NFS share.
+    let px =
+        obs::parse_storages(&read("cluster-resources--dirkthedaring-px-1.json")).expect("parse");
+    assert!(px["pve"]["local"].holds("images"));
+    assert!(px["pve"]["shared"].shared && px["pve"]["shared"].holds("images"));
+    assert_eq!(px["pve"].len(), 3);
+    // The VM-only listing has no storages at all.
+    let vms = obs::parse_storages(&read("cluster-resources-type-vm--community-proxmox-1.json"))
+        .expect("parse");
+    assert!(vms.is_empty());
+}
+
+#[test]
+fn storage_facts_read_leniently() {
+    let facts = obs::parse_storages(
+        br#"[{"id":"storage/pve1/a","storage":"a","type":"storage","node":"pve1","shared":"1","content":"images, rootdir,images"},
+            {"id":"storage/pve1/b","storage":"b","type":"storage","node":"pve1","content":"none"},
+            {"id":"storage/pve1/c","storage":"c","type":"storage","node":"pve1"},
+            {"id":"storage/x","storage":"x","type":"storage"},
+            {"id":"sdn/pve1/zone","type":"sdn","node":"pve1"}]"#,
+    )
+    .expect("parse");
+    let pve1 = &facts["pve1"];
+    assert_eq!(pve1.len(), 3, "entries without a node are skipped");
+    assert_eq!(
+        pve1["a"].content.as_deref(),
+        Some(&["images".to_string(), "rootdir".into()][..])
+    );
+    assert!(pve1["a"].shared);
+    // `none`: no content type; missing: not known, so not held against it.
+    assert!(!pve1["b"].holds("images"));
+    assert!(pve1["c"].holds("images") && pve1["c"].content.is_none());
+}
+
+/// `/nodes/{node}/qemu --full 1` lists each VM's vmstatus with `qmpstatus`
+/// (CONTRACT §12.4), as `status/current` does: a suspended VM reports
+/// `status: running` and `qmpstatus: paused`, and reads as paused.
+#[test]
+fn a_paused_vm_reads_as_paused_from_the_full_listing() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pvesh");
+    let one = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).expect("fixture")).expect("json")
+    };
+    let list = serde_json::json!([
+        one("qemu-status-current--fog-proxmox-3.json"),
+        one("qemu-status-current--fog-proxmox-2.json"),
+        one("qemu-status-current--community-proxmox-1.json"),
+    ]);
+    let vms = obs::parse_node_vms("pve", list.to_string().as_bytes()).expect("parse");
+    let status: Vec<_> = vms.iter().map(|v| v.status.clone()).collect();
+    use pvefleet_model::VmStatus;
+    assert_eq!(
+        status,
+        [
+            Some(VmStatus::Paused),
+            Some(VmStatus::Running),
+            Some(VmStatus::Stopped)
+        ]
+    );
+    assert!(vms.iter().all(|v| v.node == "pve"));
 }

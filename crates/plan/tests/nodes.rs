@@ -89,7 +89,15 @@ fn auto_with_no_node_holding_the_source_is_no_eligible_node() {
     );
     assert_eq!(v.action, Action::Error);
     assert!(v.steps.is_empty());
-    assert_eq!(v.problem, Some(PlanProblem::NoEligibleNode));
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::NoEligibleNode {
+            unmet: vec![
+                "pve1: no template 'base'".into(),
+                "pve2: no template 'base'".into()
+            ]
+        })
+    );
 }
 
 #[test]

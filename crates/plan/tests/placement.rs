@@ -97,7 +97,12 @@ fn auto_without_an_image_anywhere_is_a_plan_error() {
     };
     let p = plan_of(&desired, &observed);
     assert_eq!(p.vms[0].action, Action::Error);
-    assert_eq!(p.vms[0].problem, Some(PlanProblem::NoEligibleNode));
+    assert_eq!(
+        p.vms[0].problem,
+        Some(PlanProblem::NoEligibleNode {
+            unmet: vec!["pve1: no image local:iso/x.img".into()]
+        })
+    );
 }
 
 #[test]
@@ -137,4 +142,93 @@ fn an_unreachable_node_gets_nothing_planned() {
     );
     assert_eq!(p.vms[2].action, Action::Error, "{:?}", p.vms[2]);
     assert!(p.vms[2].steps.is_empty());
+}
+
+/// Describes `storage` on `node` with `content` (comma-separated).
+fn fact(o: &mut Observed, node: &str, storage: &str, content: &str) {
+    o.storage_facts.entry(node.into()).or_default().insert(
+        storage.into(),
+        pvefleet_plan::observed::StorageFacts {
+            content: Some(content.split(',').map(str::to_string).collect()),
+            shared: false,
+            kind: Some("dir".into()),
+        },
+    );
+}
+
+#[test]
+fn auto_skips_nodes_without_the_bridge_or_a_storage_for_disks() {
+    let yaml = "nodes:\n  pve1: {host: a}\n  pve2: {host: b}\n  pve3: {host: c}\n  pve4: {host: d}\ndefaults: {image: local:iso/x.img, node: auto, bridge: vmbr1, storage: fast}\nvms:\n  - {name: a}\n";
+    let desired = pvefleet_config::parse("t.yml", yaml, &|_| Err("no files".into()))
+        .unwrap_or_else(|r| panic!("{}", r.render(false)));
+    let mut nodes = vec![
+        node("pve1", 4, true),
+        node("pve2", 64, true),
+        node("pve3", 48, true),
+        node("pve4", 32, true),
+    ];
+    for n in &mut nodes {
+        n.bridges.push("vmbr1".into());
+    }
+    // pve2 has the most memory but lacks the bridge.
+    nodes[1].bridges.retain(|b| b != "vmbr1");
+    let mut observed = Observed {
+        nodes,
+        next_id: Some(100),
+        ..Default::default()
+    };
+    fact(&mut observed, "pve1", "fast", "images,rootdir");
+    fact(&mut observed, "pve2", "fast", "images,rootdir");
+    // pve3's `fast` holds no VM disks; pve4 has no `fast` at all.
+    fact(&mut observed, "pve3", "fast", "iso,backup");
+    fact(&mut observed, "pve4", "local", "iso,vztmpl,backup");
+    let p = plan_of(&desired, &observed);
+    assert_eq!(
+        (p.vms[0].node.as_str(), p.vms[0].action),
+        ("pve1", Action::Create)
+    );
+}
+
+#[test]
+fn auto_with_no_eligible_node_says_what_each_node_lacks() {
+    let yaml = "nodes:\n  pve1: {host: a}\n  pve2: {host: b}\n  pve3: {host: c}\ndefaults: {image: local:iso/x.img, node: auto, storage: local}\nvms:\n  - {name: a}\n";
+    let desired = pvefleet_config::parse("t.yml", yaml, &|_| Err("no files".into()))
+        .unwrap_or_else(|r| panic!("{}", r.render(false)));
+    let mut nodes = vec![
+        node("pve1", 8, true),
+        node("pve2", 8, false),
+        node("pve3", 8, true),
+    ];
+    nodes[2].bridges.clear();
+    let mut observed = Observed {
+        nodes,
+        next_id: Some(100),
+        ..Default::default()
+    };
+    for n in ["pve1", "pve2", "pve3"] {
+        fact(&mut observed, n, "local", "iso,vztmpl,backup");
+    }
+    fact(&mut observed, "pve2", "local", "iso,images");
+    let p = plan_of(&desired, &observed);
+    let v = &p.vms[0];
+    assert_eq!(v.action, Action::Error);
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::NoEligibleNode {
+            unmet: vec![
+                "pve1: storage 'local' does not hold VM disks (no 'images' content)".into(),
+                "pve2: no image local:iso/x.img".into(),
+                "pve3: no bridge 'vmbr0', storage 'local' does not hold VM disks (no 'images' content)".into(),
+            ]
+        })
+    );
+    let msg = v
+        .problem
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        msg.starts_with("node: auto found no node that has what the VM needs (pve1: "),
+        "{msg}"
+    );
 }

@@ -15,7 +15,7 @@ fn image_reads(storages: &[&str], paths: &[&str]) -> Vec<Read> {
 }
 
 #[test]
-fn a_single_host_reads_its_name_its_storages_and_the_paths_of_iso_and_import_images() {
+fn a_single_host_reads_its_name_its_storages_and_the_paths_of_its_image_volumes() {
     let d = host(&[
         &web(""),
         "{name: b, vmid: 201, image: 'local:import/y.qcow2'}",
@@ -25,9 +25,11 @@ fn a_single_host_reads_its_name_its_storages_and_the_paths_of_iso_and_import_ima
     let r = read_plan(&d);
     assert!(!r.cluster && !r.memory);
     let mut want = vec![Read::Version, Read::Nodes, Read::Vms, Read::Network];
+    // Every volume's path: `import-from` wants one for iso (and import
+    // before PVE 8.3), `qm importdisk` (before 7.2) for any volume.
     want.extend(image_reads(
         &["local", "nfs"],
-        &["local:import/y.qcow2", IMG],
+        &["local:import/y.qcow2", IMG, "nfs:images/1/x.qcow2"],
     ));
     assert_eq!(
         r.nodes,

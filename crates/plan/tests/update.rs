@@ -492,3 +492,76 @@ fn a_password_set_for_the_first_time_and_one_removed() {
         .windows(2)
         .any(|w| w[0] == "--delete" && w[1] == "cipassword"));
 }
+
+/// `web` (with `extra` keys) against VM 200, paused, with `cfg`, with or
+/// without `--reboot`.
+fn paused(extra: &str, cfg: VmConfig, reboot: bool) -> VmPlan {
+    let d = host(&[&web(extra)]);
+    let mut n = node("pve1", "8.4.1");
+    let mut guest = vm(200, "pve1", "web");
+    guest.status = Some(pvefleet_model::VmStatus::Paused);
+    put(&mut n, guest, cfg);
+    plan_with(&d, &observed(vec![n]), reboot, &[]).vms[0].clone()
+}
+
+#[test]
+fn a_paused_vm_that_should_run_is_resumed_and_shown_as_paused() {
+    let v = paused("", web_config(), false);
+    assert_eq!(v.action, Action::Update);
+    assert_eq!(argvs(&v.steps), [words(&["qm", "resume", "200"])]);
+    assert_eq!(
+        v.notes,
+        [PlanNote::Paused {
+            want: pvefleet_config::PowerState::Running
+        }]
+    );
+    assert_eq!(v.notes[0].to_string(), "paused; 'qm resume' continues it");
+    assert_eq!(v.notes[0].code(), "paused");
+    // Not a start: no `qm start` (it would fail: QEMU is up), no boot wait.
+    assert!(!v.starts);
+}
+
+#[test]
+fn a_paused_vm_keeps_cold_changes_pending_until_a_reboot() {
+    // QEMU is up: a memory change waits for a reboot as on a running VM.
+    let v = paused("", web_with("memory", "1024"), false);
+    assert_eq!(
+        argvs(&v.steps),
+        [
+            words(&["qm", "set", "200", "--memory", "2048"]),
+            words(&["qm", "resume", "200"]),
+        ]
+    );
+    assert_eq!(v.reboot_pending, ["memory"]);
+    // With --reboot, the resumed VM is rebooted to take them.
+    let v = paused("", web_with("memory", "1024"), true);
+    assert_eq!(
+        argvs(&v.steps),
+        [
+            words(&["qm", "set", "200", "--memory", "2048"]),
+            words(&["qm", "resume", "200"]),
+            words(&["qm", "reboot", "200"]),
+        ]
+    );
+    assert!(v.reboot_pending.is_empty());
+}
+
+#[test]
+fn a_paused_vm_that_should_stop_is_stopped_not_shut_down() {
+    let v = paused("state: stopped", web_config(), false);
+    assert_eq!(argvs(&v.steps), [words(&["qm", "stop", "200"])]);
+    assert_eq!(
+        v.notes,
+        [PlanNote::Paused {
+            want: pvefleet_config::PowerState::Stopped
+        }]
+    );
+    assert!(v.notes[0].to_string().contains("without a clean shutdown"));
+}
+
+#[test]
+fn a_running_vm_is_not_resumed() {
+    let v = update("", web_config());
+    assert_eq!(v.action, Action::None);
+    assert!(v.steps.is_empty() && v.notes.is_empty());
+}

@@ -6,7 +6,9 @@
 
 use pvefleet_config::Desired;
 use pvefleet_model::VmId;
-use pvefleet_plan::observed::{ClusterVm, NodeState, Observed, PveVersion, VmConfig, Volume};
+use pvefleet_plan::observed::{
+    ClusterVm, NodeState, Observed, PveVersion, StorageFacts, VmConfig, Volume,
+};
 use pvefleet_plan::{plan, Plan, PlanInput, Step, VmPlan};
 
 /// The cloud image most tests use, and its host path.
@@ -213,4 +215,41 @@ pub fn argvs(steps: &[Step]) -> Vec<Vec<String>> {
 /// An argv from words.
 pub fn words(ws: &[&str]) -> Vec<String> {
     ws.iter().map(|w| w.to_string()).collect()
+}
+
+/// Describes `storage` on `node` as `/cluster/resources` does: its plugin
+/// type and content types (`iso,vztmpl,backup`).
+pub fn storage_fact(o: &mut Observed, node: &str, storage: &str, kind: &str, content: &str) {
+    o.storage_facts.entry(node.into()).or_default().insert(
+        storage.into(),
+        StorageFacts {
+            content: Some(
+                content
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            shared: false,
+            kind: Some(kind.into()),
+        },
+    );
+}
+
+/// The storages of a default installation up to PVE 8.x on `node`:
+/// `local` (dir) holds `iso,vztmpl,backup`, `local-lvm` (lvmthin)
+/// `rootdir,images` (CONTRACT §13).
+pub fn default_storages(o: &mut Observed, node: &str) {
+    storage_fact(o, node, "local", "dir", "iso,vztmpl,backup");
+    storage_fact(o, node, "local-lvm", "lvmthin", "rootdir,images");
+}
+
+/// Lists `volid` on its storage under `content` with `size` bytes.
+pub fn add_sized(n: &mut NodeState, volid: &str, content: &str, size: i64) {
+    let (storage, _) = volid.split_once(':').expect("volid");
+    n.storages.entry(storage.into()).or_default().push(Volume {
+        volid: volid.into(),
+        content: Some(content.into()),
+        size: Some(size),
+    });
 }
