@@ -33,7 +33,7 @@ fn main() {
         .first()
         .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
         .unwrap_or_default();
-    if ["qm", "pvesh", "pvesm", "pveversion", "pve-sim"].contains(&prog.as_str()) {
+    if prog == "pve-sim" || pve_sim::PROGRAMS.contains(&prog.as_str()) {
         std::process::exit(pve_sim::main_with(argv));
     }
     let cli = args::Cli::parse();

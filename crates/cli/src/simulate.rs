@@ -100,7 +100,7 @@ pub fn ensure(desired: &Desired) -> Result<(PathBuf, PathBuf), String> {
     }
     std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    for p in ["qm", "pvesh", "pvesm", "pveversion"] {
+    for p in pve_sim::PROGRAMS {
         let link = bin.join(p);
         let _ = std::fs::remove_file(&link);
         symlink(&exe, &link).map_err(|e| {

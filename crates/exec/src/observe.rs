@@ -166,6 +166,7 @@ pub async fn observe(
         observed.nodes.push(state);
     }
     read_configs(plan, handles, parallel, &mut observed).await?;
+    probe_leftovers(plan, handles, &mut observed).await;
     let unreachable = &observed.unreachable;
     observed
         .nodes
@@ -316,4 +317,33 @@ async fn read_configs(
         }
     }
     Ok(())
+}
+
+/// Asks each node whether anyone holds the config flock of the file's VMs
+/// that look like an unfinished create (CONTRACT §19). Those nobody holds
+/// are leftovers; a VM whose probe fails or is not answered stays as it is
+/// (the planner then leaves it alone).
+async fn probe_leftovers(plan: &ReadPlan, handles: &[NodeHandle], observed: &mut Observed) {
+    let probes = plan.probes_of(observed);
+    for h in handles {
+        let ids: Vec<VmId> = probes
+            .iter()
+            .filter(|(n, _)| *n == h.name)
+            .map(|(_, id)| *id)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let argvs: Vec<Vec<String>> = ids
+            .iter()
+            .map(|id| Command::LockProbe { vmid: *id }.argv())
+            .collect();
+        if let Ok(outs) = h.transport.run_concurrent(&argvs).await {
+            for (id, out) in ids.iter().zip(outs) {
+                if out.success() {
+                    observed.leftovers.insert(*id);
+                }
+            }
+        }
+    }
 }

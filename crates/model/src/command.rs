@@ -195,15 +195,20 @@ pub enum Command {
     CfsLock { name: String, wait_secs: u32 },
     /// Releases the pmxcfs lock `name`: `rmdir /etc/pve/priv/lock/<name>`.
     CfsUnlock { name: String },
+    /// Exits 0 only when no process holds the VM's config flock
+    /// (`flock -n /var/lock/qemu-server/lock-<vmid>.conf true`): a live
+    /// create holds it, the leftover of an interrupted one does not
+    /// (CONTRACT §19).
+    LockProbe { vmid: VmId },
 }
 
 /// Where pmxcfs keeps its cluster-wide locks (CONTRACT §19).
 pub const CFS_LOCK_DIR: &str = "/etc/pve/priv/lock/";
 
 /// The fixed script of [`Command::CfsLock`]: `$1` the lock directory, `$2`
-/// the number of tries. A `mkdir` that fails while the directory does not
-/// exist (no quorum, no pmxcfs) is an error at once.
-const CFS_LOCK_SCRIPT: &str = "i=0; until e=$(mkdir \"$1\" 2>&1); do [ -d \"$1\" ] || { echo \"cannot take the cluster lock $1: $e\" >&2; exit 2; }; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
+/// the number of tries. Only "File exists" (another holder) is waited out;
+/// any other failure of `mkdir` (no quorum, no pmxcfs) is an error at once.
+const CFS_LOCK_SCRIPT: &str = "i=0; until e=$(LC_ALL=C mkdir \"$1\" 2>&1); do case \"$e\" in *'File exists'*) ;; *) echo \"cannot take the cluster lock $1: $e\" >&2; exit 2;; esac; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
 
 fn push_vmid(argv: &mut Vec<String>, vmid: VmId) {
     argv.push(vmid.to_string());
@@ -378,6 +383,10 @@ impl Command {
             Command::CfsUnlock { name } => {
                 a = words(&["rmdir", &format!("{CFS_LOCK_DIR}{name}")]);
             }
+            Command::LockProbe { vmid } => {
+                let file = format!("/var/lock/qemu-server/lock-{vmid}.conf");
+                a = words(&["flock", "-n", &file, "true"]);
+            }
             Command::Qm(qm) => a = qm.argv(),
         }
         a
@@ -388,6 +397,7 @@ impl Command {
         match self {
             Command::Pvesh(_) | Command::PvesmPath { .. } => false,
             Command::CfsLock { .. } | Command::CfsUnlock { .. } => true,
+            Command::LockProbe { .. } => false,
             Command::Qm(qm) => !matches!(qm, Qm::Config { .. } | Qm::GuestCmd { .. }),
         }
     }

@@ -15,7 +15,7 @@ use crate::lookup::{find_existing, is_managed, managed_named, selected, storage_
 use crate::observed::{ClusterVm, NodeState, Observed};
 use crate::options;
 use crate::placement::free_memory;
-use crate::problem::PlanProblem;
+use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Plan, Upload, VmPlan};
 use pvefleet_model::spec::{Desired, ImageRef, IpConfig, VmSpec};
 use pvefleet_model::{GuestKind, VmId};
@@ -101,6 +101,10 @@ impl<'a> Planner<'a> {
         if let Some(existing) = find_existing(spec, observed) {
             vp.vmid = Some(existing.vmid);
             vp.node = existing.node.clone();
+            if spec.vmid.is_some() && Observed::looks_unfinished(existing) {
+                self.leftover(spec, existing, &mut vp);
+                return vp;
+            }
             if let Some(problem) = self.existing_problem(spec, existing) {
                 vp.block(problem);
             } else {
@@ -139,6 +143,31 @@ impl<'a> Planner<'a> {
             vp.block(problem);
         }
         vp
+    }
+
+    /// A VM of the file's id that an interrupted create left (nobody holds
+    /// its lock) is destroyed and made again; one whose create may still
+    /// run elsewhere is a problem, never touched.
+    fn leftover(&mut self, spec: &VmSpec, existing: &ClusterVm, vp: &mut VmPlan) {
+        let lock = existing.lock.clone().unwrap_or_default();
+        if let Some(problem) = self.unreachable(&existing.node) {
+            return vp.block(problem);
+        }
+        if !self.input.observed.leftovers.contains(&existing.vmid) {
+            return vp.block(PlanProblem::CreateInProgress {
+                vmid: existing.vmid,
+                node: existing.node.clone(),
+                lock,
+            });
+        }
+        if let Err(problem) = self.create(spec, vp) {
+            return vp.block(problem);
+        }
+        vp.steps.insert(0, destroy_leftover(existing.vmid));
+        vp.notes.push(PlanNote::Leftover {
+            vmid: existing.vmid,
+            lock,
+        });
     }
 
     /// Why an existing VM cannot be updated, if it cannot.
@@ -182,6 +211,15 @@ impl<'a> Planner<'a> {
                 reason: why.clone(),
             })
     }
+}
+
+/// Removes what an interrupted create left: the config (whatever lock it
+/// holds) and every volume carrying the id (CONTRACT §19).
+pub(crate) fn destroy_leftover(vmid: VmId) -> crate::types::Step {
+    crate::types::Step::exit(pvefleet_model::Command::Qm(pvefleet_model::Qm::Destroy {
+        vmid,
+        skiplock: true,
+    }))
 }
 
 /// Computes the plan.

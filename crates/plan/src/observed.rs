@@ -489,6 +489,11 @@ pub struct Observed {
     /// VMs are left alone this run.
     #[serde(default)]
     pub unreachable: BTreeMap<String, String>,
+    /// VMs whose config holds only `lock: create`/`lock: clone` and whose
+    /// config flock nobody holds: leftovers of an interrupted create
+    /// (CONTRACT §19).
+    #[serde(default)]
+    pub leftovers: BTreeSet<VmId>,
     /// Each node's storages (content types, shared), by node then storage,
     /// from `/cluster/resources`. A node missing here was not described:
     /// its storages are not checked.
@@ -554,6 +559,17 @@ impl Observed {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// True when `vm` looks like an unfinished create or clone: a
+    /// `lock: create`/`lock: clone`, no name of its own (the API shows
+    /// `VM <id>` for a config without one), no tags.
+    pub fn looks_unfinished(vm: &ClusterVm) -> bool {
+        let placeholder = format!("VM {}", vm.vmid);
+        matches!(vm.lock.as_deref(), Some("create" | "clone"))
+            && vm.name.as_deref().is_none_or(|n| n == placeholder)
+            && vm.tags.is_empty()
+            && !vm.template
     }
 
     /// All guests known, fresh node listings first, without duplicates.

@@ -180,6 +180,17 @@ pub enum PlanProblem {
         /// Their ids.
         vmids: Vec<VmId>,
     },
+    /// The VM looks like a create or clone under way elsewhere: its
+    /// config flock is held (or could not be asked).
+    #[error("VM {vmid} on node {node} is being created by another process (lock: {lock}); wait for it to end, or if nothing runs there any more: qm destroy {vmid} --skiplock 1 --purge 1")]
+    CreateInProgress {
+        /// The id.
+        vmid: VmId,
+        /// Its node.
+        node: String,
+        /// `create` or `clone`.
+        lock: String,
+    },
     /// The VM's `storage` does not exist on the node.
     #[error("storage '{storage}' does not exist on node {node} (it has: {})", available.join(", "))]
     NoSuchStorage {
@@ -346,6 +357,7 @@ impl PlanProblem {
             PlanProblem::Locked { .. } => "locked",
             PlanProblem::ConfigUnreadable { .. } => "config_unreadable",
             PlanProblem::DuplicateName { .. } => "duplicate_name",
+            PlanProblem::CreateInProgress { .. } => "create_in_progress",
             PlanProblem::NoSuchStorage { .. } => "no_such_storage",
             PlanProblem::StorageWithoutImages { .. } => "storage_without_images",
             PlanProblem::DiskTooSmall { .. } => "disk_too_small",
@@ -368,6 +380,22 @@ pub enum PlanNote {
     /// The VM does not exist (nothing to destroy).
     #[error("does not exist")]
     Absent,
+    /// An interrupted create or clone left the VM: it is removed with its
+    /// volumes and made again.
+    #[error("VM {vmid} is the leftover of an interrupted {lock} (nobody holds its lock): it is destroyed with its volumes and made again")]
+    Leftover {
+        /// The id.
+        vmid: VmId,
+        /// `create` or `clone`.
+        lock: String,
+    },
+    /// A managed VM without a system disk: a run was interrupted between
+    /// claiming its name and making its disk. It is made again.
+    #[error("VM {vmid} has no system disk (an earlier run was interrupted after claiming its name): it is destroyed and made again")]
+    Incomplete {
+        /// The id.
+        vmid: VmId,
+    },
     /// The VM is paused (`qmpstatus: paused`), and what the plan does about it.
     #[error("paused{}", match want { PowerState::Running => "; 'qm resume' continues it", PowerState::Stopped => "; stopped without a clean shutdown (a paused guest cannot shut down)" })]
     Paused {
@@ -382,6 +410,8 @@ impl PlanNote {
         match self {
             PlanNote::DiskLarger { .. } => "disk_larger",
             PlanNote::Absent => "absent",
+            PlanNote::Leftover { .. } => "leftover",
+            PlanNote::Incomplete { .. } => "incomplete",
             PlanNote::Paused { .. } => "paused",
         }
     }

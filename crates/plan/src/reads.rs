@@ -87,6 +87,23 @@ enum ConfigWant {
 }
 
 impl ReadPlan {
+    /// VMs the file names by id that look like an unfinished create or
+    /// clone: whether anyone still holds their config flock is asked on
+    /// their node ([`Command::LockProbe`]). Returns (node, vmid).
+    ///
+    /// [`Command::LockProbe`]: pvefleet_model::Command::LockProbe
+    pub fn probes_of(&self, observed: &Observed) -> Vec<(String, VmId)> {
+        let mut out = BTreeSet::new();
+        for want in &self.configs {
+            if let ConfigWant::Vm { vmid: Some(id), .. } = want {
+                if let Some(vm) = observed.vm(*id).filter(|v| Observed::looks_unfinished(v)) {
+                    out.insert((vm.node.clone(), vm.vmid));
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// The second stage, once the guests are known: (node, vmid) of every
     /// managed VM of the file and of the templates they clone.
     pub fn configs_of(&self, observed: &Observed) -> Vec<(String, VmId)> {

@@ -38,6 +38,22 @@ const ASSUMED_VERSION: PveVersion = PveVersion {
 impl Planner<'_> {
     /// Plans the changes of an existing managed VM.
     pub(crate) fn update(&mut self, spec: &VmSpec, existing: &ClusterVm, vp: &mut VmPlan) {
+        let cfg = self
+            .node_state(&existing.node)
+            .and_then(|n| n.configs.get(&existing.vmid));
+        if existing.lock.is_none() && cfg.is_some_and(|c| !has_system_disk(c)) {
+            // Claimed, then interrupted before its disk was made: make it
+            // again under the same id.
+            if let Err(problem) = self.create(spec, vp) {
+                return vp.block(problem);
+            }
+            vp.steps
+                .insert(0, crate::diff::destroy_leftover(existing.vmid));
+            vp.notes.push(PlanNote::Incomplete {
+                vmid: existing.vmid,
+            });
+            return;
+        }
         if let Err(problem) = self.update_steps(spec, existing, vp) {
             vp.block(problem);
             return;
@@ -356,4 +372,15 @@ pub(crate) fn boot_disk(cfg: &VmConfig) -> String {
                     .is_some_and(|drive| !drive.is_cdrom())
         })
         .unwrap_or_else(|| "scsi0".into())
+}
+
+/// True when the config has a disk that is not a CD-ROM (`scsi0`,
+/// `virtio0`, ...): a VM without one never finished its create.
+fn has_system_disk(cfg: &VmConfig) -> bool {
+    cfg.current.iter().any(|(k, v)| {
+        ["scsi", "virtio", "sata", "ide"].iter().any(|p| {
+            k.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        }) && Drive::parse(v).map_or(true, |d| !d.is_cdrom())
+    })
 }

@@ -207,3 +207,95 @@ fn destroy_removes_every_managed_vm_of_a_duplicated_name() {
     assert!(p.vms.iter().all(|v| v.action == Action::Destroy));
     assert_eq!(argvs(&p.vms[0].steps)[1][..3], ["qm", "destroy", "201"]);
 }
+
+/// VM 200 as an interrupted create leaves it: `lock: create`, no name, no
+/// tags.
+fn unfinished() -> pvefleet_plan::ClusterVm {
+    let mut v = foreign(200, "pve1", "x");
+    v.name = None;
+    v.tags = Vec::new();
+    v.lock = Some("create".into());
+    v
+}
+
+#[test]
+fn a_leftover_nobody_holds_is_destroyed_and_made_again() {
+    let d = host(&[&web("")]);
+    let mut n = node("pve1", "8.4.1");
+    n.vms.push(unfinished());
+    let mut o = observed(vec![n]);
+    o.leftovers.insert(id(200));
+    let (_, v) = only_vm(&d, &o);
+    assert_eq!(v.action, Action::Create, "{:?}", v.problem);
+    assert_eq!(
+        argv(&v.steps[0]),
+        words(&[
+            "qm",
+            "destroy",
+            "200",
+            "--purge",
+            "1",
+            "--destroy-unreferenced-disks",
+            "1",
+            "--skiplock",
+            "1"
+        ])
+    );
+    assert_eq!(argv(&v.steps[1])[..3], ["qm", "create", "200"]);
+    assert_eq!(
+        v.notes,
+        [pvefleet_plan::PlanNote::Leftover {
+            vmid: id(200),
+            lock: "create".into()
+        }]
+    );
+}
+
+#[test]
+fn an_unfinished_create_someone_may_still_run_is_left_alone() {
+    let d = host(&[&web("")]);
+    let mut n = node("pve1", "8.4.1");
+    n.vms.push(unfinished());
+    let (_, v) = only_vm(&d, &observed(vec![n]));
+    assert!(v.steps.is_empty());
+    let problem = v.problem.expect("a problem");
+    assert_eq!(problem.code(), "create_in_progress");
+    assert!(problem
+        .to_string()
+        .contains("qm destroy 200 --skiplock 1 --purge 1"));
+}
+
+#[test]
+fn a_managed_vm_without_a_system_disk_is_made_again() {
+    let d = host(&[&web("")]);
+    let bare = config(&[
+        ("name", "web"),
+        ("tags", "pvefleet"),
+        ("description", "managed-by: pvefleet"),
+    ]);
+    let (_, v) = only_vm(&d, &observed(vec![web_node(bare)]));
+    assert_eq!(v.action, Action::Create);
+    assert_eq!(argv(&v.steps[0])[..3], ["qm", "destroy", "200"]);
+    assert_eq!(argv(&v.steps[1])[..3], ["qm", "create", "200"]);
+    assert_eq!(
+        v.notes,
+        [pvefleet_plan::PlanNote::Incomplete { vmid: id(200) }]
+    );
+}
+
+#[test]
+fn probes_are_asked_only_for_the_files_vms_that_look_unfinished() {
+    let d = host(&[
+        &web(""),
+        &format!("{{name: other, vmid: 300, image: {IMG}}}"),
+    ]);
+    let mut n = node("pve1", "8.4.1");
+    n.vms.push(unfinished());
+    let mut stranger = unfinished();
+    stranger.vmid = id(999);
+    n.vms.push(stranger);
+    n.vms.push(vm(300, "pve1", "other"));
+    let o = observed(vec![n]);
+    let reads = pvefleet_plan::read_plan(&d);
+    assert_eq!(reads.probes_of(&o), [("pve1".to_string(), id(200))]);
+}

@@ -11,6 +11,7 @@
 
 pub mod faults;
 pub mod init;
+pub mod pmxcfs;
 pub mod pvesh;
 pub mod qm;
 pub mod schema;
@@ -253,14 +254,29 @@ pub fn run(
     (exit, cx.stdout, cx.stderr)
 }
 
+/// The names the multi-call binary answers as, each a link in the
+/// emulated host's bin folder (`mkdir`/`rmdir`: see [`pmxcfs`]).
+pub const PROGRAMS: &[&str] = &[
+    "qm",
+    "pvesh",
+    "pvesm",
+    "pveversion",
+    "mkdir",
+    "rmdir",
+    "flock",
+];
+
 /// The multi-call entry point: `argv0` decides the program (`qm`, `pvesh`,
-/// `pvesm`, `pveversion`), else the first argument does; `init` and `state`
-/// manage a ROOT.
+/// `pvesm`, `pveversion`, `mkdir`, `rmdir`), else the first argument does;
+/// `init` and `state` manage a ROOT.
 pub fn main_with(argv: Vec<String>) -> i32 {
     let prog = argv
         .first()
         .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
         .unwrap_or_default();
+    if pmxcfs::PROGRAMS.contains(&prog.as_str()) {
+        return pmxcfs::main(&prog, &argv[1..]);
+    }
     let (program, rest) = if ["qm", "pvesh", "pvesm", "pveversion"].contains(&prog.as_str()) {
         (prog, argv[1..].to_vec())
     } else {

@@ -13,7 +13,6 @@
 
 use super::Ids;
 use crate::event::{Event, Reporter};
-use crate::runner::outcome::already_exists;
 use crate::transport::{Judge, Transport};
 use crate::Transports;
 use pvefleet_model::{Command, Pvesh, Qm, QmOptions, VmId};
@@ -27,8 +26,9 @@ use tokio::sync::{mpsc, oneshot};
 /// The pmxcfs lock under which names are claimed.
 pub const FLEET_LOCK: &str = "pvefleet-names";
 
-/// Seconds to wait for another run's claim to end.
-const LOCK_WAIT_SECS: u32 = 60;
+/// Seconds to wait for another run's claim to end: longer than pmxcfs's
+/// 120 s, so a lock whose holder died is waited out.
+const LOCK_WAIT_SECS: u32 = 130;
 
 /// VMs claimed under one hold of the lock at most (it must be released
 /// well within pmxcfs's 120 s).
@@ -83,10 +83,8 @@ pub fn bare_create(step: &Step) -> Option<Command> {
 pub struct Claimer {
     /// Where requests arrive.
     pub rx: mpsc::Receiver<Request>,
-    /// The run's transports; the lock is taken through `lock_node`'s.
+    /// The run's transports: each node's claims take the lock through it.
     pub transports: Transports,
-    /// The node whose transport takes the lock and reads the guests.
-    pub lock_node: String,
     /// Ids in use.
     pub(super) ids: Arc<Ids>,
     /// Progress.
@@ -110,142 +108,159 @@ impl Claimer {
         }
     }
 
-    fn lock_transport(&self) -> Option<Arc<dyn Transport>> {
-        self.transports.get(&self.lock_node).cloned()
+    /// Claims a batch node by node: each node's requests under one hold of
+    /// the lock, taken and released through that node's transport.
+    async fn claim(&self, batch: Vec<Request>) {
+        let mut by_node: BTreeMap<String, Vec<Request>> = BTreeMap::new();
+        for r in batch {
+            by_node.entry(r.node.clone()).or_default().push(r);
+        }
+        for (node, reqs) in by_node {
+            match self.transports.get(&node).cloned() {
+                Some(t) => self.claim_on(&node, t, reqs).await,
+                None => fail_all(reqs, &format!("no connection to node {node}")),
+            }
+        }
     }
 
-    /// One hold of the lock: read, make, release.
-    async fn claim(&self, batch: Vec<Request>) {
-        let Some(t) = self.lock_transport() else {
-            return fail_all(batch, "no connection to take the cluster lock");
-        };
+    /// One hold of the lock through `node`: take it and read every node's
+    /// guests (one round trip), then make the VMs and release the lock in
+    /// a second one, so that the node releases it even when this process
+    /// dies meanwhile.
+    async fn claim_on(&self, node: &str, t: Arc<dyn Transport>, reqs: Vec<Request>) {
         let nodes: Vec<String> = self.transports.keys().cloned().collect();
         let mut argvs = vec![Command::CfsLock {
             name: FLEET_LOCK.into(),
             wait_secs: LOCK_WAIT_SECS,
         }
         .argv()];
-        argvs.extend(nodes.iter().map(|n| Command::Pvesh(Pvesh::node_vms(n)).argv()));
+        argvs.extend(
+            nodes
+                .iter()
+                .map(|n| Command::Pvesh(Pvesh::node_vms(n)).argv()),
+        );
         let judges = vec![Judge::Exit; argvs.len()];
         let outs = match t.run_checked(&argvs, &judges).await {
             Ok(o) => o,
-            Err(e) => return fail_all(batch, &e.to_string()),
+            Err(e) => return fail_all(reqs, &e.to_string()),
         };
         if !outs.first().is_some_and(|o| o.success()) {
             let why = outs
                 .first()
                 .map(|o| o.stderr.trim().to_string())
                 .unwrap_or_default();
-            return fail_all(batch, &why);
+            return fail_all(reqs, &why);
         }
-        let mut names: BTreeMap<String, (VmId, bool)> = BTreeMap::new();
-        let mut read_ok = true;
-        for (node, out) in nodes.iter().zip(outs.iter().skip(1)) {
-            match parse_node_vms(node, out.stdout.as_bytes()) {
-                Ok(vms) if out.success() => names.extend(vms.iter().filter_map(|v| {
-                    v.name.clone().map(|n| (n, (v.vmid, is_managed(v))))
-                })),
-                _ => read_ok = false,
-            }
-        }
-        if read_ok {
-            self.make(batch, &names).await;
-        } else {
-            fail_all(batch, "the guests of the cluster could not be read under the lock");
-        }
+        let guests: Option<Vec<pvefleet_plan::ClusterVm>> = nodes
+            .iter()
+            .zip(outs.iter().skip(1))
+            .map(|(n, out)| {
+                parse_node_vms(n, out.stdout.as_bytes())
+                    .ok()
+                    .filter(|_| out.success())
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.into_iter().flatten().collect());
         let unlock = Command::CfsUnlock {
             name: FLEET_LOCK.into(),
-        };
-        let released = t.run(unlock.argv()).await;
-        if !released.is_ok_and(|o| o.success()) {
-            self.note(&self.lock_node, "the cluster lock could not be released; pmxcfs lets it expire after 120 s".into());
         }
+        .argv();
+        let Some(guests) = guests else {
+            let _ = t.run(unlock).await;
+            return fail_all(
+                reqs,
+                "the guests of the cluster could not be read under the lock",
+            );
+        };
+        let todo = self.answer_taken(reqs, &guests);
+        make_and_release(node, &t, todo, unlock, &self.report).await;
     }
 
-    /// Answers the requests whose name is taken, then makes the others,
-    /// each node's side by side, taking the next free id on a clash.
-    async fn make(&self, batch: Vec<Request>, names: &BTreeMap<String, (VmId, bool)>) {
-        let mut todo: BTreeMap<String, Vec<Request>> = BTreeMap::new();
-        for r in batch {
-            match names.get(&r.name) {
+    /// Answers the requests whose name a guest has; the others get a free
+    /// id (none that a guest holds) and are returned.
+    fn answer_taken(
+        &self,
+        reqs: Vec<Request>,
+        guests: &[pvefleet_plan::ClusterVm],
+    ) -> Vec<Request> {
+        let mut names: BTreeMap<&str, (VmId, bool)> = BTreeMap::new();
+        for g in guests {
+            if let Some(n) = g.name.as_deref() {
+                names.insert(n, (g.vmid, is_managed(g)));
+            }
+        }
+        let held: Vec<u32> = guests.iter().map(|g| g.vmid.get()).collect();
+        self.ids.mark_used(&held);
+        let mut todo = Vec::new();
+        for mut r in reqs {
+            match names.get(r.name.as_str()) {
                 Some((id, true)) => {
                     let _ = r.reply.send(Claim::MadeByAnother(*id));
                 }
                 Some((id, false)) => {
                     let _ = r.reply.send(Claim::Foreign(*id));
                 }
-                None => todo.entry(r.node.clone()).or_default().push(r),
+                None => {
+                    if held.contains(&r.vmid.get()) {
+                        match self.ids.next(r.vmid.get()) {
+                            Some(new) => {
+                                r.make = r.make.retarget(r.vmid, new);
+                                r.vmid = new;
+                            }
+                            None => {
+                                let _ = r.reply.send(Claim::Failed("no free VM id".into()));
+                                continue;
+                            }
+                        }
+                    }
+                    todo.push(r);
+                }
             }
         }
-        let mut nodes = tokio::task::JoinSet::new();
-        for (node, reqs) in todo {
-            let Some(t) = self.transports.get(&node).cloned() else {
-                fail_all(reqs, &format!("no connection to node {node}"));
-                continue;
-            };
-            let ids = self.ids.clone();
-            let report = self.report.clone();
-            nodes.spawn(make_on_node(t, reqs, ids, report));
-        }
-        while nodes.join_next().await.is_some() {}
-    }
-
-    fn note(&self, name: &str, message: String) {
-        self.report.report(Event::Note {
-            name: name.into(),
-            message,
-        });
+        todo
     }
 }
 
-/// Makes the requested VMs on one node in one round trip; those whose id
-/// was taken meanwhile try the next free one.
-async fn make_on_node(
-    t: Arc<dyn Transport>,
-    mut reqs: Vec<Request>,
-    ids: Arc<Ids>,
-    report: Arc<dyn Reporter>,
+/// Makes the VMs on `node` and releases the lock, in one round trip.
+async fn make_and_release(
+    node: &str,
+    t: &Arc<dyn Transport>,
+    reqs: Vec<Request>,
+    unlock: Vec<String>,
+    report: &Arc<dyn Reporter>,
 ) {
-    for _ in 0..20 {
-        if reqs.is_empty() {
-            return;
-        }
-        for r in &reqs {
-            report.report(Event::Command {
-                name: r.name.clone(),
-                line: r.make.redacted(),
-            });
-        }
-        let argvs: Vec<Vec<String>> = reqs.iter().map(|r| r.make.argv()).collect();
-        let outs = match t.run_batch(&argvs, false).await {
-            Ok(o) => o,
-            Err(e) => return fail_all(reqs, &e.to_string()),
-        };
-        let mut again = Vec::new();
-        for (mut r, out) in reqs.into_iter().zip(outs) {
-            if out.success() {
-                let _ = r.reply.send(Claim::Made(r.vmid));
-            } else if already_exists(&out.stderr) {
-                match ids.next(r.vmid.get()) {
-                    Some(new) => {
-                        r.make = r.make.retarget(r.vmid, new);
-                        r.vmid = new;
-                        again.push(r);
-                    }
-                    None => {
-                        let _ = r.reply.send(Claim::Failed("no free VM id".into()));
-                    }
-                }
-            } else {
-                let argv = r.make.argv();
-                let what: Vec<&str> = argv.iter().take(3).map(String::as_str).collect();
-                let msg = format!("{}: {}", what.join(" "), out.stderr.trim());
-                let _ = r.reply.send(Claim::Failed(msg));
-            }
-        }
-        reqs = again;
+    for r in &reqs {
+        report.report(Event::Command {
+            name: r.name.clone(),
+            line: r.make.redacted(),
+        });
     }
-    fail_all(reqs, "no free VM id after 20 tries");
+    let mut argvs: Vec<Vec<String>> = reqs.iter().map(|r| r.make.argv()).collect();
+    argvs.push(unlock);
+    let outs = match t.run_batch(&argvs, false).await {
+        Ok(o) => o,
+        Err(e) => return fail_all(reqs, &e.to_string()),
+    };
+    if !outs.last().is_some_and(|o| o.success()) {
+        report.report(Event::Note {
+            name: node.into(),
+            message: "the cluster lock could not be released; pmxcfs lets it expire after 120 s"
+                .into(),
+        });
+    }
+    for (r, out) in reqs.into_iter().zip(outs) {
+        if out.success() {
+            let _ = r.reply.send(Claim::Made(r.vmid));
+        } else {
+            let argv = r.make.argv();
+            let what: Vec<&str> = argv.iter().take(3).map(String::as_str).collect();
+            let _ = r.reply.send(Claim::Failed(format!(
+                "{}: {}",
+                what.join(" "),
+                out.stderr.trim()
+            )));
+        }
+    }
 }
 
 fn fail_all(reqs: Vec<Request>, why: &str) {

@@ -63,6 +63,13 @@ struct Ids {
 }
 
 impl Ids {
+    /// Records ids found in use.
+    fn mark_used(&self, ids: &[u32]) {
+        if let Ok(mut used) = self.used.lock() {
+            used.extend(ids);
+        }
+    }
+
     fn next(&self, after: u32) -> Option<VmId> {
         let mut used = self.used.lock().ok()?;
         let mut c = after.checked_add(1)?;
@@ -566,19 +573,18 @@ pub async fn apply(
         .vms
         .iter()
         .any(|v| v.vmid_allocated && v.action == Action::Create);
-    let (claims, claimer) = match (wants_claims, transports.keys().next()) {
-        (true, Some(lock_node)) => {
+    let (claims, claimer) = match wants_claims {
+        true => {
             let (tx, rx) = tokio::sync::mpsc::channel(256);
             let claimer = claim::Claimer {
                 rx,
                 transports: transports.clone(),
-                lock_node: lock_node.clone(),
                 ids: ids.clone(),
                 report: report.clone(),
             };
             (Some(tx), Some(tokio::spawn(claimer.serve())))
         }
-        _ => (None, None),
+        false => (None, None),
     };
     let mut by_node: BTreeMap<String, Vec<(usize, VmPlan)>> = BTreeMap::new();
     for (index, vp) in plan.vms.into_iter().enumerate() {
