@@ -7,9 +7,9 @@
 //! else the one the guest agent reports), `ansible_user` (the cloud-init
 //! `user`), `pvefleet_vmid` and `pvefleet_node` when known.
 //!
-//! The nodes are contacted only when a VM needs them: no static address,
-//! or a node the file does not name (`node: auto`, a host without
-//! `proxmox.node`); never with `--offline`.
+//! The nodes are contacted only when a VM needs them (no static address,
+//! or `node: auto`), never with `--offline`; the node of a VM on a host
+//! whose `proxmox.node` is not set is then known only from the host.
 
 use super::Session;
 use crate::args::{InventoryFormat, Target};
@@ -75,7 +75,7 @@ pub async fn run(
     let needs_nodes = desired
         .vms
         .iter()
-        .any(|v| static_address(v).is_none() || named_node(&desired, v).is_none());
+        .any(|v| static_address(v).is_none() || v.placement == Placement::Auto);
     // What the nodes say, by VM name: (node, agent address).
     let mut seen: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
     if needs_nodes && !offline {
