@@ -76,6 +76,34 @@ pub fn config_errors(report: &ConfigReport) -> ExitStatus {
     Failure::new(ExitStatus::Invalid, "invalid_config", summary).report()
 }
 
+/// `span` with its byte offset agreeing with its line and column: some
+/// spans (YAML syntax errors) carry the right line and column but offset 0;
+/// the line and column win.
+fn located(text: &str, span: Span) -> Span {
+    let line_of_offset = text
+        .get(..span.offset.min(text.len()))
+        .map_or(0, |t| t.matches('\n').count() + 1);
+    if line_of_offset == span.line as usize {
+        return span;
+    }
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(span.line.saturating_sub(1) as usize)
+        .map(str::len)
+        .sum();
+    let line = text[start..].split('\n').next().unwrap_or("");
+    let col: usize = line
+        .chars()
+        .take(span.col.saturating_sub(1) as usize)
+        .map(char::len_utf8)
+        .sum();
+    Span {
+        offset: start + col,
+        len: span.len.max(1),
+        ..span
+    }
+}
+
 /// `FILE:LINE:COL` of an error (`FILE` when it has no place).
 fn place(path: &str, span: Option<Span>) -> String {
     match span {
@@ -87,7 +115,7 @@ fn place(path: &str, span: Option<Span>) -> String {
 /// The plain form: the located line, the YAML line with a caret, the hint.
 fn plain(report: &ConfigReport, e: &ConfigError) -> String {
     let mut s = format!("{}: error: {}\n", place(&report.path, e.span), e.message);
-    if let Some(span) = e.span {
+    if let Some(span) = e.span.map(|s| located(&report.text, s)) {
         if let Some((text, start, width)) = source_line(&report.text, span) {
             let n = span.line.to_string();
             let pad = " ".repeat(n.len());
@@ -170,9 +198,10 @@ fn boxed(report: &ConfigReport, e: &ConfigError, color: bool) -> String {
     let d = Boxed {
         message: e.message.clone(),
         src: NamedSource::new(&report.path, report.text.clone()),
-        label: e
-            .span
-            .map(|s| LabeledSpan::new_with_span(Some("here".into()), (s.offset, s.len.max(1)))),
+        label: e.span.map(|s| {
+            let s = located(&report.text, s);
+            LabeledSpan::new_with_span(Some("here".into()), (s.offset, s.len.max(1)))
+        }),
         help: e.help.clone(),
     };
     let mut out = String::new();
