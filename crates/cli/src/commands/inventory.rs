@@ -13,6 +13,7 @@
 
 use super::Session;
 use crate::args::{InventoryFormat, Target};
+use crate::output::StatusRow;
 use crate::ExitStatus;
 use pvefleet_config::spec::Placement;
 use pvefleet_config::{Desired, Ip6Config, IpConfig, VmSpec};
@@ -76,27 +77,30 @@ pub async fn run(
         .vms
         .iter()
         .any(|v| static_address(v).is_none() || v.placement == Placement::Auto);
-    // What the nodes say, by VM name: (node, agent address).
-    let mut seen: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+    // What the nodes say, by VM name.
+    let mut seen: BTreeMap<String, StatusRow> = BTreeMap::new();
     if needs_nodes && !offline {
         let s = match Session::open(file, target, 8, &[]).await {
             Ok(s) => s,
             Err(status) => return status,
         };
         for r in super::status::rows(&s).await {
-            seen.insert(r.name, (r.node, r.ip));
+            seen.insert(r.name.clone(), r);
         }
         s.close().await;
     }
     let mut hosts = Vec::new();
     for vm in &desired.vms {
-        let node = seen
-            .get(&vm.name)
-            .map(|(n, _)| n.clone())
+        let row = seen.get(&vm.name);
+        let node = row
+            .map(|r| r.node.clone())
             .filter(|n| !n.is_empty())
             .or_else(|| named_node(&desired, vm));
-        let address =
-            static_address(vm).or_else(|| seen.get(&vm.name).and_then(|(_, ip)| ip.clone()));
+        let address = static_address(vm).or_else(|| row.and_then(|r| r.ip.clone()));
+        // An id the file leaves out is known once the VM exists.
+        let vmid = vm
+            .vmid
+            .or_else(|| row.filter(|r| r.exists).and_then(|r| r.vmid));
         let mut vars = Map::new();
         match &address {
             Some(a) => {
@@ -114,7 +118,7 @@ pub async fn run(
         if let Some(u) = &vm.user {
             vars.insert("ansible_user".into(), json!(u));
         }
-        if let Some(id) = vm.vmid {
+        if let Some(id) = vmid {
             vars.insert("pvefleet_vmid".into(), json!(id.get()));
         }
         if let Some(n) = &node {
