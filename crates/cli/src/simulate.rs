@@ -107,6 +107,7 @@ pub fn ensure(desired: &Desired, version: Option<&str>) -> Result<(PathBuf, Path
     if !dir.join("state.json").exists() {
         create(&host, desired, spec, version)?;
     } else {
+        let spec = without_foreign_content(&host, spec);
         for added in pve_sim::init::extend(&host, &spec).map_err(sim_failure)? {
             tracing::info!("emulated host: added {added} (the file names it)");
         }
@@ -119,6 +120,30 @@ pub fn ensure(desired: &Desired, version: Option<&str>) -> Result<(PathBuf, Path
     }
     links(&bin)?;
     Ok((dir, bin))
+}
+
+/// `spec` without the images an existing storage cannot hold: its content
+/// types are never changed, so an `import` image on a storage without
+/// `import` stays absent (and the plan says why), as on a real host.
+fn without_foreign_content(host: &Root, mut spec: InitSpec) -> InitSpec {
+    let Ok(st) = host.read() else { return spec };
+    spec.images.retain(|(volid, _)| {
+        let Some((storage, volname)) = volid.split_once(':') else {
+            return true;
+        };
+        let content = volname.split('/').next().unwrap_or("iso");
+        match st.storage(storage) {
+            Some(s) if !s.content.iter().any(|c| c == content) => {
+                tracing::info!(
+                    "emulated host: storage {storage} does not hold {content} content, so {volid} is not added (its content types stay {})",
+                    s.content.join(",")
+                );
+                false
+            }
+            _ => true,
+        }
+    });
+    spec
 }
 
 /// Creates the host at `host` from the file.
