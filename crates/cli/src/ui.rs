@@ -132,7 +132,9 @@ fn init_log(verbosity: Verbosity, count: u8) {
 }
 
 /// Log events as pvefleet's own lines: `warning: ...`, `error: ...`, plain
-/// text for the rest; a JSON object per line with `--output json`.
+/// text for the rest. With `--output json` too: stderr then carries the
+/// run's JSON Lines events and these text lines, told apart by their first
+/// character (docs/json.md).
 struct Lines;
 
 impl<S, N> FormatEvent<S, N> for Lines
@@ -148,21 +150,11 @@ where
     ) -> std::fmt::Result {
         let mut message = Message(String::new());
         event.record(&mut message);
-        let level = *event.metadata().level();
         let ui = ui();
-        if ui.json {
-            let name = match level {
-                tracing::Level::ERROR => "error",
-                tracing::Level::WARN => "warning",
-                tracing::Level::INFO => "info",
-                _ => "debug",
-            };
-            let v = json!({"event": "log", "level": name, "message": message.0});
-            return writeln!(writer, "{v}");
-        }
-        let prefix = match level {
-            tracing::Level::ERROR => paint("error:", Style::Error, ui.color_err) + " ",
-            tracing::Level::WARN => paint("warning:", Style::Warn, ui.color_err) + " ",
+        let color = ui.color_err && !ui.json;
+        let prefix = match *event.metadata().level() {
+            tracing::Level::ERROR => paint("error:", Style::Error, color) + " ",
+            tracing::Level::WARN => paint("warning:", Style::Warn, color) + " ",
             _ => String::new(),
         };
         writeln!(writer, "{prefix}{}", message.0)

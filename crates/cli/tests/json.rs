@@ -119,11 +119,16 @@ fn error_out(out: &Output, status: i32, code: &str) -> Map<String, Value> {
     obj
 }
 
-/// Every stderr line of a JSON run is an object of the events section.
+/// Every stderr line of a JSON run that starts with `{` is an object of
+/// the events section; the others are pvefleet's text messages.
 fn events_documented(out: &Output) -> Vec<Value> {
     let shown = documented("events");
     let mut seen = Vec::new();
     for line in String::from_utf8_lossy(&out.stderr).lines() {
+        if !line.starts_with('{') {
+            assert!(!line.trim().is_empty(), "an empty line on stderr");
+            continue;
+        }
         let v: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("stderr line {e}: {line}"));
         let kind = v["event"].as_str().expect("event");
