@@ -5,8 +5,8 @@ use crate::simulate;
 use crate::table::{Align, Cell, Table};
 use crate::ui::{self, Failure, Style};
 use crate::ExitStatus;
-use pve_sim::state::Root;
-use serde_json::json;
+use pve_sim::state::{Root, State};
+use serde_json::{json, Value};
 
 /// Runs `sim reset` or `sim state`.
 pub fn run(cmd: SimCmd) -> ExitStatus {
@@ -105,28 +105,41 @@ fn state() -> ExitStatus {
             .report()
         }
     };
-    let vm_name = |vm: &pve_sim::state::Vm| vm.config.get("name").cloned().unwrap_or_default();
     if ui::ui().json {
-        ui::print_json(&json!({
-            "root": simulate::root(),
-            "version": st.settings.version,
-            "nodes": st.nodes.iter().map(|n| json!({"name": n.name, "bridges": n.bridges})).collect::<Vec<_>>(),
-            "storages": st.storages.iter().map(|s| json!({"id": s.id, "type": s.kind, "content": s.content, "shared": s.shared})).collect::<Vec<_>>(),
-            "volumes": st.volumes.iter().map(|v| json!({"volid": v.volid(), "node": v.node, "size": v.size, "vmid": v.vmid})).collect::<Vec<_>>(),
-            "vms": st.vms.iter().map(|(id, vm)| json!({
-                "vmid": id,
-                "name": vm_name(vm),
-                "node": vm.node,
-                "status": if vm.running { "running" } else { "stopped" },
-                "template": vm.config.get("template").is_some_and(|t| t == "1"),
-                "tags": vm.config.get("tags").map(|t| t.split(';').collect::<Vec<_>>()).unwrap_or_default(),
-            })).collect::<Vec<_>>(),
-        }));
-        return ExitStatus::Ok;
+        ui::print_json(&state_json(&st));
+    } else {
+        print!("{}", state_human(&st, ui::ui().color_out));
     }
-    let color = ui::ui().color_out;
-    println!(
-        "emulated host in {}: PVE {}\n",
+    ExitStatus::Ok
+}
+
+fn vm_name(vm: &pve_sim::state::Vm) -> String {
+    vm.config.get("name").cloned().unwrap_or_default()
+}
+
+/// The emulated host for programs (docs/json.md, `sim-state`).
+fn state_json(st: &State) -> Value {
+    json!({
+        "root": simulate::root(),
+        "version": st.settings.version,
+        "nodes": st.nodes.iter().map(|n| json!({"name": n.name, "bridges": n.bridges})).collect::<Vec<_>>(),
+        "storages": st.storages.iter().map(|s| json!({"id": s.id, "type": s.kind, "content": s.content, "shared": s.shared})).collect::<Vec<_>>(),
+        "volumes": st.volumes.iter().map(|v| json!({"volid": v.volid(), "node": v.node, "size": v.size, "vmid": v.vmid})).collect::<Vec<_>>(),
+        "vms": st.vms.iter().map(|(id, vm)| json!({
+            "vmid": id,
+            "name": vm_name(vm),
+            "node": vm.node,
+            "status": if vm.running { "running" } else { "stopped" },
+            "template": vm.config.get("template").is_some_and(|t| t == "1"),
+            "tags": vm.config.get("tags").map(|t| t.split(';').collect::<Vec<_>>()).unwrap_or_default(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The emulated host for people: its release, nodes, storages and VMs.
+fn state_human(st: &State, color: bool) -> String {
+    let mut out = format!(
+        "emulated host in {}: PVE {}\n\n",
         simulate::root().display(),
         st.settings.version
     );
@@ -134,7 +147,7 @@ fn state() -> ExitStatus {
     for n in &st.nodes {
         nodes.row(vec![n.name.as_str().into(), n.bridges.join(",").into()]);
     }
-    print!("{}", nodes.render(color));
+    out.push_str(&nodes.render(color));
     let mut storages = Table::new(&[
         ("STORAGE", Align::Left),
         ("TYPE", Align::Left),
@@ -152,8 +165,8 @@ fn state() -> ExitStatus {
             volumes.to_string().into(),
         ]);
     }
-    println!();
-    print!("{}", storages.render(color));
+    out.push('\n');
+    out.push_str(&storages.render(color));
     let mut vms = Table::new(&[
         ("VMID", Align::Right),
         ("NAME", Align::Left),
@@ -177,11 +190,11 @@ fn state() -> ExitStatus {
             vm.config.get("tags").cloned().unwrap_or_default().into(),
         ]);
     }
-    println!();
+    out.push('\n');
     if vms.is_empty() {
-        println!("no VMs");
+        out.push_str("no VMs\n");
     } else {
-        print!("{}", vms.render(color));
+        out.push_str(&vms.render(color));
     }
-    ExitStatus::Ok
+    out
 }
