@@ -1,5 +1,5 @@
 //! Command-line arguments. Arguments several subcommands share are defined
-//! once and flattened into each.
+//! once and flattened into each; those every subcommand takes are global.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -7,13 +7,39 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Exit status: 0 when every VM converged (or the file is valid), 1 when a
 /// VM failed or is in conflict, 2 for invalid input or a refused host key
-/// (nothing is changed then).
+/// (nothing is changed then). `plan` and `status` take
+/// `--detailed-exitcode` (0 nothing to do, 1 error, 2 changes or drift).
+///
+/// Environment: PVEFLEET_LOG (a log filter such as `debug`, overrides -v
+/// and -q), PVEFLEET_VERBOSE (any value: as -v), NO_COLOR (any non-empty
+/// value: no colour, as --color never unless --color always).
 #[derive(Debug, Parser)]
 #[command(name = "pvefleet", version, about, long_about)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
     /// What to do.
     #[command(subcommand)]
     pub command: Cmd,
+}
+
+/// Flags every subcommand takes, before or after its name.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Output format: readable text, or JSON on stdout (errors included,
+    /// progress as JSON Lines on stderr; see docs/json.md).
+    #[arg(long, value_enum, default_value_t = Output::Human, global = true)]
+    pub output: Output,
+    /// When to colour: auto (on a terminal, unless NO_COLOR is set), always
+    /// or never (no escape sequences at all, so no live progress either).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true)]
+    pub color: ColorWhen,
+    /// Say more: -v shows each command sent.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Say less: only the summary and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// Subcommands.
@@ -34,9 +60,11 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         host_state: Option<String>,
         #[command(flatten)]
-        output: OutputArg,
-        #[command(flatten)]
         selection: Selection,
+        /// Exit 0 when nothing would change, 2 when something would, 1 on
+        /// any error or conflict.
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// Make the nodes match the file.
     Apply {
@@ -50,17 +78,18 @@ pub enum Cmd {
         selection: Selection,
         #[command(flatten)]
         run: RunArgs,
-        #[command(flatten)]
-        output: OutputArg,
     },
-    /// Show each VM of the file: exists, managed, running, address, drift.
+    /// Show each VM of the file: exists, managed, running, address, drift,
+    /// changes waiting for a reboot.
     Status {
         #[command(flatten)]
         file: FileArg,
         #[command(flatten)]
         target: Target,
-        #[command(flatten)]
-        output: OutputArg,
+        /// Exit 0 when every VM is as the file says, 2 when one is absent,
+        /// not managed, or drifted (settings or power state), 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// Shut down and destroy the managed VMs of the file.
     Destroy {
@@ -77,6 +106,66 @@ pub enum Cmd {
         #[arg(long)]
         include_cache: bool,
     },
+    /// Write an Ansible inventory of the fleet on stdout: a group per tag
+    /// (tag_NAME) and per node (node_NAME), all VMs in `pvefleet`.
+    ///
+    /// `ansible_host` is the VM's static address, else the one its guest
+    /// agent reports (the nodes are contacted only for VMs without a static
+    /// address); `ansible_user` is its cloud-init `user`.
+    Inventory {
+        #[command(flatten)]
+        file: FileArg,
+        #[command(flatten)]
+        target: Target,
+        /// Inventory format.
+        #[arg(long, value_enum, default_value_t = InventoryFormat::Ini)]
+        format: InventoryFormat,
+        /// Never contact the nodes: VMs without a static address get no
+        /// ansible_host.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Print the JSON Schema of the configuration language (for editors:
+    /// `# yaml-language-server: $schema=PATH` as a file's first line).
+    Schema,
+    /// Print a shell completion script.
+    ///
+    /// bash: `pvefleet completions bash > ~/.local/share/bash-completion/completions/pvefleet`;
+    /// zsh: into a folder of $fpath as `_pvefleet`; fish:
+    /// `~/.config/fish/completions/pvefleet.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per subcommand.
+    Man {
+        /// Write pvefleet.1 and pvefleet-SUBCOMMAND.1 into this folder.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// The built-in emulated host of --simulate (./.pvefleet-sim).
+    Sim {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: SimCmd,
+    },
+}
+
+/// `pvefleet sim ...`.
+#[derive(Debug, Subcommand)]
+pub enum SimCmd {
+    /// Forget the emulated host; with a file, make a fresh one from it now
+    /// (else the next --simulate run makes it).
+    Reset {
+        /// The configuration file to build the host from.
+        file: Option<String>,
+        /// The Proxmox VE release the fresh host runs (7.0 to 9.x).
+        #[arg(long, value_name = "X.Y", requires = "file")]
+        simulate_version: Option<String>,
+    },
+    /// Show the emulated host: nodes, storages, volumes, VMs.
+    State,
 }
 
 /// The configuration file.
@@ -89,7 +178,8 @@ pub struct FileArg {
 /// Which VMs of the file.
 #[derive(Debug, Args, Clone)]
 pub struct Selection {
-    /// Only these VMs (name or vmid); repeatable.
+    /// Only these VMs (name or vmid); repeatable. A name the file does not
+    /// have is an error (exit 2).
     #[arg(long, value_name = "NAME|VMID")]
     pub only: Vec<String>,
 }
@@ -100,14 +190,6 @@ pub struct Confirm {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
-}
-
-/// How output is written.
-#[derive(Debug, Args, Clone)]
-pub struct OutputArg {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Human)]
-    pub output: Output,
 }
 
 /// How `apply` runs.
@@ -139,8 +221,14 @@ pub struct RunArgs {
 #[derive(Debug, Args, Clone)]
 pub struct Target {
     /// Use the built-in emulated Proxmox host (state in ./.pvefleet-sim).
+    /// It follows the file: nodes, storages, bridges and images the file
+    /// names are added to it when missing.
     #[arg(long)]
     pub simulate: bool,
+    /// The Proxmox VE release the emulated host runs (7.0 to 9.x); an
+    /// existing emulated host is switched to it.
+    #[arg(long, value_name = "X.Y", requires = "simulate")]
+    pub simulate_version: Option<String>,
     /// ssh configuration file, passed to ssh as -F.
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<String>,
@@ -161,5 +249,27 @@ pub enum Output {
     /// Readable text.
     Human,
     /// JSON on stdout.
+    Json,
+}
+
+/// When to colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Formats of `inventory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InventoryFormat {
+    /// Ansible's INI inventory.
+    Ini,
+    /// Ansible's YAML inventory.
+    Yaml,
+    /// The YAML inventory's structure written as JSON.
     Json,
 }

@@ -1,6 +1,7 @@
 //! Builds one transport per node from the file and the flags.
 
 use crate::args::Target;
+use crate::ui::Failure;
 use pvefleet_config::Desired;
 use pvefleet_exec::observe::NodeHandle;
 use pvefleet_exec::transport::{LocalTransport, SshOptions, SshTransport, Transport};
@@ -13,9 +14,12 @@ pub fn handles(
     desired: &Desired,
     target: &Target,
     parallel: usize,
-) -> Result<Vec<NodeHandle>, String> {
+) -> Result<Vec<NodeHandle>, Failure> {
     let sim = if target.simulate {
-        Some(crate::simulate::ensure(desired)?)
+        Some(crate::simulate::ensure(
+            desired,
+            target.simulate_version.as_deref(),
+        )?)
     } else {
         None
     };

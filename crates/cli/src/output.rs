@@ -1,5 +1,7 @@
 //! Rendering plans and results for people and for JSON.
 
+use crate::table::{Align, Cell, Table};
+use crate::ui::Style;
 use pvefleet_exec::{VmOutcome, VmResult};
 use pvefleet_plan::{Action, Plan, VmPlan};
 use serde_json::json;
@@ -56,91 +58,117 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
     json!({"vms": vms})
 }
 
-/// The plan for people: `+ create`, `~ change`, `! conflict`.
-pub fn plan_human(plan: &Plan) -> String {
-    let mut s = String::new();
+/// The mark, the word and the colour of an action.
+fn action_mark(a: Action) -> (&'static str, &'static str, Style) {
+    match a {
+        Action::Create => ("+", "create", Style::Good),
+        Action::Update => ("~", "change", Style::Warn),
+        Action::None => ("=", "unchanged", Style::Dim),
+        Action::Conflict => ("!", "conflict", Style::Error),
+        Action::Error => ("!", "error", Style::Error),
+        Action::Destroy => ("-", "destroy", Style::Error),
+    }
+}
+
+/// The plan for people: a row per VM (`+ create`, `~ change`, `= unchanged`,
+/// `! conflict`) in columns sized to their content, each with its problem,
+/// notes, changes and exact commands under it. `no changes` closes a plan
+/// that changes nothing when `say_converged`.
+pub fn plan_human(plan: &Plan, say_converged: bool, color: bool) -> String {
+    let mut t = Table::new(&[
+        ("", Align::Left),
+        ("NAME", Align::Left),
+        ("VMID", Align::Right),
+        ("NODE", Align::Left),
+        ("ACTION", Align::Left),
+    ]);
     for v in &plan.vms {
         let id = v.vmid.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
-        let (mark, what) = match v.action {
-            Action::Create => ("+", "create"),
-            Action::Update => ("~", "change"),
-            Action::None => ("=", "unchanged"),
-            Action::Conflict => ("!", "conflict"),
-            Action::Error => ("!", "error"),
-            Action::Destroy => ("-", "destroy"),
-        };
-        s.push_str(&format!(
-            "{mark} {} (vmid {id}, node {}): {what}\n",
-            v.name, v.node
-        ));
+        let (mark, what, style) = action_mark(v.action);
+        t.row(vec![
+            Cell::styled(mark, style),
+            v.name.as_str().into(),
+            id.into(),
+            v.node.as_str().into(),
+            Cell::styled(what, style),
+        ]);
         if let Some(p) = &v.problem {
-            s.push_str(&format!("    {p}\n"));
+            t.note(p.to_string());
         }
         for n in &v.notes {
-            s.push_str(&format!("    {n}\n"));
+            t.note(n.to_string());
         }
         for c in &v.changes {
-            s.push_str(&format!(
-                "    {}: {} -> {}\n",
+            t.note(format!(
+                "{}: {} -> {}",
                 c.key,
                 c.from.as_deref().unwrap_or("-"),
                 c.to.as_deref().unwrap_or("-")
             ));
         }
         if !v.reboot_pending.is_empty() {
-            s.push_str(&format!(
-                "    takes effect after a reboot: {} (use --reboot)\n",
+            t.note(format!(
+                "takes effect after a reboot: {} (use --reboot)",
                 v.reboot_pending.join(", ")
             ));
         }
         for c in vm_commands(plan, v) {
-            s.push_str(&format!("    $ {c}\n"));
+            t.note(format!("$ {c}"));
         }
     }
-    if plan.is_converged() && !plan.has_problems() {
+    let mut s = if t.is_empty() {
+        String::new()
+    } else {
+        t.render(color)
+    };
+    if say_converged && plan.is_converged() && !plan.has_problems() {
         s.push_str("no changes\n");
     }
     s
 }
 
 /// The summary table.
-pub fn results_human(results: &[VmResult]) -> String {
-    let mut s = format!(
-        "{:>9}  {:<20} {:<10} {:<9} {:<8} {:<16} {:>7}\n",
-        "VMID", "NAME", "NODE", "ACTION", "RESULT", "IP", "SECONDS"
-    );
+pub fn results_human(results: &[VmResult], color: bool) -> String {
+    let mut t = Table::new(&[
+        ("VMID", Align::Right),
+        ("NAME", Align::Left),
+        ("NODE", Align::Left),
+        ("ACTION", Align::Left),
+        ("RESULT", Align::Left),
+        ("IP", Align::Left),
+        ("SECONDS", Align::Right),
+    ]);
     for r in results {
         let id = r.vmid.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
         let result = match r.result {
-            VmOutcome::Ok => "ok",
-            VmOutcome::Failed => "FAILED",
-            VmOutcome::Skipped => "skipped",
+            VmOutcome::Ok => Cell::styled("ok", Style::Good),
+            VmOutcome::Failed => Cell::styled("FAILED", Style::Error),
+            VmOutcome::Skipped => Cell::styled("skipped", Style::Warn),
         };
-        s.push_str(&format!(
-            "{:>9}  {:<20} {:<10} {:<9} {:<8} {:<16} {:>7.1}\n",
-            id,
-            r.name,
-            r.node,
-            r.action.name(),
+        t.row(vec![
+            id.into(),
+            r.name.as_str().into(),
+            r.node.as_str().into(),
+            r.action.name().into(),
             result,
-            r.ip.as_deref().unwrap_or("-"),
-            r.seconds
-        ));
+            r.ip.as_deref().unwrap_or("-").into(),
+            format!("{:.1}", r.seconds).into(),
+        ]);
         if let Some(e) = &r.error {
             let rolled = if r.rolled_back { " (rolled back)" } else { "" };
-            s.push_str(&format!("           {e}{rolled}\n"));
+            t.note(format!("{e}{rolled}"));
         }
         for w in &r.warnings {
-            s.push_str(&format!("           warning: {w}\n"));
+            t.note(format!("warning: {w}"));
         }
         if !r.reboot_pending.is_empty() {
-            s.push_str(&format!(
-                "           waits for a reboot: {} (apply --reboot)\n",
+            t.note(format!(
+                "waits for a reboot: {} (apply --reboot)",
                 r.reboot_pending.join(", ")
             ));
         }
     }
-    s
+    t.render(color)
 }
 
 /// One VM of `status`.
@@ -164,34 +192,71 @@ pub struct StatusRow {
     pub drift: Vec<String>,
     /// Keys waiting for a reboot.
     pub reboot_pending: Vec<String>,
+    /// Why the VM is in conflict or cannot be planned (a duplicate name, a
+    /// VM pvefleet does not manage...), with its stable code.
+    pub problem: Option<serde_json::Value>,
 }
 
-/// The `status` table.
-pub fn status_human(rows: &[StatusRow]) -> String {
-    let yn = |b: bool| if b { "yes" } else { "no" };
-    let mut s = format!(
-        "{:>9}  {:<20} {:<10} {:<7} {:<8} {:<8} {:<16} DRIFT\n",
-        "VMID", "NAME", "NODE", "EXISTS", "MANAGED", "RUNNING", "IP"
-    );
-    for r in rows {
-        let drift = if r.drift.is_empty() {
-            "-".to_string()
-        } else {
-            r.drift.join(",")
-        };
-        s.push_str(&format!(
-            "{:>9}  {:<20} {:<10} {:<7} {:<8} {:<8} {:<16} {}\n",
-            r.vmid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
-            r.name,
-            r.node,
-            yn(r.exists),
-            yn(r.managed),
-            yn(r.running),
-            r.ip.as_deref().unwrap_or("-"),
-            drift
-        ));
+impl StatusRow {
+    /// True when the VM is not as the file says: absent, not managed,
+    /// drifted settings or power state.
+    pub fn differs(&self) -> bool {
+        !self.exists || !self.managed || !self.drift.is_empty()
     }
-    s
+}
+
+/// The `status` table: drift and changes waiting for a reboot included.
+pub fn status_human(rows: &[StatusRow], color: bool) -> String {
+    let yn = |b: bool, bad: Style| {
+        if b {
+            Cell::from("yes")
+        } else {
+            Cell::styled("no", bad)
+        }
+    };
+    let list = |l: &[String]| {
+        if l.is_empty() {
+            Cell::from("-")
+        } else {
+            Cell::styled(l.join(","), Style::Warn)
+        }
+    };
+    let mut t = Table::new(&[
+        ("VMID", Align::Right),
+        ("NAME", Align::Left),
+        ("NODE", Align::Left),
+        ("EXISTS", Align::Left),
+        ("MANAGED", Align::Left),
+        ("RUNNING", Align::Left),
+        ("IP", Align::Left),
+        ("DRIFT", Align::Left),
+        ("REBOOT", Align::Left),
+    ]);
+    for r in rows {
+        t.row(vec![
+            r.vmid
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "-".into())
+                .into(),
+            r.name.as_str().into(),
+            r.node.as_str().into(),
+            yn(r.exists, Style::Warn),
+            if r.exists {
+                yn(r.managed, Style::Error)
+            } else {
+                Cell::from("-")
+            },
+            if r.exists {
+                yn(r.running, Style::Dim)
+            } else {
+                Cell::from("-")
+            },
+            r.ip.as_deref().unwrap_or("-").into(),
+            list(&r.drift),
+            list(&r.reboot_pending),
+        ]);
+    }
+    t.render(color)
 }
 
 /// The destroy plan for people.

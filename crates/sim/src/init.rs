@@ -1,6 +1,7 @@
 //! `pve-sim init ROOT ...` (create a host or cluster) and `pve-sim state ROOT`.
 
 use crate::qm::parse_size;
+use crate::schema::Failure;
 use crate::state::{now_ms, NodeDef, Root, Settings, State, StorageDef, Volume};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -231,6 +232,125 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
     }
     let _ = std::fs::remove_file(root.join("journal.jsonl"));
     root.save_unlocked(&st).map_err(|f| f.stderr)
+}
+
+/// Adds to the existing host at ROOT what `spec` names and the host lacks:
+/// nodes, bridges, storages (with their type's default content) and image
+/// volumes. Nothing that exists is changed: an existing storage keeps its
+/// type and content types, an existing volume its size. Returns one line
+/// per addition, e.g. `storage nfs1 (dir)` or `image local:iso/x.img on pve`.
+pub fn extend(root: &Root, spec: &InitSpec) -> Result<Vec<String>, String> {
+    root.update(|st| {
+        let mut added = Vec::new();
+        for name in &spec.nodes {
+            if st.node(name).is_none() {
+                let mut bridges = st
+                    .nodes
+                    .first()
+                    .map(|n| n.bridges.clone())
+                    .unwrap_or_default();
+                for b in &spec.bridges {
+                    if !bridges.contains(b) {
+                        bridges.push(b.clone());
+                    }
+                }
+                if bridges.is_empty() {
+                    bridges.push("vmbr0".into());
+                }
+                st.nodes.push(NodeDef {
+                    name: name.clone(),
+                    bridges,
+                    memory: 64u64 << 30,
+                });
+                added.push(["node ", name].concat());
+            }
+        }
+        for node in &mut st.nodes {
+            for b in &spec.bridges {
+                if !node.bridges.contains(b) {
+                    node.bridges.push(b.clone());
+                    added.push(["bridge ", b, " on ", &node.name].concat());
+                }
+            }
+        }
+        for (id, kind, shared) in &spec.storages {
+            if st.storage(id).is_none() {
+                let content = spec
+                    .content
+                    .iter()
+                    .find(|(s, _)| s == id)
+                    .map(|(_, c)| c.clone())
+                    .unwrap_or_else(|| content_for(id, kind, &st.settings.version));
+                st.storages.push(StorageDef {
+                    id: id.clone(),
+                    kind: kind.clone(),
+                    content,
+                    shared: *shared,
+                });
+                added.push(["storage ", id, " (", kind, ")"].concat());
+            }
+        }
+        for (volid, size) in &spec.images {
+            let (storage, volname) = volid
+                .split_once(':')
+                .ok_or_else(|| Failure::die(["'", volid, "' is not a volume id"].concat()))?;
+            let Some(sdef) = st.storage(storage).cloned() else {
+                return Err(Failure::die(
+                    ["storage '", storage, "' is not defined"].concat(),
+                ));
+            };
+            let content = volname.split('/').next().unwrap_or("iso").to_string();
+            let format = if content == "iso" {
+                "iso".to_string()
+            } else {
+                volname.rsplit('.').next().unwrap_or("raw").to_string()
+            };
+            let holders: Vec<String> = if sdef.shared {
+                st.nodes.iter().take(1).map(|n| n.name.clone()).collect()
+            } else {
+                st.nodes.iter().map(|n| n.name.clone()).collect()
+            };
+            for node in holders {
+                if st.find_volume(&node, volid).is_some() {
+                    continue;
+                }
+                let vol = Volume {
+                    storage: storage.into(),
+                    node: node.clone(),
+                    volname: volname.into(),
+                    size: *size,
+                    content: content.clone(),
+                    format: format.clone(),
+                    vmid: None,
+                    ctime: now_ms() / 1000,
+                };
+                let path = root.volume_path(st, &vol);
+                if let Some(p) = path.parent() {
+                    std::fs::create_dir_all(p).map_err(|e| Failure::die(e.to_string()))?;
+                }
+                std::fs::File::create(&path)
+                    .and_then(|f| f.set_len(*size))
+                    .map_err(|e| Failure::die(e.to_string()))?;
+                st.volumes.push(vol);
+                added.push(["image ", volid, " on ", &node].concat());
+            }
+        }
+        Ok(added)
+    })
+    .map_err(|f| f.stderr.trim_end().to_string())
+}
+
+/// Makes the host at ROOT run PVE release `version` (as [`pve_version`]
+/// spells it). Returns the version it ran before when that differs.
+pub fn set_version(root: &Root, version: &str) -> Result<Option<String>, String> {
+    let full = pve_version(version)?;
+    root.update(|st| {
+        if st.settings.version == full {
+            return Ok(None);
+        }
+        Ok(Some(std::mem::replace(&mut st.settings.version, full)))
+    })
+    .map_err(|f| f.stderr.trim_end().to_string())
 }
 
 /// `pve-sim init ROOT [OPTIONS]`.

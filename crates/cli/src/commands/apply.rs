@@ -1,13 +1,17 @@
 //! `apply`: make the nodes match the file.
 
 use super::Session;
-use crate::args::{Output, RunArgs, Target};
+use crate::args::{RunArgs, Target};
 use crate::output;
-use crate::report::{HumanReporter, JsonReporter};
+use crate::progress::Progress;
+use crate::report::JsonReporter;
+use crate::ui::{self, Verbosity};
 use crate::ExitStatus;
 use pvefleet_exec::{runner, ApplyOptions, Reporter, VmOutcome};
 use pvefleet_plan::{plan, PlanInput};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +22,8 @@ pub async fn run(
     yes: bool,
     only: &[String],
     args: &RunArgs,
-    format: Output,
 ) -> ExitStatus {
-    let s = match Session::open(file, target, args.parallel).await {
+    let s = match Session::open(file, target, args.parallel, only).await {
         Ok(s) => s,
         Err(status) => return status,
     };
@@ -30,15 +33,29 @@ pub async fn run(
         reboot: args.reboot,
         only,
     });
-    eprint!("{}", output::plan_human(&p));
+    let ui = ui::ui();
     let changes = !p.is_converged();
     let problems = p.has_problems();
-    if changes && !yes {
+    let asks = changes && !yes;
+    // The plan goes to stderr for people; a question needs it whatever -q
+    // and --output say.
+    let shown =
+        (!ui.json && ui.verbosity > Verbosity::Quiet) || (asks && std::io::stdin().is_terminal());
+    if shown {
+        ui::eprint_lines(&output::plan_human(&p, false, ui.color_err));
+    }
+    if asks {
         match super::confirm("apply these changes?", "change anything").await {
             Ok(true) => {}
             Ok(false) => {
-                eprintln!("nothing was changed");
                 s.close().await;
+                if ui.json {
+                    ui::print_json(
+                        &json!({"changed": false, "declined": true, "vms": [], "round_trips": {}}),
+                    );
+                } else {
+                    eprintln!("nothing was changed");
+                }
                 return ExitStatus::Ok;
             }
             Err(status) => {
@@ -55,12 +72,6 @@ pub async fn run(
         .chain(p.vms.iter().filter_map(|v| v.vmid.map(|x| x.get())))
         .chain(p.preludes.iter().map(|x| x.vmid.get()))
         .collect();
-    let reporter: Arc<dyn Reporter> = match format {
-        Output::Json => Arc::new(JsonReporter),
-        Output::Human => Arc::new(HumanReporter {
-            verbose: std::env::var_os("PVEFLEET_VERBOSE").is_some(),
-        }),
-    };
     let opts = ApplyOptions {
         wait: !args.no_wait,
         wait_timeout: Duration::from_secs(args.wait_timeout),
@@ -70,7 +81,14 @@ pub async fn run(
         parallel_storage: args.parallel_storage,
         cancel: crate::interrupt::token(),
     };
+    let progress = Arc::new(Progress::new(&p, opts.wait));
+    let reporter: Arc<dyn Reporter> = if ui.json {
+        Arc::new(JsonReporter)
+    } else {
+        progress.clone()
+    };
     let results = runner::apply(p, &s.transports(), used, opts, reporter).await;
+    progress.finish();
     s.close().await;
     // Round trips per node, observation included.
     let round_trips: BTreeMap<&str, u64> = s
@@ -78,19 +96,19 @@ pub async fn run(
         .iter()
         .map(|h| (h.name.as_str(), h.transport.round_trips()))
         .collect();
-    match format {
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({"changed": changes, "vms": results, "round_trips": round_trips})
-        ),
-        Output::Human => {
-            if !changes && !problems {
-                println!("no changes");
-            }
-            print!("{}", output::results_human(&results));
-            let total: u64 = round_trips.values().sum();
-            eprintln!("{total} round trip(s) to {} node(s)", round_trips.len());
+    if ui.json {
+        ui::print_json(&json!({"changed": changes, "vms": results, "round_trips": round_trips}));
+    } else {
+        if !changes && !problems {
+            println!("no changes");
         }
+        print!("{}", output::results_human(&results, ui.color_out));
+        let total: u64 = round_trips.values().sum();
+        tracing::info!(
+            "{} to {}",
+            ui::count(total as usize, "round trip", "round trips"),
+            ui::count(round_trips.len(), "node", "nodes")
+        );
     }
     if crate::interrupt::interrupted() {
         let left: Vec<&str> = results

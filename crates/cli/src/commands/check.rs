@@ -1,16 +1,27 @@
 //! `check`: validate the file offline.
 
+use crate::ui;
 use crate::ExitStatus;
+use serde_json::json;
 
 /// Validates `file`; nothing is contacted.
 pub fn run(file: &str) -> ExitStatus {
-    match super::load(file) {
+    match super::load_file(file) {
         Ok(d) => {
-            println!(
-                "{file}: ok ({} VM(s), {} node(s))",
-                d.vms.len(),
-                d.nodes.len()
-            );
+            if ui::ui().json {
+                ui::print_json(&json!({
+                    "file": file,
+                    "ok": true,
+                    "vms": d.vms.len(),
+                    "nodes": d.nodes.len(),
+                }));
+            } else {
+                println!(
+                    "{file}: ok ({}, {})",
+                    ui::count(d.vms.len(), "VM", "VMs"),
+                    ui::count(d.nodes.len(), "node", "nodes")
+                );
+            }
             ExitStatus::Ok
         }
         Err(s) => s,

@@ -4,16 +4,22 @@
 mod apply;
 mod check;
 mod destroy;
+mod inventory;
+mod meta;
 mod plan;
+mod schema;
+mod sim;
 mod status;
 
 use crate::args::{Cli, Cmd, Target};
+use crate::ui::{self, Failure};
 use crate::ExitStatus;
 use pvefleet_config::{ConfigReport, Desired};
 use pvefleet_exec::observe::{observe, NodeHandle};
 use pvefleet_exec::transport::TransportError;
 use pvefleet_exec::Transports;
 use pvefleet_plan::{read_plan, Observed};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -26,17 +32,11 @@ pub async fn run(cli: Cli) -> ExitStatus {
             file,
             target,
             host_state,
-            output,
             selection,
+            detailed_exitcode,
         } => {
-            plan::run(
-                &file.file,
-                &target,
-                host_state,
-                output.output,
-                &selection.only,
-            )
-            .await
+            let status = plan::run(&file.file, &target, host_state, &selection.only).await;
+            detailed(status, detailed_exitcode)
         }
         Cmd::Apply {
             file,
@@ -44,23 +44,15 @@ pub async fn run(cli: Cli) -> ExitStatus {
             confirm,
             selection,
             run,
-            output,
-        } => {
-            apply::run(
-                &file.file,
-                &target,
-                confirm.yes,
-                &selection.only,
-                &run,
-                output.output,
-            )
-            .await
-        }
+        } => apply::run(&file.file, &target, confirm.yes, &selection.only, &run).await,
         Cmd::Status {
             file,
             target,
-            output,
-        } => status::run(&file.file, &target, output.output).await,
+            detailed_exitcode,
+        } => {
+            let status = status::run(&file.file, &target).await;
+            detailed(status, detailed_exitcode)
+        }
         Cmd::Destroy {
             file,
             target,
@@ -77,6 +69,26 @@ pub async fn run(cli: Cli) -> ExitStatus {
             )
             .await
         }
+        Cmd::Inventory {
+            file,
+            target,
+            format,
+            offline,
+        } => inventory::run(&file.file, &target, format, offline).await,
+        Cmd::Schema => schema::run(),
+        Cmd::Completions { shell } => meta::completions(shell),
+        Cmd::Man { dir } => meta::man(dir.as_deref()),
+        Cmd::Sim { command } => sim::run(command),
+    }
+}
+
+/// The status of a command run with `--detailed-exitcode`: an error of any
+/// kind is 1, since 2 means "changes" there.
+fn detailed(status: ExitStatus, detailed: bool) -> ExitStatus {
+    match (detailed, status) {
+        (true, ExitStatus::Invalid) => ExitStatus::Failed,
+        (false, ExitStatus::Changes) => ExitStatus::Ok,
+        (_, s) => s,
     }
 }
 
@@ -103,14 +115,62 @@ fn load(file: &str) -> Result<Desired, ExitStatus> {
         };
         std::fs::read_to_string(&path).map_err(|e| e.to_string())
     };
-    pvefleet_config::parse(file, &text, &loader).map_err(|report: ConfigReport| {
-        eprint!("{}", report.render(std::io::stderr().is_terminal()));
-        eprintln!(
-            "error: {} problem(s) in {file}; nothing was contacted",
-            report.errors.len()
-        );
-        ExitStatus::Invalid
+    pvefleet_config::parse(file, &text, &loader)
+        .map_err(|report: ConfigReport| crate::diag::config_errors(&report))
+}
+
+/// [`load`], and for a file that could not be read, the error in the output
+/// format (`load` says it on stderr; with `--output json` stdout gets the
+/// object too).
+fn load_file(file: &str) -> Result<Desired, ExitStatus> {
+    crate::diag::reset();
+    load(file).map_err(|status| {
+        if ui::ui().json && !crate::diag::reported() {
+            let why = std::fs::File::open(file)
+                .err()
+                .map(|e| ui::io_reason(&e))
+                .unwrap_or_else(|| "it could not be read".into());
+            return Failure::new(
+                status,
+                "file_unreadable",
+                format!("cannot read {file}: {why}"),
+            )
+            .at(json!({"file": file}))
+            .report();
+        }
+        status
     })
+}
+
+/// Refuses `--only` names the file does not have (exit 2), naming them.
+fn check_only(file: &str, desired: &Desired, only: &[String]) -> Result<(), ExitStatus> {
+    let known = |o: &String| {
+        desired
+            .vms
+            .iter()
+            .any(|v| v.name == *o || v.vmid.is_some_and(|id| id.to_string() == *o))
+    };
+    let unknown: Vec<&str> = only
+        .iter()
+        .filter(|o| !known(o))
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = desired.vms.iter().map(|v| v.name.as_str()).collect();
+    Err(Failure::new(
+        ExitStatus::Invalid,
+        "unknown_vm",
+        format!(
+            "--only names {} that {file} does not have: {}",
+            if unknown.len() == 1 { "a VM" } else { "VMs" },
+            unknown.join(", ")
+        ),
+    )
+    .at(json!({"file": file, "only": unknown}))
+    .hint(format!("the file's VMs: {}", names.join(", ")))
+    .report())
 }
 
 /// Connects to every node at once. A refused host key stops everything
@@ -134,31 +194,42 @@ async fn connect_all(
             }
             Ok((_, Ok(()))) => {}
             Err(e) => {
-                eprintln!("error: {e}");
-                return Err(ExitStatus::Failed);
+                return Err(Failure::new(
+                    ExitStatus::Failed,
+                    "internal",
+                    format!("a connection task ended abnormally: {e}"),
+                )
+                .report());
             }
         }
     }
-    for e in failed.values() {
+    for (i, e) in &failed {
         if let TransportError::Connect {
             host_key: true,
             host,
             ..
         } = e
         {
-            eprintln!("error: {e}");
-            eprintln!(
-                "hint: the host key of {host} is unknown or has changed; nothing was changed."
-            );
-            eprintln!("hint: check the key, then add it to known_hosts (ssh {host}), or pass --accept-new-host-key to trust a new key");
-            return Err(ExitStatus::Invalid);
+            return Err(Failure::new(ExitStatus::Invalid, "host_key", e.to_string())
+                .at(json!({"node": handles[*i].name, "host": host}))
+                .hint(format!("the host key of {host} is unknown or has changed; nothing was changed"))
+                .hint(format!("check the key, then add it to known_hosts (ssh {host}), or pass --accept-new-host-key to trust a new key"))
+                .report());
         }
     }
     if !failed.is_empty() && (!desired.cluster || failed.len() == handles.len()) {
-        for e in failed.values() {
-            eprintln!("error: {e}");
-        }
-        return Err(ExitStatus::Failed);
+        let names: Vec<&str> = failed.keys().map(|i| handles[*i].name.as_str()).collect();
+        let message: Vec<String> = failed.values().map(ToString::to_string).collect();
+        let location = if names.len() == 1 {
+            json!({"node": names[0]})
+        } else {
+            json!({"nodes": names})
+        };
+        return Err(
+            Failure::new(ExitStatus::Failed, "connect", message.join("; "))
+                .at(location)
+                .report(),
+        );
     }
     Ok(failed
         .into_iter()
@@ -174,10 +245,17 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Reads and validates the file, connects, and reads its nodes. A
-    /// signal meanwhile stops it: connections are closed, exit 130.
-    async fn open(file: &str, target: &Target, parallel: usize) -> Result<Self, ExitStatus> {
-        let desired = load(file)?;
+    /// Reads and validates the file, checks `--only`, connects, and reads
+    /// its nodes. A signal meanwhile stops it: connections are closed,
+    /// exit 130.
+    async fn open(
+        file: &str,
+        target: &Target,
+        parallel: usize,
+        only: &[String],
+    ) -> Result<Self, ExitStatus> {
+        let desired = load_file(file)?;
+        check_only(file, &desired, only)?;
         let cancel = crate::interrupt::token();
         let observed = tokio::select! {
             r = observe_nodes(&desired, target, parallel) => r,
@@ -215,10 +293,8 @@ async fn observe_nodes(
     target: &Target,
     parallel: usize,
 ) -> Result<(Vec<NodeHandle>, Observed), ExitStatus> {
-    let mut handles = crate::connect::handles(desired, target, parallel).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitStatus::Failed
-    })?;
+    let mut handles =
+        crate::connect::handles(desired, target, parallel).map_err(|f: Failure| f.report())?;
     let unreachable = connect_all(desired, &handles).await?;
     // The first handle reads the cluster for all: make it one that answered.
     handles.retain(|h| !unreachable.contains_key(&h.name));
@@ -226,14 +302,18 @@ async fn observe_nodes(
     let mut observed = match observed {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: reading the nodes failed: {e}");
             close(&handles).await;
-            return Err(ExitStatus::Failed);
+            return Err(Failure::new(
+                ExitStatus::Failed,
+                "read_nodes",
+                format!("reading the nodes failed: {e}"),
+            )
+            .report());
         }
     };
     observed.unreachable.extend(unreachable);
     for (node, why) in &observed.unreachable {
-        eprintln!("warning: node {node}: {why}; its VMs are left alone this run");
+        tracing::warn!("node {node}: {why}; its VMs are left alone this run");
     }
     handles.retain(|h| !observed.unreachable.contains_key(&h.name));
     Ok((handles, observed))
@@ -243,8 +323,13 @@ async fn observe_nodes(
 /// at the question is a "no" that exits 130.
 async fn confirm(question: &str, refusal: &str) -> Result<bool, ExitStatus> {
     if !std::io::stdin().is_terminal() {
-        eprintln!("error: refusing to {refusal} without --yes when not on a terminal");
-        return Err(ExitStatus::Invalid);
+        return Err(Failure::new(
+            ExitStatus::Invalid,
+            "confirmation_required",
+            format!("refusing to {refusal} without --yes when not on a terminal"),
+        )
+        .hint("pass --yes to go ahead without asking")
+        .report());
     }
     eprint!("{question} [y/N] ");
     let answer = tokio::task::spawn_blocking(|| {

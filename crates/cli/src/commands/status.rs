@@ -1,19 +1,52 @@
 //! `status`: each VM of the file as the nodes have it.
 
 use super::Session;
-use crate::args::{Output, Target};
+use crate::args::Target;
 use crate::output::{self, StatusRow};
+use crate::ui;
 use crate::ExitStatus;
 use pvefleet_exec::runner;
 use pvefleet_model::VmStatus;
 use pvefleet_plan::{lookup::is_managed, plan, Action, PlanInput};
+use serde_json::json;
 
-/// Reads the nodes and prints one row per VM of the file.
-pub async fn run(file: &str, target: &Target, format: Output) -> ExitStatus {
-    let s = match Session::open(file, target, 8).await {
+/// Reads the nodes and prints one row per VM of the file. `Changes` when a
+/// VM is not as the file says.
+pub async fn run(file: &str, target: &Target) -> ExitStatus {
+    let s = match Session::open(file, target, 8, &[]).await {
         Ok(s) => s,
         Err(status) => return status,
     };
+    let rows = rows(&s).await;
+    s.close().await;
+    let ui = ui::ui();
+    let differs = rows.iter().any(StatusRow::differs);
+    if ui.json {
+        ui::print_json(&json!({ "vms": rows, "in_sync": !differs }));
+    } else {
+        print!("{}", output::status_human(&rows, ui.color_out));
+    }
+    // Conflicts and duplicates are problems here as in plan and apply.
+    let mut problems = false;
+    for r in &rows {
+        if let Some(p) = &r.problem {
+            problems = true;
+            if !ui.json {
+                eprintln!("{}: {}", r.name, p["message"].as_str().unwrap_or_default());
+            }
+        }
+    }
+    if problems {
+        ExitStatus::Failed
+    } else if differs {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Ok
+    }
+}
+
+/// One row per VM of the file.
+pub(super) async fn rows(s: &Session) -> Vec<StatusRow> {
     let p = plan(PlanInput {
         desired: &s.desired,
         observed: &s.observed,
@@ -51,22 +84,11 @@ pub async fn run(file: &str, target: &Target, format: Output) -> ExitStatus {
             ip,
             drift,
             reboot_pending: v.reboot_pending.clone(),
+            problem: v
+                .problem
+                .as_ref()
+                .map(|p| json!({"code": p.code(), "message": p.to_string()})),
         });
     }
-    s.close().await;
-    match format {
-        Output::Json => println!("{}", serde_json::json!({ "vms": rows })),
-        Output::Human => print!("{}", output::status_human(&rows)),
-    }
-    // Conflicts and duplicates are problems here as in plan and apply.
-    for v in p.vms.iter().filter(|v| v.is_blocked()) {
-        if let Some(problem) = &v.problem {
-            eprintln!("{}: {problem}", v.name);
-        }
-    }
-    if p.has_problems() {
-        ExitStatus::Failed
-    } else {
-        ExitStatus::Ok
-    }
+    rows
 }
