@@ -189,10 +189,19 @@ fn the_leftover_of_an_interrupted_create_is_made_again_on_the_next_run() {
     let left = vm(&bed, 310);
     assert_eq!(left["config"]["lock"], "create", "{left}");
     // The next run recognises it, says so, and converges.
+    let plan = pvefleet(&bed, &["plan", path.to_str().expect("utf8")])
+        .output()
+        .expect("plan");
+    assert!(
+        text(&plan).contains("leftover of an interrupted create"),
+        "{}",
+        text(&plan)
+    );
     let second = apply(&bed, &path, &[]).wait_with_output().expect("wait");
     assert_eq!(second.status.code(), Some(0), "{}", text(&second));
     assert!(
-        text(&second).contains("leftover of an interrupted create"),
+        text(&second)
+            .contains("qm destroy 310 --purge 1 --destroy-unreferenced-disks 1 --skiplock 1"),
         "{}",
         text(&second)
     );

@@ -91,6 +91,7 @@ impl Planner<'_> {
             Some(id) => id,
             None => {
                 vp.vmid_allocated = true;
+                vp.claim_name = true;
                 self.ids.allocate().ok_or(PlanProblem::NoFreeVmid)?
             }
         };

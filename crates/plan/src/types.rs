@@ -201,6 +201,10 @@ pub struct VmPlan {
     pub vmid: Option<VmId>,
     /// True when pvefleet chose the id (it may pick another on a clash).
     pub vmid_allocated: bool,
+    /// True for a VM the file gives no id: the run claims its name under a
+    /// cluster-wide lock before making it, so that concurrent runs make it
+    /// once.
+    pub claim_name: bool,
     /// The node the VM lives or will live on.
     pub node: String,
     /// What happens.
@@ -237,6 +241,7 @@ impl VmPlan {
             name: name.to_string(),
             vmid: None,
             vmid_allocated: false,
+            claim_name: false,
             node: node.to_string(),
             action: Action::None,
             steps: Vec::new(),

@@ -127,6 +127,7 @@ fn claimed_steps(vp: &mut VmPlan, planned: VmId, claimed: VmId) {
     }
     vp.vmid = Some(claimed);
     vp.vmid_allocated = false;
+    vp.claim_name = false;
 }
 
 /// The private folder of a run's uploads on `node`: node names are host
@@ -275,7 +276,7 @@ impl Lane {
     async fn claim(&self, vp: &mut VmPlan) -> Result<bool, VmResult> {
         let (Some(claims), true, Some(vmid)) = (
             &self.claims,
-            vp.vmid_allocated && vp.action == Action::Create,
+            vp.claim_name && vp.action == Action::Create,
             vp.vmid,
         ) else {
             return Ok(false);
@@ -572,7 +573,7 @@ pub async fn apply(
     let wants_claims = plan
         .vms
         .iter()
-        .any(|v| v.vmid_allocated && v.action == Action::Create);
+        .any(|v| v.claim_name && v.action == Action::Create);
     let (claims, claimer) = match wants_claims {
         true => {
             let (tx, rx) = tokio::sync::mpsc::channel(256);
