@@ -330,30 +330,69 @@ fn wait_until(what: &str, limit: Duration, ok: impl Fn() -> bool) {
     }
 }
 
-/// Each point: a fault that holds the run there, and how long to let it
-/// get there.
-const POINTS: &[(&str, &str)] = &[
-    (
-        "observing",
-        r#"[{"match": "pvesh get /version", "nth": 1, "action": "hang", "seconds": 4}]"#,
-    ),
-    (
-        "mid-create",
-        r#"[{"match": "qm create", "nth": 1, "action": "hang", "seconds": 3}]"#,
-    ),
-    (
-        "mid-resize",
-        r#"[{"match": "qm disk resize", "nth": 1, "action": "hang", "seconds": 3}]"#,
-    ),
+/// A moment of an apply to interrupt it at: the host it runs against,
+/// the fault that holds the run there, and the apply's own flags.
+struct Point {
+    name: &'static str,
+    /// `pve-sim init` arguments beyond the image and agent ping.
+    init: &'static [&'static str],
+    faults: &'static str,
+    /// Extra apply flags (`--no-wait` unless the point is the agent wait).
+    wait: bool,
+}
+
+const POINTS: &[Point] = &[
+    Point {
+        name: "before-observing",
+        init: &["--latency-ms", "1500"],
+        faults: "[]",
+        wait: false,
+    },
+    Point {
+        name: "observing",
+        init: &[],
+        faults: r#"[{"match": "pvesh get /version", "nth": 1, "action": "hang", "seconds": 4}]"#,
+        wait: false,
+    },
+    Point {
+        name: "mid-create",
+        init: &[],
+        faults: r#"[{"match": "qm create", "nth": 1, "action": "hang", "seconds": 3}]"#,
+        wait: false,
+    },
+    Point {
+        name: "mid-import",
+        init: &["--version", "7.1"],
+        faults: r#"[{"match": "qm importdisk", "nth": 1, "action": "hang", "seconds": 3}]"#,
+        wait: false,
+    },
+    Point {
+        name: "agent-wait",
+        init: &["--agent-after-ms", "60000"],
+        faults: "[]",
+        wait: true,
+    },
 ];
 
+fn point_bed(p: &Point, node: &str) -> TestBed {
+    let mut args = vec!["--image", "local:iso/jammy.img:1G", "--agent-ping-ms", "20"];
+    args.extend_from_slice(p.init);
+    TestBed::start(&exe(), &[node], &args).unwrap_or_else(|e| panic!("test bed: {e}"))
+}
+
+fn point_apply(bed: &TestBed, cfg: &Path, p: &Point) -> Child {
+    let cfg = cfg.to_str().expect("utf8");
+    let mut args = vec!["apply", cfg, "--yes", "--output", "json"];
+    if !p.wait {
+        args.push("--no-wait");
+    }
+    pvefleet(bed, &args).spawn().expect("spawn pvefleet")
+}
+
 /// Runs `case` for every point at once (each on its own bed).
-fn at_each_point(case: fn(&str, &str)) {
+fn at_each_point(case: fn(&Point)) {
     std::thread::scope(|s| {
-        let runs: Vec<_> = POINTS
-            .iter()
-            .map(|(point, faults)| s.spawn(move || case(point, faults)))
-            .collect();
+        let runs: Vec<_> = POINTS.iter().map(|p| s.spawn(move || case(p))).collect();
         for r in runs {
             if let Err(e) = r.join() {
                 std::panic::resume_unwind(e);
@@ -362,30 +401,33 @@ fn at_each_point(case: fn(&str, &str)) {
     });
 }
 
+const KEY: &str = "  ssh_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGyGUrTnFIdRGvBAkHKLVqC5l2lJdGRDFDoR4u4p5iQs t@t\"]\n";
+
 #[test]
 fn sigint_at_each_point_exits_130_leaves_nothing_and_the_rerun_converges() {
-    at_each_point(|point, faults| {
+    at_each_point(|p| {
         // A node name of its own, to find its upload folders in /tmp.
-        let node = format!("int-{point}");
-        let bed = bed(&[node.as_str()]);
-        let cfg = fleet_on(&bed, &node, "i.yml", &["i-1", "i-2"], false, "  ssh_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGyGUrTnFIdRGvBAkHKLVqC5l2lJdGRDFDoR4u4p5iQs t@t\"]\n");
-        bed.set_faults(faults);
-        let child = apply(&bed, &cfg, &[]);
+        let node = format!("int-{}", p.name);
+        let bed = point_bed(p, &node);
+        let cfg = fleet_on(&bed, &node, "i.yml", &["i-1", "i-2"], false, KEY);
+        bed.set_faults(p.faults);
+        let child = point_apply(&bed, &cfg, p);
         std::thread::sleep(Duration::from_millis(1200));
         signal(&child, "-INT");
         let out = child.wait_with_output().expect("wait");
-        assert_eq!(out.status.code(), Some(130), "{point}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(130), "{}: {}", p.name, text(&out));
         wait_until("no ssh process left", Duration::from_secs(15), || {
             ssh_processes(&bed) == 0
         });
         bed.set_faults("[]");
         let again = apply(&bed, &cfg, &[]).wait_with_output().expect("wait");
-        assert_eq!(again.status.code(), Some(0), "{point}: {}", text(&again));
+        assert_eq!(again.status.code(), Some(0), "{}: {}", p.name, text(&again));
         let want: BTreeMap<String, usize> = [("i-1".to_string(), 1), ("i-2".to_string(), 1)].into();
-        assert_eq!(names(&bed), want, "{point}");
+        assert_eq!(names(&bed), want, "{}", p.name);
         assert!(
             upload_folders(&node).is_empty(),
-            "{point}: {:?}",
+            "{}: {:?}",
+            p.name,
             upload_folders(&node)
         );
     });
@@ -393,11 +435,12 @@ fn sigint_at_each_point_exits_130_leaves_nothing_and_the_rerun_converges() {
 
 #[test]
 fn sigkill_at_each_point_leaves_no_ssh_process_and_the_rerun_converges() {
-    at_each_point(|point, faults| {
-        let bed = bed(&["pve"]);
-        let cfg = fleet(&bed, "k.yml", &["k-1", "k-2"], false, "");
-        bed.set_faults(faults);
-        let mut child = apply(&bed, &cfg, &[]);
+    at_each_point(|p| {
+        let node = format!("kill-{}", p.name);
+        let bed = point_bed(p, &node);
+        let cfg = fleet_on(&bed, &node, "k.yml", &["k-1", "k-2"], false, "");
+        bed.set_faults(p.faults);
+        let mut child = point_apply(&bed, &cfg, p);
         std::thread::sleep(Duration::from_millis(1200));
         child.kill().expect("SIGKILL");
         let _ = child.wait();
@@ -409,13 +452,13 @@ fn sigkill_at_each_point_leaves_no_ssh_process_and_the_rerun_converges() {
         std::thread::sleep(Duration::from_secs(4));
         bed.set_faults("[]");
         let again = apply(&bed, &cfg, &[]).wait_with_output().expect("wait");
-        assert_eq!(again.status.code(), Some(0), "{point}: {}", text(&again));
+        assert_eq!(again.status.code(), Some(0), "{}: {}", p.name, text(&again));
         let want: BTreeMap<String, usize> = [("k-1".to_string(), 1), ("k-2".to_string(), 1)].into();
-        assert_eq!(names(&bed), want, "{point}");
+        assert_eq!(names(&bed), want, "{}", p.name);
         let vols = serde_json::to_string(&bed.state()["storages"]).expect("state");
         for id in 100..110 {
             let owned = vols.matches(&format!("vm-{id}-disk")).count();
-            assert!(owned <= 1, "{point}: orphan volume of {id}: {vols}");
+            assert!(owned <= 1, "{}: orphan volume of {id}: {vols}", p.name);
         }
     });
 }
