@@ -64,7 +64,7 @@ pub(super) fn drive_op(
         if !at_least(st, 7, 2) {
             return Err(param_fail(
                 key,
-                &["invalid format - format error\n", key, ".import-from: property is not defined in schema and the schema does not allow additional properties"].concat(),
+                "invalid format - invalid key in comma-separated list property: import-from",
                 cmd,
             ));
         }

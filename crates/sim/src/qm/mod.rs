@@ -106,7 +106,7 @@ fn version_gates(st: &State, inv: &Invocation) -> R {
     if freeze_fs && !st.at_least(9, 2) {
         return Err(param_fail(
             "agent",
-            "invalid format - format error\nagent.freeze-fs: property is not defined in schema and the schema does not allow additional properties",
+            "invalid format - invalid key in comma-separated list property: freeze-fs",
             &inv.command,
         ));
     }
