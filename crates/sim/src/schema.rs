@@ -257,14 +257,17 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
         let lname = name.to_ascii_lowercase();
         let exact: Vec<&&String> = names
             .iter()
-            .filter(|n| n.to_ascii_lowercase() == lname)
+            .filter(|n| n.eq_ignore_ascii_case(&lname))
             .collect();
         let matched: Vec<&&String> = if exact.len() == 1 {
             exact
         } else {
             names
                 .iter()
-                .filter(|n| n.to_ascii_lowercase().starts_with(&lname))
+                .filter(|n| {
+                    n.len() >= lname.len()
+                        && n.as_bytes()[..lname.len()].eq_ignore_ascii_case(lname.as_bytes())
+                })
                 .collect()
         };
         let key = match matched.as_slice() {
@@ -384,9 +387,8 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
     }
     // Required parameters.
     let mut errors: Vec<(String, String)> = Vec::new();
-    for (k, d) in params_def {
-        let optional = d.get("optional").and_then(Value::as_bool).unwrap_or(false);
-        if !optional && !fixed.contains(k) && !params.contains_key(k) {
+    for k in required(&command) {
+        if !fixed.contains(k) && !params.contains_key(k) {
             errors.push((
                 k.clone(),
                 "property is missing and it is not optional".into(),
@@ -394,21 +396,18 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
         }
     }
     for (k, v) in &params {
-        if let Some(d) = params_def.get(k) {
-            if let Some(file_mapped) = file_mapping(&command, k) {
-                // The CLI argument is a file path; its content is checked later.
-                let _ = file_mapped;
-                continue;
-            }
+        let Some(d) = params_def.get(k) else {
+            continue;
+        };
+        // A file-mapped argument is a path; its content is checked later.
+        if file_mapping(&command, k).is_none() {
             if let Err(reason) = check_value(k, v, d) {
                 errors.push((k.clone(), reason));
             }
         }
-    }
-    // Schema `requires` between parameters.
-    for (k, d) in params_def {
+        // Schema `requires` between parameters.
         if let Some(req) = d.get("requires").and_then(Value::as_str) {
-            if params.contains_key(k) && !params.contains_key(req) {
+            if !params.contains_key(req) {
                 errors.push((
                     req.to_string(),
                     ["missing property required by '", k, "'"].concat(),
@@ -420,6 +419,32 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
         return Err(param_error(&command, &errors));
     }
     Ok(Invocation { command, params })
+}
+
+/// The parameters of `command` that are not optional (computed once).
+fn required(command: &str) -> &'static [String] {
+    static CELL: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
+    let all = CELL.get_or_init(|| {
+        commands()
+            .iter()
+            .map(|(name, def)| {
+                let req = def
+                    .get("parameters")
+                    .and_then(Value::as_object)
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|(_, d)| {
+                                d.get("optional").and_then(Value::as_bool) != Some(true)
+                            })
+                            .map(|(k, _)| k.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (name.clone(), req)
+            })
+            .collect()
+    });
+    all.get(command).map(Vec::as_slice).unwrap_or(&[])
 }
 
 fn mapping_kind(command: &str, key: &str) -> Option<&'static str> {
@@ -446,19 +471,20 @@ fn is_interactive(command: &str, key: &str) -> bool {
 /// `parallel0` pattern `/dev/parport\d+|/dev/usb/lp\d+` takes
 /// `/dev/parport0x`, as a real host does); `(?^:...)` is a plain group and
 /// `{,n}` means `{0,n}` (Perl 5.34+). Compiled once per pattern.
-fn anchored(pattern: &str) -> Option<Regex> {
-    static CACHE: OnceLock<std::sync::Mutex<BTreeMap<String, Option<Regex>>>> = OnceLock::new();
+fn anchored(pattern: &str) -> Option<&'static Regex> {
+    type Cache = BTreeMap<String, Option<&'static Regex>>;
+    static CACHE: OnceLock<std::sync::Mutex<Cache>> = OnceLock::new();
     let mut cache = CACHE.get_or_init(Default::default).lock().ok()?;
-    cache
-        .entry(pattern.to_string())
-        .or_insert_with(|| {
-            let p = pattern
-                .replace("(?^u:", "(?:")
-                .replace("(?^:", "(?:")
-                .replace("{,", "{0,");
-            Regex::new(&["^", &p, "$"].concat()).ok()
-        })
-        .clone()
+    *cache.entry(pattern.to_string()).or_insert_with(|| {
+        let p = pattern
+            .replace("(?^u:", "(?:")
+            .replace("(?^:", "(?:")
+            .replace("{,", "{0,");
+        // Kept for the process's life, with the caches its matches build.
+        Regex::new(&["^", &p, "$"].concat())
+            .ok()
+            .map(|r| &*Box::leak(Box::new(r)))
+    })
 }
 
 /// `PVE::JSONSchema::is_integer`.
