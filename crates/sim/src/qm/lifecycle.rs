@@ -255,7 +255,7 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
             };
             if source.volname.contains("cloudinit") {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
-                let nv = allocate_locked(cx, &storage, newid, 4 << 20, true)?;
+                let nv = allocate_locked(cx, &storage, newid, 4 << 20, Make::Cloudinit)?;
                 config.insert(k.clone(), [nv.volid().as_str(), ",media=cdrom"].concat());
                 continue;
             }
@@ -264,14 +264,14 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
                 copy_time(cx, &st, &storage, source.size);
                 drop(st);
-                let nv = allocate_locked(cx, &storage, newid, source.size, false)?;
+                let nv = allocate_locked(cx, &storage, newid, source.size, Make::Disk(None))?;
                 cx.out(&["allocated target volume '", &nv.volid(), "'"].concat());
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
             } else {
                 cx.out(&["create linked clone of drive ", k, " (", &volid, ")"].concat());
                 drop(st);
                 let storage = source.storage.clone();
-                let nv = allocate_locked(cx, &storage, newid, source.size, false)?;
+                let nv = allocate_locked(cx, &storage, newid, source.size, Make::Disk(None))?;
                 let mut rest = rest.clone();
                 rest.push(("parent".into(), volid.clone()));
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));

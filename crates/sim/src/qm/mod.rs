@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 mod disks;
+mod drive;
 mod lifecycle;
 mod update;
 mod util;
