@@ -6,7 +6,12 @@
 //! path); `nth` (default: every time) counts matching invocations. Actions:
 //! `fail` exits with the message; `hang` sleeps first, then runs normally;
 //! `drop` kills the SSH session that runs the command; `partial` lets a
-//! create, clone or import do its first half and then fail.
+//! create, clone or import do its first half and then fail; `task-error`
+//! fails a task inside its worker (the message on stderr, exit 255 where
+//! qm has `$upid_exit`, 0 for `qm template` and `qm disk resize`);
+//! `task-warnings` lets the command succeed with `count` (default 1)
+//! `WARN: message` lines, a task ending `Task finished with N warning(s)!`
+//! (CONTRACT §1.3, §1.4).
 
 use crate::schema::Failure;
 use crate::Ctx;
@@ -25,6 +30,12 @@ pub enum Action {
     Drop,
     /// Let a create, clone or import do its first half, then fail.
     Partial,
+    /// Fail the task inside its worker (`TASK ERROR: message`).
+    #[serde(rename = "task-error")]
+    TaskError,
+    /// Succeed with warnings (`TASK WARNINGS: count`).
+    #[serde(rename = "task-warnings")]
+    TaskWarnings,
 }
 
 /// One fault rule.
@@ -43,6 +54,8 @@ pub struct Rule {
     pub message: Option<String>,
     /// Seconds for `hang`.
     pub seconds: Option<u64>,
+    /// How many warnings `task-warnings` adds (default 1).
+    pub count: Option<u64>,
 }
 
 /// The rules of `ROOT/faults.json` (none when it is absent). A file that
@@ -90,6 +103,15 @@ pub fn before(cx: &mut Ctx, line: &str) -> Result<(), Failure> {
                 return Err(Failure::die("connection dropped"));
             }
             Action::Partial => cx.partial = Some(r.message.unwrap_or_else(|| "interrupted".into())),
+            Action::TaskError => {
+                cx.task_error = Some(r.message.unwrap_or_else(|| "injected task failure".into()))
+            }
+            Action::TaskWarnings => {
+                cx.task_warnings = Some((
+                    r.message.unwrap_or_else(|| "injected warning".into()),
+                    r.count.unwrap_or(1),
+                ))
+            }
         }
     }
     Ok(())

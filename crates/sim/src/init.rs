@@ -42,6 +42,7 @@ impl Default for InitSpec {
                 agent_ping_ms: 3000,
                 rrd_lag_ms: 0,
                 alloc_ms: 0,
+                thin_overprovisioned: None,
             },
         }
     }
@@ -236,13 +237,20 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
 /// `pve-sim init ROOT [OPTIONS]`.
 pub fn init_cli(args: &[String]) -> i32 {
     let Some(root) = args.first() else {
-        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--cpu-model NAME]... [--version X.Y[.Z]] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N]");
+        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--cpu-model NAME]... [--version X.Y[.Z]] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N] [--thin-overprovisioned [GIB]]");
         return 2;
     };
     let mut spec = InitSpec::default();
     let mut i = 1;
     while i < args.len() {
         let flag = args[i].as_str();
+        if flag == "--thin-overprovisioned" {
+            // Optionally followed by the GiB the pools already hold (180).
+            let gib = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+            spec.settings.thin_overprovisioned = Some(gib.unwrap_or(180) << 30);
+            i += if gib.is_some() { 2 } else { 1 };
+            continue;
+        }
         let Some(v) = args.get(i + 1).cloned() else {
             eprintln!("pve-sim init: {flag} needs a value");
             return 2;

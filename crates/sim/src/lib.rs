@@ -34,6 +34,13 @@ pub struct Ctx {
     pub stderr: String,
     /// A pending `partial` fault.
     pub partial: Option<String>,
+    /// A pending `task-error` fault: the task fails with this message.
+    pub task_error: Option<String>,
+    /// A pending `task-warnings` fault: this warning, so many times.
+    pub task_warnings: Option<(String, u64)>,
+    /// True while the command runs as a task: a worker's stderr reaches
+    /// qm's stdout (CONTRACT §1.3).
+    pub task: bool,
 }
 
 impl Ctx {
@@ -47,6 +54,16 @@ impl Ctx {
     pub fn err(&mut self, line: &str) {
         self.stderr.push_str(line);
         self.stderr.push('\n');
+    }
+
+    /// A line a tool run by the command writes to its stderr: qm's stdout
+    /// inside a task, its stderr in a direct command.
+    pub fn tool_err(&mut self, line: &str) {
+        if self.task {
+            self.out(line);
+        } else {
+            self.err(line);
+        }
     }
 }
 
@@ -229,6 +246,9 @@ pub fn run(
         stdout: String::new(),
         stderr: String::new(),
         partial: None,
+        task_error: None,
+        task_warnings: None,
+        task: false,
     };
     let mut argv = vec![program.to_string()];
     argv.extend(args.iter().cloned());

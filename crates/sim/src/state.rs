@@ -45,6 +45,13 @@ pub struct Settings {
     /// How long allocating a volume holds the storage's lock (0: instant).
     #[serde(default)]
     pub alloc_ms: u64,
+    /// Thin volumes outside pve-sim's model (bytes) on every LVM-thin pool,
+    /// as on a homelab host: while they and the modelled volumes add up to
+    /// more than the volume group (just under 100 GiB), lvm2 warns about
+    /// over-provisioning on each allocation and resize there (CONTRACT §2).
+    /// `None`: the pools have room and lvm2 is quiet.
+    #[serde(default)]
+    pub thin_overprovisioned: Option<u64>,
 }
 
 /// A node of the cluster.

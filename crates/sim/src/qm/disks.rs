@@ -477,7 +477,7 @@ pub(super) fn storage_lock(cx: &Ctx, storage: &str) -> Result<std::fs::File, Fai
 /// Allocates a volume for `vmid` on `storage` of this node under the
 /// storage's allocation lock, as Proxmox's `vdisk_alloc` does.
 pub(super) fn allocate_locked(
-    cx: &Ctx,
+    cx: &mut Ctx,
     storage: &str,
     vmid: u32,
     bytes: u64,
@@ -485,7 +485,13 @@ pub(super) fn allocate_locked(
 ) -> Result<Volume, Failure> {
     let _lock = storage_lock(cx, storage)?;
     let root = cx.root.clone();
-    root.update(|st| allocate(&root, st, &cx.node, storage, vmid, bytes, make))
+    let node = cx.node.clone();
+    let (vol, st) = root.update(|st| {
+        let vol = allocate(&root, st, &node, storage, vmid, bytes, make)?;
+        Ok((vol, st.clone()))
+    })?;
+    lvm::created(cx, &st, &vol);
+    Ok(vol)
 }
 
 /// The progress line qemu-img prints when a copy of `bytes` is done.
@@ -750,7 +756,8 @@ pub(super) fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
         };
         let root = cx.root.clone();
         let node = cx.node.clone();
-        root.update(|st| {
+        let grown = root.update(|st| {
+            let mut grown = None;
             if let Some(v) = st.volumes.iter().position(|v| {
                 v.volid() == volid
                     && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))
@@ -761,6 +768,7 @@ pub(super) fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
                     .write(true)
                     .open(path)
                     .and_then(|f| f.set_len(new));
+                grown = Some((st.volumes[v].clone(), st.clone()));
             }
             if let Some(vm) = st.vms.get_mut(&vmid) {
                 if let Some(v) = vm.config.get_mut(&disk) {
@@ -772,20 +780,11 @@ pub(super) fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
                     *v = [parts.join(","), ",size=".into(), fmt_size(new)].concat();
                 }
             }
-            Ok(())
+            Ok(grown)
         })?;
-        cx.out(
-            &[
-                "  Size of logical volume pve/",
-                volid.rsplit([':', '/']).next().unwrap_or(""),
-                " changed from ",
-                &fmt_size(current),
-                " to ",
-                &fmt_size(new),
-                ".",
-            ]
-            .concat(),
-        );
+        if let Some((vol, st)) = grown {
+            lvm::resized(cx, &st, &vol, current);
+        }
         Ok(())
     })();
     match outcome {
