@@ -43,6 +43,7 @@ impl Default for InitSpec {
                 rrd_lag_ms: 0,
                 alloc_ms: 0,
                 thin_overprovisioned: None,
+                cfs_lock_expiry_ms: 120_000,
             },
         }
     }
@@ -185,6 +186,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
         vms: BTreeMap::new(),
         cpu_models: spec.cpu_models.clone(),
         fault_counts: BTreeMap::new(),
+        cfs_locks: BTreeMap::new(),
     };
     for (volid, size) in &spec.images {
         let (storage, volname) = volid.split_once(':').ok_or("bad volid")?;
@@ -237,7 +239,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
 /// `pve-sim init ROOT [OPTIONS]`.
 pub fn init_cli(args: &[String]) -> i32 {
     let Some(root) = args.first() else {
-        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--cpu-model NAME]... [--version X.Y[.Z]] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N] [--thin-overprovisioned [GIB]]");
+        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--cpu-model NAME]... [--version X.Y[.Z]] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N] [--thin-overprovisioned [GIB]] [--cfs-lock-expiry-ms N]");
         return 2;
     };
     let mut spec = InitSpec::default();
@@ -311,6 +313,9 @@ pub fn init_cli(args: &[String]) -> i32 {
                 .map_err(|_| "not a number".into()),
             "--alloc-ms" => num()
                 .map(|n| spec.settings.alloc_ms = n)
+                .map_err(|_| "not a number".into()),
+            "--cfs-lock-expiry-ms" => num()
+                .map(|n| spec.settings.cfs_lock_expiry_ms = n)
                 .map_err(|_| "not a number".into()),
             other => Err(["unknown option ", other].concat()),
         };

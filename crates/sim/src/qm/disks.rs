@@ -439,34 +439,40 @@ pub(super) fn free_volume(root: &Root, st: &mut State, node: &str, volid: &str) 
     }
 }
 
-/// Takes the storage's allocation lock (CONTRACT §11.3) and holds it for
-/// the model's allocation time: a flock on the node for a local storage,
-/// one cluster-wide lock for a shared one. Like Proxmox, it gives up after
-/// 10 s with the matching message.
-pub(super) fn storage_lock(cx: &Ctx, storage: &str) -> Result<std::fs::File, Failure> {
+/// A storage's allocation lock (CONTRACT §11.3), held while it lives.
+#[expect(dead_code, reason = "the locks are held for their Drop")]
+pub(super) enum StorageLock {
+    /// The node's flock `/var/lock/pve-manager/pve-storage-ID`.
+    Local(std::fs::File),
+    /// The cluster-wide pmxcfs lock `storage-ID`.
+    Shared(crate::cfs::Guard),
+}
+
+/// Takes the storage's allocation lock and holds it for the model's
+/// allocation time: a flock on the node for a local storage, the pmxcfs
+/// lock `storage-ID` for a shared one (CONTRACT §11.3, §19). Like
+/// Proxmox, it gives up after 10 s with the matching message.
+pub(super) fn storage_lock(cx: &mut Ctx, storage: &str) -> Result<StorageLock, Failure> {
     let st = cx.root.read()?;
     let shared = st.storage(storage).is_some_and(|s| s.shared);
-    let name = if shared {
-        ["storage-", storage].concat()
+    let lock = if shared {
+        StorageLock::Shared(crate::cfs::acquire(
+            cx,
+            &["storage-", storage].concat(),
+            10,
+        )?)
     } else {
-        ["storage-", &cx.node, "-", storage].concat()
-    };
-    let Some(lock) = cx.root.try_lock_for(&name, Duration::from_secs(10)) else {
-        return Err(Failure::die(if shared {
-            [
-                "cfs-lock 'storage-",
-                storage,
-                "' error: got lock request timeout",
-            ]
-            .concat()
-        } else {
-            [
-                "can't lock file '/var/lock/pve-manager/pve-storage-",
-                storage,
-                "' - got timeout",
-            ]
-            .concat()
-        }));
+        let host = ["/var/lock/pve-manager/pve-storage-", storage].concat();
+        let path = cx
+            .root
+            .emulated_path(&cx.node, &host)
+            .unwrap_or_else(|| cx.root.join("locks").join(&host[1..]));
+        let Some(f) = cx.root.try_lock_path(&path, Duration::from_secs(10)) else {
+            return Err(Failure::die(
+                ["can't lock file '", &host, "' - got timeout"].concat(),
+            ));
+        };
+        StorageLock::Local(f)
     };
     if st.settings.alloc_ms > 0 {
         std::thread::sleep(Duration::from_millis(st.settings.alloc_ms));

@@ -222,6 +222,13 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
     if crate::faults::partial(cx) {
         return Err(Failure::die("clone failed: interrupted by signal"));
     }
+    // A `kill` fault: the clone dies after making this many volumes.
+    let kill = cx.kill.take();
+    let mut made = 0;
+    let dies_now = |made: usize| kill.is_some_and(|(disks, _)| disks.is_some_and(|n| made >= n));
+    if dies_now(made) {
+        return Err(killed(kill.map_or(0, |k| k.1)));
+    }
     let mut config: BTreeMap<String, String> = BTreeMap::new();
     let target_storage = p.get("storage").cloned();
     for (k, v) in &vm.config {
@@ -256,6 +263,10 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
             if source.volname.contains("cloudinit") {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
                 let nv = allocate_locked(cx, &storage, newid, 4 << 20, Make::Cloudinit)?;
+                made += 1;
+                if dies_now(made) {
+                    return Err(killed(kill.map_or(0, |k| k.1)));
+                }
                 config.insert(k.clone(), [nv.volid().as_str(), ",media=cdrom"].concat());
                 continue;
             }
@@ -266,12 +277,20 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 drop(st);
                 let nv = allocate_locked(cx, &storage, newid, source.size, Make::Disk(None))?;
                 cx.out(&["allocated target volume '", &nv.volid(), "'"].concat());
+                made += 1;
+                if dies_now(made) {
+                    return Err(killed(kill.map_or(0, |k| k.1)));
+                }
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
             } else {
                 cx.out(&["create linked clone of drive ", k, " (", &volid, ")"].concat());
                 drop(st);
                 let storage = source.storage.clone();
                 let nv = allocate_locked(cx, &storage, newid, source.size, Make::Disk(None))?;
+                made += 1;
+                if dies_now(made) {
+                    return Err(killed(kill.map_or(0, |k| k.1)));
+                }
                 let mut rest = rest.clone();
                 rest.push(("parent".into(), volid.clone()));
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
@@ -287,6 +306,10 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
         ]
         .concat()
     });
+    if let Some((_, secs)) = kill {
+        // Killed after all its volumes, before the config was written.
+        return Err(killed(secs));
+    }
     config.insert("name".into(), name);
     config.insert("smbios1".into(), ["uuid=", &uuid()].concat());
     config.insert("vmgenid".into(), uuid());

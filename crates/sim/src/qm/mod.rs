@@ -62,16 +62,16 @@ fn param_fail(key: &str, reason: &str, cmd: &str) -> Failure {
 }
 
 fn vm_lock(cx: &Ctx, vmid: u32, secs: u64, prefix: &str) -> Result<std::fs::File, Failure> {
-    let name = ["lock-", &vmid.to_string(), ".conf"].concat();
+    let path = cx.root.vm_lock_path(&cx.node, vmid);
     cx.root
-        .try_lock_for(&name, Duration::from_secs(secs))
+        .try_lock_path(&path, Duration::from_secs(secs))
         .ok_or_else(|| {
             Failure::die(
                 [
                     prefix,
-                    "can't lock file '/var/lock/qemu-server/",
-                    &name,
-                    "' - got timeout",
+                    "can't lock file '/var/lock/qemu-server/lock-",
+                    &vmid.to_string(),
+                    ".conf' - got timeout",
                 ]
                 .concat(),
             )

@@ -229,6 +229,17 @@ fn archive_check(params: &BTreeMap<String, String>) -> R {
     ))
 }
 
+/// How a `kill` fault ends a create or clone, `secs` after it made what
+/// it was allowed to: the process dies (SIGKILL: a shell sees 137) with no
+/// cleanup and no further output, the VM's flock released by its death.
+pub(super) fn killed(secs: u64) -> Failure {
+    std::thread::sleep(Duration::from_secs(secs));
+    Failure {
+        stderr: String::new(),
+        exit: 137,
+    }
+}
+
 /// Claims `vmid` cluster-wide for a create or clone in progress: a config
 /// holding only `lock: <lock>` on this node. `taken` says why an existing
 /// VM (on any node) stops it.
@@ -282,6 +293,16 @@ pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
         return Err(Failure::die(
             [prefix.as_str(), "interrupted by signal"].concat(),
         ));
+    }
+    if let Some((disks, secs)) = cx.kill.take() {
+        // The VM's flock is held until the process dies.
+        let allocating = ops
+            .into_iter()
+            .filter(|(_, op)| !matches!(op, DriveOp::Keep(_) | DriveOp::Existing { .. }))
+            .take(disks.unwrap_or(usize::MAX))
+            .collect();
+        let _ = apply_drives(cx, vmid, allocating, &mut BTreeMap::new(), &mut Vec::new());
+        return Err(killed(secs));
     }
     let mut config = plain;
     let mut created = Vec::new();
