@@ -193,6 +193,11 @@ fn is_list(def: &Value) -> bool {
         .is_some_and(|f| f.ends_with("-list"))
 }
 
+/// Perl's truth of a string: all but `""` and `"0"` are true.
+pub fn perl_true(v: &str) -> bool {
+    !v.is_empty() && v != "0"
+}
+
 /// Parses a Perl boolean word.
 pub fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
@@ -670,7 +675,7 @@ pub fn parse_property_string(
                         "value without key, but schema does not define a default key".into(),
                     );
                 };
-                if used_default || out.get(d).is_some_and(|v| !v.is_empty() && v != "0") {
+                if used_default || out.get(d).is_some_and(|v| perl_true(v)) {
                     return Err(["duplicate key in comma-separated list property: ", d].concat());
                 }
                 used_default = true;
@@ -749,7 +754,7 @@ fn extras_list(name: &str) -> Vec<&'static str> {
 /// from a fixed set; `reported-model` belongs to custom models only. A
 /// `custom-` name is checked against the host by [`custom_cpu_model`].
 fn check_vm_cpu(cpu: &BTreeMap<String, String>) -> Result<(), String> {
-    let Some(cputype) = cpu.get("cputype").filter(|t| !t.is_empty() && *t != "0") else {
+    let Some(cputype) = cpu.get("cputype").filter(|t| perl_true(t)) else {
         return Err("CPU is missing cputype".into());
     };
     if !cputype.starts_with("custom-")
@@ -762,7 +767,7 @@ fn check_vm_cpu(cpu: &BTreeMap<String, String>) -> Result<(), String> {
         ]
         .concat());
     }
-    if let Some(flags) = cpu.get("flags").filter(|f| !f.is_empty() && *f != "0") {
+    if let Some(flags) = cpu.get("flags").filter(|f| perl_true(f)) {
         let allowed = extras_list("cpu_flags_vm_specific");
         let ok = flags.split(';').all(|f| {
             f.strip_prefix(['+', '-'])

@@ -281,9 +281,7 @@ pub(super) fn drive_op(
     drive::rules(key, &d).map_err(|w| drive::unparsable(key, &w, cmd))?;
     drive::import_syntax(key, &d, cmd)?;
     drive::cleanup_path(key, &mut d, cmd)?;
-    if d.get("import-from")
-        .is_some_and(|s| !s.is_empty() && s != "0")
-    {
+    if d.get("import-from").is_some_and(|s| schema::perl_true(s)) {
         return import_op(cx, st, key, cmd, &d);
     }
     let file = d.get("file").cloned().unwrap_or_default();

@@ -9,7 +9,7 @@ use super::*;
 /// a boolean word is read as `parse_boolean` reads it (`off` is false).
 fn truthy(d: &BTreeMap<String, String>, k: &str) -> bool {
     d.get(k)
-        .is_some_and(|v| schema::parse_bool(v).unwrap_or(!v.is_empty() && v != "0"))
+        .is_some_and(|v| schema::parse_bool(v).unwrap_or(schema::perl_true(v)))
 }
 
 /// `parse_drive`'s checks between keys. On failure the host warns (for
@@ -151,7 +151,7 @@ pub(super) fn cleanup_path(key: &str, d: &mut BTreeMap<String, String>, cmd: &st
 /// `--cdrom X` is `--ide2 X,media=cdrom` (no `media` added when X has one).
 pub(super) fn cdrom_alias(params: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut p = params.clone();
-    if let Some(c) = p.remove("cdrom").filter(|c| !c.is_empty() && c != "0") {
+    if let Some(c) = p.remove("cdrom").filter(|c| schema::perl_true(c)) {
         let v = if c.contains("media=") {
             c
         } else {
@@ -182,7 +182,7 @@ pub(super) fn vga_clipboard(vga: &str) -> R {
         return Ok(());
     };
     let v = parse_property_string(fdef, vga).unwrap_or_default();
-    let ty = v.get("type").filter(|t| !t.is_empty() && *t != "0");
+    let ty = v.get("type").filter(|t| schema::perl_true(t));
     let ok_type = |t: &str| {
         ["std", "cirrus", "vmware", "virtio", "qxl"]
             .iter()

@@ -222,12 +222,15 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
     if crate::faults::partial(cx) {
         return Err(Failure::die("clone failed: interrupted by signal"));
     }
-    // A `kill` fault: the clone dies after making this many volumes.
+    // A `kill` fault: the clone dies once it made so many volumes.
     let kill = cx.kill.take();
     let mut made = 0;
-    let dies_now = |made: usize| kill.is_some_and(|(disks, _)| disks.is_some_and(|n| made >= n));
-    if dies_now(made) {
-        return Err(killed(kill.map_or(0, |k| k.1)));
+    let killed_after = |made: usize| match kill {
+        Some((Some(n), secs)) if made >= n => Some(killed(secs)),
+        _ => None,
+    };
+    if let Some(f) = killed_after(made) {
+        return Err(f);
     }
     let mut config: BTreeMap<String, String> = BTreeMap::new();
     let target_storage = p.get("storage").cloned();
@@ -264,8 +267,8 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
                 let nv = allocate_locked(cx, &storage, newid, 4 << 20, Make::Cloudinit)?;
                 made += 1;
-                if dies_now(made) {
-                    return Err(killed(kill.map_or(0, |k| k.1)));
+                if let Some(f) = killed_after(made) {
+                    return Err(f);
                 }
                 config.insert(k.clone(), [nv.volid().as_str(), ",media=cdrom"].concat());
                 continue;
@@ -278,8 +281,8 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let nv = allocate_locked(cx, &storage, newid, source.size, Make::Disk(None))?;
                 cx.out(&["allocated target volume '", &nv.volid(), "'"].concat());
                 made += 1;
-                if dies_now(made) {
-                    return Err(killed(kill.map_or(0, |k| k.1)));
+                if let Some(f) = killed_after(made) {
+                    return Err(f);
                 }
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
             } else {
@@ -288,8 +291,8 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let storage = source.storage.clone();
                 let nv = allocate_locked(cx, &storage, newid, source.size, Make::Disk(None))?;
                 made += 1;
-                if dies_now(made) {
-                    return Err(killed(kill.map_or(0, |k| k.1)));
+                if let Some(f) = killed_after(made) {
+                    return Err(f);
                 }
                 let mut rest = rest.clone();
                 rest.push(("parent".into(), volid.clone()));

@@ -161,10 +161,9 @@ pub(super) fn balloon_check(params: &BTreeMap<String, String>, vm: &Vm) -> R {
     if !params.contains_key("memory") && !params.contains_key("balloon") {
         return Ok(());
     }
-    let truthy = |v: &&String| !v.is_empty() && *v != "0";
     let memory = params
         .get("memory")
-        .filter(truthy)
+        .filter(|m| schema::perl_true(m))
         .or_else(|| vm.pending.get("memory"))
         .or_else(|| vm.config.get("memory"))
         .and_then(|m| {
@@ -211,7 +210,7 @@ fn hookscript_check(st: &State, node: &str, params: &BTreeMap<String, String>) -
 /// `--archive` restores a backup, which pve-sim does not emulate; drive
 /// options conflict with it. A false value (`0`) is no archive.
 fn archive_check(params: &BTreeMap<String, String>) -> R {
-    let Some(_) = params.get("archive").filter(|a| !a.is_empty() && *a != "0") else {
+    let Some(_) = params.get("archive").filter(|a| schema::perl_true(a)) else {
         return Ok(());
     };
     if let Some(k) = params
