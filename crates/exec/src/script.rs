@@ -39,6 +39,8 @@ const WARNING_STARTS: &[&str] = &[
     "For thin pool auto extension",
     "Logical volume ",
     "Size of logical volume ",
+    "Image resized.",
+    "trying to acquire cfs lock",
 ];
 
 /// True for a stderr line a successful command may print (blank lines too).

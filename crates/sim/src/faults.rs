@@ -6,7 +6,15 @@
 //! path); `nth` (default: every time) counts matching invocations. Actions:
 //! `fail` exits with the message; `hang` sleeps first, then runs normally;
 //! `drop` kills the SSH session that runs the command; `partial` lets a
-//! create, clone or import do its first half and then fail.
+//! create, clone or import do its first half and then fail; `task-error`
+//! fails a task inside its worker (the message on stderr, exit 255 where
+//! qm has `$upid_exit`, 0 for `qm template` and `qm disk resize`);
+//! `task-warnings` lets the command succeed with `count` (default 1)
+//! `WARN: message` lines, a task ending `Task finished with N warning(s)!`
+//! (CONTRACT §1.3, §1.4); `kill` kills a `qm create` or `qm clone` after
+//! it reserved the VM id and made `disks` of its volumes (default all),
+//! `seconds` (default 0) after that: exit 137, no cleanup, the config left
+//! holding only `lock: create`/`lock: clone` (CONTRACT §19).
 
 use crate::schema::Failure;
 use crate::Ctx;
@@ -25,6 +33,14 @@ pub enum Action {
     Drop,
     /// Let a create, clone or import do its first half, then fail.
     Partial,
+    /// Fail the task inside its worker (`TASK ERROR: message`).
+    #[serde(rename = "task-error")]
+    TaskError,
+    /// Succeed with warnings (`TASK WARNINGS: count`).
+    #[serde(rename = "task-warnings")]
+    TaskWarnings,
+    /// Kill a create or clone midway (SIGKILL, OOM, a reboot).
+    Kill,
 }
 
 /// One fault rule.
@@ -43,6 +59,10 @@ pub struct Rule {
     pub message: Option<String>,
     /// Seconds for `hang`.
     pub seconds: Option<u64>,
+    /// How many warnings `task-warnings` adds (default 1).
+    pub count: Option<u64>,
+    /// How many volumes a killed create or clone made (default all).
+    pub disks: Option<usize>,
 }
 
 /// The rules of `ROOT/faults.json` (none when it is absent). A file that
@@ -67,7 +87,8 @@ pub fn before(cx: &mut Ctx, line: &str) -> Result<(), Failure> {
         let mut hits = Vec::new();
         for (i, r) in rules.iter().enumerate() {
             if line == r.pattern || line.starts_with(&[r.pattern.as_str(), " "].concat()) {
-                let n = st.fault_counts.entry(i).or_insert(0);
+                let key = format!("{i} {r:?}");
+                let n = st.fault_counts.entry(key).or_insert(0);
                 *n += 1;
                 if r.nth.is_none_or(|nth| nth == *n) {
                     hits.push(r.clone());
@@ -90,6 +111,16 @@ pub fn before(cx: &mut Ctx, line: &str) -> Result<(), Failure> {
                 return Err(Failure::die("connection dropped"));
             }
             Action::Partial => cx.partial = Some(r.message.unwrap_or_else(|| "interrupted".into())),
+            Action::TaskError => {
+                cx.task_error = Some(r.message.unwrap_or_else(|| "injected task failure".into()))
+            }
+            Action::Kill => cx.kill = Some((r.disks, r.seconds.unwrap_or(0))),
+            Action::TaskWarnings => {
+                cx.task_warnings = Some((
+                    r.message.unwrap_or_else(|| "injected warning".into()),
+                    r.count.unwrap_or(1),
+                ))
+            }
         }
     }
     Ok(())

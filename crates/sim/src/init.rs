@@ -43,6 +43,8 @@ impl Default for InitSpec {
                 agent_ping_ms: 3000,
                 rrd_lag_ms: 0,
                 alloc_ms: 0,
+                thin_overprovisioned: None,
+                cfs_lock_expiry_ms: 120_000,
             },
         }
     }
@@ -185,6 +187,7 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
         vms: BTreeMap::new(),
         cpu_models: spec.cpu_models.clone(),
         fault_counts: BTreeMap::new(),
+        cfs_locks: BTreeMap::new(),
     };
     for (volid, size) in &spec.images {
         let (storage, volname) = volid.split_once(':').ok_or("bad volid")?;
@@ -356,13 +359,20 @@ pub fn set_version(root: &Root, version: &str) -> Result<Option<String>, String>
 /// `pve-sim init ROOT [OPTIONS]`.
 pub fn init_cli(args: &[String]) -> i32 {
     let Some(root) = args.first() else {
-        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--cpu-model NAME]... [--version X.Y[.Z]] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N]");
+        eprintln!("usage: pve-sim init ROOT [--node NAME]... [--storage ID:TYPE[:shared][:CONTENT+...]]... [--image VOLID[:SIZE]]... [--bridge NAME]... [--cpu-model NAME]... [--version X.Y[.Z]] [--latency-ms N] [--slots N] [--import-mbps N] [--agent-after-ms N] [--agent-ping-ms N] [--rrd-lag-ms N] [--alloc-ms N] [--thin-overprovisioned [GIB]] [--cfs-lock-expiry-ms N]");
         return 2;
     };
     let mut spec = InitSpec::default();
     let mut i = 1;
     while i < args.len() {
         let flag = args[i].as_str();
+        if flag == "--thin-overprovisioned" {
+            // Optionally followed by the GiB the pools already hold (180).
+            let gib = args.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+            spec.settings.thin_overprovisioned = Some(gib.unwrap_or(180) << 30);
+            i += if gib.is_some() { 2 } else { 1 };
+            continue;
+        }
         let Some(v) = args.get(i + 1).cloned() else {
             eprintln!("pve-sim init: {flag} needs a value");
             return 2;
@@ -423,6 +433,9 @@ pub fn init_cli(args: &[String]) -> i32 {
                 .map_err(|_| "not a number".into()),
             "--alloc-ms" => num()
                 .map(|n| spec.settings.alloc_ms = n)
+                .map_err(|_| "not a number".into()),
+            "--cfs-lock-expiry-ms" => num()
+                .map(|n| spec.settings.cfs_lock_expiry_ms = n)
                 .map_err(|_| "not a number".into()),
             other => Err(["unknown option ", other].concat()),
         };

@@ -9,9 +9,10 @@
 //! real node. Each invocation is journaled to `ROOT/journal.jsonl` and can be
 //! made to fail by `ROOT/faults.json`.
 
+pub mod cfs;
 pub mod faults;
+pub mod host;
 pub mod init;
-pub mod pmxcfs;
 pub mod pvesh;
 pub mod qm;
 pub mod schema;
@@ -35,6 +36,16 @@ pub struct Ctx {
     pub stderr: String,
     /// A pending `partial` fault.
     pub partial: Option<String>,
+    /// A pending `task-error` fault: the task fails with this message.
+    pub task_error: Option<String>,
+    /// A pending `task-warnings` fault: this warning, so many times.
+    pub task_warnings: Option<(String, u64)>,
+    /// A pending `kill` fault: how many volumes a create or clone makes
+    /// (all when `None`) and how long it then runs before it is killed.
+    pub kill: Option<(Option<usize>, u64)>,
+    /// True while the command runs as a task: a worker's stderr reaches
+    /// qm's stdout (CONTRACT §1.3).
+    pub task: bool,
 }
 
 impl Ctx {
@@ -48,6 +59,16 @@ impl Ctx {
     pub fn err(&mut self, line: &str) {
         self.stderr.push_str(line);
         self.stderr.push('\n');
+    }
+
+    /// A line a tool run by the command writes to its stderr: qm's stdout
+    /// inside a task, its stderr in a direct command.
+    pub fn tool_err(&mut self, line: &str) {
+        if self.task {
+            self.out(line);
+        } else {
+            self.err(line);
+        }
     }
 }
 
@@ -230,15 +251,22 @@ pub fn run(
         stdout: String::new(),
         stderr: String::new(),
         partial: None,
+        task_error: None,
+        task_warnings: None,
+        kill: None,
+        task: false,
     };
     let mut argv = vec![program.to_string()];
     argv.extend(args.iter().cloned());
-    startup(&cx);
+    if !host::PROGRAMS.contains(&program) {
+        startup(&cx);
+    }
     let result = faults::before(&mut cx, &argv.join(" ")).and_then(|_| match program {
         "qm" => qm::run(&mut cx, args),
         "pvesh" => pvesh::run(&mut cx, args),
         "pvesm" => pvesm(&mut cx, args),
         "pveversion" => pveversion(&mut cx),
+        tool if host::PROGRAMS.contains(&tool) => host::run(&mut cx, tool, args),
         other => Err(Failure::die(
             ["pve-sim: unknown program '", other, "'"].concat(),
         )),
@@ -254,8 +282,9 @@ pub fn run(
     (exit, cx.stdout, cx.stderr)
 }
 
-/// The names the multi-call binary answers as, each a link in the
-/// emulated host's bin folder (`mkdir`/`rmdir`: see [`pmxcfs`]).
+/// Every program the multi-call binary answers as, through a link of that
+/// name: Proxmox's `qm`, `pvesh`, `pvesm` and `pveversion`, and the shell
+/// tools a root shell uses on the paths pve-sim emulates (see [`host`]).
 pub const PROGRAMS: &[&str] = &[
     "qm",
     "pvesh",
@@ -263,35 +292,34 @@ pub const PROGRAMS: &[&str] = &[
     "pveversion",
     "mkdir",
     "rmdir",
+    "touch",
     "flock",
 ];
 
-/// The multi-call entry point: `argv0` decides the program (`qm`, `pvesh`,
-/// `pvesm`, `pveversion`, `mkdir`, `rmdir`), else the first argument does;
-/// `init` and `state` manage a ROOT.
+/// The multi-call entry point: `argv0` decides the program (one of
+/// [`PROGRAMS`]), else the first argument does; `init` and `state` manage
+/// a ROOT. A shell tool given no emulated path runs the real tool.
 pub fn main_with(argv: Vec<String>) -> i32 {
     let prog = argv
         .first()
         .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
         .unwrap_or_default();
-    if pmxcfs::PROGRAMS.contains(&prog.as_str()) {
-        return pmxcfs::main(&prog, &argv[1..]);
-    }
-    let (program, rest) = if ["qm", "pvesh", "pvesm", "pveversion"].contains(&prog.as_str()) {
+    let (program, rest) = if PROGRAMS.contains(&prog.as_str()) {
         (prog, argv[1..].to_vec())
     } else {
         match argv.get(1).map(String::as_str) {
             Some("init") => return init::init_cli(&argv[2..]),
             Some("state") => return init::state_cli(&argv[2..]),
-            Some(p @ ("qm" | "pvesh" | "pvesm" | "pveversion")) => {
-                (p.to_string(), argv[2..].to_vec())
-            }
+            Some(p) if PROGRAMS.contains(&p) => (p.to_string(), argv[2..].to_vec()),
             _ => {
-                eprintln!("usage: pve-sim init ROOT [OPTIONS] | pve-sim state ROOT | pve-sim qm|pvesh|pvesm|pveversion ARGS...\n(or call it through a link named qm, pvesh, pvesm or pveversion)");
+                eprintln!("usage: pve-sim init ROOT [OPTIONS] | pve-sim state ROOT | pve-sim PROGRAM ARGS...\n(PROGRAM: {}; or call it through a link of that name)", PROGRAMS.join(", "));
                 return 2;
             }
         }
     };
+    if host::PROGRAMS.contains(&program.as_str()) && host::passes_through(&program, &rest) {
+        return pass_through(&program, &rest);
+    }
     let Some(root) = std::env::var_os("PVE_SIM_ROOT") else {
         eprintln!("pve-sim: PVE_SIM_ROOT is not set");
         return 2;
@@ -305,4 +333,19 @@ pub fn main_with(argv: Vec<String>) -> i32 {
     let _ = std::io::stdout().write_all(out.as_bytes());
     let _ = std::io::stderr().write_all(err.as_bytes());
     exit
+}
+
+/// Runs the real `program` for a use pve-sim does not emulate.
+fn pass_through(program: &str, args: &[String]) -> i32 {
+    let Some(real) = host::real_tool(program) else {
+        eprintln!("pve-sim: no real '{program}' on PATH");
+        return 127;
+    };
+    match std::process::Command::new(&real).args(args).status() {
+        Ok(s) => s.code().unwrap_or(1),
+        Err(e) => {
+            eprintln!("pve-sim: cannot run {}: {e}", real.display());
+            126
+        }
+    }
 }

@@ -193,6 +193,11 @@ fn is_list(def: &Value) -> bool {
         .is_some_and(|f| f.ends_with("-list"))
 }
 
+/// Perl's truth of a string: all but `""` and `"0"` are true.
+pub fn perl_true(v: &str) -> bool {
+    !v.is_empty() && v != "0"
+}
+
 /// Parses a Perl boolean word.
 pub fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
@@ -209,11 +214,11 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
     let def = commands()
         .get(&command)
         .ok_or_else(|| unknown_command(&[command.as_str()]))?;
+    static NONE: OnceLock<serde_json::Map<String, Value>> = OnceLock::new();
     let params_def = def
         .get("parameters")
         .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or_else(|| NONE.get_or_init(serde_json::Map::new));
     let fixed: Vec<String> = def
         .get("fixed")
         .and_then(Value::as_object)
@@ -257,14 +262,17 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
         let lname = name.to_ascii_lowercase();
         let exact: Vec<&&String> = names
             .iter()
-            .filter(|n| n.to_ascii_lowercase() == lname)
+            .filter(|n| n.eq_ignore_ascii_case(&lname))
             .collect();
         let matched: Vec<&&String> = if exact.len() == 1 {
             exact
         } else {
             names
                 .iter()
-                .filter(|n| n.to_ascii_lowercase().starts_with(&lname))
+                .filter(|n| {
+                    n.len() >= lname.len()
+                        && n.as_bytes()[..lname.len()].eq_ignore_ascii_case(lname.as_bytes())
+                })
                 .collect()
         };
         let key = match matched.as_slice() {
@@ -384,9 +392,8 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
     }
     // Required parameters.
     let mut errors: Vec<(String, String)> = Vec::new();
-    for (k, d) in &params_def {
-        let optional = d.get("optional").and_then(Value::as_bool).unwrap_or(false);
-        if !optional && !fixed.contains(k) && !params.contains_key(k) {
+    for k in required(&command) {
+        if !fixed.contains(k) && !params.contains_key(k) {
             errors.push((
                 k.clone(),
                 "property is missing and it is not optional".into(),
@@ -394,22 +401,22 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
         }
     }
     for (k, v) in &params {
-        if let Some(d) = params_def.get(k) {
-            if let Some(file_mapped) = file_mapping(&command, k) {
-                // The CLI argument is a file path; its content is checked later.
-                let _ = file_mapped;
-                continue;
-            }
+        let Some(d) = params_def.get(k) else {
+            continue;
+        };
+        // A file-mapped argument is a path; its content is checked later.
+        if file_mapping(&command, k).is_none() {
             if let Err(reason) = check_value(k, v, d) {
                 errors.push((k.clone(), reason));
             }
         }
-    }
-    // Schema `requires` between parameters.
-    for (k, d) in &params_def {
+        // Schema `requires` between parameters.
         if let Some(req) = d.get("requires").and_then(Value::as_str) {
-            if params.contains_key(k) && !params.contains_key(req) {
-                errors.push((k.clone(), ["parameter '", req, "' is required"].concat()));
+            if !params.contains_key(req) {
+                errors.push((
+                    req.to_string(),
+                    ["missing property required by '", k, "'"].concat(),
+                ));
             }
         }
     }
@@ -417,6 +424,32 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
         return Err(param_error(&command, &errors));
     }
     Ok(Invocation { command, params })
+}
+
+/// The parameters of `command` that are not optional (computed once).
+fn required(command: &str) -> &'static [String] {
+    static CELL: OnceLock<BTreeMap<String, Vec<String>>> = OnceLock::new();
+    let all = CELL.get_or_init(|| {
+        commands()
+            .iter()
+            .map(|(name, def)| {
+                let req = def
+                    .get("parameters")
+                    .and_then(Value::as_object)
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|(_, d)| {
+                                d.get("optional").and_then(Value::as_bool) != Some(true)
+                            })
+                            .map(|(k, _)| k.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (name.clone(), req)
+            })
+            .collect()
+    });
+    all.get(command).map(Vec::as_slice).unwrap_or(&[])
 }
 
 fn mapping_kind(command: &str, key: &str) -> Option<&'static str> {
@@ -438,71 +471,90 @@ fn is_interactive(command: &str, key: &str) -> bool {
     mapping_kind(command, key) == Some("interactive")
 }
 
-fn anchored(pattern: &str) -> Option<Regex> {
-    let p = pattern.replace("(?^u:", "(?:").replace("(?^:", "(?:");
-    Regex::new(&["^(?:", &p, ")$"].concat()).ok()
+/// A schema pattern as Perl applies it, `m/^$pattern$/`: the pattern is
+/// interpolated as text, so a top-level `|` splits the anchors (the
+/// `parallel0` pattern `/dev/parport\d+|/dev/usb/lp\d+` takes
+/// `/dev/parport0x`, as a real host does); `(?^:...)` is a plain group and
+/// `{,n}` means `{0,n}` (Perl 5.34+). Compiled once per pattern.
+fn anchored(pattern: &str) -> Option<&'static Regex> {
+    type Cache = BTreeMap<String, Option<&'static Regex>>;
+    static CACHE: OnceLock<std::sync::Mutex<Cache>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().ok()?;
+    *cache.entry(pattern.to_string()).or_insert_with(|| {
+        let p = pattern
+            .replace("(?^u:", "(?:")
+            .replace("(?^:", "(?:")
+            .replace("{,", "{0,");
+        // Kept for the process's life, with the caches its matches build.
+        Regex::new(&["^", &p, "$"].concat())
+            .ok()
+            .map(|r| &*Box::leak(Box::new(r)))
+    })
 }
 
-/// Checks one value against its schema definition. Returns the reason on failure.
+/// `PVE::JSONSchema::is_integer`.
+fn is_integer(v: &str) -> bool {
+    rx("integer", v)
+}
+
+/// `PVE::JSONSchema::is_number`: no `inf`, `nan` or hex, unlike Rust's parser.
+fn is_number(v: &str) -> bool {
+    rx("number", v)
+}
+
+/// Checks one value against its schema definition, in the order of
+/// `PVE::JSONSchema::check_prop`: type, then format, pattern, lengths, the
+/// numeric range (of any value that looks like a number) and the enum.
+/// Returns the reason on failure.
 pub fn check_value(key: &str, value: &str, def: &Value) -> Result<(), String> {
     let ty = def.get("type").and_then(Value::as_str).unwrap_or("string");
-    match ty {
-        "integer" => {
-            let n: i64 = if value
-                .trim_start_matches('-')
-                .chars()
-                .all(|c| c.is_ascii_digit())
-                && !value.is_empty()
-            {
-                value
-                    .parse()
-                    .map_err(|_| ["type check ('integer') failed - got '", value, "'"].concat())?
-            } else {
-                return Err(["type check ('integer') failed - got '", value, "'"].concat());
-            };
-            check_range(n as f64, def)?;
+    let type_ok = match ty {
+        "integer" => is_integer(value),
+        "number" => is_number(value),
+        "boolean" => parse_bool(value).is_some(),
+        _ => true,
+    };
+    if !type_ok {
+        return Err(["type check ('", ty, "') failed - got '", value, "'"].concat());
+    }
+    if let Some(f) = def.get("format").and_then(Value::as_str) {
+        check_format(key, f, value)?;
+    }
+    if let Some(p) = def.get("pattern").and_then(Value::as_str) {
+        if anchored(p).is_some_and(|re| !re.is_match(value)) {
+            return Err("value does not match the regex pattern".into());
         }
-        "number" => {
-            let n: f64 = value
-                .parse()
-                .map_err(|_| ["type check ('number') failed - got '", value, "'"].concat())?;
-            check_range(n, def)?;
+    }
+    let len = value.len() as u64;
+    if let Some(max) = def.get("maxLength").and_then(Value::as_u64) {
+        if len > max {
+            return Err(["value may only be ", &max.to_string(), " characters long"].concat());
         }
-        "boolean" => {
-            parse_bool(value)
-                .ok_or_else(|| ["type check ('boolean') failed - got '", value, "'"].concat())?;
+    }
+    if let Some(min) = def.get("minLength").and_then(Value::as_u64) {
+        if len < min {
+            return Err([
+                "value must be at least ",
+                &min.to_string(),
+                " characters long",
+            ]
+            .concat());
         }
-        _ => {
-            if let Some(max) = def.get("maxLength").and_then(Value::as_u64) {
-                if value.chars().count() as u64 > max {
-                    return Err(
-                        ["value may only be ", &max.to_string(), " characters long"].concat()
-                    );
-                }
-            }
-            if let Some(e) = def.get("enum").and_then(Value::as_array) {
-                let opts: Vec<&str> = e.iter().filter_map(Value::as_str).collect();
-                if !opts.contains(&value) {
-                    return Err([
-                        "value '",
-                        value,
-                        "' does not have a value in the enumeration '",
-                        &opts.join(", "),
-                        "'",
-                    ]
-                    .concat());
-                }
-            }
-            if let Some(p) = def.get("pattern").and_then(Value::as_str) {
-                if let Some(re) = anchored(p) {
-                    if !re.is_match(value) {
-                        return Err("value does not match the regex pattern".into());
-                    }
-                }
-            }
-            if let Some(f) = def.get("format").and_then(Value::as_str) {
-                check_format(key, f, value)?;
-            }
+    }
+    if is_number(value) {
+        check_range(value.parse().unwrap_or(0.0), def)?;
+    }
+    if let Some(e) = def.get("enum").and_then(Value::as_array) {
+        let opts: Vec<&str> = e.iter().filter_map(Value::as_str).collect();
+        if !opts.contains(&value) {
+            return Err([
+                "value '",
+                value,
+                "' does not have a value in the enumeration '",
+                &opts.join(", "),
+                "'",
+            ]
+            .concat());
         }
     }
     Ok(())
@@ -569,8 +621,12 @@ pub fn check_format(key: &str, format: &str, value: &str) -> Result<(), String> 
 /// Parses a property string as `PVE::JSONSchema::parse_property_string`
 /// does before it checks the keys: items split on `,` (blank ones skipped),
 /// `key=value` with a non-empty value, a bare item fills the default key,
-/// aliases and key aliases resolve. The first problem is the error (the
-/// Perl code dies with it).
+/// aliases and key aliases resolve, a key the format lacks is an error. The
+/// first problem is the error (the Perl code dies with it).
+///
+/// A key given together with an alias of it (`file=...,volume=...`) is an
+/// error since pve-common 9.1.9 (PVE 9.2); older hosts let the later one
+/// win. pve-sim refuses it on every version.
 pub fn parse_property_string(
     fdef: &Value,
     value: &str,
@@ -599,10 +655,18 @@ pub fn parse_property_string(
                             }
                             out.insert(ka.to_string(), k.to_string());
                         }
+                        if out.contains_key(target) {
+                            return Err(
+                                ["key '", target, "' is already defined (via alias)"].concat()
+                            );
+                        }
                         target
                     }
                     None => k,
                 };
+                if !keys.is_some_and(|ks| ks.contains_key(k)) {
+                    return Err(["invalid key in comma-separated list property: ", k].concat());
+                }
                 out.insert(k.to_string(), v.to_string());
             }
             None => {
@@ -611,7 +675,7 @@ pub fn parse_property_string(
                         "value without key, but schema does not define a default key".into(),
                     );
                 };
-                if used_default || out.get(d).is_some_and(|v| !v.is_empty() && v != "0") {
+                if used_default || out.get(d).is_some_and(|v| perl_true(v)) {
                     return Err(["duplicate key in comma-separated list property: ", d].concat());
                 }
                 used_default = true;
@@ -629,17 +693,18 @@ fn check_property_string(key: &str, format: &str, fdef: &Value, value: &str) -> 
     let keys = fdef.get("keys").and_then(Value::as_object);
     let mut errors: Vec<(String, String)> = Vec::new();
     for (k, v) in &parsed {
-        match keys.and_then(|ks| ks.get(k)) {
-            None => errors.push((k.clone(), "property is not defined in schema and the schema does not allow additional properties".into())),
-            Some(kd) => {
-                if let Err(r) = check_value(k, v, kd) {
-                    errors.push((k.clone(), r));
-                }
-                if let Some(req) = kd.get("requires").and_then(Value::as_str) {
-                    if !parsed.contains_key(req) {
-                        errors.push((k.clone(), ["property '", req, "' is missing"].concat()));
-                    }
-                }
+        let Some(kd) = keys.and_then(|ks| ks.get(k)) else {
+            continue;
+        };
+        if let Err(r) = check_value(k, v, kd) {
+            errors.push((k.clone(), r));
+        }
+        if let Some(req) = kd.get("requires").and_then(Value::as_str) {
+            if !parsed.contains_key(req) {
+                errors.push((
+                    req.to_string(),
+                    ["missing property required by '", key, ".", k, "'"].concat(),
+                ));
             }
         }
     }
@@ -689,7 +754,7 @@ fn extras_list(name: &str) -> Vec<&'static str> {
 /// from a fixed set; `reported-model` belongs to custom models only. A
 /// `custom-` name is checked against the host by [`custom_cpu_model`].
 fn check_vm_cpu(cpu: &BTreeMap<String, String>) -> Result<(), String> {
-    let Some(cputype) = cpu.get("cputype").filter(|t| !t.is_empty() && *t != "0") else {
+    let Some(cputype) = cpu.get("cputype").filter(|t| perl_true(t)) else {
         return Err("CPU is missing cputype".into());
     };
     if !cputype.starts_with("custom-")
@@ -702,7 +767,7 @@ fn check_vm_cpu(cpu: &BTreeMap<String, String>) -> Result<(), String> {
         ]
         .concat());
     }
-    if let Some(flags) = cpu.get("flags").filter(|f| !f.is_empty() && *f != "0") {
+    if let Some(flags) = cpu.get("flags").filter(|f| perl_true(f)) {
         let allowed = extras_list("cpu_flags_vm_specific");
         let ok = flags.split(';').all(|f| {
             f.strip_prefix(['+', '-'])
@@ -742,6 +807,11 @@ fn regexes() -> &'static BTreeMap<&'static str, Regex> {
     CELL.get_or_init(|| {
         let mut m = BTreeMap::new();
         m.insert("vmid", re(r"^[1-9][0-9]{2,8}$"));
+        m.insert("integer", re(r"^[+-]?\d+$"));
+        m.insert(
+            "number",
+            re(r"^[+-]?(\d+\.\d+|\d+\.|\.\d+|\d+)([eE][+-]?\d+)?$"),
+        );
         m.insert("dns", re(r"^([A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9\-]*[A-Za-z0-9])?$"));
         m.insert("storage", re(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9])$"));
         m.insert("volid", re(r"^(?i:[a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$"));
@@ -798,26 +868,26 @@ fn startup_order(v: &str) -> bool {
     })
 }
 
-/// `PVE::CpuSet::parse_cpuset`: `N` or `N-M` (M >= N), comma-separated.
+/// `PVE::CpuSet::parse_cpuset`: comma-separated `N` or `N-M` (M >= N), each
+/// with optional blanks around it. Perl's `split` drops trailing empty
+/// items, so `1,2,` and the empty set are accepted; `1,,2` is not.
 fn cpuset(v: &str) -> bool {
+    let mut parts: Vec<&str> = v.split(',').collect();
+    while parts.last() == Some(&"") {
+        parts.pop();
+    }
     let num = |s: &str| {
-        let s = s.trim();
         (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse::<u64>().ok())
+            .then(|| s.parse::<f64>().ok())
             .flatten()
     };
-    let mut count = 0;
-    for part in v.split(',') {
-        let ok = match part.split_once('-') {
+    parts.iter().all(|part| {
+        let p = part.trim_matches([' ', '\t']);
+        match p.split_once('-') {
             Some((a, b)) => matches!((num(a), num(b)), (Some(a), Some(b)) if b >= a),
-            None => num(part).is_some(),
-        };
-        if !ok {
-            return false;
+            None => num(p).is_some(),
         }
-        count += 1;
-    }
-    count > 0
+    })
 }
 
 /// The named-format validators of `PVE::JSONSchema` and qemu-server, as

@@ -45,6 +45,35 @@ pub struct Settings {
     /// How long allocating a volume holds the storage's lock (0: instant).
     #[serde(default)]
     pub alloc_ms: u64,
+    /// Thin volumes outside pve-sim's model (bytes) on every LVM-thin pool,
+    /// as on a homelab host: while they and the modelled volumes add up to
+    /// more than the volume group (just under 100 GiB), lvm2 warns about
+    /// over-provisioning on each allocation and resize there (CONTRACT §2).
+    /// `None`: the pools have room and lvm2 is quiet.
+    #[serde(default)]
+    pub thin_overprovisioned: Option<u64>,
+    /// How long pmxcfs keeps a cluster-wide lock before an unlock request
+    /// may remove it (real: 120 s, CONTRACT §19).
+    #[serde(default = "default_cfs_lock_expiry_ms")]
+    pub cfs_lock_expiry_ms: u64,
+}
+
+fn default_cfs_lock_expiry_ms() -> u64 {
+    120_000
+}
+
+/// What pmxcfs remembers of a lock directory under `/etc/pve/priv/lock`:
+/// the node that made it (only it may refresh it) and when its lifetime
+/// began (pmxcfs counts from when it first saw the lock, not from the
+/// directory's mtime, CONTRACT §19).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CfsLock {
+    /// The node that created the lock.
+    pub node: String,
+    /// When its lifetime began (ms since the epoch).
+    pub since_ms: u64,
+    /// Its mtime (seconds since the epoch).
+    pub mtime: u64,
 }
 
 /// A node of the cluster.
@@ -160,9 +189,13 @@ pub struct State {
     /// (names without the `custom-` prefix).
     #[serde(default)]
     pub cpu_models: Vec<String>,
-    /// Invocation counts per fault rule.
+    /// Invocation counts per fault rule, by its place and text in
+    /// `faults.json` (a rewritten file starts its rules from zero).
     #[serde(default)]
-    pub fault_counts: BTreeMap<usize, u64>,
+    pub fault_counts: BTreeMap<String, u64>,
+    /// pmxcfs's lock records, by lock name.
+    #[serde(default)]
+    pub cfs_locks: BTreeMap<String, CfsLock>,
 }
 
 /// Where the state lives.
@@ -202,6 +235,65 @@ impl Root {
             }
         } else {
             base.join(&v.volname)
+        }
+    }
+
+    /// Where a node's host path lives under ROOT, for the parts of a node's
+    /// file system pve-sim emulates: `/etc/pve/priv/lock` (pmxcfs, one for
+    /// the cluster) and the node's own `/var/lock/qemu-server` and
+    /// `/var/lock/pve-manager` (also as `/run/lock/...`). `None` elsewhere.
+    pub fn emulated_path(&self, node: &str, p: &str) -> Option<PathBuf> {
+        let p = p.trim_end_matches('/');
+        if p == "/etc/pve/priv/lock" || p.starts_with("/etc/pve/priv/lock/") {
+            return Some(self.0.join(&p[1..]));
+        }
+        for dir in ["qemu-server", "pve-manager"] {
+            for base in ["/var/lock/", "/run/lock/"] {
+                let top = [base, dir].concat();
+                if let Some(rest) = p.strip_prefix(top.as_str()) {
+                    if rest.is_empty() || rest.starts_with('/') {
+                        let mut path = self.0.join("nodes").join(node).join("var/lock").join(dir);
+                        if let Some(rest) = rest.strip_prefix('/') {
+                            path = path.join(rest);
+                        }
+                        return Some(path);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The per-VM config lock file of `node` (CONTRACT §11.1, §19).
+    pub fn vm_lock_path(&self, node: &str, vmid: u32) -> PathBuf {
+        self.0
+            .join("nodes")
+            .join(node)
+            .join("var/lock/qemu-server")
+            .join(["lock-", &vmid.to_string(), ".conf"].concat())
+    }
+
+    /// Takes a flock on `path` (created if missing), waiting up to
+    /// `timeout`. `None` on timeout. The same lock as util-linux `flock`.
+    pub fn try_lock_path(&self, path: &Path, timeout: Duration) -> Option<File> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ok()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if f.try_lock().is_ok() {
+                return Some(f);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -284,26 +376,10 @@ impl Root {
         Ok(f)
     }
 
-    /// Takes `locks/NAME` exclusively, waiting up to `timeout`. `None` on timeout.
+    /// Takes `locks/NAME` (pve-sim's own locks) exclusively, waiting up to
+    /// `timeout`. `None` on timeout.
     pub fn try_lock_for(&self, name: &str, timeout: Duration) -> Option<File> {
-        let dir = self.0.join("locks");
-        let _ = std::fs::create_dir_all(&dir);
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(name))
-            .ok()?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            if f.try_lock().is_ok() {
-                return Some(f);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.try_lock_path(&self.0.join("locks").join(name), timeout)
     }
 }
 

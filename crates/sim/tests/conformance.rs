@@ -5,6 +5,7 @@
 //! ```text
 //! init [pve-sim init options]        # a fresh host
 //! node NAME                          # act as this node of a cluster
+//! faults <JSON>                      # ROOT/faults.json from now on
 //! ok   <qm args>                     # must exit 0
 //! out  <qm args> => <text>           # must exit 0 and print <text> on stdout
 //! err  <qm args> => <text>           # must fail and print <text> on stderr
@@ -15,12 +16,22 @@
 //! running <vmid> / stopped <vmid>    # power state
 //! volume <volid> / novolume <volid>  # a volume exists / does not
 //! ```
+//!
+//! A line whose first word is `pvesh` or a shell tool pve-sim emulates
+//! (`mkdir`, `rmdir`, `touch`, `flock`) runs that program instead of `qm`.
 
 use pve_sim::state::Root;
 use std::path::Path;
 
 fn run(root: &Root, node: &Option<String>, args: &[String]) -> (i32, String, String) {
-    pve_sim::run(root.clone(), node.clone(), "qm", args)
+    match args.split_first() {
+        Some((program, rest))
+            if program != "qm" && pve_sim::PROGRAMS.contains(&program.as_str()) =>
+        {
+            pve_sim::run(root.clone(), node.clone(), program, rest)
+        }
+        _ => pve_sim::run(root.clone(), node.clone(), "qm", args),
+    }
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -56,6 +67,7 @@ fn conformance_table() {
         let mut fail = |why: String| failures.push(format!("line {at}: {line}\n    {why}"));
         match verb {
             "node" => node = Some(cmd.to_string()),
+            "faults" => std::fs::write(root.join("faults.json"), rest).expect("faults.json"),
             "init" => {
                 node = None;
                 let _ = std::fs::remove_dir_all(&root.0);

@@ -168,7 +168,9 @@ fn version_dependent_behaviour() {
     let (code, _, err) = run(&root, "qm", "set 100 --agent enabled=1,freeze-fs=1");
     assert_ne!(code, 0);
     assert!(
-        err.contains("agent.freeze-fs: property is not defined"),
+        err.contains(
+            "agent: invalid format - invalid key in comma-separated list property: freeze-fs"
+        ),
         "{err}"
     );
     let (code, _, err) = run(&root, "qm", "create 101 --ha-managed 1");

@@ -129,6 +129,7 @@ impl TestBed {
             "pveversion",
             "mkdir",
             "rmdir",
+            "touch",
             "flock",
         ] {
             std::os::unix::fs::symlink(sim, bin.join(p)).map_err(|e| e.to_string())?;

@@ -8,12 +8,14 @@ pub(super) enum DriveOp {
     New {
         storage: String,
         bytes: u64,
+        format: Option<String>,
         rest: Vec<(String, String)>,
     },
     Import {
         storage: String,
         src_path: std::path::PathBuf,
         size: u64,
+        format: Option<String>,
         rest: Vec<(String, String)>,
     },
     Cloudinit {
@@ -25,23 +27,31 @@ pub(super) enum DriveOp {
     },
 }
 
-pub(super) fn rest_of(parsed: &BTreeMap<String, String>) -> Vec<(String, String)> {
+/// The keys a drive keeps besides its volume and size; `format` only
+/// guides an allocation and is dropped after it.
+pub(super) fn rest_of(
+    parsed: &BTreeMap<String, String>,
+    keep_format: bool,
+) -> Vec<(String, String)> {
     parsed
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "file" | "import-from" | "size"))
+        .filter(|(k, _)| keep_format || *k != "format")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 
-pub(super) fn storage_check(st: &State, storage: &str, key: &str, cmd: &str) -> R {
+fn no_storage(storage: &str) -> Failure {
+    Failure::die(["storage '", storage, "' does not exist"].concat())
+}
+
+/// A storage a new disk or an import is allocated on: it must exist and
+/// hold `images` (check_storage_access names the `storage` parameter).
+pub(super) fn storage_check(st: &State, storage: &str, cmd: &str) -> R {
     match st.storage(storage) {
-        None => Err(param_fail(
-            key,
-            &["storage '", storage, "' does not exist"].concat(),
-            cmd,
-        )),
+        None => Err(no_storage(storage)),
         Some(s) if !s.content.iter().any(|c| c == "images") => Err(param_fail(
-            key,
+            "storage",
             &["storage '", storage, "' does not support vm images"].concat(),
             cmd,
         )),
@@ -49,6 +59,205 @@ pub(super) fn storage_check(st: &State, storage: &str, key: &str, cmd: &str) -> 
     }
 }
 
+/// The content type a volume name has on its storage (pve-storage
+/// `parse_volname` of the dir and LVM plugins), or why it does not parse.
+pub(super) fn volname_content(st: &State, volid: &str) -> Result<&'static str, Failure> {
+    let (storage, volname) = volid.split_once(':').unwrap_or(("", ""));
+    let sdef = st.storage(storage).ok_or_else(|| no_storage(storage))?;
+    if !sdef.is_dir() {
+        let kind = if sdef.kind == "zfspool" { "zfs" } else { "lvm" };
+        let lvm = volname.split_once('-').is_some_and(|(pre, rest)| {
+            (pre == "vm" || pre == "base")
+                && rest.split_once('-').is_some_and(|(id, tail)| {
+                    !id.is_empty()
+                        && id.bytes().all(|b| b.is_ascii_digit())
+                        && !tail.is_empty()
+                        && !tail.contains(char::is_whitespace)
+                })
+        });
+        if lvm && !volname.contains('/') {
+            return Ok("images");
+        }
+        return Err(Failure::die(
+            ["unable to parse ", kind, " volume name '", volname, "'"].concat(),
+        ));
+    }
+    let image = |name: &str| {
+        [".raw", ".qcow2", ".vmdk", ".subvol"]
+            .iter()
+            .any(|e| name.len() > e.len() && name.ends_with(e))
+            && !name.contains(char::is_whitespace)
+    };
+    let content = match volname.split_once('/') {
+        Some(("iso", f))
+            if !f.contains('/') && {
+                let l = f.to_ascii_lowercase();
+                l.ends_with(".iso") || l.ends_with(".img")
+            } =>
+        {
+            Some("iso")
+        }
+        Some(("import", f)) if !f.contains('/') => Some("import"),
+        Some(("snippets", f)) if !f.is_empty() && !f.contains('/') => Some("snippets"),
+        Some(("vztmpl", _)) => Some("vztmpl"),
+        Some(("backup", _)) => Some("backup"),
+        Some((id, rest))
+            if !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && image(rest.rsplit('/').next().unwrap_or("")) =>
+        {
+            Some("images")
+        }
+        _ => None,
+    };
+    content.ok_or_else(|| {
+        Failure::die(["unable to parse directory volume name '", volname, "'"].concat())
+    })
+}
+
+/// `unusedN`: an `images` volume whose name parses; root's access check
+/// does not look whether it exists.
+fn unused_op(st: &State, value: &str, d: &BTreeMap<String, String>) -> Result<DriveOp, Failure> {
+    let file = d.get("file").cloned().unwrap_or_default();
+    match volname_content(st, &file)? {
+        "images" => Ok(DriveOp::Keep(value.to_string())),
+        other => Err(Failure::die(
+            [
+                "unable to use volume ",
+                &file,
+                " - content type needs to be 'images' (not '",
+                other,
+                "')",
+            ]
+            .concat(),
+        )),
+    }
+}
+
+/// `import-from`: an absolute path to a regular file, or an `images`
+/// volume (or `import` from PVE 8.3) that exists.
+fn import_op(
+    cx: &Ctx,
+    st: &State,
+    key: &str,
+    cmd: &str,
+    d: &BTreeMap<String, String>,
+) -> Result<DriveOp, Failure> {
+    let file = d.get("file").cloned().unwrap_or_default();
+    let src = d.get("import-from").cloned().unwrap_or_default();
+    let storage = file
+        .rsplit_once(':')
+        .map(|(s, _)| s.to_string())
+        .unwrap_or_default();
+    storage_check(st, &storage, cmd)?;
+    let (src_path, size) = if src.starts_with('/') {
+        let p = cx.root.host_path(&cx.node, &src);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => (p, m.len()),
+            _ => return Err(Failure::die(["could not get file size of ", &src].concat())),
+        }
+    } else {
+        let content = volname_content(st, &src)?;
+        let import_ok = content == "import" && at_least(st, 8, 3);
+        if content != "images" && !import_ok {
+            let tail = if at_least(st, 8, 3) {
+                "needs to be 'images' or 'import'"
+            } else {
+                "not an image"
+            };
+            return Err(param_fail(
+                key,
+                &[src.as_str(), " has wrong type '", content, "' - ", tail].concat(),
+                cmd,
+            ));
+        }
+        let vol = st.find_volume(&cx.node, &src).ok_or_else(|| {
+            Failure::die(
+                [
+                    "cannot import from '",
+                    &src,
+                    "' - could not get size of ",
+                    &src,
+                ]
+                .concat(),
+            )
+        })?;
+        (cx.root.volume_path(st, vol), vol.size)
+    };
+    Ok(DriveOp::Import {
+        storage,
+        src_path,
+        size,
+        format: d.get("format").cloned(),
+        rest: rest_of(d, false),
+    })
+}
+
+/// A volume that exists, or a device path: content `images` or `iso`
+/// (an ISO only as a CD-ROM), its format as the volume's.
+fn existing_op(
+    cx: &Ctx,
+    st: &State,
+    key: &str,
+    cmd: &str,
+    d: &BTreeMap<String, String>,
+) -> Result<DriveOp, Failure> {
+    let file = d.get("file").cloned().unwrap_or_default();
+    let cdrom = d.get("media").map(String::as_str) == Some("cdrom");
+    if file.starts_with('/') {
+        // Taken as given; it must exist on the node.
+        if std::fs::metadata(cx.root.host_path(&cx.node, &file)).is_err() {
+            return Err(Failure::die(["volume ", &file, " does not exist"].concat()));
+        }
+        return Ok(DriveOp::Keep(drive::print(d)));
+    }
+    let content = volname_content(st, &file)?;
+    if content == "iso" && !cdrom {
+        return Err(param_fail(
+            key,
+            "explicit 'media=cdrom' is required for iso images",
+            cmd,
+        ));
+    }
+    if content != "images" && content != "iso" {
+        return Err(param_fail(
+            key,
+            "content type needs to be 'images' or 'iso'",
+            cmd,
+        ));
+    }
+    let vol = st
+        .find_volume(&cx.node, &file)
+        .ok_or_else(|| Failure::die(["volume '", &file, "' does not exist"].concat()))?;
+    let real = if content == "iso" {
+        "raw"
+    } else {
+        vol.format.as_str()
+    };
+    if let Some(f) = d.get("format").filter(|f| *f != real) {
+        return Err(Failure::die(
+            [
+                "drive '",
+                key,
+                "' - volume '",
+                &file,
+                "' - 'format=",
+                f,
+                "' option different from storage format '",
+                real,
+                "'",
+            ]
+            .concat(),
+        ));
+    }
+    Ok(DriveOp::Existing {
+        volid: file,
+        rest: rest_of(d, true),
+    })
+}
+
+/// What a drive option asks for, after the checks a host makes before it
+/// allocates anything.
 pub(super) fn drive_op(
     cx: &Ctx,
     st: &State,
@@ -57,88 +266,43 @@ pub(super) fn drive_op(
     value: &str,
 ) -> Result<DriveOp, Failure> {
     let fdef = schema::format_of(cmd, key).ok_or_else(|| param_fail(key, "unknown drive", cmd))?;
-    let parsed = parse_property_string(fdef, value)
+    let mut d = parse_property_string(fdef, value)
         .map_err(|e| param_fail(key, &["invalid format - ", &e].concat(), cmd))?;
-    let file = parsed.get("file").cloned().unwrap_or_default();
-    if let Some(src) = parsed.get("import-from") {
-        if !at_least(st, 7, 2) {
-            return Err(param_fail(
-                key,
-                &["invalid format - format error\n", key, ".import-from: property is not defined in schema and the schema does not allow additional properties"].concat(),
-                cmd,
-            ));
-        }
-        let Some(storage) = file.strip_suffix(":0").filter(|s| !s.contains(':')) else {
-            return Err(Failure::die([key, ": 'import-from' requires special syntax - use <storage ID>:0,import-from=<source>"].concat()));
-        };
-        storage_check(st, storage, key, cmd)?;
-        let (src_path, size) = if src.starts_with('/') {
-            let p = cx.root.host_path(&cx.node, src);
-            match std::fs::metadata(&p) {
-                Ok(m) if m.is_file() => (p, m.len()),
-                _ => {
-                    return Err(Failure::die(
-                        [
-                            key,
-                            ": source '",
-                            src,
-                            "' does not exist or is not a regular file",
-                        ]
-                        .concat(),
-                    ))
-                }
-            }
-        } else {
-            let vol = st
-                .find_volume(&cx.node, src)
-                .ok_or_else(|| Failure::die(["volume '", src, "' does not exist"].concat()))?;
-            let import_ok = vol.content == "import" && at_least(st, 8, 3);
-            if vol.content != "images" && !import_ok {
-                let tail = if at_least(st, 8, 3) {
-                    "needs to be 'images' or 'import'"
-                } else {
-                    "not an image"
-                };
-                return Err(Failure::die(
-                    [
-                        key,
-                        ": ",
-                        src,
-                        " has wrong type '",
-                        &vol.content,
-                        "' - ",
-                        tail,
-                    ]
-                    .concat(),
-                ));
-            }
-            (cx.root.volume_path(st, vol), vol.size)
-        };
-        return Ok(DriveOp::Import {
-            storage: storage.to_string(),
-            src_path,
-            size,
-            rest: rest_of(&parsed),
-        });
+    if key.starts_with("unused") {
+        return unused_op(st, value, &d);
     }
+    if d.contains_key("import-from") && !at_least(st, 7, 2) {
+        return Err(param_fail(
+            key,
+            "invalid format - invalid key in comma-separated list property: import-from",
+            cmd,
+        ));
+    }
+    drive::rules(key, &d).map_err(|w| drive::unparsable(key, &w, cmd))?;
+    drive::import_syntax(key, &d, cmd)?;
+    drive::cleanup_path(key, &mut d, cmd)?;
+    if d.get("import-from").is_some_and(|s| schema::perl_true(s)) {
+        return import_op(cx, st, key, cmd, &d);
+    }
+    let file = d.get("file").cloned().unwrap_or_default();
     if let Some(storage) = file.strip_suffix(":cloudinit") {
-        storage_check(st, storage, key, cmd)?;
+        // Allocated by name: vdisk_alloc does not ask for `images`.
+        st.storage(storage).ok_or_else(|| no_storage(storage))?;
         return Ok(DriveOp::Cloudinit {
             storage: storage.to_string(),
         });
     }
-    if let Some(c) = schema::new_disk_re().and_then(|r| r.captures(&file)) {
-        if parsed.get("media").map(String::as_str) == Some("cdrom") {
-            return Err(Failure::die(
-                ["volume '", &file, "' does not exist"].concat(),
-            ));
-        }
+    let cdrom = d.get("media").map(String::as_str) == Some("cdrom");
+    if let Some(c) = schema::new_disk_re()
+        .and_then(|r| r.captures(&file))
+        .filter(|_| !cdrom)
+    {
         let Some(storage) = c.get(2).map(|m| m.as_str().to_string()) else {
             return Err(Failure::die(
                 "no storage ID specified (and no default storage)",
             ));
         };
-        storage_check(st, &storage, key, cmd)?;
+        storage_check(st, &storage, cmd)?;
         let gib: f64 = c
             .get(3)
             .map(|m| m.as_str())
@@ -148,42 +312,14 @@ pub(super) fn drive_op(
         return Ok(DriveOp::New {
             storage,
             bytes: (gib * (1u64 << 30) as f64) as u64,
-            rest: rest_of(&parsed),
+            format: d.get("format").cloned(),
+            rest: rest_of(&d, false),
         });
     }
-    if file == "none" || file == "cdrom" || file.starts_with('/') {
-        return Ok(DriveOp::Keep(value.to_string()));
+    if file == "none" || file == "cdrom" {
+        return Ok(DriveOp::Keep(drive::print(&d)));
     }
-    let (storage, volname) = file.split_once(':').unwrap_or(("", ""));
-    let Some(sdef) = st.storage(storage) else {
-        return Err(Failure::die(
-            ["storage '", storage, "' does not exist"].concat(),
-        ));
-    };
-    let dir_shape = volname.contains('/');
-    if sdef.is_dir() && !dir_shape {
-        return Err(Failure::die(
-            ["unable to parse directory volume name '", volname, "'"].concat(),
-        ));
-    }
-    if !sdef.is_dir() && dir_shape {
-        let kind = if sdef.kind == "zfspool" { "zfs" } else { "lvm" };
-        return Err(Failure::die(
-            ["unable to parse ", kind, " volume name '", volname, "'"].concat(),
-        ));
-    }
-    let vol = st
-        .find_volume(&cx.node, &file)
-        .ok_or_else(|| Failure::die(["volume '", &file, "' does not exist"].concat()))?;
-    if vol.content == "iso" && parsed.get("media").map(String::as_str) != Some("cdrom") {
-        return Err(Failure::die(
-            "explicit 'media=cdrom' is required for iso images",
-        ));
-    }
-    Ok(DriveOp::Existing {
-        volid: file,
-        rest: rest_of(&parsed),
-    })
+    existing_op(cx, st, key, cmd, &d)
 }
 
 pub(super) fn join_drive(volid: &str, rest: &[(String, String)], size: Option<u64>) -> String {
@@ -201,6 +337,41 @@ pub(super) fn join_drive(volid: &str, rest: &[(String, String)], size: Option<u6
     s
 }
 
+/// What an allocation makes: a disk in a format (the storage's default when
+/// none is asked for), or a cloud-init drive.
+#[derive(Clone, Copy)]
+pub(super) enum Make<'a> {
+    Disk(Option<&'a str>),
+    Cloudinit,
+}
+
+/// The format a storage allocates: LVM-thin and ZFS only `raw` (the
+/// plugin dies on others), dir storages `raw`, `qcow2` or `vmdk` (another
+/// extension does not parse as a volume file name).
+fn alloc_format(dir: bool, make: Make, name: &str) -> Result<String, Failure> {
+    let fmt = match make {
+        Make::Disk(Some(f)) => f.to_string(),
+        Make::Cloudinit if dir => "qcow2".to_string(),
+        _ => "raw".to_string(),
+    };
+    if !dir && fmt != "raw" {
+        return Err(Failure::die(
+            [
+                "unsupported format '",
+                &fmt,
+                "' at /usr/share/perl5/PVE/Storage/LvmThinPlugin.pm line 102.",
+            ]
+            .concat(),
+        ));
+    }
+    if dir && !matches!(fmt.as_str(), "raw" | "qcow2" | "vmdk") {
+        return Err(Failure::die(
+            ["unable to parse volume filename '", name, ".", &fmt, "'"].concat(),
+        ));
+    }
+    Ok(fmt)
+}
+
 /// Allocates a volume (under the state lock) and creates its sparse file.
 pub(super) fn allocate(
     root: &Root,
@@ -209,23 +380,22 @@ pub(super) fn allocate(
     storage: &str,
     vmid: u32,
     bytes: u64,
-    cloudinit: bool,
+    make: Make,
 ) -> Result<Volume, Failure> {
     let dir = st.storage(storage).is_some_and(|s| s.is_dir());
     let id = vmid.to_string();
-    let volname = if cloudinit {
-        if dir {
-            [&id, "/vm-", &id, "-cloudinit.qcow2"].concat()
-        } else {
-            ["vm-", &id, "-cloudinit"].concat()
-        }
-    } else {
-        let n = st.next_disk_name(node, storage, vmid).to_string();
-        if dir {
-            [&id, "/vm-", &id, "-disk-", &n, ".raw"].concat()
-        } else {
+    let name = match make {
+        Make::Cloudinit => ["vm-", &id, "-cloudinit"].concat(),
+        Make::Disk(_) => {
+            let n = st.next_disk_name(node, storage, vmid).to_string();
             ["vm-", &id, "-disk-", &n].concat()
         }
+    };
+    let format = alloc_format(dir, make, &name)?;
+    let volname = if dir {
+        [&id, "/", &name, ".", &format].concat()
+    } else {
+        name
     };
     let vol = Volume {
         storage: storage.to_string(),
@@ -233,11 +403,7 @@ pub(super) fn allocate(
         volname,
         size: bytes,
         content: "images".into(),
-        format: if cloudinit && dir {
-            "qcow2".into()
-        } else {
-            "raw".into()
-        },
+        format,
         vmid: Some(vmid),
         ctime: now_ms() / 1000,
     };
@@ -271,34 +437,40 @@ pub(super) fn free_volume(root: &Root, st: &mut State, node: &str, volid: &str) 
     }
 }
 
-/// Takes the storage's allocation lock (CONTRACT §11.3) and holds it for
-/// the model's allocation time: a flock on the node for a local storage,
-/// one cluster-wide lock for a shared one. Like Proxmox, it gives up after
-/// 10 s with the matching message.
-pub(super) fn storage_lock(cx: &Ctx, storage: &str) -> Result<std::fs::File, Failure> {
+/// A storage's allocation lock (CONTRACT §11.3), held while it lives.
+#[expect(dead_code, reason = "the locks are held for their Drop")]
+pub(super) enum StorageLock {
+    /// The node's flock `/var/lock/pve-manager/pve-storage-ID`.
+    Local(std::fs::File),
+    /// The cluster-wide pmxcfs lock `storage-ID`.
+    Shared(crate::cfs::Guard),
+}
+
+/// Takes the storage's allocation lock and holds it for the model's
+/// allocation time: a flock on the node for a local storage, the pmxcfs
+/// lock `storage-ID` for a shared one (CONTRACT §11.3, §19). Like
+/// Proxmox, it gives up after 10 s with the matching message.
+pub(super) fn storage_lock(cx: &mut Ctx, storage: &str) -> Result<StorageLock, Failure> {
     let st = cx.root.read()?;
     let shared = st.storage(storage).is_some_and(|s| s.shared);
-    let name = if shared {
-        ["storage-", storage].concat()
+    let lock = if shared {
+        StorageLock::Shared(crate::cfs::acquire(
+            cx,
+            &["storage-", storage].concat(),
+            10,
+        )?)
     } else {
-        ["storage-", &cx.node, "-", storage].concat()
-    };
-    let Some(lock) = cx.root.try_lock_for(&name, Duration::from_secs(10)) else {
-        return Err(Failure::die(if shared {
-            [
-                "cfs-lock 'storage-",
-                storage,
-                "' error: got lock request timeout",
-            ]
-            .concat()
-        } else {
-            [
-                "can't lock file '/var/lock/pve-manager/pve-storage-",
-                storage,
-                "' - got timeout",
-            ]
-            .concat()
-        }));
+        let host = ["/var/lock/pve-manager/pve-storage-", storage].concat();
+        let path = cx
+            .root
+            .emulated_path(&cx.node, &host)
+            .unwrap_or_else(|| cx.root.join("locks").join(&host[1..]));
+        let Some(f) = cx.root.try_lock_path(&path, Duration::from_secs(10)) else {
+            return Err(Failure::die(
+                ["can't lock file '", &host, "' - got timeout"].concat(),
+            ));
+        };
+        StorageLock::Local(f)
     };
     if st.settings.alloc_ms > 0 {
         std::thread::sleep(Duration::from_millis(st.settings.alloc_ms));
@@ -309,15 +481,21 @@ pub(super) fn storage_lock(cx: &Ctx, storage: &str) -> Result<std::fs::File, Fai
 /// Allocates a volume for `vmid` on `storage` of this node under the
 /// storage's allocation lock, as Proxmox's `vdisk_alloc` does.
 pub(super) fn allocate_locked(
-    cx: &Ctx,
+    cx: &mut Ctx,
     storage: &str,
     vmid: u32,
     bytes: u64,
-    cloudinit: bool,
+    make: Make,
 ) -> Result<Volume, Failure> {
     let _lock = storage_lock(cx, storage)?;
     let root = cx.root.clone();
-    root.update(|st| allocate(&root, st, &cx.node, storage, vmid, bytes, cloudinit))
+    let node = cx.node.clone();
+    let (vol, st) = root.update(|st| {
+        let vol = allocate(&root, st, &node, storage, vmid, bytes, make)?;
+        Ok((vol, st.clone()))
+    })?;
+    lvm::created(cx, &st, &vol);
+    Ok(vol)
 }
 
 /// The progress line qemu-img prints when a copy of `bytes` is done.
@@ -370,9 +548,11 @@ pub(super) fn apply_drives(
             DriveOp::New {
                 storage,
                 bytes,
+                format,
                 rest,
             } => {
-                let vol = allocate_locked(cx, &storage, vmid, bytes, false)?;
+                let vol =
+                    allocate_locked(cx, &storage, vmid, bytes, Make::Disk(format.as_deref()))?;
                 created.push(vol.volid());
                 let v = join_drive(&vol.volid(), &rest, Some(bytes));
                 cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
@@ -393,7 +573,7 @@ pub(super) fn apply_drives(
                         .concat(),
                     ));
                 }
-                let vol = allocate_locked(cx, &storage, vmid, 4 << 20, true)?;
+                let vol = allocate_locked(cx, &storage, vmid, 4 << 20, Make::Cloudinit)?;
                 created.push(vol.volid());
                 let v = [vol.volid().as_str(), ",media=cdrom"].concat();
                 cx.out(&[key.as_str(), ": successfully created disk '", &v, "'"].concat());
@@ -403,6 +583,7 @@ pub(super) fn apply_drives(
                 storage,
                 src_path,
                 size,
+                format,
                 rest,
             } => {
                 let st = cx.root.read()?;
@@ -412,7 +593,7 @@ pub(super) fn apply_drives(
                         ["import source vanished: ", &src_path.display().to_string()].concat(),
                     ));
                 }
-                let vol = allocate_locked(cx, &storage, vmid, size, false)?;
+                let vol = allocate_locked(cx, &storage, vmid, size, Make::Disk(format.as_deref()))?;
                 created.push(vol.volid());
                 copied(cx, size);
                 let v = join_drive(&vol.volid(), &rest, Some(size));
@@ -490,7 +671,7 @@ pub(super) fn import_disk(cx: &mut Ctx, inv: &Invocation) -> R {
     drop(st);
     let root = cx.root.clone();
     let node = cx.node.clone();
-    let vol = allocate_locked(cx, &storage, vmid, size, false)?;
+    let vol = allocate_locked(cx, &storage, vmid, size, Make::Disk(None))?;
     cx.out(&["transferred 0.0 B of ", &fmt_size(size), " (0.00%)"].concat());
     copied(cx, size);
     if crate::faults::partial(cx) {
@@ -579,7 +760,8 @@ pub(super) fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
         };
         let root = cx.root.clone();
         let node = cx.node.clone();
-        root.update(|st| {
+        let grown = root.update(|st| {
+            let mut grown = None;
             if let Some(v) = st.volumes.iter().position(|v| {
                 v.volid() == volid
                     && (v.node == node || st.storage(&v.storage).is_some_and(|s| s.shared))
@@ -590,6 +772,7 @@ pub(super) fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
                     .write(true)
                     .open(path)
                     .and_then(|f| f.set_len(new));
+                grown = Some((st.volumes[v].clone(), st.clone()));
             }
             if let Some(vm) = st.vms.get_mut(&vmid) {
                 if let Some(v) = vm.config.get_mut(&disk) {
@@ -601,20 +784,11 @@ pub(super) fn resize(cx: &mut Ctx, inv: &Invocation) -> Result<(), Failure> {
                     *v = [parts.join(","), ",size=".into(), fmt_size(new)].concat();
                 }
             }
-            Ok(())
+            Ok(grown)
         })?;
-        cx.out(
-            &[
-                "  Size of logical volume pve/",
-                volid.rsplit([':', '/']).next().unwrap_or(""),
-                " changed from ",
-                &fmt_size(current),
-                " to ",
-                &fmt_size(new),
-                ".",
-            ]
-            .concat(),
-        );
+        if let Some((vol, st)) = grown {
+            lvm::resized(cx, &st, &vol, current);
+        }
         Ok(())
     })();
     match outcome {

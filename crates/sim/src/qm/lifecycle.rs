@@ -222,6 +222,16 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
     if crate::faults::partial(cx) {
         return Err(Failure::die("clone failed: interrupted by signal"));
     }
+    // A `kill` fault: the clone dies once it made so many volumes.
+    let kill = cx.kill.take();
+    let mut made = 0;
+    let killed_after = |made: usize| match kill {
+        Some((Some(n), secs)) if made >= n => Some(killed(secs)),
+        _ => None,
+    };
+    if let Some(f) = killed_after(made) {
+        return Err(f);
+    }
     let mut config: BTreeMap<String, String> = BTreeMap::new();
     let target_storage = p.get("storage").cloned();
     for (k, v) in &vm.config {
@@ -255,7 +265,11 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
             };
             if source.volname.contains("cloudinit") {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
-                let nv = allocate_locked(cx, &storage, newid, 4 << 20, true)?;
+                let nv = allocate_locked(cx, &storage, newid, 4 << 20, Make::Cloudinit)?;
+                made += 1;
+                if let Some(f) = killed_after(made) {
+                    return Err(f);
+                }
                 config.insert(k.clone(), [nv.volid().as_str(), ",media=cdrom"].concat());
                 continue;
             }
@@ -264,14 +278,22 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
                 let storage = target_storage.clone().unwrap_or(source.storage.clone());
                 copy_time(cx, &st, &storage, source.size);
                 drop(st);
-                let nv = allocate_locked(cx, &storage, newid, source.size, false)?;
+                let nv = allocate_locked(cx, &storage, newid, source.size, Make::Disk(None))?;
                 cx.out(&["allocated target volume '", &nv.volid(), "'"].concat());
+                made += 1;
+                if let Some(f) = killed_after(made) {
+                    return Err(f);
+                }
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
             } else {
                 cx.out(&["create linked clone of drive ", k, " (", &volid, ")"].concat());
                 drop(st);
                 let storage = source.storage.clone();
-                let nv = allocate_locked(cx, &storage, newid, source.size, false)?;
+                let nv = allocate_locked(cx, &storage, newid, source.size, Make::Disk(None))?;
+                made += 1;
+                if let Some(f) = killed_after(made) {
+                    return Err(f);
+                }
                 let mut rest = rest.clone();
                 rest.push(("parent".into(), volid.clone()));
                 config.insert(k.clone(), join_drive(&nv.volid(), &rest, Some(source.size)));
@@ -287,6 +309,10 @@ pub(super) fn clone(cx: &mut Ctx, inv: &Invocation) -> R {
         ]
         .concat()
     });
+    if let Some((_, secs)) = kill {
+        // Killed after all its volumes, before the config was written.
+        return Err(killed(secs));
+    }
     config.insert("name".into(), name);
     config.insert("smbios1".into(), ["uuid=", &uuid()].concat());
     config.insert("vmgenid".into(), uuid());

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 mod disks;
+mod drive;
 mod lifecycle;
+mod lvm;
 mod update;
 mod util;
 mod views;
@@ -60,16 +62,16 @@ fn param_fail(key: &str, reason: &str, cmd: &str) -> Failure {
 }
 
 fn vm_lock(cx: &Ctx, vmid: u32, secs: u64, prefix: &str) -> Result<std::fs::File, Failure> {
-    let name = ["lock-", &vmid.to_string(), ".conf"].concat();
+    let path = cx.root.vm_lock_path(&cx.node, vmid);
     cx.root
-        .try_lock_for(&name, Duration::from_secs(secs))
+        .try_lock_path(&path, Duration::from_secs(secs))
         .ok_or_else(|| {
             Failure::die(
                 [
                     prefix,
-                    "can't lock file '/var/lock/qemu-server/",
-                    &name,
-                    "' - got timeout",
+                    "can't lock file '/var/lock/qemu-server/lock-",
+                    &vmid.to_string(),
+                    ".conf' - got timeout",
                 ]
                 .concat(),
             )
@@ -106,7 +108,7 @@ fn version_gates(st: &State, inv: &Invocation) -> R {
     if freeze_fs && !st.at_least(9, 2) {
         return Err(param_fail(
             "agent",
-            "invalid format - format error\nagent.freeze-fs: property is not defined in schema and the schema does not allow additional properties",
+            "invalid format - invalid key in comma-separated list property: freeze-fs",
             &inv.command,
         ));
     }
@@ -125,13 +127,110 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> R {
     }
     let inv = schema::parse_qm(args)?;
     version_gates(&st, &inv)?;
+    let task = task_model(&st, &inv.command);
+    cx.task = task.is_some();
+    if let Some(message) = cx.task_error.take() {
+        return task_error(cx, &st, &inv, task, &message);
+    }
     drop(st);
+    let result = dispatch(cx, &inv);
+    if result.is_ok() {
+        task_warnings(cx, task.is_some());
+    }
+    result
+}
+
+/// How `qm COMMAND` runs on this host (CONTRACT §1.3, §1.4): `None` for a
+/// direct command; for a task, whether its failure reaches the exit code
+/// (`$upid_exit`, which `qm template` and `qm disk resize` lack). Resize
+/// became a task in PVE 8.0; pve-sim runs templates as tasks from 8.0 too.
+fn task_model(st: &State, command: &str) -> Option<bool> {
+    match command {
+        "create" | "destroy" | "clone" | "start" | "stop" | "shutdown" | "reboot" | "reset"
+        | "suspend" | "resume" | "migrate" | "snapshot" | "delsnapshot" | "rollback"
+        | "disk move" => Some(true),
+        "template" | "disk resize" if st.at_least(8, 0) => Some(false),
+        _ => None,
+    }
+}
+
+/// A `task-error` fault: the checks made before the worker starts still
+/// apply (the VM id is free for a create, the VM is here otherwise); then
+/// the task fails without effect, its message on stderr.
+fn task_error(cx: &mut Ctx, st: &State, inv: &Invocation, task: Option<bool>, message: &str) -> R {
+    let vmid = vmid_of(&inv.params, "vmid");
+    if inv.command == "create" {
+        if let Some(vm) = st.vms.get(&vmid) {
+            return Err(Failure::die(
+                [
+                    "unable to create VM ",
+                    &vmid.to_string(),
+                    " - VM ",
+                    &vmid.to_string(),
+                    " already exists on node '",
+                    &vm.node,
+                    "'",
+                ]
+                .concat(),
+            ));
+        }
+    } else if inv.params.contains_key("vmid") {
+        local_vm(st, &cx.node, vmid)?;
+    }
+    match task {
+        // No $upid_exit: the error reaches stderr, the exit code stays 0.
+        Some(false) => {
+            cx.err(message);
+            Ok(())
+        }
+        _ => Err(Failure::die(message)),
+    }
+}
+
+/// A `task-warnings` fault: `WARN:` lines where the command's output goes,
+/// and a task's closing count on stderr (added to warnings it already had).
+fn task_warnings(cx: &mut Ctx, task: bool) {
+    let Some((message, count)) = cx.task_warnings.take() else {
+        return;
+    };
+    for _ in 0..count {
+        cx.tool_err(&["WARN: ", &message].concat());
+    }
+    if !task {
+        return;
+    }
+    let mut earlier = 0;
+    cx.stderr = cx
+        .stderr
+        .lines()
+        .filter(|l| {
+            let n = l
+                .strip_prefix("Task finished with ")
+                .and_then(|r| r.strip_suffix(" warning(s)!"))
+                .and_then(|n| n.parse::<u64>().ok());
+            earlier += n.unwrap_or(0);
+            n.is_none()
+        })
+        .map(|l| [l, "\n"].concat())
+        .collect();
+    cx.err(
+        &[
+            "Task finished with ",
+            &(earlier + count).to_string(),
+            " warning(s)!",
+        ]
+        .concat(),
+    );
+}
+
+/// Runs one parsed `qm` command.
+fn dispatch(cx: &mut Ctx, inv: &Invocation) -> R {
     let p = &inv.params;
     match inv.command.as_str() {
-        "create" => create(cx, &inv),
-        "set" => set(cx, &inv),
-        "disk import" => import_disk(cx, &inv),
-        "disk resize" => resize(cx, &inv),
+        "create" => create(cx, inv),
+        "set" => set(cx, inv),
+        "disk import" => import_disk(cx, inv),
+        "disk resize" => resize(cx, inv),
         "start" => start_vm(cx, vmid_of(p, "vmid")),
         "stop" => stop_vm(
             cx,
@@ -152,13 +251,13 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> R {
             stop_vm(cx, vmid, false)?;
             start_vm(cx, vmid)
         }
-        "destroy" => destroy(cx, &inv),
-        "clone" => clone(cx, &inv),
+        "destroy" => destroy(cx, inv),
+        "clone" => clone(cx, inv),
         "template" => {
             let st = cx.root.read()?;
             let task = at_least(&st, 8, 0);
             drop(st);
-            match template(cx, &inv) {
+            match template(cx, inv) {
                 // `qm template` has no $upid_exit: in-task failures exit 0.
                 Err(e) if task && !e.stderr.starts_with("Configuration file") => {
                     cx.err(e.stderr.trim_end());
@@ -167,13 +266,13 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> R {
                 other => other,
             }
         }
-        "guest cmd" => guest_cmd(cx, &inv),
+        "guest cmd" => guest_cmd(cx, inv),
         "config" => print_config(
             cx,
             vmid_of(p, "vmid"),
             p.get("current").map(String::as_str) == Some("1"),
         ),
-        "status" => status(cx, &inv),
+        "status" => status(cx, inv),
         "list" => list(cx),
         "unlock" => {
             let vmid = vmid_of(p, "vmid");

@@ -153,25 +153,89 @@ pub(super) fn host_param_checks(st: &State, cmd: &str, params: &BTreeMap<String,
     Ok(())
 }
 
-/// `qm set` refuses a balloon target above the memory given in the same
-/// call (CONTRACT §18, an API-level check before the host is consulted).
-pub(super) fn balloon_check(params: &BTreeMap<String, String>) -> R {
-    let (Some(balloon), Some(memory)) = (params.get("balloon"), params.get("memory")) else {
+/// `qm set` refuses a balloon target above the VM's memory: the memory of
+/// the same call, else its pending or current memory, else the default
+/// 512 MiB; a balloon of 0 is always fine (update_vm_api; CONTRACT §18
+/// names only the same-call case). The check runs when either is given.
+pub(super) fn balloon_check(params: &BTreeMap<String, String>, vm: &Vm) -> R {
+    if !params.contains_key("memory") && !params.contains_key("balloon") {
+        return Ok(());
+    }
+    let memory = params
+        .get("memory")
+        .filter(|m| schema::perl_true(m))
+        .or_else(|| vm.pending.get("memory"))
+        .or_else(|| vm.config.get("memory"))
+        .and_then(|m| {
+            m.split(',').find_map(|kv| match kv.split_once('=') {
+                Some(("current", v)) => Some(v),
+                None => Some(kv),
+                _ => None,
+            })
+        })
+        .and_then(|m| m.parse::<f64>().ok())
+        .unwrap_or(512.0);
+    let balloon = params
+        .get("balloon")
+        .or_else(|| vm.pending.get("balloon"))
+        .or_else(|| vm.config.get("balloon"))
+        .and_then(|b| b.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    if balloon > memory {
+        return Err(Failure::die(
+            "balloon value too large (must be smaller than assigned memory)",
+        ));
+    }
+    Ok(())
+}
+
+/// `hookscript` on `qm set`: an existing snippet (check_hookscript).
+fn hookscript_check(st: &State, node: &str, params: &BTreeMap<String, String>) -> R {
+    let Some(volid) = params.get("hookscript") else {
         return Ok(());
     };
-    let memory = memory
-        .split(',')
-        .find_map(|kv| match kv.split_once('=') {
-            Some(("current", v)) => Some(v),
-            None => Some(kv),
-            _ => None,
-        })
-        .and_then(|m| m.parse::<u64>().ok());
-    match (balloon.parse::<u64>(), memory) {
-        (Ok(b), Some(m)) if b > m => Err(Failure::die(
-            "balloon value too large (must be smaller than assigned memory)",
-        )),
-        _ => Ok(()),
+    let fail = |m: String| param_fail("hookscript", &m, "set");
+    let content = volname_content(st, volid).map_err(|f| fail(f.stderr.trim_end().to_string()))?;
+    if content != "snippets" {
+        return Err(fail(
+            ["'", volid, "' is not in the snippets directory"].concat(),
+        ));
+    }
+    if st.find_volume(node, volid).is_none() {
+        return Err(fail(["script '", volid, "' does not exist"].concat()));
+    }
+    Ok(())
+}
+
+/// `--archive` restores a backup, which pve-sim does not emulate; drive
+/// options conflict with it. A false value (`0`) is no archive.
+fn archive_check(params: &BTreeMap<String, String>) -> R {
+    let Some(_) = params.get("archive").filter(|a| schema::perl_true(a)) else {
+        return Ok(());
+    };
+    if let Some(k) = params
+        .keys()
+        .find(|k| is_drive_key(k) && !k.starts_with("unused"))
+    {
+        return Err(param_fail(
+            k,
+            "option conflicts with option 'archive'",
+            "create",
+        ));
+    }
+    Err(Failure::die(
+        "pve-sim: restoring a backup ('qm create --archive') is not emulated",
+    ))
+}
+
+/// How a `kill` fault ends a create or clone, `secs` after it made what
+/// it was allowed to: the process dies (SIGKILL: a shell sees 137) with no
+/// cleanup and no further output, the VM's flock released by its death.
+pub(super) fn killed(secs: u64) -> Failure {
+    std::thread::sleep(Duration::from_secs(secs));
+    Failure {
+        stderr: String::new(),
+        exit: 137,
     }
 }
 
@@ -195,7 +259,13 @@ pub(super) fn reserve_vmid(
 }
 
 pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
-    let p = &inv.params;
+    archive_check(&inv.params)?;
+    if let Some(pool) = inv.params.get("pool") {
+        // pve-sim models no pools.
+        return Err(Failure::die(["pool '", pool, "' does not exist"].concat()));
+    }
+    let aliased = drive::cdrom_alias(&inv.params);
+    let p = &aliased;
     let vmid = vmid_of(p, "vmid");
     let st = cx.root.read()?;
     host_param_checks(&st, "create", p)?;
@@ -223,9 +293,20 @@ pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
             [prefix.as_str(), "interrupted by signal"].concat(),
         ));
     }
+    if let Some((disks, secs)) = cx.kill.take() {
+        // The VM's flock is held until the process dies.
+        let allocating = ops
+            .into_iter()
+            .filter(|(_, op)| !matches!(op, DriveOp::Keep(_) | DriveOp::Existing { .. }))
+            .take(disks.unwrap_or(usize::MAX))
+            .collect();
+        let _ = apply_drives(cx, vmid, allocating, &mut BTreeMap::new(), &mut Vec::new());
+        return Err(killed(secs));
+    }
     let mut config = plain;
     let mut created = Vec::new();
-    let result = apply_drives(cx, vmid, ops, &mut config, &mut created);
+    let result = apply_drives(cx, vmid, ops, &mut config, &mut created)
+        .and_then(|_| p.get("vga").map_or(Ok(()), |v| drive::vga_clipboard(v)));
     if let Err(e) = result {
         let root = cx.root.clone();
         let node = cx.node.clone();
@@ -271,7 +352,8 @@ pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
 }
 
 pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
-    let p = &inv.params;
+    let aliased = drive::cdrom_alias(&inv.params);
+    let p = &aliased;
     let vmid = vmid_of(p, "vmid");
     let list = |key: &str| -> Vec<String> {
         p.get(key)
@@ -356,19 +438,21 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         }
     }
     host_param_checks(&cx.root.read()?, "set", p)?;
-    balloon_check(p)?;
     let st = cx.root.read()?;
+    hookscript_check(&st, &cx.node, p)?;
     let vm = local_vm(&st, &cx.node, vmid)?;
     if p.get("skiplock").map(String::as_str) != Some("1") {
         check_lock(&vm)?;
     }
+    balloon_check(p, &vm)?;
     let ops = drive_ops(cx, &st, "set", p)?;
     let plain = plain_params(cx, p, !is_windows(vm.config.get("ostype")))?;
     drop(st);
     let _lock = vm_lock(cx, vmid, 10, "")?;
     // The update line lists the options as given, sorted.
     let mut line = ["update VM ", &vmid.to_string(), ":"].concat();
-    for (k, v) in p
+    for (k, v) in inv
+        .params
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "vmid" | "node"))
     {
@@ -381,7 +465,8 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     let mut config = vm.config.clone();
     if let Some(order) = boot_order(p.get("boot")) {
         for dev in schema::split_list(&order) {
-            if !config.contains_key(dev) && !p.contains_key(dev) {
+            let deleted = deletes.iter().any(|d| d == dev);
+            if deleted || (!config.contains_key(dev) && !p.contains_key(dev)) {
                 return Err(Failure::die(
                     ["invalid bootorder: device '", dev, "' does not exist'"].concat(),
                 ));
@@ -393,6 +478,9 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         .any(|(_, o)| matches!(o, DriveOp::Cloudinit { .. }));
     let mut created = Vec::new();
     apply_drives(cx, vmid, ops, &mut config, &mut created)?;
+    if let Some(vga) = p.get("vga") {
+        drive::vga_clipboard(vga)?;
+    }
     if has_cloudinit {
         cx.out("generating cloud-init ISO");
     }
