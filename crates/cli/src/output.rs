@@ -55,7 +55,17 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
             o
         })
         .collect();
-    json!({"vms": vms})
+    let mut out = json!({"vms": vms});
+    if !plan.leftovers.is_empty() {
+        out["leftovers"] = plan
+            .leftovers
+            .iter()
+            .map(
+                |l| json!({"vmid": l.vmid, "node": l.node, "lock": l.lock, "removal": l.removal()}),
+            )
+            .collect();
+    }
+    out
 }
 
 /// The mark, the word and the colour of an action.
@@ -121,6 +131,15 @@ pub fn plan_human(plan: &Plan, say_converged: bool, color: bool) -> String {
     } else {
         t.render(color)
     };
+    for l in &plan.leftovers {
+        s.push_str(&format!(
+            "warning: VM {} on node {} looks like an interrupted {} that this file does not name; it is left alone (if nothing runs there any more: {})\n",
+            l.vmid,
+            l.node,
+            l.lock,
+            l.removal()
+        ));
+    }
     if say_converged && plan.is_converged() && !plan.has_problems() {
         s.push_str("no changes\n");
     }

@@ -1132,6 +1132,7 @@ async fn a_key_file_is_uploaded_once_into_the_run_folder_and_removed_after() {
         vms: vec![keyed("a", 100, NODE, 0), keyed("b", 101, NODE, 0)],
         uploads: vec![key_upload(NODE)],
         preludes: Vec::new(),
+        leftovers: Vec::new(),
     };
     let run = run_on(plan, transports(&[(NODE, p.clone())]), &[100, 101], opts()).await;
     assert!(run.results.iter().all(|r| r.result == VmOutcome::Ok));
@@ -1168,6 +1169,7 @@ async fn each_node_gets_its_own_folder_of_the_same_run() {
         vms: vec![keyed("a", 100, "pve1", 0), keyed("b", 101, "pve2", 1)],
         uploads: vec![key_upload("pve1"), key_upload("pve2")],
         preludes: Vec::new(),
+        leftovers: Vec::new(),
     };
     let ts = transports(&[("pve1", p1.clone()), ("pve2", p2.clone())]);
     let run = run_on(plan, ts, &[100, 101], opts()).await;
@@ -1192,6 +1194,7 @@ async fn a_failed_upload_fails_the_vms_that_need_it_and_sends_none_of_their_step
         ],
         uploads: vec![key_upload(NODE)],
         preludes: Vec::new(),
+        leftovers: Vec::new(),
     };
     let run = run(plan, &fake, &[100, 101, 102], opts()).await;
     let sent = fake.sent_lines();
@@ -1310,6 +1313,7 @@ fn cache_plan(template: u32) -> Plan {
         vms: vec![clone_vm("a", 100), clone_vm("b", 101)],
         uploads: Vec::new(),
         preludes: vec![prelude],
+        leftovers: Vec::new(),
     }
 }
 

@@ -49,6 +49,7 @@ async fn a_hung_key_upload_ends_at_the_command_timeout_and_fails_its_vm() {
             content: "ssh-ed25519 AAAA test\n".into(),
         }],
         preludes: Vec::new(),
+        leftovers: Vec::new(),
     };
     let mut transports = Transports::new();
     transports.insert("pve".into(), local.clone());

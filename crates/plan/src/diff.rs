@@ -245,5 +245,22 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         }
         p.plan.vms.push(vp);
     }
+    p.plan.leftovers = unnamed_leftovers(input.desired, observed);
     p.plan
+}
+
+/// Unfinished creates and clones that no VM of the file names by id.
+fn unnamed_leftovers(desired: &Desired, observed: &Observed) -> Vec<crate::types::Leftover> {
+    let named: std::collections::BTreeSet<VmId> =
+        desired.vms.iter().filter_map(|v| v.vmid).collect();
+    observed
+        .all_vms()
+        .into_iter()
+        .filter(|v| Observed::looks_unfinished(v) && !named.contains(&v.vmid))
+        .map(|v| crate::types::Leftover {
+            vmid: v.vmid,
+            node: v.node.clone(),
+            lock: v.lock.clone().unwrap_or_default(),
+        })
+        .collect()
 }

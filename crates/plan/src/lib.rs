@@ -26,6 +26,6 @@ pub use observed::{ClusterVm, NodeState, Observed, PveVersion, VmConfig};
 pub use problem::{PlanNote, PlanProblem};
 pub use reads::{read_plan, NodeReads, Read, ReadPlan};
 pub use types::{
-    Action, Change, Check, InputSource, Plan, Prelude, Step, StepInput, StorageLock, Upload,
-    VmPlan, CACHE_TAG,
+    Action, Change, Check, InputSource, Leftover, Plan, Prelude, Step, StepInput, StorageLock,
+    Upload, VmPlan, CACHE_TAG,
 };

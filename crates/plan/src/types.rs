@@ -285,6 +285,31 @@ pub struct Plan {
     pub uploads: Vec<Upload>,
     /// Per-node preparation (image cache templates).
     pub preludes: Vec<Prelude>,
+    /// Leftovers of interrupted creates the file does not name: reported
+    /// with the command that removes them, never touched.
+    pub leftovers: Vec<Leftover>,
+}
+
+/// A VM that looks like an unfinished create or clone and that no VM of the
+/// file names by id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    /// Its id.
+    pub vmid: VmId,
+    /// Its node.
+    pub node: String,
+    /// `create` or `clone`.
+    pub lock: String,
+}
+
+impl Leftover {
+    /// The command an admin runs to remove it once sure nothing runs there.
+    pub fn removal(&self) -> String {
+        format!(
+            "qm destroy {} --skiplock 1 --purge 1 --destroy-unreferenced-disks 1",
+            self.vmid
+        )
+    }
 }
 
 impl Plan {

@@ -156,6 +156,10 @@ fn mkdir(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     }
     let parents = flags.contains('p');
     let mut failed = false;
+    // `/etc/pve/priv` always exists on a host; `priv/lock` only once made.
+    if let Some(private) = cx.root.cfs_lock_dir().parent() {
+        let _ = std::fs::create_dir_all(private);
+    }
     for p in &ops {
         let path = map(cx, "mkdir", p)?;
         if parents {
