@@ -5,6 +5,7 @@
 //! `defaults:`.
 
 mod connection;
+mod cpu;
 mod duplicates;
 mod fields;
 mod network;
