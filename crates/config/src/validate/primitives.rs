@@ -69,30 +69,6 @@ pub(super) fn is_tag(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"_-+.".contains(c))
 }
 
-/// One OpenSSH public key line: a known key type and a base64 blob.
-pub(super) fn is_ssh_key(s: &str) -> bool {
-    const TYPES: &[&str] = &[
-        "ssh-ed25519",
-        "ssh-rsa",
-        "ssh-dss",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com",
-        "sk-ecdsa-sha2-nistp256@openssh.com",
-    ];
-    let mut parts = s.split_whitespace();
-    let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    !s.contains('\n')
-        && TYPES.contains(&kind)
-        && blob.len() >= 16
-        && blob
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c))
-}
-
 /// A lower-case Unix login name of at most 32 characters.
 pub(super) fn is_unix_user(s: &str) -> bool {
     let b = s.as_bytes();
