@@ -303,7 +303,7 @@ fn check_property(key: &str, v: &str) -> Result<(), Problem> {
             } else {
                 Err(problem(
                     ErrorKind::Format,
-                    format!("hidden={} is not a boolean", shown(v)),
+                    format!("hidden {} is not a boolean", shown(v)),
                     "write hidden=1 or hidden=0",
                 ))
             }
@@ -314,7 +314,7 @@ fn check_property(key: &str, v: &str) -> Result<(), Problem> {
             } else {
                 Err(problem(
                     ErrorKind::Format,
-                    format!("hv-vendor-id={} is not 1 to 12 letters or digits", shown(v)),
+                    format!("hv-vendor-id {} is not 1 to 12 letters or digits", shown(v)),
                     "write a Hyper-V vendor id such as hv-vendor-id=proxmox",
                 ))
             }

@@ -111,7 +111,7 @@ pub(super) fn key_problem(line: &str) -> Option<String> {
     let inner = key.algorithm();
     if inner.as_str() != kind {
         return Some(format!(
-            "the key data holds a {} key, but the line says {kind}",
+            "the key data is of type '{}', but the line says '{kind}'",
             inner.as_str()
         ));
     }
@@ -287,7 +287,7 @@ mod tests {
         let swapped = ED25519.replacen("ssh-ed25519", "ssh-rsa", 1);
         assert_eq!(
             why(&swapped),
-            "the key data holds a ssh-ed25519 key, but the line says ssh-rsa"
+            "the key data is of type 'ssh-ed25519', but the line says 'ssh-rsa'"
         );
         assert_eq!(
             why("ssh-ed2551 AAAA"),

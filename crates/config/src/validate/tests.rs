@@ -485,7 +485,7 @@ fn ssh_keys_are_decoded_and_a_bad_one_is_named() {
     assert_eq!(kind, ErrorKind::Format);
     assert_eq!(
         message,
-        "ssh_keys: key 2: the key data holds a ssh-ed25519 key, but the line says ssh-rsa"
+        "ssh_keys: key 2: the key data is of type 'ssh-ed25519', but the line says 'ssh-rsa'"
     );
     let file = format!("# ops\n{KEY}\n\nssh-ed25519 AAAA!!!!\n");
     let errors = errors_with(&one_vm("ssh_keys_file: k.pub"), &|_| Ok(file.clone()));
