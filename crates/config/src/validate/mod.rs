@@ -142,13 +142,14 @@ impl Cx<'_> {
         };
         let nodes = nodes.unwrap_or_default();
         let defaults = self.defaults(top.get("defaults").map(|(_, d)| *d));
+        let names = vm::NodeNames::new(&nodes);
         let mut vms = Vec::new();
         let mut spans = SpanMap::default();
         match top.get("vms") {
             Some((_, list)) => match &list.value {
                 Value::Seq(items) => {
                     for item in items {
-                        if let Some((vm, keys)) = self.vm(item, &defaults, &nodes, cluster) {
+                        if let Some((vm, keys)) = self.vm(item, &defaults, &names, cluster) {
                             vms.push(vm);
                             spans.push(item.span, keys);
                         }

@@ -573,3 +573,19 @@ fn unknown_keys_cost_linear_time() {
     #[cfg(not(debug_assertions))]
     assert!(time_unknown_keys(100_000) < std::time::Duration::from_secs(2));
 }
+
+#[test]
+fn a_vm_on_an_unknown_node_is_told_a_few_node_names() {
+    let nodes: String = (1..=12)
+        .map(|i| format!("  pve{i}: {{host: h{i}}}\n"))
+        .collect();
+    let text =
+        format!("nodes:\n{nodes}vms:\n  - {{name: a, image: local:iso/x.img, node: pve13}}\n");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].kind, ErrorKind::UnknownValue);
+    assert_eq!(
+        errors[0].help.as_deref(),
+        Some("use one of: pve1, pve2, pve3, pve4, pve5, pve6, pve7, pve8, pve9, pve10, … (12 nodes), or 'auto'")
+    );
+}

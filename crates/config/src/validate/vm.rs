@@ -12,6 +12,30 @@ use crate::limits::shown;
 use crate::raw::{Key, Node, Value};
 use crate::spec::{DiskFrom, NodeConn, Placement, PowerState, VmSpec};
 use pvefleet_model::{size, NodeName, VmId};
+use std::collections::HashSet;
+
+/// The configured node names, gathered once for every VM's `node`.
+pub(super) struct NodeNames<'a> {
+    names: HashSet<&'a str>,
+    /// The names for a hint: all of them, or the first ten and a count.
+    listed: String,
+}
+
+impl<'a> NodeNames<'a> {
+    pub(super) fn new(nodes: &'a [NodeConn]) -> Self {
+        const LISTED: usize = 10;
+        let all: Vec<&str> = nodes.iter().filter_map(|c| c.name.as_deref()).collect();
+        let listed = if all.len() > LISTED {
+            format!("{}, … ({} nodes)", all[..LISTED].join(", "), all.len())
+        } else {
+            all.join(", ")
+        };
+        Self {
+            names: all.into_iter().collect(),
+            listed,
+        }
+    }
+}
 
 /// A VM being decoded: the language's built-in defaults, overwritten by each
 /// key the VM (or `defaults:`) sets.
@@ -115,7 +139,7 @@ impl Cx<'_> {
         &mut self,
         item: &Node,
         defaults: &[(Key, Node)],
-        nodes: &[NodeConn],
+        nodes: &NodeNames<'_>,
         cluster: bool,
     ) -> Option<(VmSpec, Vec<(String, Span)>)> {
         let entries = self.map("each VM", item)?;
@@ -195,7 +219,7 @@ impl Cx<'_> {
         &mut self,
         n: Option<&Node>,
         item: &Node,
-        nodes: &[NodeConn],
+        nodes: &NodeNames<'_>,
         cluster: bool,
     ) -> Option<Placement> {
         let Some(n) = n else {
@@ -214,12 +238,11 @@ impl Cx<'_> {
         if s == "auto" {
             return Some(Placement::Auto);
         }
-        let known: Vec<&str> = nodes.iter().filter_map(|c| c.name.as_deref()).collect();
         let name = NodeName::parse(&s).ok();
-        let valid =
-            name.is_some() && (known.contains(&s.as_str()) || (!cluster && known.is_empty()));
+        let valid = name.is_some()
+            && (nodes.names.contains(s.as_str()) || (!cluster && nodes.names.is_empty()));
         if !valid {
-            let mut help = format!("use one of: {}", known.join(", "));
+            let mut help = format!("use one of: {}", nodes.listed);
             if cluster {
                 help.push_str(", or 'auto'");
             }
