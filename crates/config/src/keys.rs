@@ -47,11 +47,22 @@ pub const VM: &[&str] = &[
 pub const VM_ONLY: &[&str] = &["vmid", "name", "mac"];
 
 /// The known key closest to `unknown`, when it is close enough to be a typo.
+///
+/// The cost is bounded per call: a word longer than any typo of a known key
+/// is not compared, and neither is a known key whose length alone puts it
+/// out of reach.
 pub fn suggest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
+    const LONGEST: usize = 64;
+    if unknown.len() > LONGEST {
+        return None;
+    }
+    let reach = |k: &str| 2.max(k.chars().count() / 3);
+    let len = unknown.chars().count();
     known
         .iter()
+        .filter(|k| k.chars().count().abs_diff(len) <= reach(k))
         .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .filter(|(d, k)| *d <= reach(k))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
 }
@@ -65,5 +76,6 @@ mod tests {
         assert_eq!(suggest("memroy", VM), Some("memory"));
         assert_eq!(suggest("ssh_key", VM), Some("ssh_keys"));
         assert_eq!(suggest("zzzzzz", VM), None);
+        assert_eq!(suggest(&"m".repeat(1 << 20), VM), None);
     }
 }

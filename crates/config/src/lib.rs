@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod raw;
 pub use pvefleet_model::{span, spec};
 pub mod validate;

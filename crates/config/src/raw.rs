@@ -1,8 +1,10 @@
 //! Stage 1: YAML text into a tree that remembers where each node stands.
 
 use crate::error::{ConfigError, ErrorKind, Span};
+use crate::limits;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
+use serde_saphyr::budget::BudgetBreach;
+use serde_saphyr::{Budget, Spanned};
 
 /// A YAML node with its location.
 #[derive(Clone, Debug)]
@@ -30,6 +32,9 @@ pub enum Value {
     Bool(bool),
     /// `null`, `~` or an empty value.
     Null,
+    /// A text value already reported as unusable (a NUL byte, too long):
+    /// decoders skip it without a second error.
+    Refused,
 }
 
 /// A mapping key.
@@ -52,6 +57,7 @@ impl Value {
             Value::Float(_) => "a number",
             Value::Bool(_) => "a boolean",
             Value::Null => "null",
+            Value::Refused => "a refused value",
         }
     }
 }
@@ -137,18 +143,65 @@ impl<'de> Deserialize<'de> for RawValue {
     }
 }
 
+/// `span` with its offset taken from its line and column: the parser's
+/// errors do not always carry a byte offset, and the snippet must show the
+/// line the message names.
+fn at_line_col(text: &str, span: Span) -> Span {
+    let line_start = if span.line <= 1 {
+        Some(0)
+    } else {
+        text.match_indices('\n')
+            .nth(span.line as usize - 2)
+            .map(|(i, _)| i + 1)
+    };
+    let Some(start) = line_start else {
+        return span;
+    };
+    let line = &text[start..];
+    let column = line
+        .char_indices()
+        .nth(span.col.saturating_sub(1) as usize)
+        .map_or(line.len(), |(i, _)| i);
+    Span {
+        offset: start + column,
+        ..span
+    }
+}
+
+/// The parser's limits: how deep, how many nodes, how much alias expansion.
+fn budget() -> Budget {
+    let mut b = Budget::default();
+    b.max_depth = limits::MAX_DEPTH;
+    b.flow_nesting_limit = limits::MAX_DEPTH;
+    b.max_nodes = limits::MAX_NODES;
+    b.max_aliases = limits::MAX_ALIASES;
+    b.max_total_scalar_bytes = limits::MAX_SCALAR_BYTES;
+    b.max_documents = 1;
+    b
+}
+
 /// Parses YAML text. A syntax error becomes one [`ConfigError`] at its place.
 pub fn parse_yaml(text: &str) -> Result<Node, ConfigError> {
     // strict_booleans: YAML 1.1 reads `y`, `n`, `yes`, `no`, `on`, `off` as
     // booleans, which would turn `name: y` into `true`.
-    let options = serde_saphyr::options! { strict_booleans: true };
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = limits::MAX_REPLAYED_EVENTS;
+    alias_limits.max_replay_stack_depth = limits::MAX_DEPTH;
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        budget: Some(budget()),
+        alias_limits: alias_limits,
+    };
     match serde_saphyr::from_str_with_options::<Spanned<RawValue>>(text, options) {
         Ok(v) => Ok(Node {
             value: v.value.0,
             span: span_of(&v.referenced),
         }),
         Err(e) => {
-            let span = e.location().map(|l| span_of(&l));
+            let span = e.location().map(|l| at_line_col(text, span_of(&l)));
+            if let Some((message, help)) = over_limit(&e) {
+                return Err(ConfigError::at(ErrorKind::Range, span, message).help(help));
+            }
             let full = e.to_string();
             let first = full.lines().next().unwrap_or("invalid YAML");
             let first = first.strip_prefix("error: ").unwrap_or(first);
@@ -162,6 +215,67 @@ pub fn parse_yaml(text: &str) -> Result<Node, ConfigError> {
                     .help("fix the YAML syntax at this place; indentation must use spaces"),
             )
         }
+    }
+}
+
+/// Our wording for a parse stopped by one of the parser's limits: the
+/// message and the hint.
+fn over_limit(e: &serde_saphyr::Error) -> Option<(String, String)> {
+    let mut e = e;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = e
+    {
+        e = error;
+    }
+    let depth = || {
+        (
+            format!(
+                "the file nests deeper than {} levels of mappings and lists",
+                limits::MAX_DEPTH
+            ),
+            "a pvefleet configuration nests four levels deep (vms, a VM, its tags); remove the extra brackets or indentation".to_string(),
+        )
+    };
+    let aliases = || {
+        (
+            "the file expands YAML aliases (*name) beyond what pvefleet reads".to_string(),
+            format!(
+                "aliases may be used {} times and expand to {} values in all; write the values out instead of nesting aliases of aliases",
+                limits::MAX_ALIASES,
+                limits::MAX_REPLAYED_EVENTS
+            ),
+        )
+    };
+    use serde_saphyr::Error as E;
+    match e {
+        E::Budget { breach, .. } => Some(match breach {
+            BudgetBreach::Depth { .. } => depth(),
+            BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => (
+                format!(
+                    "the file holds more than {} YAML values (aliases expanded)",
+                    limits::MAX_NODES
+                ),
+                "a fleet file this large is a mistake or an alias bomb; split it or remove repeated aliases".to_string(),
+            ),
+            BudgetBreach::ScalarBytes { .. } => (
+                format!(
+                    "the file's text values add up to more than {} (aliases expanded)",
+                    limits::human_size(limits::MAX_SCALAR_BYTES)
+                ),
+                "remove repeated aliases of long values".to_string(),
+            ),
+            BudgetBreach::Documents { .. } => (
+                "the file holds more than one YAML document".to_string(),
+                "remove the '---' separators: a configuration is one document".to_string(),
+            ),
+            _ => aliases(),
+        }),
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => Some(aliases()),
+        E::AliasReplayStackDepthExceeded { .. } => Some(depth()),
+        _ if e.to_string().contains("recursion limit") => Some(depth()),
+        _ => None,
     }
 }
 

@@ -93,8 +93,25 @@ fn detailed(status: ExitStatus, detailed: bool) -> ExitStatus {
 }
 
 /// Reads and validates the file; errors are printed once, with their place.
+///
+/// The file and every `ssh_keys_file` are read with a size limit: reading
+/// stops one byte past it (so `/dev/zero` fails at once) and the error names
+/// the limit.
 fn load(file: &str) -> Result<Desired, ExitStatus> {
-    let text = match std::fs::read_to_string(file) {
+    use pvefleet_config::limits::{too_large, MAX_CONFIG_BYTES, MAX_KEYS_FILE_BYTES};
+    use std::io::Read;
+    fn read_bounded(path: &Path, limit: usize, what: &str) -> Result<String, String> {
+        let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        f.take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+        if bytes.len() > limit {
+            return Err(too_large(limit, what));
+        }
+        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+    }
+    let text = match read_bounded(Path::new(file), MAX_CONFIG_BYTES, "a configuration file") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: cannot read {file}: {e}");
@@ -113,7 +130,7 @@ fn load(file: &str) -> Result<Desired, ExitStatus> {
         } else {
             base.join(p)
         };
-        std::fs::read_to_string(&path).map_err(|e| e.to_string())
+        read_bounded(&path, MAX_KEYS_FILE_BYTES, "an ssh_keys_file")
     };
     pvefleet_config::parse(file, &text, &loader)
         .map_err(|report: ConfigReport| crate::diag::config_errors(&report))

@@ -5,6 +5,7 @@ use super::primitives::{is_dns_name, is_unix_user};
 use super::{Cx, Fields};
 use crate::error::{ErrorKind, Span};
 use crate::keys;
+use crate::limits::shown;
 use crate::raw::Node;
 use crate::spec::NodeConn;
 
@@ -21,7 +22,7 @@ impl Cx<'_> {
                     self.err(
                         ErrorKind::Format,
                         n.span,
-                        format!("host: '{h}' is not an SSH destination"),
+                        format!("host: {} is not an SSH destination", shown(&h)),
                         "use a host name, an address, a ~/.ssh/config alias, or 'local'",
                     );
                     None
@@ -69,7 +70,7 @@ impl Cx<'_> {
             self.err(
                 ErrorKind::Format,
                 span,
-                format!("'{name}' is not a valid Proxmox node name"),
+                format!("{} is not a valid Proxmox node name", shown(name)),
                 "node names are host names: letters, digits and '-'",
             );
             false

@@ -7,6 +7,7 @@
 use super::{Cx, Fields};
 use crate::error::{ConfigError, ErrorKind, Span};
 use crate::keys;
+use crate::limits::{self, shown};
 use crate::raw::{Key, Node, Value};
 use std::collections::HashMap;
 
@@ -23,8 +24,12 @@ impl Cx<'_> {
             .push(ConfigError::at(kind, Some(span), message).help(help));
     }
 
-    /// Records `KEY: expected EXPECTED, found KIND`.
+    /// Records `KEY: expected EXPECTED, found KIND`, unless the value was
+    /// already refused by the screen (it has its error).
     pub(super) fn type_err(&mut self, key: &str, node: &Node, expected: &str) {
+        if matches!(node.value, Value::Refused) {
+            return;
+        }
         let msg = format!("{key}: expected {expected}, found {}", node.value.kind());
         let help = if matches!(node.value, Value::Int(_) | Value::Float(_) | Value::Bool(_))
             && expected.contains("string")
@@ -59,7 +64,7 @@ impl Cx<'_> {
             if known.contains(&k.name.as_str()) {
                 out.insert(k.name.as_str(), (k, v));
             } else {
-                let mut msg = format!("unknown key '{}' in {section}", k.name);
+                let mut msg = format!("unknown key {} in {section}", shown(&k.name));
                 let help = match keys::suggest(&k.name, known) {
                     Some(s) => {
                         msg.push_str(&format!(" (did you mean '{s}'?)"));
@@ -87,7 +92,7 @@ impl Cx<'_> {
             self.err(
                 ErrorKind::Format,
                 span,
-                format!("{key}: '{value}' {what}"),
+                format!("{key}: {} {what}", shown(value)),
                 help,
             );
         }
@@ -161,14 +166,14 @@ impl Cx<'_> {
     }
 
     /// A list of strings; a single string is split on `,`, `;` and spaces.
+    /// All of it together must fit one value's bound, as it is sent joined.
     pub(super) fn str_list(&mut self, key: &str, node: &Node) -> Option<Vec<(String, Span)>> {
-        match &node.value {
-            Value::Str(s) => Some(
-                s.split([',', ';', ' '])
-                    .filter(|p| !p.is_empty())
-                    .map(|p| (p.to_string(), node.span))
-                    .collect(),
-            ),
+        let list: Vec<(String, Span)> = match &node.value {
+            Value::Str(s) => s
+                .split([',', ';', ' '])
+                .filter(|p| !p.is_empty())
+                .map(|p| (p.to_string(), node.span))
+                .collect(),
             Value::Seq(items) => {
                 let mut out = Vec::new();
                 for item in items {
@@ -177,13 +182,31 @@ impl Cx<'_> {
                         _ => self.type_err(key, item, "a string"),
                     }
                 }
-                Some(out)
+                out
             }
-            Value::Null => Some(Vec::new()),
+            Value::Null => Vec::new(),
             _ => {
                 self.type_err(key, node, "a list of strings");
-                None
+                return None;
             }
+        };
+        let joined: usize = list.iter().map(|(s, _)| s.len() + 1).sum();
+        let max = limits::max_value_len(key);
+        if joined > max {
+            self.err(
+                ErrorKind::Range,
+                node.span,
+                format!(
+                    "{key}: {} items of {joined} bytes together, over the limit of {max} bytes",
+                    list.len()
+                ),
+                format!(
+                    "the list is sent as one argument of one command line; keep '{key}' under {}",
+                    limits::human_size(max)
+                ),
+            );
+            return None;
         }
+        Some(list)
     }
 }

@@ -5,40 +5,65 @@
 //! `defaults:`.
 
 mod connection;
+mod cpu;
 mod duplicates;
 mod fields;
 mod network;
 mod primitives;
+mod screen;
 mod source;
 mod ssh_keys;
 mod vm;
 
 pub use primitives::is_storage_id;
 
-use crate::error::{ConfigError, ConfigReport, ErrorKind};
+use crate::error::{ConfigError, ConfigReport, ErrorKind, Span};
 use crate::keys;
+use crate::limits;
 use crate::raw::{parse_yaml, Key, Node, Value};
 use crate::span::SpanMap;
 use crate::spec::Desired;
 use std::collections::HashMap;
 
 /// Reads a file named in the configuration (`ssh_keys_file`), relative to the
-/// configuration file. Returns the text or a reason.
+/// configuration file. Returns the text or a reason. The reader should stop
+/// at [`limits::MAX_KEYS_FILE_BYTES`] and say so; a longer text is refused
+/// here too.
 pub type FileLoader<'a> = &'a dyn Fn(&str) -> Result<String, String>;
 
 /// Parses and validates a configuration file.
 ///
-/// `path` is only used in messages; `load` reads `ssh_keys_file`s.
+/// `path` is only used in messages; `load` reads `ssh_keys_file`s. A text
+/// over [`limits::MAX_CONFIG_BYTES`] is refused unread.
 pub fn parse(path: &str, text: &str, load: FileLoader<'_>) -> Result<Desired, ConfigReport> {
     let mut cx = Cx {
         errors: Vec::new(),
         load,
     };
-    let desired = match parse_yaml(text) {
-        Ok(root) => cx.root(&root),
-        Err(e) => {
-            cx.errors.push(e);
-            None
+    let mut secrets = Vec::new();
+    let desired = if text.len() > limits::MAX_CONFIG_BYTES {
+        cx.errors.push(
+            ConfigError::at(
+                ErrorKind::Range,
+                None,
+                format!(
+                    "the file is {}",
+                    limits::too_large(limits::MAX_CONFIG_BYTES, "a configuration file")
+                ),
+            )
+            .help("a fleet file is a few kilobytes; check that this is the right file"),
+        );
+        None
+    } else {
+        match parse_yaml(text) {
+            Ok(mut root) => {
+                cx.screen("the file", &mut root, &mut secrets);
+                cx.root(&root)
+            }
+            Err(e) => {
+                cx.errors.push(e);
+                None
+            }
         }
     };
     match desired {
@@ -46,13 +71,37 @@ pub fn parse(path: &str, text: &str, load: FileLoader<'_>) -> Result<Desired, Co
         _ => {
             cx.errors
                 .sort_by_key(|e| e.span.map(|s| (s.line, s.col)).unwrap_or((0, 0)));
+            let text = if text.len() > limits::MAX_CONFIG_BYTES {
+                String::new()
+            } else {
+                redacted(text, &secrets)
+            };
             Err(ConfigReport {
                 path: path.to_string(),
-                text: text.to_string(),
+                text,
                 errors: cx.errors,
             })
         }
     }
+}
+
+/// `text` with every byte of each span but line breaks replaced by `*`: the
+/// report shows snippets of the file, and must not show a password. Offsets
+/// and lines stay as they were.
+fn redacted(text: &str, secrets: &[Span]) -> String {
+    if secrets.is_empty() {
+        return text.to_string();
+    }
+    let mut bytes = text.as_bytes().to_vec();
+    for s in secrets {
+        let end = s.offset.saturating_add(s.len).min(bytes.len());
+        for b in bytes.get_mut(s.offset..end).unwrap_or_default() {
+            if *b != b'\n' {
+                *b = b'*';
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The validation pass: the errors found so far and the file loader.
@@ -93,13 +142,14 @@ impl Cx<'_> {
         };
         let nodes = nodes.unwrap_or_default();
         let defaults = self.defaults(top.get("defaults").map(|(_, d)| *d));
+        let names = vm::NodeNames::new(&nodes);
         let mut vms = Vec::new();
         let mut spans = SpanMap::default();
         match top.get("vms") {
             Some((_, list)) => match &list.value {
                 Value::Seq(items) => {
                     for item in items {
-                        if let Some((vm, keys)) = self.vm(item, &defaults, &nodes, cluster) {
+                        if let Some((vm, keys)) = self.vm(item, &defaults, &names, cluster) {
                             vms.push(vm);
                             spans.push(item.span, keys);
                         }

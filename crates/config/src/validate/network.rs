@@ -1,12 +1,20 @@
 //! A VM's network: `bridge`, `vlan`, `mac` of `net0` and the cloud-init
 //! addresses `ip`/`gateway`, `ip6`/`gateway6` and `nameserver`.
 
-use super::primitives::{is_bridge, parse_cidr4, parse_cidr6, parse_mac};
+use super::primitives::{
+    dns_name_problem, is_bridge, is_dns_name, looks_like_ipv4, parse_cidr4, parse_cidr6, parse_mac,
+    DnsLength, MAX_DNS_LABEL, MAX_DNS_NAME,
+};
 use super::Cx;
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Span};
+use crate::limits::shown;
 use crate::raw::Node;
 use crate::spec::{Ip6Config, IpConfig};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The shortest prefix Proxmox's `CIDRv4` and `CIDRv6` formats accept
+/// (`pve_verify_cidrv4`/`pve_verify_cidrv6`: `/0` to `/7` are refused).
+const MIN_PREFIX: u8 = 8;
 
 impl Cx<'_> {
     /// `bridge`: a Linux bridge name.
@@ -33,13 +41,13 @@ impl Cx<'_> {
             None => self.err(
                 ErrorKind::Format,
                 n.span,
-                format!("mac: '{s}' is not a MAC address"),
+                format!("mac: {} is not a MAC address", shown(&s)),
                 "write six hex pairs separated by ':', e.g. BC:24:11:00:00:01",
             ),
             Some(o) if o[0] & 1 == 1 => self.err(
                 ErrorKind::Range,
                 n.span,
-                format!("mac: '{s}' is a multicast address"),
+                format!("mac: {} is a multicast address", shown(&s)),
                 "a NIC needs a unicast MAC: the lowest bit of the first octet must be 0",
             ),
             Some(o) if o == [0; 6] => self.err(
@@ -53,25 +61,81 @@ impl Cx<'_> {
         None
     }
 
-    /// `nameserver`: DNS servers by address.
+    /// Whether `s`, the value of `key` at `span`, is a DNS name both as
+    /// Proxmox's `dns-name` format reads it and within the lengths DNS
+    /// allows; reports it (`KEY: 'S' WHAT`) if not.
+    pub(super) fn dns_name(
+        &mut self,
+        key: &str,
+        s: &str,
+        span: Span,
+        what: &str,
+        help: &str,
+    ) -> bool {
+        if !is_dns_name(s) {
+            self.err(
+                ErrorKind::Format,
+                span,
+                format!("{key}: {} {what}", shown(s)),
+                help,
+            );
+            return false;
+        }
+        let (message, help) = match dns_name_problem(s) {
+            None => return true,
+            Some(DnsLength::Label(label)) => (
+                format!(
+                    "{key}: the label {} is {} characters long; a DNS label has at most {MAX_DNS_LABEL}",
+                    shown(label),
+                    label.len()
+                ),
+                "Proxmox would store it, but no resolver or guest hostname takes it: shorten the label",
+            ),
+            Some(DnsLength::Name) => (
+                format!(
+                    "{key}: {} is longer than the {MAX_DNS_NAME} characters of a DNS name",
+                    shown(s)
+                ),
+                "Proxmox would store it, but no resolver takes it: use a shorter name",
+            ),
+        };
+        self.err(ErrorKind::Range, span, message, help);
+        false
+    }
+
+    /// `nameserver`: DNS servers, each an IP address or a DNS name, as
+    /// Proxmox's `address-list` accepts them.
     pub(super) fn nameserver(&mut self, n: &Node) -> Option<Vec<String>> {
+        const HELP: &str =
+            "list DNS servers by address (10.0.0.1, 2001:db8::53) or by DNS name (dns.example.com)";
         let list = self.str_list("nameserver", n)?;
-        Some(
-            list.into_iter()
-                .filter(|(s, span)| {
-                    let valid = s.parse::<IpAddr>().is_ok();
-                    self.expect(
-                        valid,
-                        *span,
-                        "nameserver",
-                        s,
-                        "is not an IP address",
-                        "list DNS servers by address",
-                    )
-                })
-                .map(|(s, _)| s)
-                .collect(),
-        )
+        let mut out = Vec::new();
+        for (s, span) in list {
+            let valid = if s.parse::<IpAddr>().is_ok() {
+                true
+            } else if looks_like_ipv4(&s) || s.contains(':') {
+                let family = if s.contains(':') { "IPv6" } else { "IPv4" };
+                self.err(
+                    ErrorKind::Format,
+                    span,
+                    format!("nameserver: {} is not a valid {family} address", shown(&s)),
+                    HELP,
+                );
+                false
+            } else {
+                self.dns_name(
+                    "nameserver",
+                    &s,
+                    span,
+                    "is neither an IP address nor a DNS name",
+                    HELP,
+                )
+            };
+            if valid {
+                out.push(s);
+            }
+        }
+        Some(out)
     }
 
     /// `ip` alone: `dhcp` or a host address in CIDR notation.
@@ -84,11 +148,20 @@ impl Cx<'_> {
             self.err(
                 ErrorKind::Format,
                 n.span,
-                format!("ip: '{s}' is not an IPv4 address in CIDR notation"),
+                format!("ip: {} is not an IPv4 address in CIDR notation", shown(&s)),
                 "write the address with its prefix length, e.g. 10.0.0.50/24, or 'dhcp'",
             );
             return None;
         };
+        if prefix < MIN_PREFIX {
+            self.err(
+                ErrorKind::Range,
+                n.span,
+                format!("ip: the prefix /{prefix} of {} is refused by Proxmox (CIDRv4 accepts /{MIN_PREFIX} to /32)", shown(&s)),
+                "a VM's subnet is far smaller: write its real prefix length, e.g. /24",
+            );
+            return None;
+        }
         let net = ipnet::Ipv4Net::new(address, prefix).ok().map(|n| n.trunc());
         let is_edge = net
             .is_some_and(|n| prefix <= 30 && (address == n.network() || address == n.broadcast()));
@@ -96,7 +169,10 @@ impl Cx<'_> {
             self.err(
                 ErrorKind::Range,
                 n.span,
-                format!("ip: '{s}' is the network or broadcast address of its subnet"),
+                format!(
+                    "ip: {} is the network or broadcast address of its subnet",
+                    shown(&s)
+                ),
                 "give the VM a host address inside the subnet",
             );
             return None;
@@ -130,7 +206,7 @@ impl Cx<'_> {
             self.err(
                 ErrorKind::Format,
                 g.span,
-                format!("gateway: '{gs}' is not an IPv4 address"),
+                format!("gateway: {} is not an IPv4 address", shown(&gs)),
                 "write the gateway as an address, e.g. 10.0.0.1",
             );
             *ok = false;
@@ -193,11 +269,20 @@ impl Cx<'_> {
             self.err(
                 ErrorKind::Format,
                 n.span,
-                format!("ip6: '{s}' is not an IPv6 address in CIDR notation"),
+                format!("ip6: {} is not an IPv6 address in CIDR notation", shown(&s)),
                 "write e.g. 2001:db8::10/64, 'dhcp' or 'auto'",
             );
             return None;
         };
+        if prefix < MIN_PREFIX {
+            self.err(
+                ErrorKind::Range,
+                n.span,
+                format!("ip6: the prefix /{prefix} of {} is refused by Proxmox (CIDRv6 accepts /{MIN_PREFIX} to /128)", shown(&s)),
+                "a VM's subnet is far smaller: write its real prefix length, e.g. /64",
+            );
+            return None;
+        }
         Some(Ip6Config::Static {
             address,
             prefix,
@@ -226,7 +311,7 @@ impl Cx<'_> {
             self.err(
                 ErrorKind::Format,
                 g.span,
-                format!("gateway6: '{gs}' is not an IPv6 address"),
+                format!("gateway6: {} is not an IPv6 address", shown(&gs)),
                 "write the gateway as an address, e.g. 2001:db8::1",
             );
             *ok = false;

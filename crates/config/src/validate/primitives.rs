@@ -5,7 +5,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// A DNS name: labels of letters, digits and `-`, joined by `.`.
+/// Proxmox `dns-name` (`pve_verify_dns_name`): labels
+/// `[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?` joined by `.`. Proxmox sets no
+/// length; see [`dns_name_problem`] for the lengths DNS allows.
 pub(super) fn is_dns_name(s: &str) -> bool {
     !s.is_empty()
         && s.split('.').all(|label| {
@@ -15,6 +17,37 @@ pub(super) fn is_dns_name(s: &str) -> bool {
                 && b[b.len() - 1].is_ascii_alphanumeric()
                 && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
         })
+}
+
+/// The longest DNS label (RFC 1035 §2.3.4).
+pub(super) const MAX_DNS_LABEL: usize = 63;
+
+/// The longest DNS name in text form, without a final dot (RFC 1035
+/// §3.1: 255 octets on the wire).
+pub(super) const MAX_DNS_NAME: usize = 253;
+
+/// What is wrong with a DNS name that [`is_dns_name`] accepts, if anything.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum DnsLength<'a> {
+    /// This label is longer than [`MAX_DNS_LABEL`].
+    Label(&'a str),
+    /// The whole name is longer than [`MAX_DNS_NAME`].
+    Name,
+}
+
+/// Checks the lengths DNS sets on a name of the `dns-name` shape.
+pub(super) fn dns_name_problem(s: &str) -> Option<DnsLength<'_>> {
+    if let Some(label) = s.split('.').find(|l| l.len() > MAX_DNS_LABEL) {
+        return Some(DnsLength::Label(label));
+    }
+    (s.len() > MAX_DNS_NAME).then_some(DnsLength::Name)
+}
+
+/// Whether `s` can only have been meant as an IPv4 address: digits and dots.
+/// A DNS name never has an all-numeric top-level label (RFC 3696 §2), so
+/// `10.0.0.300` is a broken address, not a host name.
+pub(super) fn looks_like_ipv4(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit() || c == b'.')
 }
 
 /// Proxmox `pve-storage-id`: `[a-z][a-z0-9\-_.]*[a-z0-9]`.
@@ -34,37 +67,6 @@ pub(super) fn is_tag(s: &str) -> bool {
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"_-+.".contains(c))
-}
-
-/// One OpenSSH public key line: a known key type and a base64 blob.
-pub(super) fn is_ssh_key(s: &str) -> bool {
-    const TYPES: &[&str] = &[
-        "ssh-ed25519",
-        "ssh-rsa",
-        "ssh-dss",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com",
-        "sk-ecdsa-sha2-nistp256@openssh.com",
-    ];
-    let mut parts = s.split_whitespace();
-    let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    !s.contains('\n')
-        && TYPES.contains(&kind)
-        && blob.len() >= 16
-        && blob
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c))
-}
-
-/// A Proxmox CPU type such as `host` or `x86-64-v2-AES`.
-pub(super) fn is_cpu_type(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"-_.+".contains(&c))
 }
 
 /// A lower-case Unix login name of at most 32 characters.

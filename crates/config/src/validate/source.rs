@@ -5,6 +5,7 @@
 use super::primitives::{is_dns_name, is_storage_id};
 use super::{Cx, Fields};
 use crate::error::ErrorKind;
+use crate::limits::shown;
 use crate::raw::{Node, Value};
 use crate::spec::{CloneRef, DiskFrom, DiskSource, ImageRef};
 use pvefleet_model::{size, VmId};
@@ -71,7 +72,7 @@ impl Cx<'_> {
                 self.err(
                     ErrorKind::Format,
                     n.span,
-                    format!("{key}: '{s}' is not a usable path"),
+                    format!("{key}: {} is not a usable path", shown(&s)),
                     "give a plain absolute path on the host",
                 );
                 return None;
@@ -94,7 +95,7 @@ impl Cx<'_> {
                 self.err(
                     ErrorKind::Format,
                     n.span,
-                    format!("{key}: '{s}' is neither a volume id nor an absolute path"),
+                    format!("{key}: {} is neither a volume id nor an absolute path", shown(&s)),
                     "write a volume id such as local:iso/jammy-server-cloudimg-amd64.img, or an absolute path on the host",
                 );
                 None
@@ -146,7 +147,7 @@ impl Cx<'_> {
                     self.err(
                         ErrorKind::Format,
                         n.span,
-                        format!("disk: '{s}' is not a disk size"),
+                        format!("disk: {} is not a disk size", shown(s)),
                         "write a size with a binary unit, e.g. 20G or 512M (G means GiB)",
                     );
                     return None;
@@ -180,7 +181,7 @@ impl Cx<'_> {
                 self.err(
                     ErrorKind::UnknownValue,
                     n.span,
-                    format!("disk_from: '{s}' is not known"),
+                    format!("disk_from: {} is not known", shown(&s)),
                     "use import, linked-clone or full-clone",
                 );
                 None

@@ -288,3 +288,304 @@ fn span_map_records_each_vm_and_where_its_values_came_from() {
     let name = s.key(1, "name").expect("name");
     assert_eq!(&text[name.offset..name.offset + name.len], "b");
 }
+
+/// A public key that decodes (ed25519).
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGbR5ytPtnisDZ3HGgrkNcNoPSsTXpeaayU3SpbMGpar ops@example";
+
+#[test]
+fn valid_forms_proxmox_accepts_are_accepted_and_sent_as_written() {
+    let text = format!(
+        "{HOST}vms:\n  - {{name: a, image: local:iso/x.img, cpu: 'x86-64-v2-AES,flags=+aes', password: '0', nameserver: [dns.example.com, 10.0.0.1, '2001:db8::53']}}\n  - {{name: b, image: local:iso/x.img, cpu: custom-mymodel, password: '-x'}}\n  - {{name: c, image: local:iso/x.img, cpu: host, password: ' with spaces ', ip: 10.0.0.5/8, ip6: '2001:db8::5/8'}}\n"
+    );
+    let d = parse_ok(&text);
+    assert_eq!(d.vms[0].cpu.as_deref(), Some("x86-64-v2-AES,flags=+aes"));
+    assert_eq!(d.vms[0].password.as_deref(), Some("0"));
+    assert_eq!(
+        d.vms[0].nameserver,
+        ["dns.example.com", "10.0.0.1", "2001:db8::53"]
+    );
+    assert_eq!(d.vms[1].cpu.as_deref(), Some("custom-mymodel"));
+    assert_eq!(d.vms[1].password.as_deref(), Some("-x"));
+    assert_eq!(d.vms[2].password.as_deref(), Some(" with spaces "));
+    let d = parse_ok(&one_vm("nameserver: 'ns1.example.com; 10.0.0.53 ns2'"));
+    assert_eq!(d.vms[0].nameserver, ["ns1.example.com", "10.0.0.53", "ns2"]);
+}
+
+#[test]
+fn prefixes_shorter_than_proxmox_accepts_are_refused() {
+    for (vm, message) in [
+        (
+            "ip: 10.0.0.5/7",
+            "ip: the prefix /7 of '10.0.0.5/7' is refused by Proxmox (CIDRv4 accepts /8 to /32)",
+        ),
+        (
+            "ip: 10.0.0.5/0",
+            "ip: the prefix /0 of '10.0.0.5/0' is refused by Proxmox (CIDRv4 accepts /8 to /32)",
+        ),
+        (
+            "ip6: '2001:db8::5/7'",
+            "ip6: the prefix /7 of '2001:db8::5/7' is refused by Proxmox (CIDRv6 accepts /8 to /128)",
+        ),
+    ] {
+        let (kind, got, _) = only(&one_vm(vm));
+        assert_eq!(kind, ErrorKind::Range, "{vm}");
+        assert_eq!(got, message);
+    }
+    // Inherited from defaults: reported at its line there.
+    let text = format!(
+        "{HOST}defaults: {{ip6: '2001:db8::5/0'}}\nvms:\n  - {{name: a, image: local:iso/x.img}}\n"
+    );
+    let (kind, _, at) = only(&text);
+    assert_eq!((kind, at), (ErrorKind::Range, (2, 17)));
+}
+
+#[test]
+fn cpu_is_checked_as_proxmox_checks_it() {
+    let (kind, message, _) = only(&one_vm("cpu: notacpu"));
+    assert_eq!(kind, ErrorKind::UnknownValue);
+    assert_eq!(message, "cpu: 'notacpu' is not a built-in CPU model");
+    let (kind, message, _) = only(&one_vm("cpu: Host"));
+    assert_eq!(kind, ErrorKind::UnknownValue);
+    assert_eq!(
+        message,
+        "cpu: 'Host' is not a built-in CPU model (did you mean 'host'?)"
+    );
+    let (kind, message, _) = only(&one_vm("cpu: 'host,flags=+avx2'"));
+    assert_eq!(kind, ErrorKind::UnknownValue);
+    assert_eq!(message, "cpu: the flag 'avx2' cannot be set on a VM");
+    let (kind, _, _) = only(&one_vm("cpu: 'host,reported-model=kvm64'"));
+    assert_eq!(kind, ErrorKind::Misplaced);
+    let (kind, _, _) = only(&one_vm("cpu: 'host,flags=aes'"));
+    assert_eq!(kind, ErrorKind::Format);
+}
+
+#[test]
+fn password_rules_never_show_the_password() {
+    let (kind, message, _) = only(&one_vm("password: ''"));
+    assert_eq!(kind, ErrorKind::Format);
+    assert_eq!(
+        message,
+        "password: an empty cloud-init password is not allowed; remove the key"
+    );
+    let text = one_vm("password: \"hunter2\\n\"");
+    let (kind, message, _) = only(&text);
+    assert_eq!(kind, ErrorKind::Format);
+    assert_eq!(
+        message,
+        "password: contains the control character U+000A, which no login prompt can take"
+    );
+    for text in [
+        text,
+        one_vm("password: \"hunter2\\0\""),
+        one_vm(&format!("password: '{}'", "hunter2".repeat(1000))),
+        format!("{HOST}defaults: {{password: hunter2}}\nvms:\n  - {{name: a_b, image: local:iso/x.img}}\n"),
+    ] {
+        let report = parse("t.yml", &text, &|_| Err("none".into())).expect_err("refused");
+        let rendered = report.render(false);
+        assert!(!rendered.contains("hunter2"), "{rendered}");
+    }
+}
+
+#[test]
+fn dns_names_keep_to_the_lengths_dns_allows() {
+    let label = "a".repeat(64);
+    let (kind, message, _) = only(&format!(
+        "{HOST}vms:\n  - {{name: {label}, image: local:iso/x.img}}\n"
+    ));
+    assert_eq!(kind, ErrorKind::Range);
+    assert_eq!(
+        message,
+        format!("name: the label '{label}' is 64 characters long; a DNS label has at most 63")
+    );
+    let long = vec!["a".repeat(63); 4].join(".");
+    let (kind, message, _) = errors(&format!(
+        "{HOST}vms:\n  - {{name: {long}, image: local:iso/x.img}}\n"
+    ))
+    .into_iter()
+    .map(|e| (e.kind, e.message, ()))
+    .next()
+    .expect("an error");
+    assert_eq!(kind, ErrorKind::Range);
+    assert!(
+        message.starts_with("name: '")
+            && message.ends_with("(255 bytes) is longer than the 253 characters of a DNS name"),
+        "{message}"
+    );
+    let (kind, _, _) = only(&one_vm(&format!("searchdomain: {label}.com")));
+    assert_eq!(kind, ErrorKind::Range);
+    let (kind, _, _) = only(&one_vm(&format!("nameserver: [{label}.example.com]")));
+    assert_eq!(kind, ErrorKind::Range);
+    let (kind, message, _) = only(&one_vm("nameserver: ['10.0.0.300']"));
+    assert_eq!(kind, ErrorKind::Format);
+    assert_eq!(
+        message,
+        "nameserver: '10.0.0.300' is not a valid IPv4 address"
+    );
+    let (kind, _, _) = only(&one_vm("nameserver: ['0']"));
+    assert_eq!(kind, ErrorKind::Format);
+    let (kind, _, _) = only(&one_vm("nameserver: [dns_1.example.com]"));
+    assert_eq!(kind, ErrorKind::Format);
+}
+
+#[test]
+fn no_value_may_hold_a_nul_byte() {
+    let (kind, message, at) = only(&one_vm("description: \"a\\0b\""));
+    assert_eq!(kind, ErrorKind::Format);
+    assert_eq!(
+        message,
+        "description: 'a\\0b' contains a NUL byte, which no command line can carry"
+    );
+    assert_eq!(at, (3, 52));
+    // Also where no rule reads the value, and only once where one does.
+    let (kind, _, _) = only(&format!(
+        "{HOST}vms:\n  - {{name: \"a\\0\", image: local:iso/x.img}}\n"
+    ));
+    assert_eq!(kind, ErrorKind::Format);
+    let errors = errors(&one_vm("colour: \"\\0\""));
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+}
+
+#[test]
+fn a_value_too_long_for_a_command_line_is_refused_by_its_start() {
+    let long = "x".repeat(70_000);
+    let (kind, message, _) = only(&one_vm(&format!("description: {long}")));
+    assert_eq!(kind, ErrorKind::Range);
+    assert_eq!(
+        message,
+        format!(
+            "description: '{}…' (70000 bytes) is longer than the limit of 65536 bytes",
+            "x".repeat(80)
+        )
+    );
+    let (kind, message, _) = only(&one_vm(&format!("description: {}", "y".repeat(9000))));
+    assert_eq!(kind, ErrorKind::Range);
+    assert!(
+        message.ends_with("(9000 bytes) is longer than 8000 bytes"),
+        "{message}"
+    );
+    let (kind, message, _) = only(&format!(
+        "{HOST}vms:\n  - {{name: a, image: /{}}}\n",
+        "p".repeat(5000)
+    ));
+    assert_eq!(kind, ErrorKind::Range);
+    assert!(message.starts_with("image: '/ppp"), "{message}");
+    assert!(message.contains("(5001 bytes)"), "{message}");
+    let tags: Vec<String> = (0..1000).map(|i| format!("tag{i}")).collect();
+    let (kind, _, _) = only(&one_vm(&format!("tags: [{}]", tags.join(", "))));
+    assert_eq!(kind, ErrorKind::Range);
+}
+
+#[test]
+fn ssh_keys_are_decoded_and_a_bad_one_is_named() {
+    let d = parse_ok(&one_vm(&format!("ssh_keys: ['{KEY}']")));
+    assert_eq!(d.vms[0].ssh_keys, [KEY]);
+    let swapped = KEY.replacen("ssh-ed25519", "ssh-rsa", 1);
+    let (kind, message, _) = only(&one_vm(&format!("ssh_keys: ['{KEY}', '{swapped}']")));
+    assert_eq!(kind, ErrorKind::Format);
+    assert_eq!(
+        message,
+        "ssh_keys: key 2: the key data is of type 'ssh-ed25519', but the line says 'ssh-rsa'"
+    );
+    let file = format!("# ops\n{KEY}\n\nssh-ed25519 AAAA!!!!\n");
+    let errors = errors_with(&one_vm("ssh_keys_file: k.pub"), &|_| Ok(file.clone()));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].kind, ErrorKind::File);
+    assert_eq!(
+        errors[0].message,
+        "ssh_keys_file: k.pub:4: the key data is not valid base64"
+    );
+    let huge = "x".repeat(crate::limits::MAX_KEYS_FILE_BYTES + 1);
+    let errors = errors_with(&one_vm("ssh_keys_file: k.pub"), &|_| Ok(huge.clone()));
+    assert_eq!(errors[0].kind, ErrorKind::File);
+    assert_eq!(
+        errors[0].message,
+        "ssh_keys_file: cannot read 'k.pub': larger than 1 MiB, the limit for an ssh_keys_file"
+    );
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_unread() {
+    let text = format!("{HOST}#{}\n", "x".repeat(crate::limits::MAX_CONFIG_BYTES));
+    let report = parse("t.yml", &text, &|_| Err("none".into())).expect_err("refused");
+    assert_eq!(report.errors.len(), 1);
+    assert_eq!(report.errors[0].kind, ErrorKind::Range);
+    assert_eq!(report.errors[0].span, None);
+    assert_eq!(
+        report.errors[0].message,
+        "the file is larger than 4 MiB, the limit for a configuration file"
+    );
+}
+
+#[test]
+fn deep_nesting_and_alias_bombs_are_refused_in_our_words() {
+    let deep = format!("{HOST}vms: {}1{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let (kind, message, _) = only(&deep);
+    assert_eq!(kind, ErrorKind::Range);
+    assert_eq!(
+        message,
+        "the file nests deeper than 32 levels of mappings and lists"
+    );
+    let mut block = format!("{HOST}vms:\n");
+    for depth in 1..100 {
+        block.push_str(&format!("{}- \n", "  ".repeat(depth)));
+    }
+    let (kind, message, _) = only(&block);
+    assert_eq!(kind, ErrorKind::Range, "{message}");
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for (prev, name) in "abcdefghi".chars().zip("bcdefghij".chars()) {
+        let refs = vec![format!("*{prev}"); 10].join(", ");
+        bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    let started = std::time::Instant::now();
+    let (kind, message, _) = only(&bomb);
+    assert_eq!(kind, ErrorKind::Range, "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// The time to parse and report a VM with `n` unknown keys.
+fn time_unknown_keys(n: usize) -> std::time::Duration {
+    let mut text = format!("{HOST}vms:\n  - name: a\n    image: local:iso/x.img\n");
+    for i in 0..n {
+        text.push_str(&format!("    zz{i}: 1\n"));
+    }
+    (0..2)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let report = parse("t.yml", &text, &|_| Err("none".into())).expect_err("unknown keys");
+            assert_eq!(report.errors.len(), n);
+            assert!(!report.render(false).is_empty());
+            started.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+#[test]
+fn unknown_keys_cost_linear_time() {
+    let small = time_unknown_keys(2_000);
+    let large = time_unknown_keys(20_000);
+    // Linear work grows ten times; quadratic work would grow a hundred.
+    assert!(
+        large < small * 30,
+        "2k keys: {small:?}, 20k keys: {large:?}"
+    );
+    #[cfg(not(debug_assertions))]
+    assert!(time_unknown_keys(100_000) < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn a_vm_on_an_unknown_node_is_told_a_few_node_names() {
+    let nodes: String = (1..=12)
+        .map(|i| format!("  pve{i}: {{host: h{i}}}\n"))
+        .collect();
+    let text =
+        format!("nodes:\n{nodes}vms:\n  - {{name: a, image: local:iso/x.img, node: pve13}}\n");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].kind, ErrorKind::UnknownValue);
+    assert_eq!(
+        errors[0].help.as_deref(),
+        Some("use one of: pve1, pve2, pve3, pve4, pve5, pve6, pve7, pve8, pve9, pve10, … (12 nodes), or 'auto'")
+    );
+}

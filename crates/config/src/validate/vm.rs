@@ -4,13 +4,38 @@
 //! that depend on each other (`ip` and `gateway`, `image` and `clone`, the two
 //! sources of SSH keys) or on the connection (`node`) have their own rules.
 
-use super::primitives::{is_cpu_type, is_dns_name, is_tag, is_unix_user};
+use super::primitives::{is_tag, is_unix_user};
 use super::{Cx, Fields};
 use crate::error::{ErrorKind, Span};
 use crate::keys;
+use crate::limits::shown;
 use crate::raw::{Key, Node, Value};
 use crate::spec::{DiskFrom, NodeConn, Placement, PowerState, VmSpec};
 use pvefleet_model::{size, NodeName, VmId};
+use std::collections::HashSet;
+
+/// The configured node names, gathered once for every VM's `node`.
+pub(super) struct NodeNames<'a> {
+    names: HashSet<&'a str>,
+    /// The names for a hint: all of them, or the first ten and a count.
+    listed: String,
+}
+
+impl<'a> NodeNames<'a> {
+    pub(super) fn new(nodes: &'a [NodeConn]) -> Self {
+        const LISTED: usize = 10;
+        let all: Vec<&str> = nodes.iter().filter_map(|c| c.name.as_deref()).collect();
+        let listed = if all.len() > LISTED {
+            format!("{}, … ({} nodes)", all[..LISTED].join(", "), all.len())
+        } else {
+            all.join(", ")
+        };
+        Self {
+            names: all.into_iter().collect(),
+            listed,
+        }
+    }
+}
 
 /// A VM being decoded: the language's built-in defaults, overwritten by each
 /// key the VM (or `defaults:`) sets.
@@ -89,7 +114,7 @@ const FIELDS: &[(&str, Decode)] = &[
         cx.guest_user(n).map(|v| d.user = Some(v))
     }),
     ("password", |cx, n, d| {
-        cx.string("password", n).map(|v| d.password = Some(v))
+        cx.password(n).map(|v| d.password = Some(v))
     }),
     ("storage", |cx, n, d| cx.storage(n).map(|v| d.storage = v)),
     ("disk", |cx, n, d| cx.disk(n).map(|v| d.disk = Some(v))),
@@ -114,7 +139,7 @@ impl Cx<'_> {
         &mut self,
         item: &Node,
         defaults: &[(Key, Node)],
-        nodes: &[NodeConn],
+        nodes: &NodeNames<'_>,
         cluster: bool,
     ) -> Option<(VmSpec, Vec<(String, Span)>)> {
         let entries = self.map("each VM", item)?;
@@ -194,7 +219,7 @@ impl Cx<'_> {
         &mut self,
         n: Option<&Node>,
         item: &Node,
-        nodes: &[NodeConn],
+        nodes: &NodeNames<'_>,
         cluster: bool,
     ) -> Option<Placement> {
         let Some(n) = n else {
@@ -213,19 +238,18 @@ impl Cx<'_> {
         if s == "auto" {
             return Some(Placement::Auto);
         }
-        let known: Vec<&str> = nodes.iter().filter_map(|c| c.name.as_deref()).collect();
         let name = NodeName::parse(&s).ok();
-        let valid =
-            name.is_some() && (known.contains(&s.as_str()) || (!cluster && known.is_empty()));
+        let valid = name.is_some()
+            && (nodes.names.contains(s.as_str()) || (!cluster && nodes.names.is_empty()));
         if !valid {
-            let mut help = format!("use one of: {}", known.join(", "));
+            let mut help = format!("use one of: {}", nodes.listed);
             if cluster {
                 help.push_str(", or 'auto'");
             }
             self.err(
                 ErrorKind::UnknownValue,
                 n.span,
-                format!("node: '{s}' is not among the configured nodes"),
+                format!("node: {} is not among the configured nodes", shown(&s)),
                 help,
             );
             return None;
@@ -245,15 +269,18 @@ impl Cx<'_> {
         .and_then(|v| VmId::new(v).ok())
     }
 
-    /// `name`: the VM's DNS name.
+    /// `name`: the VM's DNS name (Proxmox `dns-name`, within DNS lengths:
+    /// it is also the guest's hostname).
     fn name(&mut self, n: &Node) -> Option<String> {
-        self.checked(
+        let s = self.string("name", n)?;
+        self.dns_name(
             "name",
-            n,
-            is_dns_name,
+            &s,
+            n.span,
             "is not a valid DNS name",
             "Proxmox VM names are DNS names: letters, digits and '-', labels joined by '.', no '_'",
         )
+        .then_some(s)
     }
 
     /// `memory`: MiB, or a size with a unit.
@@ -267,7 +294,7 @@ impl Cx<'_> {
                         self.err(
                             ErrorKind::Range,
                             n.span,
-                            format!("memory: '{s}' is not a whole number of MiB"),
+                            format!("memory: {} is not a whole number of MiB", shown(s)),
                             "write memory in MiB (2048) or with a unit (2G)",
                         );
                         return None;
@@ -278,7 +305,7 @@ impl Cx<'_> {
                     self.err(
                         ErrorKind::Format,
                         n.span,
-                        format!("memory: '{s}' is not a memory size"),
+                        format!("memory: {} is not a memory size", shown(s)),
                         "write memory in MiB (2048) or with a unit (2G)",
                     );
                     return None;
@@ -313,26 +340,50 @@ impl Cx<'_> {
             .map(|v| v as u32)
     }
 
-    /// `cpu`: a CPU type.
-    fn cpu(&mut self, n: &Node) -> Option<String> {
-        self.checked(
-            "cpu",
-            n,
-            is_cpu_type,
-            "is not a CPU type",
-            "use a Proxmox CPU type such as host or x86-64-v2-AES",
-        )
-    }
-
     /// `searchdomain`: a DNS domain.
     fn searchdomain(&mut self, n: &Node) -> Option<String> {
-        self.checked(
+        let s = self.string("searchdomain", n)?;
+        self.dns_name(
             "searchdomain",
-            n,
-            is_dns_name,
+            &s,
+            n.span,
             "is not a domain name",
             "use a DNS domain such as example.com",
         )
+        .then_some(s)
+    }
+
+    /// `password`: the cloud-init password, any non-empty text without
+    /// control characters. It is never quoted in a message.
+    ///
+    /// Spaces, a leading `-` and `0` are fine: the value is hashed before it
+    /// is sent. Control characters are refused: none can be typed at a
+    /// login prompt (Enter ends the line, Tab and Ctrl keys edit it), and a
+    /// YAML block scalar (`|`) silently ends the value with a line break.
+    fn password(&mut self, n: &Node) -> Option<String> {
+        let s = self.string("password", n)?;
+        if s.is_empty() {
+            self.err(
+                ErrorKind::Format,
+                n.span,
+                "password: an empty cloud-init password is not allowed; remove the key",
+                "leave 'password' out for no password (log in with ssh_keys), or set a non-empty one",
+            );
+            return None;
+        }
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            self.err(
+                ErrorKind::Format,
+                n.span,
+                format!(
+                    "password: contains the control character U+{:04X}, which no login prompt can take",
+                    u32::from(c)
+                ),
+                "write the password as a quoted string on one line, without escapes such as \\n or \\t",
+            );
+            return None;
+        }
+        Some(s)
     }
 
     /// `user`: the cloud-init login.
@@ -368,14 +419,19 @@ impl Cx<'_> {
         Some(tags)
     }
 
-    /// `description`: at most 8000 characters.
+    /// `description`: at most 8000 bytes (Proxmox keeps 8192 characters,
+    /// and pvefleet adds its marker line).
     fn description(&mut self, n: &Node) -> Option<String> {
+        const MAX: usize = 8000;
         let s = self.string("description", n)?;
-        if s.len() > 8000 {
+        if s.len() > MAX {
             self.err(
                 ErrorKind::Range,
                 n.span,
-                "description: longer than 8000 characters",
+                format!(
+                    "description: {} is longer than {MAX} bytes",
+                    crate::limits::shown(&s)
+                ),
                 "Proxmox keeps at most 8192 characters, and pvefleet adds its marker line",
             );
             return None;
@@ -390,7 +446,7 @@ impl Cx<'_> {
             "running" => Some(PowerState::Running),
             "stopped" => Some(PowerState::Stopped),
             _ => {
-                let mut msg = format!("state: '{s}' is not a known state");
+                let mut msg = format!("state: {} is not a known state", shown(&s));
                 if let Some(h) = keys::suggest(&s, &["running", "stopped"]) {
                     msg.push_str(&format!(" (did you mean '{h}'?)"));
                 }

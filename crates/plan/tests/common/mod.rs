@@ -16,8 +16,10 @@ pub const IMG: &str = "local:iso/x.img";
 pub const IMG_PATH: &str = "/var/lib/vz/template/iso/x.img";
 
 /// Two valid public keys.
-pub const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA a@x";
-pub const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB b@x";
+pub const KEY_A: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKrQPep6apPoT9iKpB4v3TjyNKUw6ti+Ol5LCfCrhuaq a@x";
+pub const KEY_B: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOUTwOpbf7PzlU8QZB/F8iCAvSTP32RB4KEupxPTIlcv b@x";
 
 /// The MAC Proxmox generated for the managed VMs of these tests.
 pub const MAC: &str = "BC:24:11:AA:BB:CC";
