@@ -26,7 +26,7 @@ fn alias_bomb(dir: &Path) -> PathBuf {
     let mut y = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
-        let items = vec![prev.as_str(); 9].join(", ");
+        let items = [prev.as_str(); 9].join(", ");
         y.push_str(&format!("a{i}: &a{i} [{items}]\n"));
     }
     y.push_str("proxmox: {host: local}\nvms: *a9\n");
