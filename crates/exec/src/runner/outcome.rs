@@ -79,11 +79,21 @@ pub fn imported_volume(stdout: &str) -> Option<String> {
 }
 
 /// The warning lines of a successful command's stderr.
+/// The warnings of a successful command: on stderr (a direct command's
+/// lvm2 warnings, a task's `Task finished with N warning(s)!`) and, for a
+/// task, on stdout, where its worker's `WARN:`/`WARNING:` lines go
+/// (CONTRACT §1.3). lvm2's notices (`Logical volume ... created.`) are not
+/// warnings worth showing.
 fn warnings(out: &StepOutput) -> Vec<String> {
-    out.stderr
+    let shown = |l: &&str| {
+        l.starts_with("WARNING:") || l.starts_with("WARN:") || l.starts_with("Task finished with ")
+    };
+    out.stdout
         .lines()
+        .chain(out.stderr.lines())
         .map(str::trim)
         .filter(|l| !l.is_empty() && is_warning(l))
+        .filter(shown)
         .map(str::to_string)
         .collect()
 }
