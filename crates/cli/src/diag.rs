@@ -45,6 +45,7 @@ pub fn config_errors(report: &ConfigReport) -> ExitStatus {
         let errors: Vec<_> = report
             .errors
             .iter()
+            .take(SHOWN_ERRORS * 10)
             .map(|e| {
                 json!({
                     "message": e.message,
@@ -61,16 +62,25 @@ pub fn config_errors(report: &ConfigReport) -> ExitStatus {
             "code": "invalid_config",
             "location": {"file": report.path},
             "errors": errors,
+            "more_errors": report.errors.len().saturating_sub(SHOWN_ERRORS * 10),
         }));
         return ExitStatus::Invalid;
     }
     let mut out = String::new();
-    for e in &report.errors {
-        if ui.err_tty {
+    // At most SHOWN_ERRORS errors, then how many more: a file with 100 000
+    // unknown keys gets a short report.
+    for e in report.errors.iter().take(SHOWN_ERRORS) {
+        if ui.err_tty && !long_line(report, e) {
             out.push_str(&boxed(report, e, ui.color_err));
         } else {
             out.push_str(&plain(report, e));
         }
+    }
+    if report.errors.len() > SHOWN_ERRORS {
+        out.push_str(&format!(
+            "… and {} more; the first {SHOWN_ERRORS} are shown\n\n",
+            report.errors.len() - SHOWN_ERRORS
+        ));
     }
     ui::eprint_lines(&out);
     Failure::new(ExitStatus::Invalid, "invalid_config", summary).report()
@@ -112,6 +122,28 @@ fn place(path: &str, span: Option<Span>) -> String {
     }
 }
 
+/// Errors shown with their place and snippet; a longer report ends with
+/// their count (JSON lists ten times as many).
+const SHOWN_ERRORS: usize = 100;
+
+/// True when the error's source line is too long for a box (miette would
+/// print it whole): the plain form cuts it.
+fn long_line(report: &ConfigReport, e: &ConfigError) -> bool {
+    e.span
+        .map(|s| located(&report.text, s))
+        .and_then(|span| {
+            let offset = span.offset.min(report.text.len());
+            let start = report.text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+            let end = report
+                .text
+                .get(offset..)?
+                .find('\n')
+                .map_or(report.text.len(), |i| offset + i);
+            Some(end - start > SHOWN)
+        })
+        .unwrap_or(false)
+}
+
 /// The plain form: the located line, the YAML line with a caret, the hint.
 fn plain(report: &ConfigReport, e: &ConfigError) -> String {
     let mut s = format!("{}: error: {}\n", place(&report.path, e.span), e.message);
@@ -151,7 +183,34 @@ fn source_line(text: &str, span: Span) -> Option<(String, usize, usize)> {
         .map(|v| v.trim_end().chars().count())
         .unwrap_or(0)
         .max(1);
-    Some((line.replace('\t', " "), col, width))
+    Some(window(&line.replace('\t', " "), col, width))
+}
+
+/// Characters of a source line shown at most: a longer line is cut to a
+/// window around the value, marked with `…`, so a huge line (a 50 MB value,
+/// 100 000 brackets) costs a short report.
+const SHOWN: usize = 120;
+
+/// `line` cut to [`SHOWN`] characters around `col`; the column and width
+/// of the value within what is shown.
+fn window(line: &str, col: usize, width: usize) -> (String, usize, usize) {
+    let total = line.chars().count();
+    if total <= SHOWN {
+        return (line.to_string(), col, width);
+    }
+    let from = col.saturating_sub(SHOWN / 3);
+    let to = (from + SHOWN).min(total);
+    let mut shown: String = line.chars().skip(from).take(to - from).collect();
+    let mut at = col - from;
+    if from > 0 {
+        shown.insert(0, '…');
+        at += 1;
+    }
+    if to < total {
+        shown.push('…');
+    }
+    let room = shown.chars().count().saturating_sub(at).max(1);
+    (shown, at, width.min(room))
 }
 
 /// One error as miette draws it.

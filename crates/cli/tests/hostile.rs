@@ -66,7 +66,7 @@ fn many_keys(dir: &Path) -> PathBuf {
 }
 
 fn binary(dir: &Path) -> PathBuf {
-    let bytes: Vec<u8> = (0..(1 << 20)).map(|i| (i * 7919 % 256) as u8).collect();
+    let bytes: Vec<u8> = (0u64..(1 << 20)).map(|i| (i * 7919 % 256) as u8).collect();
     write(dir, "binary.yml", &bytes)
 }
 
