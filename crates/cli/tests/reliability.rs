@@ -148,6 +148,16 @@ fn two_concurrent_applies_of_a_file_without_vmids_make_each_vm_once() {
 }
 
 #[test]
+fn four_concurrent_applies_of_a_file_without_vmids_make_each_vm_once() {
+    run_concurrently(4, false);
+}
+
+#[test]
+fn two_concurrent_applies_on_a_two_node_cluster_make_each_vm_once() {
+    run_concurrently(2, true);
+}
+
+#[test]
 fn four_concurrent_applies_on_a_two_node_cluster_make_each_vm_once() {
     run_concurrently(4, true);
 }
