@@ -35,6 +35,7 @@ pub mod mac;
 pub mod net;
 pub mod node;
 pub mod propstring;
+mod qm_argv;
 pub mod shell;
 pub mod size;
 pub mod span;

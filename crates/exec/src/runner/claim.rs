@@ -17,7 +17,7 @@ use crate::transport::{Judge, Transport};
 use crate::Transports;
 use pvefleet_model::{Command, Pvesh, Qm, QmOptions, VmId};
 use pvefleet_plan::observed::parse_node_vms;
-use pvefleet_plan::{lookup::is_managed, Step};
+use pvefleet_plan::{lookup::is_managed, Step, VmPlan};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -267,4 +267,33 @@ fn fail_all(reqs: Vec<Request>, why: &str) {
     for r in reqs {
         let _ = r.reply.send(Claim::Failed(why.to_string()));
     }
+}
+
+/// A claimed VM's steps: the claim made it (a bare create, or the clone),
+/// so a planned `qm create` becomes a `qm set` of its options and a clone
+/// is dropped; every step moves from the planned id to the claimed one.
+pub(super) fn claimed_steps(vp: &mut VmPlan, planned: VmId, claimed: VmId) {
+    if let Some(first) = vp.steps.first_mut() {
+        match &first.command {
+            Command::Qm(Qm::Create { options, .. }) => {
+                first.command = Command::Qm(Qm::Set {
+                    vmid: planned,
+                    options: options.clone(),
+                    delete: Vec::new(),
+                });
+                first.check = pvefleet_plan::Check::Exit;
+            }
+            _ => {
+                vp.steps.remove(0);
+            }
+        }
+    }
+    if planned != claimed {
+        for s in vp.steps.iter_mut() {
+            s.command = s.command.retarget(planned, claimed);
+        }
+    }
+    vp.vmid = Some(claimed);
+    vp.vmid_allocated = false;
+    vp.claim_name = false;
 }

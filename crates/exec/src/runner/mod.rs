@@ -13,6 +13,7 @@ pub mod claim;
 pub mod machine;
 pub mod outcome;
 pub mod steps;
+mod tasks;
 
 pub use agent::probe_ip;
 pub use outcome::{StepFailure, StepOutcome};
@@ -24,6 +25,7 @@ use pvefleet_plan::{Action, Plan, Prelude, StorageLock, Upload, VmPlan};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tasks::Tasks;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -99,35 +101,6 @@ impl Prerequisites {
         let dir = self.dirs.get(&u.node)?;
         Some(format!("{dir}/{}", u.file_name))
     }
-}
-
-/// A claimed VM's steps: the claim made it (a bare create, or the clone),
-/// so a planned `qm create` becomes a `qm set` of its options and a clone
-/// is dropped; every step moves from the planned id to the claimed one.
-fn claimed_steps(vp: &mut VmPlan, planned: VmId, claimed: VmId) {
-    if let Some(first) = vp.steps.first_mut() {
-        match &first.command {
-            Command::Qm(Qm::Create { options, .. }) => {
-                first.command = Command::Qm(Qm::Set {
-                    vmid: planned,
-                    options: options.clone(),
-                    delete: Vec::new(),
-                });
-                first.check = pvefleet_plan::Check::Exit;
-            }
-            _ => {
-                vp.steps.remove(0);
-            }
-        }
-    }
-    if planned != claimed {
-        for s in vp.steps.iter_mut() {
-            s.command = s.command.retarget(planned, claimed);
-        }
-    }
-    vp.vmid = Some(claimed);
-    vp.vmid_allocated = false;
-    vp.claim_name = false;
 }
 
 /// The private folder of a run's uploads on `node`: node names are host
@@ -305,7 +278,7 @@ impl Lane {
         }
         match rx.await {
             Ok(claim::Claim::Made(id)) => {
-                claimed_steps(vp, vmid, id);
+                claim::claimed_steps(vp, vmid, id);
                 Ok(true)
             }
             Ok(claim::Claim::MadeByAnother(id)) => {
@@ -445,69 +418,6 @@ impl Lane {
             .any(|(u, up)| u.node == self.node && up.initialized());
         if let (true, Some(dir)) = (used, self.pre.dirs.get(&self.node)) {
             self.transport.remove_dir(dir).await;
-        }
-    }
-}
-
-/// Tasks of VMs, each with the result to report should it panic.
-struct Tasks<T> {
-    set: tokio::task::JoinSet<T>,
-    meta: BTreeMap<tokio::task::Id, (usize, VmResult)>,
-}
-
-impl<T> Default for Tasks<T> {
-    fn default() -> Self {
-        Self {
-            set: tokio::task::JoinSet::new(),
-            meta: BTreeMap::new(),
-        }
-    }
-}
-
-/// A task's value, or the VM's result marked failed when it panicked.
-trait OrFailed: Sized {
-    fn or_failed(r: VmResult) -> Self;
-}
-
-impl OrFailed for VmResult {
-    fn or_failed(r: VmResult) -> Self {
-        r
-    }
-}
-
-impl OrFailed for (VmResult, Option<VmPlan>) {
-    fn or_failed(r: VmResult) -> Self {
-        (r, None)
-    }
-}
-
-impl<T: OrFailed + Send + 'static> Tasks<T> {
-    fn spawn(
-        &mut self,
-        index: usize,
-        before: VmResult,
-        task: impl std::future::Future<Output = T> + Send + 'static,
-    ) {
-        let handle = self.set.spawn(task);
-        self.meta.insert(handle.id(), (index, before));
-    }
-
-    /// The next finished task's VM index and value.
-    async fn next(&mut self) -> Option<(usize, T)> {
-        loop {
-            match self.set.join_next_with_id().await? {
-                Ok((id, value)) => {
-                    if let Some((index, _)) = self.meta.remove(&id) {
-                        return Some((index, value));
-                    }
-                }
-                Err(e) => {
-                    if let Some((index, r)) = self.meta.remove(&e.id()) {
-                        let r = r.failed(format!("internal error: {e}"));
-                        return Some((index, T::or_failed(r)));
-                    }
-                }
-            }
         }
     }
 }
