@@ -101,7 +101,7 @@ impl Rng {
         items[(self.next() % items.len() as u64) as usize]
     }
     fn maybe(&mut self) -> bool {
-        self.next() % 2 == 0
+        self.next().is_multiple_of(2)
     }
 }
 
