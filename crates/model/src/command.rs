@@ -210,7 +210,7 @@ pub const CFS_LOCK_DIR: &str = "/etc/pve/priv/lock/";
 /// `cfs_lock` does (it may not exist yet). Only "File exists" (another
 /// holder) is waited out;
 /// any other failure of `mkdir` (no quorum, no pmxcfs) is an error at once.
-const CFS_LOCK_SCRIPT: &str = "LC_ALL=C mkdir \"${1%/*}\" 2>/dev/null; i=0; until e=$(LC_ALL=C mkdir \"$1\" 2>&1); do case \"$e\" in *'File exists'*) touch -d @0 \"$1\" 2>/dev/null ;; *) echo \"cannot take the cluster lock $1: $e\" >&2; exit 2;; esac; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
+const CFS_LOCK_SCRIPT: &str = "LC_ALL=C mkdir \"${1%/*}\" 2>/dev/null; i=0; until e=$(LC_ALL=C mkdir \"$1\" 2>&1); do case \"$e\" in *'File exists'*) touch -c -d @0 \"$1\" 2>/dev/null ;; *) echo \"cannot take the cluster lock $1: $e\" >&2; exit 2;; esac; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
 
 impl Command {
     /// The argv exactly as the node's program receives it.
