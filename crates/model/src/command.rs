@@ -208,8 +208,11 @@ pub const CFS_LOCK_DIR: &str = "/etc/pve/priv/lock/";
 /// The fixed script of [`Command::CfsLock`]: `$1` the lock directory, `$2`
 /// the number of tries. The lock folder is made first, as Proxmox's own
 /// `cfs_lock` does (it may not exist yet). Only "File exists" (another
-/// holder) is waited out;
-/// any other failure of `mkdir` (no quorum, no pmxcfs) is an error at once.
+/// holder) is waited out, each try with pmxcfs's unlock request (`touch -c
+/// -d @0`: granted only for a lock older than 120 s, as Proxmox's own
+/// `cfs_lock` sends it with utime; `-c` so that a lock released meanwhile
+/// does not become a file). Any other failure of `mkdir` (no quorum, no
+/// pmxcfs) is an error at once.
 const CFS_LOCK_SCRIPT: &str = "LC_ALL=C mkdir \"${1%/*}\" 2>/dev/null; i=0; until e=$(LC_ALL=C mkdir \"$1\" 2>&1); do case \"$e\" in *'File exists'*) touch -c -d @0 \"$1\" 2>/dev/null ;; *) echo \"cannot take the cluster lock $1: $e\" >&2; exit 2;; esac; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
 
 impl Command {
