@@ -458,8 +458,10 @@ fn sigkill_at_each_point_leaves_no_ssh_process_and_the_rerun_converges() {
             ssh_processes(&bed) == 0
         });
         // What the killed run started on the node ends by itself (bounded
-        // by its timeout); the next run then converges.
-        std::thread::sleep(Duration::from_secs(4));
+        // by its timeout). A VM it claimed but left without its disk counts
+        // as being made by another run for a minute; after that the next
+        // run makes it again and converges.
+        std::thread::sleep(Duration::from_secs(62));
         bed.set_faults("[]");
         let again = apply(&bed, &cfg, &[]).wait_with_output().expect("wait");
         assert_eq!(again.status.code(), Some(0), "{}: {}", p.name, text(&again));
@@ -470,6 +472,9 @@ fn sigkill_at_each_point_leaves_no_ssh_process_and_the_rerun_converges() {
             let owned = vols.matches(&format!("vm-{id}-disk")).count();
             assert!(owned <= 1, "{}: orphan volume of {id}: {vols}", p.name);
         }
+        let third = apply(&bed, &cfg, &[]).wait_with_output().expect("wait");
+        let j: Value = serde_json::from_slice(&third.stdout).expect("json");
+        assert_eq!(j["changed"], false, "{}: {}", p.name, text(&third));
     });
 }
 

@@ -104,7 +104,13 @@ pub async fn observe(
     handles: &mut [NodeHandle],
     parallel: usize,
 ) -> Result<Observed, ObserveError> {
-    let mut observed = Observed::default();
+    let mut observed = Observed {
+        observed_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs()),
+        ..Observed::default()
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for (i, h) in handles.iter().enumerate() {
         let mut reads = plan

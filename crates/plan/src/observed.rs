@@ -494,6 +494,11 @@ pub struct Observed {
     /// (CONTRACT §19).
     #[serde(default)]
     pub leftovers: BTreeSet<VmId>,
+    /// When the nodes were read (seconds since the epoch, the control
+    /// host's clock), to tell a VM another run is making right now from
+    /// one an interrupted run left.
+    #[serde(default)]
+    pub observed_at: Option<u64>,
     /// Each node's storages (content types, shared), by node then storage,
     /// from `/cluster/resources`. A node missing here was not described:
     /// its storages are not checked.

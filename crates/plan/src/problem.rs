@@ -389,6 +389,15 @@ pub enum PlanNote {
         /// `create` or `clone`.
         lock: String,
     },
+    /// A managed VM without a system disk made moments ago: another run is
+    /// making it right now; this run leaves it to that one.
+    #[error("VM {vmid} has no system disk yet and was made {age_secs} s ago: another run is making it, so this run leaves it alone")]
+    BeingMade {
+        /// The id.
+        vmid: VmId,
+        /// Seconds since it was created.
+        age_secs: u64,
+    },
     /// A managed VM without a system disk: a run was interrupted between
     /// claiming its name and making its disk. It is made again.
     #[error("VM {vmid} has no system disk (an earlier run was interrupted after claiming its name): it is destroyed and made again")]
@@ -412,6 +421,7 @@ impl PlanNote {
             PlanNote::Absent => "absent",
             PlanNote::Leftover { .. } => "leftover",
             PlanNote::Incomplete { .. } => "incomplete",
+            PlanNote::BeingMade { .. } => "being_made",
             PlanNote::Paused { .. } => "paused",
         }
     }

@@ -28,6 +28,11 @@ pub const COLD_KEYS: &[&str] = &[
     "cipassword",
 ];
 
+/// A managed VM without a system disk younger than this is being made by
+/// another run (its claim and its first `qm set` are seconds apart); an
+/// older one was left by an interrupted run.
+pub const BEING_MADE_SECS: u64 = 60;
+
 /// The version assumed when a node did not report one.
 const ASSUMED_VERSION: PveVersion = PveVersion {
     major: 8,
@@ -41,6 +46,18 @@ impl Planner<'_> {
         let cfg = self
             .node_state(&existing.node)
             .and_then(|n| n.configs.get(&existing.vmid));
+        if let Some(age_secs) = cfg
+            .filter(|c| existing.lock.is_none() && !has_system_disk(c))
+            .and_then(|c| self.age(c))
+            .filter(|age| *age < BEING_MADE_SECS)
+        {
+            // Claimed moments ago by another run, which makes it now.
+            vp.notes.push(PlanNote::BeingMade {
+                vmid: existing.vmid,
+                age_secs,
+            });
+            return;
+        }
         if existing.lock.is_none() && cfg.is_some_and(|c| !has_system_disk(c)) {
             // Claimed, then interrupted before its disk was made: make it
             // again under the same id.
@@ -189,6 +206,19 @@ impl Planner<'_> {
                 }
             }
         }
+    }
+
+    /// Seconds since the VM was created (`meta: ...,ctime=EPOCH`), when the
+    /// read time and its creation time are known.
+    fn age(&self, cfg: &VmConfig) -> Option<u64> {
+        let now = self.input.observed.observed_at?;
+        let ctime: u64 = cfg
+            .effective("meta")?
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("ctime="))?
+            .parse()
+            .ok()?;
+        Some(now.saturating_sub(ctime))
     }
 
     /// Start, shut down or (with `--reboot`) reboot, as the file asks.

@@ -299,3 +299,30 @@ fn probes_are_asked_only_for_the_files_vms_that_look_unfinished() {
     let reads = pvefleet_plan::read_plan(&d);
     assert_eq!(reads.probes_of(&o), [("pve1".to_string(), id(200))]);
 }
+
+#[test]
+fn a_managed_vm_without_disk_made_moments_ago_is_left_to_the_run_making_it() {
+    let d = host(&[&web("")]);
+    let bare = config(&[
+        ("name", "web"),
+        ("tags", "pvefleet"),
+        ("description", "managed-by: pvefleet"),
+        ("meta", "creation-qemu=9.2.0,ctime=1000000"),
+    ]);
+    let mut o = observed(vec![web_node(bare)]);
+    o.observed_at = Some(1_000_010);
+    let (_, v) = only_vm(&d, &o);
+    assert_eq!(v.action, Action::None);
+    assert!(v.steps.is_empty());
+    assert_eq!(
+        v.notes,
+        [pvefleet_plan::PlanNote::BeingMade {
+            vmid: id(200),
+            age_secs: 10
+        }]
+    );
+    // A minute later it is a leftover, made again.
+    o.observed_at = Some(1_000_061);
+    let (_, v) = only_vm(&d, &o);
+    assert_eq!(v.action, Action::Create);
+}
