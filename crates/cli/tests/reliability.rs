@@ -164,6 +164,12 @@ fn four_concurrent_applies_on_a_two_node_cluster_make_each_vm_once() {
 
 #[test]
 fn overlapping_files_applied_together_make_each_name_once() {
+    for trial in 0..trials() {
+        overlapping(trial);
+    }
+}
+
+fn overlapping(trial: usize) {
     let bed = bed(&["pve"]);
     let a = fleet(&bed, "a.yml", &["o-1", "o-2", "o-3"], false, "");
     let b = fleet(&bed, "b.yml", &["o-2", "o-3", "o-4"], false, "");
@@ -171,13 +177,13 @@ fn overlapping_files_applied_together_make_each_name_once() {
     let cb = apply(&bed, &b, &[]);
     for c in [ca, cb] {
         let out = c.wait_with_output().expect("wait");
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(0), "trial {trial}: {}", text(&out));
     }
     let want: BTreeMap<String, usize> = ["o-1", "o-2", "o-3", "o-4"]
         .iter()
         .map(|n| (n.to_string(), 1))
         .collect();
-    assert_eq!(names(&bed), want);
+    assert_eq!(names(&bed), want, "trial {trial}");
 }
 
 #[test]

@@ -124,10 +124,15 @@ fn line_of(
 ) -> Result<String, QuoteError> {
     let timeout = timeout_secs.max(1).to_string();
     let mut line = String::from(BEGIN_SHELL);
-    // A lost session must not cut the line short: its commands run to
-    // their end (each bounded by its timeout) instead of dying on the next
-    // write to the closed channel, so a lock it takes is also released.
-    line.push_str("trap '' PIPE; ");
+    // A line that does not stop at a failure (a claim and its lock
+    // release, a rollback, reads) runs to its end when the session is lost
+    // (each command bounded by its timeout) instead of dying on its next
+    // write to the closed channel, so a lock it took is released. A line of
+    // a VM's steps dies there, as the client that gave up on it may roll
+    // the VM back meanwhile.
+    if stop.is_none() {
+        line.push_str("trap '' PIPE; ");
+    }
     let judge = |i: usize| stop.and_then(|j| j.get(i).copied()).unwrap_or(Judge::Exit);
     if (0..argvs.len()).any(|i| judge(i) == Judge::ExitAndStderr) {
         line.push_str("e=$(mktemp) || exit 1; trap 'rm -f \"$e\"' EXIT; ");
