@@ -32,6 +32,7 @@ pub async fn run(
         observed: &s.observed,
         reboot: args.reboot,
         only,
+        adopt: false,
     });
     let ui = ui::ui();
     let changes = !p.is_converged();

@@ -69,6 +69,7 @@ pub async fn run(
         observed: &observed,
         reboot: false,
         only,
+        adopt: false,
     });
     let ui = ui::ui();
     if ui.json {
