@@ -205,8 +205,6 @@ pub(super) fn flow_list(items: &[String]) -> String {
 struct Line {
     text: String,
     unit: Option<usize>,
-    /// A list item of its unit, left out alone.
-    item: bool,
 }
 
 /// A configuration file being written: lines grouped into keys that can be
@@ -227,7 +225,6 @@ impl Doc {
             self.lines.push(Line {
                 text: l.to_string(),
                 unit: None,
-                item: false,
             });
         }
     }
@@ -241,13 +238,11 @@ impl Doc {
         self.lines.push(Line {
             text: line,
             unit: Some(unit),
-            item: false,
         });
         for i in items {
             self.lines.push(Line {
                 text: i.clone(),
                 unit: Some(unit),
-                item: true,
             });
         }
     }
@@ -262,8 +257,8 @@ impl Doc {
         s
     }
 
-    /// Comments out the unit of line `line` (1-based; a list item alone)
-    /// with `reason` above it. False when that line cannot be left out.
+    /// Comments out the unit of line `line` (1-based: a key with its list
+    /// items) with `reason` above it. False when that line cannot be left out.
     fn leave_out(&mut self, line: usize, reason: &str) -> bool {
         let Some(at) = line.checked_sub(1).filter(|i| *i < self.lines.len()) else {
             return false;
@@ -271,13 +266,10 @@ impl Doc {
         let Some(unit) = self.lines[at].unit else {
             return false;
         };
-        let range: Vec<usize> = if self.lines[at].item {
-            vec![at]
-        } else {
-            (0..self.lines.len())
-                .filter(|i| self.lines[*i].unit == Some(unit))
-                .collect()
-        };
+        // A list's error may point at any of its items: the key goes whole.
+        let range: Vec<usize> = (0..self.lines.len())
+            .filter(|i| self.lines[*i].unit == Some(unit))
+            .collect();
         let first = range[0];
         let indent: String = self.lines[first]
             .text
@@ -296,7 +288,6 @@ impl Doc {
             Line {
                 text: format!("{indent}# left out, `pvefleet check` refuses it: {reason}"),
                 unit: None,
-                item: false,
             },
         );
         let (label, key) = self.labels[unit].clone();
@@ -363,8 +354,10 @@ mod tests {
         let (text, ok) = d.checked();
         assert!(ok, "{text}");
         assert!(text.contains("    # memory: lots"), "{text}");
-        assert!(text.contains("      - 10.0.0.1\n"), "{text}");
-        assert!(text.contains("      # - 10.0.0.300"), "{text}");
+        assert!(
+            text.contains("    # nameserver:\n    # - 10.0.0.1\n    # - 10.0.0.300"),
+            "{text}"
+        );
         let keys: Vec<&str> = d.omitted.iter().map(|(_, k, _)| k.as_str()).collect();
         assert_eq!(keys, ["memory", "nameserver"]);
     }

@@ -238,7 +238,7 @@ fn starter(
             scalar(SUGGESTED_IMAGE)
         )),
     }
-    s.push_str("  memory: 2048          # MiB (or a size such as 2G)\n  cores: 2\n  disk: 20G             # the system disk is grown to this size\n  # user: ubuntu        # cloud-init user\n  # ssh_keys:\n  #   - ssh-ed25519 AAAA... you@laptop\n\nvms:\n");
+    s.push_str("  memory: 2048          # MiB (or a size such as 2G)\n  cores: 2\n  disk: 20G             # the system disk is grown to this size\n  # user: ubuntu        # cloud-init user\n  # ssh_keys: [\"ssh-ed25519 AAAA... you@laptop\"]\n\nvms:\n");
     let vmid = next_id.unwrap_or(100).max(100);
     s.push_str(&format!(
         "  # An example VM: uncomment it (and add more), then plan.\n  # - vmid: {vmid}\n  #   name: vm-01\n"
