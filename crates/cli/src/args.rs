@@ -65,6 +65,10 @@ pub enum Cmd {
         /// any error or conflict.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Show the adoption of VMs the file names that exist without the
+        /// pvefleet tag, as `apply --adopt` would do it.
+        #[arg(long)]
+        adopt: bool,
     },
     /// Make the nodes match the file.
     Apply {
@@ -78,6 +82,12 @@ pub enum Cmd {
         selection: Selection,
         #[command(flatten)]
         run: RunArgs,
+        /// Take over the VMs the file names (by vmid, or by name without
+        /// one) that exist without the pvefleet tag: one `qm set` adds the
+        /// tag and the `managed-by: pvefleet` description line with the
+        /// file's changes. Never a container or a template.
+        #[arg(long)]
+        adopt: bool,
     },
     /// Show each VM of the file: exists, managed, running, address, drift,
     /// changes waiting for a reboot.
@@ -124,6 +134,37 @@ pub enum Cmd {
         /// ansible_host.
         #[arg(long)]
         offline: bool,
+    },
+    /// Print a configuration file describing the VMs a node already has, to
+    /// take them over with `apply --adopt`.
+    ///
+    /// The nodes are read as `plan` reads them (`pvesh` over SSH, nothing is
+    /// changed). The file passes `check`; what it cannot express is left
+    /// out with a comment. The image a VM was made from cannot be read back
+    /// from Proxmox: each VM gets a placeholder `image:` marked TODO
+    /// (`clone:` when its disk is a linked clone of a template). With
+    /// `--output json`, one JSON document holds the file and what was left
+    /// out (docs/json.md).
+    Import {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Only VMs carrying this tag; repeatable (any of them).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Only this VM id; repeatable.
+        #[arg(long = "vmid", value_name = "ID")]
+        vmids: Vec<u32>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print a starter configuration file from what a host has: its
+    /// node(s), the storages that hold VM disks, the bridges and the cloud
+    /// images, with one example VM commented out.
+    Init {
+        #[command(flatten)]
+        host: HostArgs,
+        #[command(flatten)]
+        target: Target,
     },
     /// Print the JSON Schema of the configuration language (for editors:
     /// `# yaml-language-server: $schema=PATH` as a file's first line).
@@ -173,6 +214,26 @@ pub enum SimCmd {
 pub struct FileArg {
     /// The configuration file.
     pub file: String,
+}
+
+/// The host `import` and `init` read: `--host`, the connection section of
+/// a file (`--from`), or the emulated host (`--simulate`).
+#[derive(Debug, Args, Clone)]
+pub struct HostArgs {
+    /// The Proxmox host: an SSH destination, `[USER@]HOST` (aliases from
+    /// ~/.ssh/config work), or `local` on the node itself. It is written
+    /// into the file's `proxmox:` section.
+    #[arg(long, value_name = "DEST", conflicts_with = "from")]
+    pub host: Option<String>,
+    /// Reach the nodes as the `proxmox:` or `nodes:` section of this
+    /// configuration file says, and write that section.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<String>,
+    /// The Proxmox node to read; repeatable with --from (a cluster).
+    /// Default: the host's own node (--host, --simulate), every node of the
+    /// file (--from).
+    #[arg(long, value_name = "N")]
+    pub node: Vec<String>,
 }
 
 /// Which VMs of the file.
@@ -250,6 +311,9 @@ pub enum Output {
     Human,
     /// JSON on stdout.
     Json,
+    /// YAML: the configuration file `import` and `init` write (what they
+    /// print anyway; other commands print readable text).
+    Yaml,
 }
 
 /// When to colour.

@@ -77,11 +77,12 @@ fn action_mark(a: Action) -> (&'static str, &'static str, Style) {
         Action::Conflict => ("!", "conflict", Style::Error),
         Action::Error => ("!", "error", Style::Error),
         Action::Destroy => ("-", "destroy", Style::Error),
+        Action::Adopt => ("*", "adopt", Style::Warn),
     }
 }
 
-/// The plan for people: a row per VM (`+ create`, `~ change`, `= unchanged`,
-/// `! conflict`) in columns sized to their content, each with its problem,
+/// The plan for people: a row per VM (`+ create`, `~ change`, `* adopt`,
+/// `= unchanged`, `! conflict`) in columns sized to their content, each with its problem,
 /// notes, changes and exact commands under it. `no changes` closes a plan
 /// that changes nothing when `say_converged`.
 pub fn plan_human(plan: &Plan, say_converged: bool, color: bool) -> String {

@@ -32,6 +32,10 @@ pub struct PlanInput<'a> {
     pub reboot: bool,
     /// Limit to these VM names or ids (empty: all).
     pub only: &'a [String],
+    /// Take over VMs the file names that exist without pvefleet's tag
+    /// (`apply --adopt`, see [`crate::adopt`]) instead of reporting them as
+    /// conflicts.
+    pub adopt: bool,
 }
 
 /// One image-cache template per (node, storage, image, disk size).
@@ -107,13 +111,27 @@ impl<'a> Planner<'a> {
             }
             if let Some(problem) = self.existing_problem(spec, existing) {
                 vp.block(problem);
+            } else if self.adopting(existing) {
+                self.adopt(spec, existing, &mut vp);
             } else {
                 self.update(spec, existing, &mut vp);
             }
             return vp;
         }
-        // A name used by a VM pvefleet does not manage is a clash too.
+        // A name used by a VM pvefleet does not manage is a clash too,
+        // unless this run adopts that VM.
         if spec.vmid.is_none() {
+            if let Some(other) =
+                crate::adopt::adoptable(None, &spec.name, observed).filter(|_| self.input.adopt)
+            {
+                vp.vmid = Some(other.vmid);
+                vp.node = other.node.clone();
+                match self.existing_problem(spec, other) {
+                    Some(problem) => vp.block(problem),
+                    None => self.adopt(spec, other, &mut vp),
+                }
+                return vp;
+            }
             if let Some(other) = observed
                 .all_vms()
                 .into_iter()
@@ -175,12 +193,14 @@ impl<'a> Planner<'a> {
         if let Some(problem) = self.unreachable(&existing.node) {
             return Some(problem);
         }
-        if !is_managed(existing) || existing.kind != GuestKind::Qemu {
+        if (!is_managed(existing) && !self.adopting(existing)) || existing.kind != GuestKind::Qemu {
             return Some(PlanProblem::ForeignVm {
-                kind: if existing.kind == GuestKind::Qemu {
-                    "VM"
-                } else {
+                kind: if existing.kind != GuestKind::Qemu {
                     "container"
+                } else if existing.template {
+                    "template"
+                } else {
+                    "VM"
                 },
                 vmid: existing.vmid,
                 node: existing.node.clone(),

@@ -5,6 +5,7 @@
 //! hands the answers to [`observed`]; [`diff::plan`] is a function of its
 //! inputs.
 
+pub mod adopt;
 pub mod cache;
 pub mod create;
 pub mod destroy;

@@ -9,9 +9,9 @@ use pvefleet_model::{VmId, OWNER_TAG};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanProblem {
     /// A guest pvefleet does not manage holds the VM id.
-    #[error("a {kind} with id {vmid} exists on node {node} and is not managed by pvefleet (no '{tag}' tag); it is left untouched", tag = OWNER_TAG)]
+    #[error("a {kind} with id {vmid} exists on node {node} and is not managed by pvefleet (no '{tag}' tag); it is left untouched{}", foreign_fix(kind), tag = OWNER_TAG)]
     ForeignVm {
-        /// `VM` or `container`.
+        /// `VM`, `template` or `container`.
         kind: &'static str,
         /// The id.
         vmid: VmId,
@@ -19,7 +19,7 @@ pub enum PlanProblem {
         node: String,
     },
     /// A VM pvefleet does not manage has the name of a VM without `vmid`.
-    #[error("a VM named '{name}' (id {vmid}) exists and is not managed by pvefleet")]
+    #[error("a VM named '{name}' (id {vmid}) exists and is not managed by pvefleet; if it is a VM (not a template or container), {}; else rename one of them", ADOPT_FIX)]
     ForeignName {
         /// The name.
         name: String,
@@ -236,6 +236,20 @@ pub enum PlanProblem {
         /// The content type it is listed under.
         content: String,
     },
+}
+
+/// How to take over a VM pvefleet does not manage.
+const ADOPT_FIX: &str =
+    "'pvefleet apply --adopt' takes it over ('pvefleet import' writes a file for it)";
+
+/// The fix of [`PlanProblem::ForeignVm`]: a VM can be adopted, a template
+/// or a container never is.
+fn foreign_fix(kind: &str) -> String {
+    if kind == "VM" {
+        format!("; {ADOPT_FIX}")
+    } else {
+        " (templates and containers are never adopted)".to_string()
+    }
 }
 
 fn ids_text(ids: &[VmId]) -> String {

@@ -75,6 +75,9 @@ pub struct ReadPlan {
     pub memory: bool,
     /// The VMs whose configuration the second stage reads, once found.
     configs: Vec<ConfigWant>,
+    /// Also read the configurations of the unmanaged VMs the file names
+    /// that `apply --adopt` would take over ([`crate::adopt::adoptable`]).
+    pub adopt: bool,
 }
 
 /// A configuration the second stage may need.
@@ -113,6 +116,11 @@ impl ReadPlan {
                 ConfigWant::Vm { vmid, name } => {
                     if let Some(vm) = find_vm(*vmid, name, observed) {
                         if is_managed(vm) && !vm.template {
+                            out.insert((vm.node.clone(), vm.vmid));
+                        }
+                    }
+                    if self.adopt {
+                        if let Some(vm) = crate::adopt::adoptable(*vmid, name, observed) {
                             out.insert((vm.node.clone(), vm.vmid));
                         }
                     }
@@ -192,6 +200,7 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
         cluster_reads,
         memory,
         configs,
+        adopt: false,
     }
 }
 

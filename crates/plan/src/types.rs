@@ -24,6 +24,10 @@ pub enum Action {
     Error,
     /// It exists, is managed, and will be shut down and destroyed.
     Destroy,
+    /// It exists without pvefleet's tag and `--adopt` takes it over: one
+    /// `qm set` puts the marker on it (tag and description line) with the
+    /// settings the file changes.
+    Adopt,
 }
 
 impl Action {
@@ -36,6 +40,7 @@ impl Action {
             Action::Conflict => "conflict",
             Action::Error => "error",
             Action::Destroy => "destroy",
+            Action::Adopt => "adopt",
         }
     }
 }

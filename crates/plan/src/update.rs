@@ -82,7 +82,7 @@ impl Planner<'_> {
         };
     }
 
-    fn update_steps(
+    pub(crate) fn update_steps(
         &mut self,
         spec: &VmSpec,
         existing: &ClusterVm,

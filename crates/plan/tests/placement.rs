@@ -36,6 +36,7 @@ fn plan_of(desired: &pvefleet_config::Desired, observed: &Observed) -> pvefleet_
         observed,
         reboot: false,
         only: &[],
+        adopt: false,
     })
 }
 

@@ -211,6 +211,7 @@ fn every_line_planned_for_random_valid_configs_passes_the_rule_table() {
             observed: &observed,
             reboot: false,
             only: &[],
+            adopt: false,
         });
         for v in &p.vms {
             assert!(

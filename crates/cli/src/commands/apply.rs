@@ -22,8 +22,9 @@ pub async fn run(
     yes: bool,
     only: &[String],
     args: &RunArgs,
+    adopt: bool,
 ) -> ExitStatus {
-    let s = match Session::open(file, target, args.parallel, only).await {
+    let s = match Session::open_with(file, target, args.parallel, only, adopt).await {
         Ok(s) => s,
         Err(status) => return status,
     };
@@ -32,6 +33,7 @@ pub async fn run(
         observed: &s.observed,
         reboot: args.reboot,
         only,
+        adopt,
     });
     let ui = ui::ui();
     let changes = !p.is_converged();

@@ -4,6 +4,9 @@
 mod apply;
 mod check;
 mod destroy;
+mod host;
+mod import;
+mod init;
 mod inventory;
 mod meta;
 mod plan;
@@ -34,8 +37,9 @@ pub async fn run(cli: Cli) -> ExitStatus {
             host_state,
             selection,
             detailed_exitcode,
+            adopt,
         } => {
-            let status = plan::run(&file.file, &target, host_state, &selection.only).await;
+            let status = plan::run(&file.file, &target, host_state, &selection.only, adopt).await;
             detailed(status, detailed_exitcode)
         }
         Cmd::Apply {
@@ -44,7 +48,18 @@ pub async fn run(cli: Cli) -> ExitStatus {
             confirm,
             selection,
             run,
-        } => apply::run(&file.file, &target, confirm.yes, &selection.only, &run).await,
+            adopt,
+        } => {
+            apply::run(
+                &file.file,
+                &target,
+                confirm.yes,
+                &selection.only,
+                &run,
+                adopt,
+            )
+            .await
+        }
         Cmd::Status {
             file,
             target,
@@ -75,6 +90,13 @@ pub async fn run(cli: Cli) -> ExitStatus {
             format,
             offline,
         } => inventory::run(&file.file, &target, format, offline).await,
+        Cmd::Import {
+            host,
+            tags,
+            vmids,
+            target,
+        } => import::run(&host, &target, &tags, &vmids).await,
+        Cmd::Init { host, target } => init::run(&host, &target).await,
         Cmd::Schema => schema::run(),
         Cmd::Completions { shell } => meta::completions(shell),
         Cmd::Man { dir } => meta::man(dir.as_deref()),
@@ -271,11 +293,23 @@ impl Session {
         parallel: usize,
         only: &[String],
     ) -> Result<Self, ExitStatus> {
+        Self::open_with(file, target, parallel, only, false).await
+    }
+
+    /// [`Session::open`], also reading the configurations of the VMs
+    /// `--adopt` would take over when `adopt`.
+    async fn open_with(
+        file: &str,
+        target: &Target,
+        parallel: usize,
+        only: &[String],
+        adopt: bool,
+    ) -> Result<Self, ExitStatus> {
         let desired = load_file(file)?;
         check_only(file, &desired, only)?;
         let cancel = crate::interrupt::token();
         let observed = tokio::select! {
-            r = observe_nodes(&desired, target, parallel) => r,
+            r = observe_nodes_with(&desired, target, parallel, adopt) => r,
             () = cancel.cancelled() => {
                 crate::interrupt::close_all().await;
                 eprintln!("interrupted while reading the nodes; nothing was changed");
@@ -310,12 +344,25 @@ async fn observe_nodes(
     target: &Target,
     parallel: usize,
 ) -> Result<(Vec<NodeHandle>, Observed), ExitStatus> {
+    observe_nodes_with(desired, target, parallel, false).await
+}
+
+/// [`observe_nodes`], also reading the configurations of the VMs `--adopt`
+/// would take over when `adopt`.
+async fn observe_nodes_with(
+    desired: &Desired,
+    target: &Target,
+    parallel: usize,
+    adopt: bool,
+) -> Result<(Vec<NodeHandle>, Observed), ExitStatus> {
     let mut handles =
         crate::connect::handles(desired, target, parallel).map_err(|f: Failure| f.report())?;
     let unreachable = connect_all(desired, &handles).await?;
     // The first handle reads the cluster for all: make it one that answered.
     handles.retain(|h| !unreachable.contains_key(&h.name));
-    let observed = observe(&read_plan(desired), &mut handles, parallel).await;
+    let mut reads = read_plan(desired);
+    reads.adopt = adopt;
+    let observed = observe(&reads, &mut handles, parallel).await;
     let mut observed = match observed {
         Ok(o) => o,
         Err(e) => {

@@ -46,6 +46,7 @@ pub async fn run(
     target: &Target,
     host_state_file: Option<String>,
     only: &[String],
+    adopt: bool,
 ) -> ExitStatus {
     let desired = match super::load_file(file) {
         Ok(d) => d,
@@ -59,7 +60,7 @@ pub async fn run(
             Ok(o) => (Vec::new(), o),
             Err(s) => return s,
         },
-        None => match super::observe_nodes(&desired, target, 8).await {
+        None => match super::observe_nodes_with(&desired, target, 8, adopt).await {
             Ok(x) => x,
             Err(s) => return s,
         },
@@ -69,6 +70,7 @@ pub async fn run(
         observed: &observed,
         reboot: false,
         only,
+        adopt,
     });
     let ui = ui::ui();
     if ui.json {

@@ -52,6 +52,7 @@ pub(super) async fn rows(s: &Session) -> Vec<StatusRow> {
         observed: &s.observed,
         reboot: false,
         only: &[],
+        adopt: false,
     });
     let mut rows = Vec::new();
     for v in &p.vms {

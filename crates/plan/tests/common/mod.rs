@@ -194,6 +194,18 @@ pub fn plan_with(desired: &Desired, observed: &Observed, reboot: bool, only: &[&
         observed,
         reboot,
         only: &only,
+        adopt: false,
+    })
+}
+
+/// The plan of the whole file with `--adopt`.
+pub fn plan_adopting(desired: &Desired, observed: &Observed) -> Plan {
+    plan(PlanInput {
+        desired,
+        observed,
+        reboot: false,
+        only: &[],
+        adopt: true,
     })
 }
 
