@@ -35,77 +35,14 @@ pub async fn run(host: &HostArgs, target: &Target, tags: &[String], vmids: &[u32
         Ok(x) => x,
         Err(s) => return s,
     };
-    let tags: Vec<String> = tags.iter().map(|t| t.to_ascii_lowercase()).collect();
-    let mut skipped: Vec<Value> = Vec::new();
-    let mut picked: Vec<&ClusterVm> = Vec::new();
-    for n in &observed.nodes {
-        for vm in &n.vms {
-            if !vmids.is_empty() && !vmids.contains(&vm.vmid.get()) {
-                continue;
-            }
-            if !tags.is_empty() && !tags.iter().any(|t| vm.tags.contains(t)) {
-                continue;
-            }
-            let why = if vm.template {
-                Some("a template (templates are never adopted)".to_string())
-            } else if Observed::looks_unfinished(vm) {
-                Some(format!(
-                    "an interrupted create (lock: {})",
-                    vm.lock.as_deref().unwrap_or_default()
-                ))
-            } else {
-                None
-            };
-            match why {
-                Some(reason) => {
-                    skipped.push(json!({"vmid": vm.vmid, "node": vm.node, "reason": reason}))
-                }
-                None => picked.push(vm),
-            }
+    let (picked, mut skipped, missing) = pick(&observed, tags, vmids);
+    let configs = match read_configs(&handles, &picked, &mut skipped).await {
+        Ok(c) => c,
+        Err(status) => {
+            super::close(&handles).await;
+            return status;
         }
-    }
-    picked.sort_by_key(|v| v.vmid);
-    let mut missing = false;
-    for id in vmids {
-        if !observed.all_vms().iter().any(|v| v.vmid.get() == *id) {
-            missing = true;
-            skipped.push(
-                json!({"vmid": id, "node": null, "reason": "no VM with this id on the nodes read"}),
-            );
-        }
-    }
-    let mut configs: BTreeMap<u32, VmConfig> = BTreeMap::new();
-    for h in &handles {
-        let ids: Vec<&ClusterVm> = picked
-            .iter()
-            .copied()
-            .filter(|v| v.node == h.name)
-            .collect();
-        let argvs: Vec<Vec<String>> = ids
-            .iter()
-            .map(|v| Command::Pvesh(Pvesh::vm_pending(&h.name, v.vmid)).argv())
-            .collect();
-        let outs = match host::run_reads(h, &argvs).await {
-            Ok(o) => o,
-            Err(s) => {
-                super::close(&handles).await;
-                return s;
-            }
-        };
-        for (vm, out) in ids.iter().zip(outs) {
-            let cfg = if out.success() {
-                parse_pending(out.stdout.as_bytes()).map_err(|e| e.to_string())
-            } else {
-                Err(out.stderr.trim().to_string())
-            };
-            match cfg {
-                Ok(c) => {
-                    configs.insert(vm.vmid.get(), c);
-                }
-                Err(e) => skipped.push(json!({"vmid": vm.vmid, "node": vm.node, "reason": format!("its configuration could not be read: {e}")})),
-            }
-        }
-    }
+    };
     super::close(&handles).await;
     let mut doc = Doc::default();
     doc.fixed(MODELINE);
@@ -166,6 +103,91 @@ pub async fn run(host: &HostArgs, target: &Target, tags: &[String], vmids: &[u32
     }
 }
 
+/// The VMs to import (templates and unfinished creates are skipped, with
+/// why), and whether a `--vmid` named a VM no node has.
+fn pick<'a>(
+    observed: &'a Observed,
+    tags: &[String],
+    vmids: &[u32],
+) -> (Vec<&'a ClusterVm>, Vec<Value>, bool) {
+    let tags: Vec<String> = tags.iter().map(|t| t.to_ascii_lowercase()).collect();
+    let mut skipped: Vec<Value> = Vec::new();
+    let mut picked: Vec<&ClusterVm> = Vec::new();
+    for n in &observed.nodes {
+        for vm in &n.vms {
+            if !vmids.is_empty() && !vmids.contains(&vm.vmid.get()) {
+                continue;
+            }
+            if !tags.is_empty() && !tags.iter().any(|t| vm.tags.contains(t)) {
+                continue;
+            }
+            let why = if vm.template {
+                Some("a template (templates are never adopted)".to_string())
+            } else if Observed::looks_unfinished(vm) {
+                Some(format!(
+                    "an interrupted create (lock: {})",
+                    vm.lock.as_deref().unwrap_or_default()
+                ))
+            } else {
+                None
+            };
+            match why {
+                Some(reason) => {
+                    skipped.push(json!({"vmid": vm.vmid, "node": vm.node, "reason": reason}))
+                }
+                None => picked.push(vm),
+            }
+        }
+    }
+    picked.sort_by_key(|v| v.vmid);
+    let mut missing = false;
+    for id in vmids {
+        if !observed.all_vms().iter().any(|v| v.vmid.get() == *id) {
+            missing = true;
+            skipped.push(
+                json!({"vmid": id, "node": null, "reason": "no VM with this id on the nodes read"}),
+            );
+        }
+    }
+    (picked, skipped, missing)
+}
+
+/// Each picked VM's configuration (`/pending`), one round trip per node;
+/// one that cannot be read is skipped, with why.
+async fn read_configs(
+    handles: &[pvefleet_exec::observe::NodeHandle],
+    picked: &[&ClusterVm],
+    skipped: &mut Vec<Value>,
+) -> Result<BTreeMap<u32, VmConfig>, ExitStatus> {
+    let mut configs: BTreeMap<u32, VmConfig> = BTreeMap::new();
+    for h in handles {
+        let ids: Vec<&ClusterVm> = picked
+            .iter()
+            .copied()
+            .filter(|v| v.node == h.name)
+            .collect();
+        let argvs: Vec<Vec<String>> = ids
+            .iter()
+            .map(|v| Command::Pvesh(Pvesh::vm_pending(&h.name, v.vmid)).argv())
+            .collect();
+        let outs = host::run_reads(h, &argvs).await?;
+        for (vm, out) in ids.iter().zip(outs) {
+            let cfg = if out.success() {
+                parse_pending(out.stdout.as_bytes()).map_err(|e| e.to_string())
+            } else {
+                Err(out.stderr.trim().to_string())
+            };
+            match cfg {
+                Ok(c) => {
+                    configs.insert(vm.vmid.get(), c);
+                }
+                Err(e) => skipped.push(json!({"vmid": vm.vmid, "node": vm.node, "reason": format!("its configuration could not be read: {e}")})),
+            }
+        }
+    }
+    Ok(configs)
+}
+
 /// True when `name` is a name the language accepts for a VM.
 fn valid_name(name: &str) -> bool {
     let probe = format!(
@@ -219,6 +241,24 @@ fn boot_disk(cfg: &VmConfig) -> Option<(String, Drive)> {
     found
 }
 
+/// One VM's entry while it is written: its keys in order (a key, its
+/// value, or the items of a block list) and the notes above it.
+#[derive(Default)]
+struct Entry {
+    keys: Vec<(&'static str, String, Vec<String>)>,
+    notes: Vec<String>,
+}
+
+impl Entry {
+    fn key(&mut self, k: &'static str, v: String) {
+        self.keys.push((k, v, Vec::new()));
+    }
+
+    fn note(&mut self, n: impl Into<String>) {
+        self.notes.push(n.into());
+    }
+}
+
 /// Writes one VM's entry; returns the name it got.
 fn vm_entry(
     doc: &mut Doc,
@@ -227,8 +267,52 @@ fn vm_entry(
     observed: &Observed,
     names: &mut BTreeSet<String>,
 ) -> String {
+    let mut e = Entry::default();
+    let name = entry_name(&mut e, vm, cfg, names);
+    if vm.tags.iter().any(|t| t == OWNER_TAG) {
+        e.note("already managed by pvefleet");
+    }
+    e.key("name", scalar(&name));
+    e.key("node", scalar(&vm.node));
+    entry_hardware(&mut e, cfg);
+    entry_net(&mut e, cfg);
+    entry_ip(&mut e, cfg);
+    entry_cloud_init(&mut e, cfg);
+    entry_disk(&mut e, cfg, observed);
+    entry_rest(&mut e, vm, cfg);
+    let status = vm
+        .status
+        .as_ref()
+        .map(|s| format!("{s:?}").to_ascii_lowercase())
+        .unwrap_or_else(|| "status unknown".into());
+    doc.fixed(format!(
+        "\n  # {name}: VM {} on node {}, {status}",
+        vm.vmid, vm.node
+    ));
+    for n in &e.notes {
+        doc.fixed(format!("  #   - {n}"));
+    }
+    doc.fixed(format!("  - vmid: {}", vm.vmid));
+    for (k, v, items) in e.keys {
+        let line = if items.is_empty() {
+            format!("    {k}: {v}")
+        } else {
+            format!("    {k}:")
+        };
+        doc.key(&name, k, line, &items);
+    }
+    name
+}
+
+/// The name the entry gets: the VM's own when the file accepts it and no
+/// other entry has it, else `vm-ID` with a note.
+fn entry_name(
+    e: &mut Entry,
+    vm: &ClusterVm,
+    cfg: &VmConfig,
+    names: &mut BTreeSet<String>,
+) -> String {
     let id = vm.vmid;
-    let mut notes: Vec<String> = Vec::new();
     let have = cfg
         .effective("name")
         .map(str::to_string)
@@ -236,7 +320,7 @@ fn vm_entry(
     let name = match &have {
         Some(n) if valid_name(n) && !names.contains(n) => n.clone(),
         Some(n) => {
-            notes.push(format!(
+            e.note(format!(
                 "its name {} is {}: renamed (adopting renames the VM)",
                 scalar(n),
                 if names.contains(n) {
@@ -248,97 +332,100 @@ fn vm_entry(
             format!("vm-{id}")
         }
         None => {
-            notes.push("it has no name: named after its id (adopting sets it)".into());
+            e.note("it has no name: named after its id (adopting sets it)");
             format!("vm-{id}")
         }
     };
     names.insert(name.clone());
-    let label = name.clone();
-    let running = vm.status.as_ref().is_some_and(VmStatus::is_up);
-    if vm.tags.iter().any(|t| t == OWNER_TAG) {
-        notes.push("already managed by pvefleet".into());
-    }
-    // What the entry says, key by key (before the notes, which refer to it).
-    let mut keys: Vec<(&'static str, String, Vec<String>)> = Vec::new();
-    let mut key = |k: &'static str, v: String| keys.push((k, v, Vec::new()));
-    key("name", scalar(&name));
-    key("node", scalar(&vm.node));
+    name
+}
+
+/// memory, cores, sockets, cpu.
+fn entry_hardware(e: &mut Entry, cfg: &VmConfig) {
     let memory = cfg
         .effective("memory")
         .map(|m| pvefleet_plan::options::normalise("memory", m))
         .unwrap_or_else(|| "512".into());
-    key("memory", memory);
-    key("cores", cfg.effective("cores").unwrap_or("1").to_string());
-    key(
+    e.key("memory", memory);
+    e.key("cores", cfg.effective("cores").unwrap_or("1").to_string());
+    e.key(
         "sockets",
         cfg.effective("sockets").unwrap_or("1").to_string(),
     );
     if let Some(cpu) = cfg.effective("cpu") {
-        key("cpu", scalar(cpu));
+        e.key("cpu", scalar(cpu));
     }
+}
+
+/// bridge, vlan, mac from `net0`; notes on what the file cannot say.
+fn entry_net(e: &mut Entry, cfg: &VmConfig) {
     match cfg.effective("net0").map(Net::parse) {
         Some(Ok(net)) => {
             if let Some(b) = &net.bridge {
-                key("bridge", scalar(b));
+                e.key("bridge", scalar(b));
             }
             if let Some(t) = net.tag {
-                key("vlan", t.to_string());
+                e.key("vlan", t.to_string());
             }
             if let Some(m) = &net.macaddr {
-                key("mac", scalar(m.as_str()));
+                e.key("mac", scalar(m.as_str()));
             }
             if net.model != NicModel::Virtio {
-                notes.push(format!(
+                e.note(format!(
                     "its net0 model is {}: pvefleet makes virtio NICs, and adopting changes it",
                     net.model
                 ));
             }
         }
-        Some(Err(_)) => notes.push("its net0 could not be read: adopting rewrites it".into()),
-        None => notes.push("it has no net0: adopting adds a virtio NIC on 'bridge'".into()),
+        Some(Err(_)) => e.note("its net0 could not be read: adopting rewrites it"),
+        None => e.note("it has no net0: adopting adds a virtio NIC on 'bridge'"),
     }
     if cfg.current.keys().chain(cfg.pending.keys()).any(|k| {
         k.strip_prefix("net")
             .is_some_and(|n| n != "0" && n.bytes().all(|b| b.is_ascii_digit()))
     }) {
-        notes
-            .push("its other NICs are not described here; pvefleet leaves them as they are".into());
+        e.note("its other NICs are not described here; pvefleet leaves them as they are");
     }
-    if let Some(ipc) = cfg.effective("ipconfig0") {
-        match IpConfig::parse(ipc) {
-            Ok(ip) => {
-                match ip.ip {
-                    Some(Ipv4Config::Dhcp) => key("ip", "dhcp".into()),
-                    Some(s @ Ipv4Config::Static { .. }) => {
-                        key("ip", scalar(&s.to_string()));
-                        if let Some(gw) = ip.gw {
-                            key("gateway", scalar(&gw.to_string()));
-                        }
-                    }
-                    Some(Ipv4Config::Manual) | None => {}
-                }
-                match ip.ip6 {
-                    Some(Ipv6Config::Dhcp) => key("ip6", "dhcp".into()),
-                    Some(Ipv6Config::Auto) => key("ip6", "auto".into()),
-                    Some(s @ Ipv6Config::Static { .. }) => {
-                        key("ip6", scalar(&s.to_string()));
-                        if let Some(gw) = ip.gw6 {
-                            key("gateway6", scalar(&gw.to_string()));
-                        }
-                    }
-                    Some(Ipv6Config::Manual) | None => {}
-                }
-                if matches!(ip.ip, Some(Ipv4Config::Manual))
-                    || matches!(ip.ip6, Some(Ipv6Config::Manual))
-                {
-                    notes.push(format!(
-                        "its ipconfig0 ({ipc}) has 'manual', which the file cannot say"
-                    ));
-                }
+}
+
+/// ip, gateway, ip6, gateway6 from `ipconfig0`.
+fn entry_ip(e: &mut Entry, cfg: &VmConfig) {
+    let Some(ipc) = cfg.effective("ipconfig0") else {
+        return;
+    };
+    let Ok(ip) = IpConfig::parse(ipc) else {
+        return e.note(format!("its ipconfig0 ({ipc}) could not be read"));
+    };
+    match ip.ip {
+        Some(Ipv4Config::Dhcp) => e.key("ip", "dhcp".into()),
+        Some(s @ Ipv4Config::Static { .. }) => {
+            e.key("ip", scalar(&s.to_string()));
+            if let Some(gw) = ip.gw {
+                e.key("gateway", scalar(&gw.to_string()));
             }
-            Err(_) => notes.push(format!("its ipconfig0 ({ipc}) could not be read")),
         }
+        Some(Ipv4Config::Manual) | None => {}
     }
+    match ip.ip6 {
+        Some(Ipv6Config::Dhcp) => e.key("ip6", "dhcp".into()),
+        Some(Ipv6Config::Auto) => e.key("ip6", "auto".into()),
+        Some(s @ Ipv6Config::Static { .. }) => {
+            e.key("ip6", scalar(&s.to_string()));
+            if let Some(gw) = ip.gw6 {
+                e.key("gateway6", scalar(&gw.to_string()));
+            }
+        }
+        Some(Ipv6Config::Manual) | None => {}
+    }
+    if matches!(ip.ip, Some(Ipv4Config::Manual)) || matches!(ip.ip6, Some(Ipv6Config::Manual)) {
+        e.note(format!(
+            "its ipconfig0 ({ipc}) has 'manual', which the file cannot say"
+        ));
+    }
+}
+
+/// nameserver, searchdomain, user, ssh_keys; a note on a password.
+fn entry_cloud_init(e: &mut Entry, cfg: &VmConfig) {
     if let Some(ns) = cfg.effective("nameserver") {
         let list: Vec<String> = ns
             .split([' ', ',', ';'])
@@ -346,14 +433,14 @@ fn vm_entry(
             .map(str::to_string)
             .collect();
         if !list.is_empty() {
-            key("nameserver", flow_list(&list));
+            e.key("nameserver", flow_list(&list));
         }
     }
     if let Some(sd) = cfg.effective("searchdomain") {
-        key("searchdomain", scalar(sd));
+        e.key("searchdomain", scalar(sd));
     }
     if let Some(u) = cfg.effective("ciuser") {
-        key("user", scalar(u));
+        e.key("user", scalar(u));
     }
     let ssh_keys: Vec<String> = cfg
         .effective("sshkeys")
@@ -365,7 +452,7 @@ fn vm_entry(
         .map(str::to_string)
         .collect();
     if !ssh_keys.is_empty() {
-        keys.push((
+        e.keys.push((
             "ssh_keys",
             String::new(),
             ssh_keys
@@ -374,15 +461,19 @@ fn vm_entry(
                 .collect(),
         ));
     }
-    let mut key = |k: &'static str, v: String| keys.push((k, v, Vec::new()));
     if cfg.effective("cipassword").is_some() {
-        notes.push("it has a cloud-init password, which Proxmox keeps only as a hash: set 'password:' to manage it (left as it is without)".into());
+        e.note("it has a cloud-init password, which Proxmox keeps only as a hash: set 'password:' to manage it (left as it is without)");
     }
+}
+
+/// storage and disk from the boot disk, and where the disk came from: the
+/// template of a linked clone, else an image to fill in.
+fn entry_disk(e: &mut Entry, cfg: &VmConfig, observed: &Observed) {
     let mut source: Option<(&'static str, String, String)> = None;
     match boot_disk(cfg) {
         Some((dev, drive)) => {
             if let Some(vol) = drive.file.volume() {
-                key("storage", scalar(vol.storage().as_str()));
+                e.key("storage", scalar(vol.storage().as_str()));
                 // A linked clone's volume is `base-<template>-disk-N/...`.
                 let template = vol
                     .volname()
@@ -404,10 +495,10 @@ fn vm_entry(
                 }
             }
             if let Some(size) = drive.size {
-                key("disk", format_size(size));
+                e.key("disk", format_size(size));
             }
         }
-        None => notes.push("it has no disk pvefleet recognises".into()),
+        None => e.note("it has no disk pvefleet recognises"),
     }
     let (k, v, why) = source.unwrap_or_else(|| {
         (
@@ -417,7 +508,11 @@ fn vm_entry(
                 .to_string(),
         )
     });
-    key(k, format!("{}   # {why}", scalar(&v)));
+    e.key(k, format!("{}   # {why}", scalar(&v)));
+}
+
+/// tags, description (without pvefleet's lines), onboot, state.
+fn entry_rest(e: &mut Entry, vm: &ClusterVm, cfg: &VmConfig) {
     let tags: Vec<String> = vm
         .tags
         .iter()
@@ -425,7 +520,7 @@ fn vm_entry(
         .cloned()
         .collect();
     if !tags.is_empty() {
-        key("tags", flow_list(&tags));
+        e.key("tags", flow_list(&tags));
     }
     if let Some(d) = cfg.effective("description") {
         let own: Vec<&str> = d
@@ -437,40 +532,19 @@ fn vm_entry(
         let own = own.join("\n");
         let own = own.trim_end();
         if !own.trim().is_empty() {
-            key("description", scalar(own));
+            e.key("description", scalar(own));
         }
     }
     let onboot = cfg
         .effective("onboot")
         .map(|v| pvefleet_plan::options::normalise("onboot", v) == "1")
         .unwrap_or(false);
-    key("onboot", onboot.to_string());
-    key(
+    e.key("onboot", onboot.to_string());
+    let running = vm.status.as_ref().is_some_and(VmStatus::is_up);
+    e.key(
         "state",
         if running { "running" } else { "stopped" }.to_string(),
     );
-    let status = vm
-        .status
-        .as_ref()
-        .map(|s| format!("{s:?}").to_ascii_lowercase())
-        .unwrap_or_else(|| "status unknown".into());
-    doc.fixed(format!(
-        "\n  # {name}: VM {id} on node {}, {status}",
-        vm.node
-    ));
-    for n in &notes {
-        doc.fixed(format!("  #   - {n}"));
-    }
-    doc.fixed(format!("  - vmid: {id}"));
-    for (k, v, items) in keys {
-        let line = if items.is_empty() {
-            format!("    {k}: {v}")
-        } else {
-            format!("    {k}:")
-        };
-        doc.key(&label, k, line, &items);
-    }
-    name
 }
 
 #[cfg(test)]
