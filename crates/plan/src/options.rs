@@ -65,13 +65,14 @@ pub fn tags(spec: &VmSpec) -> String {
 }
 
 /// The description: the user's text, then the ownership line, then the
-/// password check when the VM has a password.
-pub fn description(spec: &VmSpec) -> String {
+/// password check when the VM has a password (`hash`: its
+/// [`password_hash`], computed once by the caller).
+pub fn description(spec: &VmSpec, hash: Option<&str>) -> String {
     let mut d = match &spec.description {
         Some(d) if !d.trim().is_empty() => format!("{}\n{OWNER_DESCRIPTION_LINE}", d.trim_end()),
         _ => OWNER_DESCRIPTION_LINE.to_string(),
     };
-    if let Some(check) = password_check(spec) {
+    if let Some(check) = hash.map(password_check) {
         d.push('\n');
         d.push_str(PASSWORD_CHECK_PREFIX);
         d.push_str(&check);
@@ -112,7 +113,8 @@ pub fn nameserver(spec: &VmSpec) -> Option<String> {
 
 /// Keys that are the same for creation and later comparison, with their
 /// desired values. `None` means the spec does not manage the key.
-pub fn managed_values(spec: &VmSpec) -> Vec<(&'static str, Option<String>)> {
+/// `hash` is the spec's [`password_hash`], computed once by the caller.
+pub fn managed_values(spec: &VmSpec, hash: Option<&str>) -> Vec<(&'static str, Option<String>)> {
     vec![
         ("name", Some(spec.name.clone())),
         ("memory", Some(spec.memory.to_string())),
@@ -124,7 +126,7 @@ pub fn managed_values(spec: &VmSpec) -> Vec<(&'static str, Option<String>)> {
         ("searchdomain", spec.searchdomain.clone()),
         ("ciuser", spec.user.clone()),
         ("tags", Some(tags(spec))),
-        ("description", Some(description(spec))),
+        ("description", Some(description(spec, hash))),
         (
             "onboot",
             Some(if spec.onboot { "1" } else { "0" }.to_string()),
@@ -158,11 +160,12 @@ pub fn common_options(spec: &VmSpec, o: &mut QmOptions) {
     if let Some(u) = &spec.user {
         o.push("ciuser", u);
     }
-    if let Some(hash) = password_hash(spec) {
-        o.push("cipassword", hash);
+    let hash = password_hash(spec);
+    if let Some(h) = &hash {
+        o.push("cipassword", h);
     }
     o.push("tags", tags(spec));
-    o.push("description", description(spec));
+    o.push("description", description(spec, hash.as_deref()));
     if spec.onboot {
         o.push("onboot", "1");
     }
@@ -235,13 +238,12 @@ pub fn password_hash(spec: &VmSpec) -> Option<String> {
         .map(|h| h.to_string())
 }
 
-/// What the description records of the password: the last 8 characters of
-/// its hash, enough to tell a changed password without holding anything
-/// that helps to recover it.
-pub fn password_check(spec: &VmSpec) -> Option<String> {
-    let hash = password_hash(spec)?;
+/// What the description records of a password: the last 8 characters of
+/// its `hash` ([`password_hash`]), enough to tell a changed password
+/// without holding anything that helps to recover it.
+pub fn password_check(hash: &str) -> &str {
     let tail = hash.len().saturating_sub(8);
-    hash.get(tail..).map(str::to_string)
+    hash.get(tail..).unwrap_or(hash)
 }
 
 /// The description line that carries [`password_check`].

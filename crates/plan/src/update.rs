@@ -100,8 +100,10 @@ impl Planner<'_> {
             .and_then(|n| n.configs.get(&vmid))
             .ok_or(PlanProblem::ConfigUnreadable { vmid })?;
         let version = state.and_then(|n| n.version).unwrap_or(ASSUMED_VERSION);
-        let mut set = settings_step(spec, cfg, vmid, vp);
-        password_change(spec, cfg, vp, &mut set);
+        // Hashed once: the description's check line and the option.
+        let hash = options::password_hash(spec);
+        let mut set = settings_step(spec, cfg, vmid, hash.as_deref(), vp);
+        password_change(cfg, hash, vp, &mut set);
         if net_drifted(spec, cfg, vp, &mut set) {
             self.check_bridge(spec, &existing.node)?;
         }
@@ -245,9 +247,15 @@ impl Planner<'_> {
 
 /// One `qm set` (maybe empty) with every managed plain key that differs,
 /// each recorded as a change.
-fn settings_step(spec: &VmSpec, cfg: &VmConfig, vmid: VmId, vp: &mut VmPlan) -> Step {
+fn settings_step(
+    spec: &VmSpec,
+    cfg: &VmConfig,
+    vmid: VmId,
+    hash: Option<&str>,
+    vp: &mut VmPlan,
+) -> Step {
     let mut o = QmOptions::new();
-    for (key, want) in options::managed_values(spec) {
+    for (key, want) in options::managed_values(spec, hash) {
         let Some(want) = want else { continue };
         let have = cfg
             .effective(key)
@@ -273,12 +281,12 @@ fn settings_step(spec: &VmSpec, cfg: &VmConfig, vmid: VmId, vp: &mut VmPlan) -> 
 /// was given (told by the check line of its description), or deletes it;
 /// the change shows as `password: (changed)`, never a value. A description
 /// change that is only the check line is not shown as one.
-fn password_change(spec: &VmSpec, cfg: &VmConfig, vp: &mut VmPlan, set: &mut Step) {
+fn password_change(cfg: &VmConfig, hash: Option<String>, vp: &mut VmPlan, set: &mut Step) {
     let have = cfg
         .effective("description")
         .and_then(options::observed_password_check);
-    let want = options::password_check(spec);
-    if have == want.as_deref() {
+    let want = hash.as_deref().map(options::password_check);
+    if have == want {
         return;
     }
     let Command::Qm(Qm::Set {
@@ -287,7 +295,7 @@ fn password_change(spec: &VmSpec, cfg: &VmConfig, vp: &mut VmPlan, set: &mut Ste
     else {
         return;
     };
-    let to = match options::password_hash(spec) {
+    let to = match hash {
         Some(hash) => {
             options.push("cipassword", hash);
             "(changed)"

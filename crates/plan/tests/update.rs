@@ -439,7 +439,8 @@ fn an_update_on_a_node_without_version_assumes_pve_8_0() {
 /// The description pvefleet writes for `web` with `password`.
 fn description_with_password(password: &str) -> String {
     let d = host(&[&web(&format!("password: '{password}'"))]);
-    pvefleet_plan::options::description(&d.vms[0])
+    let hash = pvefleet_plan::options::password_hash(&d.vms[0]);
+    pvefleet_plan::options::description(&d.vms[0], hash.as_deref())
 }
 
 #[test]
