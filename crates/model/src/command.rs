@@ -289,7 +289,7 @@ impl Command {
             Command::Qm(Qm::ImportDisk { .. } | Qm::DiskResize { .. } | Qm::Clone { .. }) => true,
             Command::Qm(Qm::Create { options, .. } | Qm::Set { options, .. }) => options
                 .iter()
-                .any(|(k, v)| is_disk_key(k) && allocates_volume(v)),
+                .any(|(k, v)| crate::drive::is_disk_key(k) && allocates_volume(v)),
             _ => false,
         }
     }
@@ -317,20 +317,6 @@ impl Command {
         }
         c
     }
-}
-
-/// `scsiN`, `virtioN`, `sataN`, `ideN`, `efidisk0`, `tpmstate0`.
-fn is_disk_key(key: &str) -> bool {
-    let digits = |p: &str| {
-        key.strip_prefix(p)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    };
-    digits("scsi")
-        || digits("virtio")
-        || digits("sata")
-        || digits("ide")
-        || key == "efidisk0"
-        || key == "tpmstate0"
 }
 
 /// A drive value that makes Proxmox allocate: `STORAGE:SIZE`,

@@ -364,6 +364,20 @@ impl std::str::FromStr for Drive {
     }
 }
 
+/// True for a bus drive's config key: `scsiN`, `virtioN`, `sataN`, `ideN`.
+pub fn is_drive_key(key: &str) -> bool {
+    ["scsi", "virtio", "sata", "ide"].iter().any(|p| {
+        key.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// True for every config key that holds a volume: the bus drives,
+/// `efidisk0` and `tpmstate0`.
+pub fn is_disk_key(key: &str) -> bool {
+    is_drive_key(key) || key == "efidisk0" || key == "tpmstate0"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

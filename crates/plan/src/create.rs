@@ -10,7 +10,7 @@ use crate::options;
 use crate::problem::{PlanProblem, SizeOf};
 use crate::types::{Action, Check, InputSource, Step, VmPlan};
 use crate::update::boot_disk;
-use pvefleet_model::drive::is_cloudinit_drive;
+use pvefleet_model::drive::{is_cloudinit_drive, is_disk_key};
 use pvefleet_model::size::format_size;
 use pvefleet_model::spec::{CloneRef, DiskFrom, DiskSource, ImageRef, VmSpec};
 use pvefleet_model::{Command, Drive, Qm, QmOptions, VmId};
@@ -429,15 +429,4 @@ fn clone_steps(spec: &VmSpec, vmid: VmId, from: &CloneFrom, keys: Option<usize>)
         set = set.with_input("sshkeys", InputSource::Upload(i));
     }
     vec![clone, set]
-}
-
-/// True for the config keys that hold drives (`scsi0`, `ide2`, `virtio1`,
-/// `sata3`, `efidisk0`, `tpmstate0`).
-fn is_disk_key(key: &str) -> bool {
-    ["scsi", "ide", "sata", "virtio", "efidisk", "tpmstate"]
-        .iter()
-        .any(|p| {
-            key.strip_prefix(p)
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
 }

@@ -75,7 +75,7 @@ pub fn description(spec: &VmSpec, hash: Option<&str>) -> String {
     if let Some(check) = hash.map(password_check) {
         d.push('\n');
         d.push_str(PASSWORD_CHECK_PREFIX);
-        d.push_str(&check);
+        d.push_str(check);
     }
     d
 }

@@ -7,6 +7,7 @@ use crate::observed::{ClusterVm, PveVersion, VmConfig};
 use crate::options;
 use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Change, Check, InputSource, Step, VmPlan};
+use pvefleet_model::drive::is_drive_key;
 use pvefleet_model::size::format_size;
 use pvefleet_model::spec::VmSpec;
 use pvefleet_model::{Boot, Command, Drive, Net, Qm, QmOptions, VmId, VmStatus};
@@ -415,10 +416,7 @@ pub(crate) fn boot_disk(cfg: &VmConfig) -> String {
 /// True when the config has a disk that is not a CD-ROM (`scsi0`,
 /// `virtio0`, ...): a VM without one never finished its create.
 fn has_system_disk(cfg: &VmConfig) -> bool {
-    cfg.current.iter().any(|(k, v)| {
-        ["scsi", "virtio", "sata", "ide"].iter().any(|p| {
-            k.strip_prefix(p)
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        }) && Drive::parse(v).map_or(true, |d| !d.is_cdrom())
-    })
+    cfg.current
+        .iter()
+        .any(|(k, v)| is_drive_key(k) && Drive::parse(v).map_or(true, |d| !d.is_cdrom()))
 }
