@@ -121,17 +121,7 @@ impl TestBed {
         let root = dir.path().join("root");
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
-        // The programs pve-sim answers as (pve_sim::PROGRAMS).
-        for p in [
-            "qm",
-            "pvesh",
-            "pvesm",
-            "pveversion",
-            "mkdir",
-            "rmdir",
-            "touch",
-            "flock",
-        ] {
+        for p in pve_sim::PROGRAMS {
             std::os::unix::fs::symlink(sim, bin.join(p)).map_err(|e| e.to_string())?;
         }
         // Called as `pve-sim`/`pvefleet`: `init` is only known to pve-sim, so

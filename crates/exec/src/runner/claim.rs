@@ -11,6 +11,7 @@
 //! claimed together in the next one, so the lock is taken a few times per
 //! run, not once per VM.
 
+use super::outcome::StepFailure;
 use super::Ids;
 use crate::event::{Event, Reporter};
 use crate::transport::{Judge, Transport};
@@ -252,13 +253,12 @@ async fn make_and_release(
         if out.success() {
             let _ = r.reply.send(Claim::Made(r.vmid));
         } else {
-            let argv = r.make.argv();
-            let what: Vec<&str> = argv.iter().take(3).map(String::as_str).collect();
-            let _ = r.reply.send(Claim::Failed(format!(
-                "{}: {}",
-                what.join(" "),
-                out.stderr.trim()
-            )));
+            let failure = StepFailure {
+                argv: r.make.argv(),
+                exit: out.exit,
+                stderr: out.stderr,
+            };
+            let _ = r.reply.send(Claim::Failed(failure.to_string()));
         }
     }
 }
