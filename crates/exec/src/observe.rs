@@ -269,11 +269,7 @@ async fn read_configs(
         if observed.unreachable.contains_key(&h.name) {
             continue;
         }
-        let ids: Vec<VmId> = wanted
-            .iter()
-            .filter(|(n, _)| *n == h.name)
-            .map(|(_, id)| *id)
-            .collect();
+        let ids = on_node(&wanted, &h.name);
         if ids.is_empty() {
             continue;
         }
@@ -332,11 +328,7 @@ async fn read_configs(
 async fn probe_leftovers(plan: &ReadPlan, handles: &[NodeHandle], observed: &mut Observed) {
     let probes = plan.probes_of(observed);
     for h in handles {
-        let ids: Vec<VmId> = probes
-            .iter()
-            .filter(|(n, _)| *n == h.name)
-            .map(|(_, id)| *id)
-            .collect();
+        let ids = on_node(&probes, &h.name);
         if ids.is_empty() {
             continue;
         }
@@ -352,4 +344,13 @@ async fn probe_leftovers(plan: &ReadPlan, handles: &[NodeHandle], observed: &mut
             }
         }
     }
+}
+
+/// The ids of the (node, vmid) pairs on `node`.
+fn on_node(pairs: &[(String, VmId)], node: &str) -> Vec<VmId> {
+    pairs
+        .iter()
+        .filter(|(n, _)| n == node)
+        .map(|(_, id)| *id)
+        .collect()
 }
