@@ -2,7 +2,7 @@
 //! pvefleet's image-cache templates) each get a shutdown and a destroy; a VM
 //! pvefleet does not manage is a problem, never touched.
 
-use crate::lookup::{find_existing, is_managed, managed_named, selected};
+use crate::lookup::{find_existing, is_managed, selected, ManagedByName};
 use crate::observed::Observed;
 use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Step, VmPlan, CACHE_TAG};
@@ -70,9 +70,10 @@ fn destroying(name: &str, vmid: VmId, node: &str) -> VmPlan {
 pub fn destroy_plan(input: DestroyInput<'_>) -> DestroyPlan {
     let observed = input.observed;
     let mut plan = DestroyPlan::default();
+    let managed = ManagedByName::new(observed);
     for spec in input.desired.vms.iter().filter(|s| selected(s, input.only)) {
         // Every managed VM with the name goes, duplicates included.
-        let named = managed_named(&spec.name, observed);
+        let named = managed.get(&spec.name);
         if spec.vmid.is_none() && named.len() > 1 {
             for vm in named {
                 let mut vp = destroying(&spec.name, vm.vmid, &vm.node);

@@ -11,7 +11,7 @@
 //! [`Step`]: crate::types::Step
 
 use crate::ids::IdAllocator;
-use crate::lookup::{find_existing, is_managed, managed_named, selected, storage_lock};
+use crate::lookup::{is_managed, selected, storage_lock, ManagedByName};
 use crate::observed::{ClusterVm, NodeState, Observed};
 use crate::options;
 use crate::placement::free_memory;
@@ -48,6 +48,8 @@ pub(crate) struct Planner<'a> {
     pub(crate) free_memory: BTreeMap<String, i64>,
     pub(crate) plan: Plan,
     pub(crate) cache: BTreeMap<CacheKey, (usize, VmId)>,
+    /// Managed VMs by name, for duplicate names.
+    pub(crate) managed: ManagedByName<'a>,
 }
 
 impl<'a> Planner<'a> {
@@ -86,7 +88,7 @@ impl<'a> Planner<'a> {
         // Two managed VMs with the file's name: which one is meant is not
         // known, so neither is touched (made by an older version, by hand,
         // or by a lost race).
-        let named = managed_named(&spec.name, observed);
+        let named = self.managed.get(&spec.name);
         let clash = match spec.vmid {
             None => named.len() > 1,
             Some(id) => named.iter().any(|v| v.vmid != id),
@@ -102,7 +104,12 @@ impl<'a> Planner<'a> {
             });
             return vp;
         }
-        if let Some(existing) = find_existing(spec, observed) {
+        // By id, or (without one) the one managed VM of its name.
+        let existing = match spec.vmid {
+            Some(id) => observed.vm(id),
+            None => named.first().copied(),
+        };
+        if let Some(existing) = existing {
             vp.vmid = Some(existing.vmid);
             vp.node = existing.node.clone();
             if spec.vmid.is_some() && Observed::looks_unfinished(existing) {
@@ -251,6 +258,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         free_memory: free_memory(input.desired, observed),
         plan: Plan::default(),
         cache: BTreeMap::new(),
+        managed: ManagedByName::new(observed),
     };
     for spec in &input.desired.vms {
         if !selected(spec, input.only) {

@@ -4,6 +4,7 @@ use crate::observed::{ClusterVm, Observed};
 use crate::types::StorageLock;
 use pvefleet_model::spec::{CloneRef, DiskSource, ImageRef, VmSpec};
 use pvefleet_model::{VmId, OWNER_TAG};
+use std::collections::BTreeMap;
 
 /// True when `spec` is selected by `--only`.
 pub fn selected(spec: &VmSpec, only: &[String]) -> bool {
@@ -79,13 +80,28 @@ pub fn clone_ref_text(r: &CloneRef) -> String {
     }
 }
 
-/// The managed VMs (not templates) named `name`, by id.
-pub fn managed_named<'a>(name: &str, observed: &'a Observed) -> Vec<&'a ClusterVm> {
-    let mut vms: Vec<&ClusterVm> = observed
-        .all_vms()
-        .into_iter()
-        .filter(|v| v.name.as_deref() == Some(name) && is_managed(v) && !v.template)
-        .collect();
-    vms.sort_by_key(|v| v.vmid);
-    vms
+/// The managed VMs (not templates) by name, each name's sorted by id:
+/// built once per plan, so that looking a name up is not a scan of every
+/// guest per VM of the file.
+pub struct ManagedByName<'a>(BTreeMap<&'a str, Vec<&'a ClusterVm>>);
+
+impl<'a> ManagedByName<'a> {
+    /// The index of `observed`'s managed VMs.
+    pub fn new(observed: &'a Observed) -> Self {
+        let mut by_name: BTreeMap<&'a str, Vec<&'a ClusterVm>> = BTreeMap::new();
+        for v in observed.all_vms() {
+            if let (Some(name), true, false) = (v.name.as_deref(), is_managed(v), v.template) {
+                by_name.entry(name).or_default().push(v);
+            }
+        }
+        for vms in by_name.values_mut() {
+            vms.sort_by_key(|v| v.vmid);
+        }
+        Self(by_name)
+    }
+
+    /// The managed VMs named `name`.
+    pub fn get(&self, name: &str) -> &[&'a ClusterVm] {
+        self.0.get(name).map(Vec::as_slice).unwrap_or_default()
+    }
 }

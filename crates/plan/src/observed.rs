@@ -580,11 +580,8 @@ impl Observed {
     /// All guests known, fresh node listings first, without duplicates.
     pub fn all_vms(&self) -> Vec<&ClusterVm> {
         let mut out: Vec<&ClusterVm> = self.nodes.iter().flat_map(|n| n.vms.iter()).collect();
-        for v in &self.cluster_vms {
-            if !out.iter().any(|o| o.vmid == v.vmid) {
-                out.push(v);
-            }
-        }
+        let mut seen: BTreeSet<VmId> = out.iter().map(|v| v.vmid).collect();
+        out.extend(self.cluster_vms.iter().filter(|v| seen.insert(v.vmid)));
         out
     }
 }
