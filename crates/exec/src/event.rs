@@ -85,6 +85,10 @@ pub struct VmResult {
     pub reboot_pending: Vec<String>,
     /// Warnings the host printed for commands that succeeded.
     pub warnings: Vec<String>,
+    /// Another run made the VM while this one was about to: this run sent
+    /// nothing for it, and the caller may finish it once that run is done.
+    #[serde(skip)]
+    pub made_by_another: bool,
 }
 
 impl VmResult {
@@ -107,6 +111,7 @@ impl VmResult {
             rolled_back: false,
             reboot_pending: vp.reboot_pending.clone(),
             warnings: Vec::new(),
+            made_by_another: false,
         }
     }
 

@@ -1,6 +1,6 @@
 //! `apply`: make the nodes match the file.
 
-use super::Session;
+use super::{made_elsewhere, Session};
 use crate::args::{RunArgs, Target};
 use crate::output;
 use crate::progress::Progress;
@@ -24,7 +24,7 @@ pub async fn run(
     args: &RunArgs,
     adopt: bool,
 ) -> ExitStatus {
-    let s = match Session::open_with(file, target, args.parallel, only, adopt).await {
+    let mut s = match Session::open_with(file, target, args.parallel, only, adopt).await {
         Ok(s) => s,
         Err(status) => return status,
     };
@@ -74,7 +74,7 @@ pub async fn run(
         .chain(p.vms.iter().filter_map(|v| v.vmid.map(|x| x.get())))
         .chain(p.preludes.iter().map(|x| x.vmid.get()))
         .collect();
-    let opts = ApplyOptions {
+    let opts = || ApplyOptions {
         wait: !args.no_wait,
         wait_timeout: Duration::from_secs(args.wait_timeout),
         boot_window: Duration::from_secs(60.min(args.wait_timeout)),
@@ -83,14 +83,19 @@ pub async fn run(
         parallel_storage: args.parallel_storage,
         cancel: crate::interrupt::token(),
     };
-    let progress = Arc::new(Progress::new(&p, opts.wait));
+    let progress = Arc::new(Progress::new(&p, !args.no_wait));
     let reporter: Arc<dyn Reporter> = if ui.json {
         Arc::new(JsonReporter)
     } else {
         progress.clone()
     };
-    let results = runner::apply(p, &s.transports(), used, opts, reporter).await;
+    let being_made = made_elsewhere::being_made_in(&p);
+    let mut results = runner::apply(p, &s.transports(), used, opts(), reporter).await;
     progress.finish();
+    let elsewhere = made_elsewhere::names(&being_made, &results);
+    if !elsewhere.is_empty() && !crate::interrupt::interrupted() {
+        made_elsewhere::finish(&mut s, &elsewhere, args, opts, &mut results).await;
+    }
     s.close().await;
     // Round trips per node, observation included.
     let round_trips: BTreeMap<&str, u64> = s

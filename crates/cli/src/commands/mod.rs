@@ -8,6 +8,7 @@ mod host;
 mod import;
 mod init;
 mod inventory;
+mod made_elsewhere;
 mod meta;
 mod plan;
 mod schema;
@@ -330,6 +331,16 @@ impl Session {
             .iter()
             .map(|h| (h.name.clone(), h.transport.clone()))
             .collect()
+    }
+
+    /// Reads the same nodes again over the same connections.
+    async fn observe_again(&mut self, parallel: usize) -> Result<(), String> {
+        let reads = read_plan(&self.desired);
+        let observed = observe(&reads, &mut self.handles, parallel)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.observed = observed;
+        Ok(())
     }
 
     /// Closes every connection.

@@ -285,6 +285,7 @@ impl Lane {
                 self.say(&vp.name, format!("made by another run at the same time (vmid {id}); this run leaves it to that one"));
                 Err(VmResult {
                     vmid: Some(id),
+                    made_by_another: true,
                     ..r
                 })
             }
