@@ -41,6 +41,10 @@ pub const VM: &[&str] = &[
     "onboot",
     "state",
     "clone",
+    "user_data",
+    "user_data_file",
+    "user_data_mode",
+    "snippets_storage",
 ];
 
 /// Keys that only make sense per VM, not in `defaults:`.

@@ -200,6 +200,12 @@ pub enum Command {
     /// create holds it, the leftover of an interrupted one does not
     /// (CONTRACT §19).
     LockProbe { vmid: VmId },
+    /// Copies the file `src` (an upload of this run) to `dest` with mode
+    /// 0600, making `dest`'s folder when missing (`install -D -m 0600`):
+    /// how a cloud-init snippet reaches its storage's `snippets/` folder.
+    InstallFile { src: String, dest: String },
+    /// Removes files (`rm -f --`): the fleet's snippets no VM uses.
+    RemoveFiles { paths: Vec<String> },
 }
 
 /// Where pmxcfs keeps its cluster-wide locks (CONTRACT §19).
@@ -243,6 +249,13 @@ impl Command {
                 let file = format!("/var/lock/qemu-server/lock-{vmid}.conf");
                 a = words(&["flock", "-n", &file, "true"]);
             }
+            Command::InstallFile { src, dest } => {
+                a = words(&["install", "-D", "-m", "0600", "--", src, dest]);
+            }
+            Command::RemoveFiles { paths } => {
+                a = words(&["rm", "-f", "--"]);
+                a.extend(paths.iter().cloned());
+            }
             Command::Qm(qm) => a = qm.argv(),
         }
         a
@@ -254,6 +267,7 @@ impl Command {
             Command::Pvesh(_) | Command::PvesmPath { .. } => false,
             Command::CfsLock { .. } | Command::CfsUnlock { .. } => true,
             Command::LockProbe { .. } => false,
+            Command::InstallFile { .. } | Command::RemoveFiles { .. } => true,
             Command::Qm(qm) => !matches!(qm, Qm::Config { .. } | Qm::GuestCmd { .. }),
         }
     }

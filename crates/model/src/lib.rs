@@ -27,6 +27,7 @@
 mod macros;
 
 pub mod boot;
+pub mod cloudinit;
 pub mod command;
 pub mod drive;
 pub mod guest;

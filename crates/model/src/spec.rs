@@ -221,4 +221,6 @@ pub struct VmSpec {
     pub onboot: bool,
     /// Whether the VM should run.
     pub state: PowerState,
+    /// Custom cloud-init data, written as a snippet (`user_data:`).
+    pub user_data: Option<crate::cloudinit::UserData>,
 }

@@ -13,6 +13,7 @@ mod primitives;
 mod screen;
 mod source;
 mod ssh_keys;
+pub mod user_data;
 mod vm;
 
 pub use primitives::is_storage_id;

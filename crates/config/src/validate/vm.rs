@@ -175,6 +175,7 @@ impl Cx<'_> {
         let ip6 = self.ipv6(get("ip6"), get("gateway6"), &mut ok);
         let ssh_keys = self.ssh_keys(get("ssh_keys"), get("ssh_keys_file"), &mut ok);
         let source = self.source(&f, item, &mut ok);
+        let user_data = self.user_data(&f, &mut ok);
         if !ok {
             return None;
         }
@@ -209,6 +210,7 @@ impl Cx<'_> {
             description: d.description,
             onboot: d.onboot,
             state: d.state,
+            user_data,
         };
         Some((spec, spans))
     }

@@ -1,0 +1,343 @@
+//! Custom cloud-init data: `user_data` (a mapping written as a
+//! `#cloud-config` file, or a string written as given), `user_data_file`,
+//! `user_data_mode` and `snippets_storage`.
+//!
+//! Decision on `user_data_mode: user`: Proxmox stops generating its own
+//! user-data when `--cicustom user=…` is set, so `user`, `ssh_keys`,
+//! `password` and the hostname would silently stop reaching the guest. They
+//! are refused beside it rather than dropped; vendor mode (the default)
+//! keeps them working, cloud-init merging the two.
+
+use super::primitives::is_storage_id;
+use super::{Cx, Fields};
+use crate::error::{ErrorKind, Span};
+use crate::keys;
+use crate::limits::{self, shown};
+use crate::raw::{Node, Value};
+use pvefleet_model::cloudinit::{UserData, UserDataMode};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+
+/// The header every mapping's file starts with.
+pub const CLOUD_CONFIG: &str = "#cloud-config";
+
+/// The first lines cloud-init recognises as a user-data format
+/// (cloud-init's `user_data.py` part types).
+const HEADERS: &[&str] = &[
+    "#cloud-config",
+    "#!",
+    "#include",
+    "#cloud-boothook",
+    "#part-handler",
+    "#cloud-config-archive",
+    "#cloud-config-jsonp",
+    "## template: jinja",
+    "Content-Type: multipart/",
+];
+
+/// Keys that stop working beside `user_data_mode: user`.
+const GENERATED: &[&str] = &["user", "ssh_keys", "ssh_keys_file", "password"];
+
+/// Proxmox reads a snippet of at most 1 MiB.
+pub const MAX_USER_DATA_BYTES: usize = 1 << 20;
+
+/// A YAML value written back out as YAML (mapping order kept).
+struct Yaml<'a>(&'a Node);
+
+impl Serialize for Yaml<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0.value {
+            Value::Map(entries) => {
+                let mut m = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    m.serialize_entry(&k.name, &Yaml(v))?;
+                }
+                m.end()
+            }
+            Value::Seq(items) => {
+                let mut q = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    q.serialize_element(&Yaml(i))?;
+                }
+                q.end()
+            }
+            Value::Str(t) => s.serialize_str(t),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Null | Value::Refused => s.serialize_unit(),
+        }
+    }
+}
+
+/// The `#cloud-config` file of a mapping.
+pub fn cloud_config_text(node: &Node) -> Result<String, String> {
+    let body = serde_saphyr::to_string(&Yaml(node)).map_err(|e| e.to_string())?;
+    Ok(format!("{CLOUD_CONFIG}\n{body}"))
+}
+
+/// True when `text` starts with a header cloud-init recognises.
+pub fn has_header(text: &str) -> bool {
+    HEADERS.iter().any(|h| text.starts_with(h))
+}
+
+impl Cx<'_> {
+    /// The VM's custom cloud-init data, if it has any; clears `ok` on error.
+    pub(super) fn user_data(&mut self, f: &Fields<'_>, ok: &mut bool) -> Option<UserData> {
+        let get = |k: &str| f.get(k).map(|(_, n)| *n);
+        let mode = match get("user_data_mode") {
+            Some(n) => self.user_data_mode(n),
+            None => Some(UserDataMode::Vendor),
+        };
+        let storage = match get("snippets_storage") {
+            Some(n) => self.snippets_storage(n),
+            None => Some("local".to_string()),
+        };
+        let text = match (get("user_data"), get("user_data_file")) {
+            (Some(_), Some(file)) => {
+                self.err(
+                    ErrorKind::Conflict,
+                    file.span,
+                    "both 'user_data' and 'user_data_file' are set",
+                    "give the cloud-init data inline (user_data) or in a file (user_data_file), not both",
+                );
+                None
+            }
+            (Some(n), None) => self.user_data_inline(n),
+            (None, Some(n)) => self.user_data_file(n),
+            (None, None) => return None,
+        };
+        let (Some(text), Some(mode), Some(storage)) = (text, mode, storage) else {
+            *ok = false;
+            return None;
+        };
+        if mode == UserDataMode::User {
+            for key in GENERATED {
+                if let Some(n) = get(key) {
+                    self.err(
+                        ErrorKind::Conflict,
+                        n.span,
+                        format!("'{key}' has no effect with user_data_mode: user"),
+                        "with user_data_mode: user Proxmox no longer generates the user-data that carries user, ssh_keys and password; use user_data_mode: vendor (the default), or put them into user_data",
+                    );
+                    *ok = false;
+                }
+            }
+        }
+        Some(UserData {
+            text,
+            mode,
+            storage,
+        })
+    }
+
+    /// `user_data`: a mapping (a `#cloud-config` file) or the file's text.
+    fn user_data_inline(&mut self, n: &Node) -> Option<String> {
+        let text = match &n.value {
+            Value::Map(_) => match cloud_config_text(n) {
+                Ok(t) => t,
+                Err(why) => {
+                    self.err(
+                        ErrorKind::Format,
+                        n.span,
+                        format!("user_data: cannot be written as YAML: {why}"),
+                        "write user_data as a mapping of cloud-config keys",
+                    );
+                    return None;
+                }
+            },
+            Value::Str(s) => s.clone(),
+            _ => {
+                self.type_err(
+                    "user_data",
+                    n,
+                    "a mapping of cloud-config keys or the text of a cloud-init file",
+                );
+                return None;
+            }
+        };
+        self.user_data_text("user_data", &text, n.span)
+            .then_some(text)
+    }
+
+    /// `user_data_file`: a file relative to the configuration file.
+    fn user_data_file(&mut self, n: &Node) -> Option<String> {
+        let path = self.string("user_data_file", n)?;
+        let text = (self.load)(&path).and_then(|t| {
+            if t.len() > MAX_USER_DATA_BYTES {
+                Err(limits::too_large(
+                    MAX_USER_DATA_BYTES,
+                    "a cloud-init snippet",
+                ))
+            } else {
+                Ok(t)
+            }
+        });
+        match text {
+            Ok(t) => self
+                .user_data_text("user_data_file", &t, n.span)
+                .then_some(t),
+            Err(why) => {
+                self.err(
+                    ErrorKind::File,
+                    n.span,
+                    format!("user_data_file: cannot read {}: {why}", shown(&path)),
+                    "give a readable cloud-init file; relative paths start at the configuration file's folder",
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks the file's text: a known header, a bounded size, no NUL.
+    fn user_data_text(&mut self, key: &str, text: &str, span: Span) -> bool {
+        if text.len() > MAX_USER_DATA_BYTES {
+            self.err(
+                ErrorKind::Range,
+                span,
+                format!(
+                    "{key}: {} bytes, over the 1 MiB Proxmox reads of a snippet",
+                    text.len()
+                ),
+                "keep the cloud-init data under 1 MiB (fetch large files from the guest instead)",
+            );
+            return false;
+        }
+        if text.contains('\0') {
+            self.err(
+                ErrorKind::Format,
+                span,
+                format!("{key}: contains a NUL byte"),
+                "a cloud-init file is text; remove the \\0",
+            );
+            return false;
+        }
+        if !has_header(text) {
+            let first = text.lines().next().unwrap_or("");
+            self.err(
+                ErrorKind::Format,
+                span,
+                format!(
+                    "{key}: starts with {}, not a cloud-init header",
+                    shown(first)
+                ),
+                "start the text with '#cloud-config' (or '#!' for a script), or write user_data as a mapping",
+            );
+            return false;
+        }
+        true
+    }
+
+    /// `user_data_mode`: `vendor` or `user`.
+    fn user_data_mode(&mut self, n: &Node) -> Option<UserDataMode> {
+        let s = self.string("user_data_mode", n)?;
+        match s.as_str() {
+            "vendor" => Some(UserDataMode::Vendor),
+            "user" => Some(UserDataMode::User),
+            _ => {
+                let mut msg = format!("user_data_mode: {} is not a known mode", shown(&s));
+                if let Some(h) = keys::suggest(&s, &["vendor", "user"]) {
+                    msg.push_str(&format!(" (did you mean '{h}'?)"));
+                }
+                self.err(
+                    ErrorKind::UnknownValue,
+                    n.span,
+                    msg,
+                    "use vendor (merged with what Proxmox generates) or user (replaces it)",
+                );
+                None
+            }
+        }
+    }
+
+    /// `snippets_storage`: a storage id.
+    fn snippets_storage(&mut self, n: &Node) -> Option<String> {
+        self.checked(
+            "snippets_storage",
+            n,
+            is_storage_id,
+            "is not a valid storage id",
+            "use a storage id such as local (it needs the snippets content type)",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{parse, ConfigError, Desired};
+
+    const HEAD: &str = "proxmox: {host: pve}\nvms:\n  - name: a\n    image: local:iso/x.img\n";
+
+    fn ok(vm: &str) -> Desired {
+        parse("t.yml", &format!("{HEAD}{vm}"), &|p| {
+            Ok(format!("#cloud-config\n# from {p}\n"))
+        })
+        .unwrap_or_else(|r| panic!("{}", r.render(false)))
+    }
+
+    fn errs(vm: &str) -> Vec<ConfigError> {
+        match parse("t.yml", &format!("{HEAD}{vm}"), &|_| Err("missing".into())) {
+            Ok(_) => panic!("accepted {vm}"),
+            Err(r) => r.errors,
+        }
+    }
+
+    fn user_data(d: &Desired) -> &UserData {
+        d.vms[0].user_data.as_ref().expect("user data")
+    }
+
+    #[test]
+    fn a_mapping_becomes_a_cloud_config_file() {
+        let d = ok("    user_data:\n      packages: [qemu-guest-agent]\n      write_files:\n        - {path: /etc/x, content: 'yes'}\n      runcmd: ['123', on, 1.5]\n");
+        let u = user_data(&d);
+        assert_eq!(u.mode, UserDataMode::Vendor);
+        assert_eq!(u.storage, "local");
+        assert!(u.text.starts_with("#cloud-config\npackages:"), "{}", u.text);
+        // Strings that YAML 1.1 would read as booleans or numbers stay strings.
+        let back: serde_json::Value = serde_saphyr::from_str(&u.text).expect("yaml");
+        assert_eq!(back["write_files"][0]["content"], "yes");
+        assert_eq!(back["runcmd"][0], "123");
+        assert_eq!(back["runcmd"][1], "on");
+        assert!(
+            u.text.contains("'yes'") || u.text.contains("\"yes\""),
+            "{}",
+            u.text
+        );
+    }
+
+    #[test]
+    fn text_and_file_forms() {
+        let d = ok("    user_data: \"#!/bin/sh\\necho hi\\n\"\n    user_data_mode: user\n    snippets_storage: nas\n");
+        let u = user_data(&d);
+        assert_eq!(u.text, "#!/bin/sh\necho hi\n");
+        assert_eq!((u.mode, u.storage.as_str()), (UserDataMode::User, "nas"));
+        let d = ok("    user_data_file: ci.yaml\n");
+        assert_eq!(user_data(&d).text, "#cloud-config\n# from ci.yaml\n");
+        assert!(ok("    memory: 512\n").vms[0].user_data.is_none());
+    }
+
+    #[test]
+    fn refusals() {
+        let e = errs("    user_data: {a: 1}\n    user_data_file: x\n");
+        assert_eq!(e[0].kind, ErrorKind::Conflict);
+        let e = errs("    user_data: 'packages: [a]'\n");
+        assert!(e[0].message.contains("not a cloud-init header"), "{e:?}");
+        let e = errs("    user_data_file: nope.yaml\n");
+        assert_eq!(e[0].kind, ErrorKind::File);
+        let e = errs("    user_data: {a: 1}\n    user_data_mode: usr\n");
+        assert!(e[0].message.contains("did you mean 'user'"), "{e:?}");
+        let e = errs("    user_data: {a: 1}\n    user_data_mode: user\n    user: ubuntu\n");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].kind, ErrorKind::Conflict);
+        assert_eq!(e[0].span.map(|s| s.line), Some(7));
+        assert!(e[0].help.as_deref().unwrap_or("").contains("vendor"));
+    }
+
+    #[test]
+    fn headers() {
+        assert!(has_header("#cloud-config\npackages: [a]\n"));
+        assert!(has_header("#!/bin/sh\necho hi\n"));
+        assert!(!has_header("packages: [a]\n"));
+        assert!(!has_header(""));
+    }
+}
