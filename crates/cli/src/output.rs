@@ -9,18 +9,30 @@ use serde_json::json;
 /// The commands of one VM, uploads first, as they would be sent (inputs
 /// known only at run time shown as placeholders).
 pub fn vm_commands(plan: &Plan, vp: &VmPlan) -> Vec<String> {
-    let mut out: Vec<String> = vp
-        .uploads
-        .iter()
-        .filter_map(|u| plan.uploads.get(*u))
-        .map(|u| {
-            let keys = u.content.lines().count();
-            format!(
-                "upload <upload-dir>/{} (mode 0600, {keys} ssh key(s))",
-                u.file_name
-            )
-        })
-        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for u in vp.uploads.iter().filter_map(|u| plan.uploads.get(*u)) {
+        match &u.install_to {
+            None => {
+                let keys = u.content.lines().count();
+                out.push(format!(
+                    "upload <upload-dir>/{} (mode 0600, {keys} ssh key(s))",
+                    u.file_name
+                ));
+            }
+            Some(dest) => {
+                out.push(format!(
+                    "upload <upload-dir>/{} (cloud-init snippet, {} bytes)",
+                    u.file_name,
+                    u.content.len()
+                ));
+                let install = pvefleet_model::Command::InstallFile {
+                    src: format!("<upload-dir>/{}", u.file_name),
+                    dest: dest.clone(),
+                };
+                out.push(install.redacted());
+            }
+        }
+    }
     if let Some(p) = vp.prelude.and_then(|p| plan.preludes.get(p)) {
         out.extend(p.steps.iter().map(|s| s.display(&plan.uploads)));
     }

@@ -1122,6 +1122,7 @@ fn key_upload(node: &str) -> Upload {
         node: node.into(),
         file_name: "sshkeys-0.pub".into(),
         content: "ssh-ed25519 AAAAC3Nza me@example\n".into(),
+        install_to: None,
     }
 }
 

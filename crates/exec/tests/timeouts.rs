@@ -47,6 +47,7 @@ async fn a_hung_key_upload_ends_at_the_command_timeout_and_fails_its_vm() {
             node: "pve".into(),
             file_name: "sshkeys-0.pub".into(),
             content: "ssh-ed25519 AAAA test\n".into(),
+            install_to: None,
         }],
         preludes: Vec::new(),
         leftovers: Vec::new(),

@@ -97,6 +97,7 @@ impl Planner<'_> {
         };
         vp.vmid = Some(vmid);
         let keys = self.keys_upload(spec, &node.name, vp);
+        self.snippet_upload(spec, &node.name, vp)?;
         let mut system_disk = "scsi0".to_string();
         let mut grow = spec.disk;
         match &spec.source {

@@ -122,5 +122,6 @@ pub fn destroy_plan(input: DestroyInput<'_>) -> DestroyPlan {
             .map(|v| destroying(v.name.as_deref().unwrap_or_default(), v.vmid, &v.node))
             .collect();
     }
+    crate::snippets::remove_unused(&mut plan, input);
     plan
 }

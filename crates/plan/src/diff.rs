@@ -72,6 +72,7 @@ impl<'a> Planner<'a> {
             node: node.to_string(),
             file_name: format!("sshkeys-{n}.pub"),
             content,
+            install_to: None,
         });
         self.plan.uploads.len() - 1
     }

@@ -17,6 +17,7 @@ pub mod options;
 pub mod placement;
 pub mod problem;
 pub mod reads;
+pub mod snippets;
 pub mod types;
 pub mod update;
 

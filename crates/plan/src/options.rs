@@ -131,6 +131,7 @@ pub fn managed_values(spec: &VmSpec, hash: Option<&str>) -> Vec<(&'static str, O
             "onboot",
             Some(if spec.onboot { "1" } else { "0" }.to_string()),
         ),
+        ("cicustom", crate::snippets::cicustom(spec)),
     ]
 }
 
@@ -168,6 +169,9 @@ pub fn common_options(spec: &VmSpec, o: &mut QmOptions) {
     o.push("description", description(spec, hash.as_deref()));
     if spec.onboot {
         o.push("onboot", "1");
+    }
+    if let Some(c) = crate::snippets::cicustom(spec) {
+        o.push("cicustom", c);
     }
 }
 

@@ -236,6 +236,42 @@ pub enum PlanProblem {
         /// The content type it is listed under.
         content: String,
     },
+    /// `snippets_storage` does not exist on the VM's node.
+    #[error("snippets_storage '{storage}' does not exist on node {node}; name a directory storage of the node that has the 'snippets' content type")]
+    SnippetsStorageMissing {
+        /// The storage.
+        storage: String,
+        /// The node.
+        node: String,
+    },
+    /// `snippets_storage` lacks the `snippets` content type (a default
+    /// installation's `local` has `iso,vztmpl,backup`).
+    #[error("storage '{storage}' on node {node} cannot hold cloud-init snippets: its content types ({}) do not include 'snippets'; enable it with: pvesm set {storage} --content {}", if content.is_empty() { "none".to_string() } else { content.join(",") }, with_snippets(content))]
+    SnippetsNotEnabled {
+        /// The storage.
+        storage: String,
+        /// The node.
+        node: String,
+        /// Its content types, as Proxmox lists them.
+        content: Vec<String>,
+    },
+    /// `pvesm path` gave no path for the snippet on the node: the storage
+    /// is not active there, or holds no files.
+    #[error("the path of the snippet {volid} on node {node} is not known ('pvesm path' failed): the storage is not active on the node or is not a file storage; use a directory storage (dir, nfs, cifs, cephfs) with the 'snippets' content type")]
+    SnippetPathUnknown {
+        /// The snippet's volume id.
+        volid: String,
+        /// The node.
+        node: String,
+    },
+}
+
+/// A storage's content types with `snippets` added, as `pvesm set --content`
+/// takes them (the existing types kept).
+fn with_snippets(content: &[String]) -> String {
+    let mut all: Vec<&str> = content.iter().map(String::as_str).collect();
+    all.push("snippets");
+    all.join(",")
 }
 
 /// How to take over a VM pvefleet does not manage.
@@ -376,6 +412,9 @@ impl PlanProblem {
             PlanProblem::StorageWithoutImages { .. } => "storage_without_images",
             PlanProblem::DiskTooSmall { .. } => "disk_too_small",
             PlanProblem::ImageWrongContent { .. } => "image_wrong_content",
+            PlanProblem::SnippetsStorageMissing { .. } => "snippets_storage_missing",
+            PlanProblem::SnippetsNotEnabled { .. } => "snippets_not_enabled",
+            PlanProblem::SnippetPathUnknown { .. } => "snippet_path_unknown",
         }
     }
 }
@@ -425,6 +464,15 @@ pub enum PlanNote {
         /// The state the file asks for.
         want: PowerState,
     },
+    /// The cloud-init data changed: Proxmox writes it to the cloud-init
+    /// drive when the VM next starts. Vendor data does not change the
+    /// instance-id (Proxmox hashes only the user and network data into it),
+    /// so cloud-init does not run its per-instance modules again for it.
+    #[error("{}", if *vendor { "the new cloud-init vendor data reaches the VM at its next start (a reboot with --reboot); cloud-init re-runs per-instance modules (packages, runcmd, write_files) only on a new instance, and Proxmox does not count vendor data into the instance-id" } else { "the new cloud-init user data reaches the VM at its next start (a reboot with --reboot), as a new instance: cloud-init runs its per-instance modules again" })]
+    UserDataNextBoot {
+        /// True for vendor data, false for user data.
+        vendor: bool,
+    },
 }
 
 impl PlanNote {
@@ -437,6 +485,7 @@ impl PlanNote {
             PlanNote::Incomplete { .. } => "incomplete",
             PlanNote::BeingMade { .. } => "being_made",
             PlanNote::Paused { .. } => "paused",
+            PlanNote::UserDataNextBoot { .. } => "user_data_next_boot",
         }
     }
 }

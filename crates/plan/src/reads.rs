@@ -24,7 +24,8 @@ pub enum Read {
     Network,
     /// The content of a storage that holds images of the file.
     StorageContent(String),
-    /// The host path of an image volume (`pvesm path`).
+    /// The host path of an image volume or of a cloud-init snippet
+    /// (`pvesm path`).
     ImagePath(String),
     /// `/cluster/resources`: every guest, node memory, storage flags.
     ClusterResources,
@@ -78,6 +79,10 @@ pub struct ReadPlan {
     /// Also read the configurations of the unmanaged VMs the file names
     /// that `apply --adopt` would take over ([`crate::adopt::adoptable`]).
     pub adopt: bool,
+    /// Read the configuration of every managed VM of the reachable nodes:
+    /// set when the file has `user_data`, so that no snippet another VM
+    /// uses is removed ([`crate::snippets`]).
+    pub every_managed: bool,
 }
 
 /// A configuration the second stage may need.
@@ -111,6 +116,13 @@ impl ReadPlan {
     /// managed VM of the file and of the templates they clone.
     pub fn configs_of(&self, observed: &Observed) -> Vec<(String, VmId)> {
         let mut out = BTreeSet::new();
+        if self.every_managed {
+            for vm in observed.all_vms() {
+                if is_managed(vm) && !vm.template && vm.kind == pvefleet_model::GuestKind::Qemu {
+                    out.insert((vm.node.clone(), vm.vmid));
+                }
+            }
+        }
         for want in &self.configs {
             match want {
                 ConfigWant::Vm { vmid, name } => {
@@ -174,6 +186,12 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
                     .filter(|i| matches!(i, ImageRef::Volume { .. }))
                     .map(|i| Read::ImagePath(i.display())),
             );
+            // Where each cloud-init snippet is written.
+            reads.extend(
+                crate::snippets::snippet_volids(desired, conn.name.as_deref())
+                    .into_iter()
+                    .map(Read::ImagePath),
+            );
             NodeReads {
                 node: conn.name.clone(),
                 reads,
@@ -201,6 +219,7 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
         memory,
         configs,
         adopt: false,
+        every_managed: desired.vms.iter().any(|v| v.user_data.is_some()),
     }
 }
 

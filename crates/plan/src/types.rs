@@ -152,6 +152,10 @@ pub struct Upload {
     /// The content.
     #[serde(skip)]
     pub content: String,
+    /// Where the runner then copies the file on the node (mode 0600), for
+    /// a cloud-init snippet: its storage's `snippets/` folder. `None` for
+    /// a file only the run's steps read (SSH keys).
+    pub install_to: Option<String>,
 }
 
 /// One key that differs.

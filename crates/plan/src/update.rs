@@ -27,6 +27,7 @@ pub const COLD_KEYS: &[&str] = &[
     "ciuser",
     "sshkeys",
     "cipassword",
+    "cicustom",
 ];
 
 /// A managed VM without a system disk younger than this is being made by
@@ -111,6 +112,7 @@ impl Planner<'_> {
         if !options::same_keys(cfg.effective("sshkeys"), spec) {
             self.keys_change(spec, cfg, &existing.node, vp, &mut set);
         }
+        self.cicustom_change(spec, cfg, &existing.node, vp, &mut set)?;
         let changes_settings = match &set.command {
             Command::Qm(Qm::Set {
                 options, delete, ..

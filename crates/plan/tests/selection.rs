@@ -81,6 +81,7 @@ fn planning_twice_gives_equal_plans_with_uploads_once_per_node_and_content() {
         node: node.into(),
         file_name: file.into(),
         content,
+        install_to: None,
     };
     assert_eq!(
         p.uploads,

@@ -168,15 +168,39 @@ impl Lane {
         };
         *done
             .get_or_init(|| async {
-                match self.transport.upload(dir, &path, &u.content).await {
+                let sent = match self.transport.upload(dir, &path, &u.content).await {
                     Ok(()) => true,
                     Err(e) => {
                         self.say(&u.node, e.to_string());
                         false
                     }
+                };
+                match (&u.install_to, sent) {
+                    (Some(dest), true) => self.install(&u.node, &path, dest).await,
+                    _ => sent,
                 }
             })
             .await
+    }
+
+    /// Copies an uploaded file to `dest` on the node (a cloud-init snippet
+    /// into its storage's `snippets/` folder); false, said, on failure.
+    async fn install(&self, node: &str, src: &str, dest: &str) -> bool {
+        let cmd = Command::InstallFile {
+            src: src.to_string(),
+            dest: dest.to_string(),
+        };
+        match self.transport.run(cmd.argv()).await {
+            Ok(out) if out.success() => true,
+            Ok(out) => {
+                self.say(node, format!("cannot write {dest}: {}", out.stderr.trim()));
+                false
+            }
+            Err(e) => {
+                self.say(node, e.to_string());
+                false
+            }
+        }
     }
 
     /// Prepares image-cache template `plan.preludes[i]` once, holding one of
@@ -222,7 +246,16 @@ impl Lane {
     async fn prerequisites(&self, vp: &mut VmPlan) -> Option<&'static str> {
         for &u in &vp.uploads {
             if !self.upload(u).await {
-                return Some("the key file could not be written to the node");
+                let snippet = self
+                    .pre
+                    .uploads
+                    .get(u)
+                    .is_some_and(|(x, _)| x.install_to.is_some());
+                return Some(if snippet {
+                    "the cloud-init snippet could not be written to the node"
+                } else {
+                    "the key file could not be written to the node"
+                });
             }
         }
         let p = vp.prelude?;

@@ -1,0 +1,269 @@
+//! Custom cloud-init data (`user_data:`) as a snippet file on a storage,
+//! referenced by `--cicustom vendor=STORAGE:snippets/NAME` (or `user=`).
+//!
+//! Host facts relied on (CONTRACT §3.3, §13; qemu-server
+//! `PVE/QemuServer/Cloudinit.pm`):
+//! - `cicustom` names snippet volumes (`STORAGE:snippets/FILE`) of a storage
+//!   with the `snippets` content type; a dir storage keeps them in
+//!   `<path>/snippets/` (`local`: `/var/lib/vz/snippets/`). A default
+//!   installation's `local` has `iso,vztmpl,backup` and no `snippets`.
+//! - `pvesm path STORAGE:snippets/FILE` gives the file's host path without
+//!   the file having to exist: the snippet is written there.
+//! - The cloud-init drive is generated when the VM starts, so a changed
+//!   snippet reaches the guest at its next start. The instance-id is the
+//!   SHA-1 of the user and network data only (`nocloud_gen_metadata`): a
+//!   new user-data snippet is a new instance, new vendor data is not.
+//!
+//! The snippet is named by its content (`pvefleet-<16 hex of sha256>.yaml`):
+//! VMs with the same data share it, and a change gives a new name, so a
+//! file in use is never rewritten.
+
+use crate::destroy::{DestroyInput, DestroyPlan};
+use crate::diff::Planner;
+use crate::observed::{StorageOnNode, VmConfig};
+use crate::problem::{PlanNote, PlanProblem};
+use crate::types::{Action, Change, Step, Upload, VmPlan};
+use pvefleet_model::cloudinit::{UserData, UserDataMode, SNIPPET_PREFIX};
+use pvefleet_model::spec::{Desired, VmSpec};
+use pvefleet_model::{Command, Qm, VmId};
+use sha2::Digest;
+use std::collections::BTreeSet;
+
+/// The snippet file's name for `text`: `pvefleet-<16 hex>.yaml`.
+pub fn snippet_name(text: &str) -> String {
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{SNIPPET_PREFIX}{hex}.yaml")
+}
+
+/// The snippet's volume id, `STORAGE:snippets/NAME`.
+pub fn snippet_volid(u: &UserData) -> String {
+    format!("{}:snippets/{}", u.storage, snippet_name(&u.text))
+}
+
+/// The `cicustom` value the spec asks for: `vendor=VOLID` or `user=VOLID`.
+pub fn cicustom(spec: &VmSpec) -> Option<String> {
+    spec.user_data
+        .as_ref()
+        .map(|u| format!("{}={}", u.mode.item(), snippet_volid(u)))
+}
+
+/// The volume ids a `cicustom` value names (`user=a:snippets/x,vendor=...`).
+pub fn cicustom_volids(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .filter_map(|item| item.split_once('=').map(|(_, v)| v.trim().to_string()))
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// True for a snippet volume pvefleet wrote (`STORAGE:snippets/pvefleet-…`).
+pub fn is_fleet_snippet(volid: &str) -> bool {
+    volid
+        .split_once(':')
+        .and_then(|(_, name)| name.strip_prefix("snippets/"))
+        .is_some_and(|f| f.starts_with(SNIPPET_PREFIX) && !f.contains('/'))
+}
+
+/// The snippet volumes VMs may need on a node (`None`: the single host),
+/// whose host paths are read with `pvesm path`.
+pub fn snippet_volids(desired: &Desired, node: Option<&str>) -> BTreeSet<String> {
+    desired
+        .vms
+        .iter()
+        .filter(|s| {
+            !desired.cluster
+                || match s.placement.node() {
+                    None => true,
+                    Some(n) => Some(n) == node,
+                }
+        })
+        .filter_map(|s| s.user_data.as_ref().map(snippet_volid))
+        .collect()
+}
+
+impl Planner<'_> {
+    /// Checks the snippet's storage on `node` and adds the snippet's upload
+    /// (written to its host path) to `vp`; nothing without `user_data`.
+    pub(crate) fn snippet_upload(
+        &mut self,
+        spec: &VmSpec,
+        node: &str,
+        vp: &mut VmPlan,
+    ) -> Result<(), PlanProblem> {
+        let Some(u) = &spec.user_data else {
+            return Ok(());
+        };
+        match self.input.observed.storage_on(node, &u.storage) {
+            StorageOnNode::Missing => {
+                return Err(PlanProblem::SnippetsStorageMissing {
+                    storage: u.storage.clone(),
+                    node: node.to_string(),
+                })
+            }
+            StorageOnNode::Present(f) if !f.holds("snippets") => {
+                return Err(PlanProblem::SnippetsNotEnabled {
+                    storage: u.storage.clone(),
+                    node: node.to_string(),
+                    content: f.content.clone().unwrap_or_default(),
+                })
+            }
+            _ => {}
+        }
+        let volid = snippet_volid(u);
+        let dest = self
+            .node_state(node)
+            .and_then(|n| n.image_paths.get(&volid))
+            .filter(|p| p.starts_with('/'))
+            .cloned()
+            .ok_or_else(|| PlanProblem::SnippetPathUnknown {
+                volid: volid.clone(),
+                node: node.to_string(),
+            })?;
+        let found = self
+            .plan
+            .uploads
+            .iter()
+            .position(|x| x.node == node && x.install_to.as_deref() == Some(dest.as_str()));
+        let i = match found {
+            Some(i) => i,
+            None => {
+                self.plan.uploads.push(Upload {
+                    node: node.to_string(),
+                    file_name: snippet_name(&u.text),
+                    content: u.text.clone(),
+                    install_to: Some(dest),
+                });
+                self.plan.uploads.len() - 1
+            }
+        };
+        if !vp.uploads.contains(&i) {
+            vp.uploads.push(i);
+        }
+        Ok(())
+    }
+
+    /// The `cicustom` part of an update: the new snippet when the value
+    /// changed (the `qm set` already carries it), or `--delete cicustom`
+    /// when the file no longer has `user_data` and the VM still points at
+    /// one of pvefleet's snippets (a `cicustom` set by hand is left alone).
+    pub(crate) fn cicustom_change(
+        &mut self,
+        spec: &VmSpec,
+        cfg: &VmConfig,
+        node: &str,
+        vp: &mut VmPlan,
+        set: &mut Step,
+    ) -> Result<(), PlanProblem> {
+        if let Some(u) = &spec.user_data {
+            if vp.changes.iter().any(|c| c.key == "cicustom") {
+                self.snippet_upload(spec, node, vp)?;
+                vp.notes.push(PlanNote::UserDataNextBoot {
+                    vendor: u.mode == UserDataMode::Vendor,
+                });
+            }
+            return Ok(());
+        }
+        let Some(have) = cfg.effective("cicustom") else {
+            return Ok(());
+        };
+        if !cicustom_volids(have).iter().any(|v| is_fleet_snippet(v)) {
+            return Ok(());
+        }
+        if let Command::Qm(Qm::Set { delete, .. }) = &mut set.command {
+            delete.push("cicustom".into());
+        }
+        vp.changes.push(Change {
+            key: "cicustom".into(),
+            from: Some(have.to_string()),
+            to: None,
+        });
+        Ok(())
+    }
+}
+
+/// Adds to `destroy` the removal of the snippets of the file's destroyed
+/// VMs that no remaining managed VM references (their configurations are
+/// all read when the file has `user_data`, [`crate::reads::ReadPlan`]): one
+/// `rm -f` per node after the last destroy there. Only `pvefleet-*`
+/// snippets whose host path was read are removed.
+pub fn remove_unused(plan: &mut DestroyPlan, input: DestroyInput<'_>) {
+    let observed = input.observed;
+    let going: BTreeSet<VmId> = plan
+        .vms
+        .iter()
+        .chain(&plan.caches)
+        .filter(|v| v.action == Action::Destroy)
+        .filter_map(|v| v.vmid)
+        .collect();
+    let in_use: BTreeSet<String> = observed
+        .nodes
+        .iter()
+        .flat_map(|n| n.configs.iter())
+        .filter(|(id, _)| !going.contains(id))
+        .filter_map(|(_, c)| c.effective("cicustom"))
+        .flat_map(cicustom_volids)
+        .collect();
+    // (node, path) of each snippet to remove, and the last VM there.
+    let mut remove: Vec<(String, String)> = Vec::new();
+    let mut last: std::collections::BTreeMap<String, usize> = Default::default();
+    for (i, vp) in plan.vms.iter().enumerate() {
+        if vp.action != Action::Destroy {
+            continue;
+        }
+        last.insert(vp.node.clone(), i);
+        let Some(spec) = input.desired.vms.iter().find(|s| s.name == vp.name) else {
+            continue;
+        };
+        let Some(u) = &spec.user_data else { continue };
+        let volid = snippet_volid(u);
+        if in_use.contains(&volid) || !is_fleet_snippet(&volid) {
+            continue;
+        }
+        if let Some(path) = observed
+            .node(&vp.node)
+            .and_then(|n| n.image_paths.get(&volid))
+            .filter(|p| p.starts_with('/'))
+        {
+            let item = (vp.node.clone(), path.clone());
+            if !remove.contains(&item) {
+                remove.push(item);
+            }
+        }
+    }
+    for (node, i) in last {
+        let paths: Vec<String> = remove
+            .iter()
+            .filter(|(n, _)| *n == node)
+            .map(|(_, p)| p.clone())
+            .collect();
+        if let (false, Some(vp)) = (paths.is_empty(), plan.vms.get_mut(i)) {
+            vp.steps.push(Step::exit(Command::RemoveFiles { paths }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_content() {
+        let a = snippet_name("#cloud-config\na: 1\n");
+        assert!(a.starts_with("pvefleet-") && a.ends_with(".yaml"), "{a}");
+        assert_eq!(a.len(), "pvefleet-".len() + 16 + ".yaml".len());
+        assert_eq!(a, snippet_name("#cloud-config\na: 1\n"));
+        assert_ne!(a, snippet_name("#cloud-config\na: 2\n"));
+    }
+
+    #[test]
+    fn fleet_snippets() {
+        assert!(is_fleet_snippet("local:snippets/pvefleet-0123.yaml"));
+        assert!(!is_fleet_snippet("local:snippets/mine.yaml"));
+        assert!(!is_fleet_snippet("local:iso/pvefleet-x.img"));
+        assert_eq!(
+            cicustom_volids("user=local:snippets/u.yaml,vendor=nas:snippets/v.yaml"),
+            vec!["local:snippets/u.yaml", "nas:snippets/v.yaml"]
+        );
+    }
+}
