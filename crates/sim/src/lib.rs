@@ -16,6 +16,7 @@ pub mod init;
 pub mod pvesh;
 pub mod qm;
 pub mod schema;
+pub mod snippets;
 pub mod state;
 
 use schema::Failure;
@@ -162,6 +163,9 @@ fn pveversion(cx: &mut Ctx) -> Result<(), Failure> {
 }
 
 fn pvesm(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
+    if let Some(done) = snippets::pvesm(cx, args) {
+        return done;
+    }
     match args {
         [cmd, volid] if cmd == "path" => {
             let st = cx.root.read()?;
@@ -181,7 +185,7 @@ fn pvesm(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             Ok(())
         }
         _ => Err(Failure::die(
-            "pve-sim: only 'pvesm path <volid>' is emulated",
+            "pve-sim: only 'pvesm path <volid>', 'pvesm set <storage> --content <types>' and 'pvesm status' are emulated",
         )),
     }
 }

@@ -161,6 +161,7 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             let release: Vec<&str> = st.settings.version.split(['.', '-']).take(2).collect();
             json!({"release": release.join("."), "repoid": "2a5fa54a8503f96d", "version": st.settings.version})
         }
+        ["storage"] => crate::snippets::storage_list(&cx.root, &st, &cx.node),
         ["cluster", "resources"] => {
             let ty = option(opts, "type");
             let mut out = Vec::new();
@@ -272,6 +273,11 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
                     e
                 })
                 .collect();
+            if enabled.iter().any(|c| c == "snippets")
+                && content.as_deref().is_none_or(|c| c == "snippets")
+            {
+                vols.extend(crate::snippets::written(&cx.root, &st, &n, s));
+            }
             vols.sort_by_key(|v| v["volid"].as_str().unwrap_or("").to_ascii_lowercase());
             json!(vols)
         }

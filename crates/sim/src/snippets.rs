@@ -1,0 +1,255 @@
+//! Snippets and storage content types: `pvesm set STORAGE --content`,
+//! `pvesm status`, `pvesm path` of a snippet that is not written yet, and
+//! the `cicustom` check of `qm create`/`qm set`.
+//!
+//! A snippet is a real file under the storage's folder in ROOT (where
+//! `pvesm path` points), written there by the client as on a real host, or
+//! a volume of the state (`pve-sim init --volume local:snippets/x`).
+//!
+//! Host behaviour emulated (pve-storage `PVE/Storage/Plugin.pm`
+//! `decode_value`, `PVE/Storage.pm` `path`; CONTRACT §12.2, §13):
+//! - content types outside Proxmox's list fail the format check; types a
+//!   storage type cannot hold are dropped with the warning `storage does
+//!   not support content type 'X'`; `none` cannot be combined.
+//! - `pvesm path` computes a file's path without checking that it exists.
+//! - `cicustom` names `STORAGE:snippets/FILE` volumes; pve-sim refuses one
+//!   whose storage lacks `snippets` or whose file is missing (the texts
+//!   are Proxmox's storage messages; CONTRACT does not give the API's).
+
+use crate::schema::Failure;
+use crate::state::{Root, State, StorageDef, Volume};
+use crate::Ctx;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Every content type Proxmox knows (CONTRACT §12.2).
+const CONTENT_TYPES: &[&str] = &[
+    "images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import",
+];
+
+/// The content types a storage type can hold.
+fn supported(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "dir" | "nfs" | "cifs" | "btrfs" => CONTENT_TYPES,
+        "cephfs" => &["vztmpl", "iso", "backup", "snippets", "import"],
+        _ => &["images", "rootdir"],
+    }
+}
+
+/// A snippet volume `volname` of storage `s` on `node`, for its path.
+fn file_of(node: &str, s: &StorageDef, volname: &str) -> Volume {
+    Volume {
+        storage: s.id.clone(),
+        node: node.to_string(),
+        volname: volname.to_string(),
+        size: 0,
+        content: "snippets".into(),
+        format: "snippet".into(),
+        vmid: None,
+        ctime: 0,
+    }
+}
+
+/// `pvesm path` of a snippet volume of a file storage, written or not.
+pub fn snippet_path(root: &Root, st: &State, node: &str, volid: &str) -> Option<String> {
+    let (sid, volname) = volid.split_once(':')?;
+    let name = volname.strip_prefix("snippets/")?;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    let s = st.storage(sid).filter(|s| s.is_dir())?;
+    let v = file_of(node, s, volname);
+    Some(root.volume_path(st, &v).display().to_string())
+}
+
+/// True when the snippet `volid` exists as seen from `node`.
+fn snippet_exists(root: &Root, st: &State, node: &str, volid: &str) -> bool {
+    st.find_volume(node, volid).is_some()
+        || snippet_path(root, st, node, volid).is_some_and(|p| std::path::Path::new(&p).is_file())
+}
+
+/// `cicustom` on `qm create`/`qm set`: each volume a snippet of a storage
+/// with the `snippets` content type that exists.
+pub fn cicustom_check(
+    root: &Root,
+    st: &State,
+    node: &str,
+    params: &BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    let Some(value) = params.get("cicustom") else {
+        return Ok(());
+    };
+    for item in value.split(',') {
+        let Some((_, volid)) = item.split_once('=') else {
+            continue;
+        };
+        let (sid, volname) = volid
+            .split_once(':')
+            .ok_or_else(|| Failure::die(["unable to parse volume ID '", volid, "'"].concat()))?;
+        let Some(s) = st.storage(sid) else {
+            return Err(Failure::die(
+                ["storage '", sid, "' does not exist"].concat(),
+            ));
+        };
+        if !volname.starts_with("snippets/") {
+            return Err(Failure::die(
+                [volid, " is not in the snippets directory"].concat(),
+            ));
+        }
+        if !s.content.iter().any(|c| c == "snippets") {
+            return Err(Failure::die(
+                [
+                    "storage '",
+                    sid,
+                    "' does not support content-type 'snippets'",
+                ]
+                .concat(),
+            ));
+        }
+        if !snippet_exists(root, st, node, volid) {
+            return Err(Failure::die(
+                ["volume '", volid, "' does not exist"].concat(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The snippet files written under storage `sid`'s folder on `node` that
+/// the state does not list, as content entries (`format: snippet`).
+pub fn written(root: &Root, st: &State, node: &str, sid: &str) -> Vec<Value> {
+    let Some(dir) = snippet_path(root, st, node, &[sid, ":snippets/x"].concat())
+        .and_then(|p| std::path::Path::new(&p).parent().map(|d| d.to_path_buf()))
+    else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let meta = e.metadata().ok().filter(|m| m.is_file())?;
+            let volid = [sid, ":snippets/", &name].concat();
+            if st.find_volume(node, &volid).is_some() {
+                return None;
+            }
+            Some(json!({"volid": volid, "content": "snippets", "format": "snippet", "size": meta.len(), "ctime": 0}))
+        })
+        .collect()
+}
+
+/// `pvesh get /storage`: each storage's configuration; a file storage's
+/// `path` is its folder in ROOT as seen from `node` (where `pvesm path`
+/// points).
+pub fn storage_list(root: &Root, st: &State, node: &str) -> Value {
+    let list: Vec<Value> = st
+        .storages
+        .iter()
+        .map(|s| {
+            let mut e = json!({"storage": s.id, "type": s.kind, "content": s.content.join(","), "shared": u8::from(s.shared), "digest": "0"});
+            if let Some(dir) = snippet_path(root, st, node, &[s.id.as_str(), ":snippets/x"].concat())
+                .and_then(|p| {
+                    std::path::Path::new(&p)
+                        .parent()
+                        .and_then(|d| d.parent())
+                        .map(|d| d.display().to_string())
+                })
+            {
+                e["path"] = json!(dir);
+            }
+            e
+        })
+        .collect();
+    json!(list)
+}
+
+/// `pvesm set STORAGE --content LIST`.
+fn set_content(cx: &mut Ctx, sid: &str, list: &str) -> Result<(), Failure> {
+    let mut wanted: Vec<String> = Vec::new();
+    for t in list.split([',', ';', ' ']).filter(|t| !t.is_empty()) {
+        if t != "none" && !CONTENT_TYPES.contains(&t) {
+            return Err(Failure::die(
+                [
+                    "400 Parameter verification failed.\ncontent: invalid format - invalid content type '",
+                    t,
+                    "'\n",
+                ]
+                .concat(),
+            ));
+        }
+        if !wanted.iter().any(|w| w == t) {
+            wanted.push(t.to_string());
+        }
+    }
+    if wanted.iter().any(|w| w == "none") && wanted.len() > 1 {
+        return Err(Failure::die(
+            "update storage failed: unable to combine 'none' with other content types",
+        ));
+    }
+    let warnings = cx.root.update(|st| {
+        let s = st
+            .storages
+            .iter_mut()
+            .find(|s| s.id == sid)
+            .ok_or_else(|| Failure::die(["storage '", sid, "' does not exist"].concat()))?;
+        let ok = supported(&s.kind);
+        let (keep, drop): (Vec<String>, Vec<String>) = wanted
+            .iter()
+            .cloned()
+            .partition(|t| t == "none" || ok.contains(&t.as_str()));
+        s.content = keep.into_iter().filter(|t| t != "none").collect();
+        Ok(drop)
+    })?;
+    for t in warnings {
+        cx.err(&["storage does not support content type '", &t, "'"].concat());
+    }
+    Ok(())
+}
+
+/// `pvesm status`: one line per storage, as the text table's columns.
+fn status(cx: &mut Ctx) -> Result<(), Failure> {
+    let st = cx.root.read()?;
+    cx.out(
+        "Name             Type     Status           Total            Used       Available        %",
+    );
+    for s in &st.storages {
+        cx.out(&format!(
+            "{:<16} {:<8} {:<10} {:>16} {:>16} {:>16} {:>8}  content={}",
+            s.id,
+            s.kind,
+            "active",
+            0,
+            0,
+            0,
+            "0.00%",
+            s.content.join(",")
+        ));
+    }
+    Ok(())
+}
+
+/// The `pvesm` subcommands this module emulates; `None` when `args` is
+/// none of them.
+pub fn pvesm(cx: &mut Ctx, args: &[String]) -> Option<Result<(), Failure>> {
+    match args {
+        [cmd, sid, opt, list] if cmd == "set" && opt == "--content" => {
+            Some(set_content(cx, sid, list))
+        }
+        [cmd] if cmd == "status" => Some(status(cx)),
+        [cmd, volid] if cmd == "path" => {
+            let st = match cx.root.read() {
+                Ok(st) => st,
+                Err(e) => return Some(Err(e)),
+            };
+            if st.find_volume(&cx.node, volid).is_some() {
+                return None;
+            }
+            let path = snippet_path(&cx.root, &st, &cx.node, volid)?;
+            cx.out(&path);
+            Some(Ok(()))
+        }
+        _ => None,
+    }
+}

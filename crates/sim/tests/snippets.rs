@@ -1,0 +1,118 @@
+//! pve-sim's storage content types and snippets: `pvesm set --content`,
+//! `pvesm path` of a snippet, and `cicustom` on `qm create`/`qm set`.
+
+use pve_sim::state::Root;
+
+fn host(extra: &[&str]) -> (tempfile::TempDir, Root) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Root(dir.path().join("root"));
+    let mut args = vec![root.0.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    assert_eq!(pve_sim::init::init_cli(&args), 0);
+    (dir, root)
+}
+
+fn run(root: &Root, prog: &str, line: &str) -> (i32, String, String) {
+    let args: Vec<String> = line.split(' ').map(str::to_string).collect();
+    pve_sim::run(root.clone(), None, prog, &args)
+}
+
+fn content(root: &Root, id: &str) -> Vec<String> {
+    root.read()
+        .expect("state")
+        .storage(id)
+        .map(|s| s.content.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn local_has_no_snippets_until_pvesm_set_adds_them() {
+    let (_d, root) = host(&[]);
+    assert_eq!(content(&root, "local"), ["iso", "vztmpl", "backup"]);
+    let (code, _, err) = run(
+        &root,
+        "pvesm",
+        "set local --content iso,vztmpl,backup,snippets",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        content(&root, "local"),
+        ["iso", "vztmpl", "backup", "snippets"]
+    );
+    let (_, out, _) = run(&root, "pvesh", "get /storage --output-format json");
+    assert!(
+        out.contains("\"content\":\"iso,vztmpl,backup,snippets\""),
+        "{out}"
+    );
+    let (_, out, _) = run(&root, "pvesm", "status");
+    assert!(out.contains("content=iso,vztmpl,backup,snippets"), "{out}");
+}
+
+#[test]
+fn pvesm_set_checks_content_types_per_storage_type() {
+    let (_d, root) = host(&[]);
+    let (code, _, err) = run(&root, "pvesm", "set local --content iso,snipets");
+    assert_eq!(code, 255);
+    assert!(err.contains("invalid content type 'snipets'"), "{err}");
+    assert_eq!(content(&root, "local"), ["iso", "vztmpl", "backup"]);
+    // An LVM-thin pool holds no files: the type is dropped with a warning.
+    let (code, _, err) = run(&root, "pvesm", "set local-lvm --content images,snippets");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("storage does not support content type 'snippets'"),
+        "{err}"
+    );
+    assert_eq!(content(&root, "local-lvm"), ["images"]);
+    let (code, _, err) = run(&root, "pvesm", "set local --content none,iso");
+    assert_eq!(code, 255);
+    assert!(err.contains("unable to combine 'none'"), "{err}");
+    let (code, _, err) = run(&root, "pvesm", "set nope --content iso");
+    assert_eq!(code, 255);
+    assert!(err.contains("storage 'nope' does not exist"), "{err}");
+}
+
+#[test]
+fn cicustom_needs_an_existing_snippet_on_a_snippets_storage() {
+    let (_d, root) = host(&[]);
+    let vol = "local:snippets/pvefleet-0123456789abcdef.yaml";
+    let (code, path, err) = run(&root, "pvesm", &format!("path {vol}"));
+    assert_eq!(code, 0, "{err}");
+    let path = path.trim().to_string();
+    assert!(
+        path.ends_with("/storage/local/snippets/pvefleet-0123456789abcdef.yaml"),
+        "{path}"
+    );
+    let create = format!("create 300 --cicustom vendor={vol}");
+    let (code, _, err) = run(&root, "qm", &create);
+    assert_eq!(code, 255);
+    assert!(
+        err.contains("storage 'local' does not support content-type 'snippets'"),
+        "{err}"
+    );
+    run(
+        &root,
+        "pvesm",
+        "set local --content iso,vztmpl,backup,snippets",
+    );
+    let (code, _, err) = run(&root, "qm", &create);
+    assert_eq!(code, 255);
+    assert!(
+        err.contains(&format!("volume '{vol}' does not exist")),
+        "{err}"
+    );
+    std::fs::create_dir_all(std::path::Path::new(&path).parent().expect("dir")).expect("mkdir");
+    std::fs::write(&path, "#cloud-config\n").expect("write");
+    let (code, _, err) = run(&root, "qm", &create);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = run(&root, "qm", "config 300");
+    assert!(out.contains(&format!("cicustom: vendor={vol}")), "{out}");
+    let (code, _, err) = run(&root, "qm", "set 300 --cicustom user=local:iso/x.yaml");
+    assert_eq!(code, 255);
+    assert!(err.contains("is not in the snippets directory"), "{err}");
+    let (_, out, _) = run(
+        &root,
+        "pvesh",
+        "get /nodes/pve/storage/local/content --output-format json",
+    );
+    assert!(out.contains(vol), "{out}");
+}
