@@ -5,6 +5,7 @@
 //! `--simulate` works without a Proxmox node.
 
 mod args;
+mod cloud_init;
 mod commands;
 mod connect;
 mod diag;

@@ -59,6 +59,13 @@ fn spec_for(desired: &Desired) -> InitSpec {
         if !spec.storages.iter().any(|(s, _, _)| *s == vm.storage) && vm.storage != "local" {
             spec.storages.push((vm.storage.clone(), kind.into(), false));
         }
+        // A snippets storage the file names is a directory storage (with
+        // every content type); `local` keeps a default install's types.
+        if let Some(u) = &vm.user_data {
+            if u.storage != "local" && !spec.storages.iter().any(|(s, _, _)| *s == u.storage) {
+                spec.storages.push((u.storage.clone(), "dir".into(), false));
+            }
+        }
         if let DiskSource::Image(img) = &vm.source {
             let volid = match img {
                 ImageRef::Volume { .. } => Some(img.display()),

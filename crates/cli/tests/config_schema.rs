@@ -111,6 +111,9 @@ const REFUSED: &[&str] = &[
     "ssh-key-certificate",
     "ssh-key-second-of-two",
     "ssh-key-unknown-type",
+    "user-data-and-file",
+    "user-data-mode-user-with-ssh-keys",
+    "user-data-without-header",
 ];
 
 /// Mistakes only `pvefleet check` sees: across VMs, inside subnets, about

@@ -28,6 +28,10 @@ pub async fn run(
         Ok(s) => s,
         Err(status) => return status,
     };
+    if let Err(status) = crate::cloud_init::check(file, &s.desired) {
+        s.close().await;
+        return status;
+    }
     let p = plan(PlanInput {
         desired: &s.desired,
         observed: &s.observed,

@@ -8,6 +8,9 @@ use serde_json::json;
 pub fn run(file: &str) -> ExitStatus {
     match super::load_file(file) {
         Ok(d) => {
+            if let Err(s) = crate::cloud_init::check(file, &d) {
+                return s;
+            }
             if ui::ui().json {
                 ui::print_json(&json!({
                     "file": file,

@@ -52,6 +52,9 @@ pub async fn run(
         Ok(d) => d,
         Err(s) => return s,
     };
+    if let Err(s) = crate::cloud_init::check(file, &desired) {
+        return s;
+    }
     if let Err(s) = super::check_only(file, &desired, only) {
         return s;
     }

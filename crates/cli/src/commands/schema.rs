@@ -168,6 +168,25 @@ fn vm_key(key: &str) -> Option<Value> {
             "description": "power state; default running",
             "enum": ["running", "stopped"],
         }),
+        "user_data" => json!({
+            "description": "custom cloud-init data written as a snippet: a mapping (a #cloud-config file) or the file's text, starting with a cloud-init header such as #cloud-config or #!",
+            "anyOf": [
+                {"type": "object"},
+                {"type": "string", "pattern": "^(#cloud-config|#!|#include|#cloud-boothook|#part-handler|## template: jinja|Content-Type: multipart/)"},
+            ],
+        }),
+        "user_data_file" => json!({
+            "type": "string",
+            "description": "file of cloud-init data (at most 1 MiB), relative to the configuration file (or ~/); not with user_data",
+        }),
+        "user_data_mode" => json!({
+            "description": "vendor (default: merged with the user-data Proxmox generates) or user (replaces it; then user, ssh_keys and password are refused)",
+            "enum": ["vendor", "user"],
+        }),
+        "snippets_storage" => pattern(
+            "storage the user_data snippet is written to; needs the snippets content type; default local",
+            STORAGE_ID,
+        ),
         _ => return None,
     };
     Some(v)
@@ -251,6 +270,16 @@ pub fn config_schema() -> Value {
         both_set("image", "clone"),
         both_set("template", "clone"),
         both_set("image", "template"),
+        both_set("user_data", "user_data_file"),
+        {
+            "if": {"required": ["user_data_mode"], "properties": {"user_data_mode": {"const": "user"}}},
+            "then": {"not": {"anyOf": [
+                {"required": ["user"], "properties": {"user": {"type": "string"}}},
+                {"required": ["ssh_keys"], "properties": {"ssh_keys": {"type": ["string", "array"]}}},
+                {"required": ["ssh_keys_file"], "properties": {"ssh_keys_file": {"type": "string"}}},
+                {"required": ["password"], "properties": {"password": {"type": "string"}}},
+            ]}},
+        },
         {
             "if": {"required": ["ip"], "properties": {"ip": {"const": "dhcp"}}},
             "then": {"not": {"required": ["gateway"], "properties": {"gateway": {"type": "string"}}}},

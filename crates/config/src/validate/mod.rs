@@ -86,6 +86,20 @@ pub fn parse(path: &str, text: &str, load: FileLoader<'_>) -> Result<Desired, Co
     }
 }
 
+/// `text` as a report shows it when the caller adds errors of its own
+/// after [`parse`] (the cloud-init check): every `password` starred out.
+pub fn shown_text(text: &str) -> String {
+    let mut cx = Cx {
+        errors: Vec::new(),
+        load: &|_| Err(String::new()),
+    };
+    let mut secrets = Vec::new();
+    if let Ok(mut root) = parse_yaml(text) {
+        cx.screen("the file", &mut root, &mut secrets);
+    }
+    redacted(text, &secrets)
+}
+
 /// `text` with every byte of each span but line breaks replaced by `*`: the
 /// report shows snippets of the file, and must not show a password. Offsets
 /// and lines stay as they were.
