@@ -87,6 +87,7 @@ impl Planner<'_> {
             }
             DiskSource::Clone(r) => Some(self.admin_template(spec, r, node)?),
         };
+        self.snippet_upload(spec, &node.name, vp)?;
         let vmid = match vp.vmid {
             Some(id) => id,
             None => {
@@ -97,7 +98,6 @@ impl Planner<'_> {
         };
         vp.vmid = Some(vmid);
         let keys = self.keys_upload(spec, &node.name, vp);
-        self.snippet_upload(spec, &node.name, vp)?;
         let mut system_disk = "scsi0".to_string();
         let mut grow = spec.disk;
         match &spec.source {
