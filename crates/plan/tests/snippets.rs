@@ -1,0 +1,243 @@
+//! Custom cloud-init data: the snippet upload and `cicustom` on create, its
+//! drift on update, removal, the storage checks, the reads, and destroy.
+
+mod common;
+
+use common::*;
+use pvefleet_model::spec::Desired;
+use pvefleet_plan::snippets::{snippet_name, snippet_volid};
+use pvefleet_plan::{
+    destroy_plan, read_plan, Action, DestroyInput, PlanNote, PlanProblem, Read, VmPlan,
+};
+
+const DATA: &str = "user_data: {packages: [htop]}";
+const TEXT: &str = "#cloud-config\npackages:\n- htop\n";
+const SNIPPET_DIR: &str = "/var/lib/vz/snippets/";
+
+/// The snippet volume id of `text` on `local`.
+fn volid(text: &str) -> String {
+    format!("local:snippets/{}", snippet_name(text))
+}
+
+/// A node where `local` has `snippets` and the snippet's path is known.
+fn with_snippets(mut o: pvefleet_plan::Observed, texts: &[&str]) -> pvefleet_plan::Observed {
+    storage_fact(&mut o, "pve1", "local", "dir", "iso,vztmpl,backup,snippets");
+    storage_fact(&mut o, "pve1", "local-lvm", "lvmthin", "rootdir,images");
+    if let Some(n) = o.node_mut("pve1") {
+        for t in texts {
+            n.image_paths
+                .insert(volid(t), format!("{SNIPPET_DIR}{}", snippet_name(t)));
+        }
+    }
+    o
+}
+
+fn vm_of(d: &Desired, o: &pvefleet_plan::Observed) -> (pvefleet_plan::Plan, VmPlan) {
+    only_vm(d, o)
+}
+
+#[test]
+fn a_new_vm_uploads_its_snippet_and_names_it_in_qm_create() {
+    let d = host(&[&web(DATA)]);
+    let o = with_snippets(observed(vec![node("pve1", "8.4.1")]), &[TEXT]);
+    let (p, v) = vm_of(&d, &o);
+    assert_eq!(v.action, Action::Create, "{v:#?}");
+    let up = &p.uploads[v.uploads[0]];
+    assert_eq!(up.content, TEXT);
+    assert_eq!(up.file_name, snippet_name(TEXT));
+    assert_eq!(
+        up.install_to.as_deref(),
+        Some(format!("{SNIPPET_DIR}{}", snippet_name(TEXT)).as_str())
+    );
+    let create = argv(&v.steps[0]);
+    let i = create
+        .iter()
+        .position(|a| a == "--cicustom")
+        .expect("cicustom");
+    assert_eq!(create[i + 1], format!("vendor={}", volid(TEXT)));
+}
+
+#[test]
+fn two_vms_with_the_same_data_share_one_upload() {
+    let d = host(&[
+        &web(DATA),
+        "{name: b, vmid: 201, image: local:iso/x.img, user_data: {packages: [htop]}}",
+    ]);
+    let o = with_snippets(observed(vec![node("pve1", "8.4.1")]), &[TEXT]);
+    let p = plan_of(&d, &o);
+    let snippets: Vec<_> = p
+        .uploads
+        .iter()
+        .filter(|u| u.install_to.is_some())
+        .collect();
+    assert_eq!(snippets.len(), 1);
+    assert_eq!(p.vms[0].uploads, p.vms[1].uploads);
+}
+
+#[test]
+fn user_mode_sets_cicustom_user() {
+    let d = host(&[&web("user_data: {packages: [htop]}, user_data_mode: user")]);
+    let o = with_snippets(observed(vec![node("pve1", "8.4.1")]), &[TEXT]);
+    let (_, v) = vm_of(&d, &o);
+    assert!(argv(&v.steps[0]).contains(&format!("user={}", volid(TEXT))));
+}
+
+#[test]
+fn a_storage_without_snippets_names_the_pvesm_fix() {
+    let d = host(&[&web(DATA)]);
+    let mut o = observed(vec![node("pve1", "8.4.1")]);
+    default_storages(&mut o, "pve1");
+    let (p, v) = vm_of(&d, &o);
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::SnippetsNotEnabled {
+            storage: "local".into(),
+            node: "pve1".into(),
+            content: vec!["iso".into(), "vztmpl".into(), "backup".into()],
+        })
+    );
+    let msg = v
+        .problem
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        msg.ends_with("pvesm set local --content iso,vztmpl,backup,snippets"),
+        "{msg}"
+    );
+    assert_eq!(
+        v.problem.as_ref().map(|p| p.code()),
+        Some("snippets_not_enabled")
+    );
+    assert!(v.steps.is_empty() && v.uploads.is_empty());
+    assert!(p.uploads.is_empty());
+}
+
+#[test]
+fn a_missing_storage_or_an_unknown_path_is_a_problem() {
+    let d = host(&[&web("user_data: {packages: [htop]}, snippets_storage: nas")]);
+    let mut o = observed(vec![node("pve1", "8.4.1")]);
+    default_storages(&mut o, "pve1");
+    let (_, v) = vm_of(&d, &o);
+    assert_eq!(
+        v.problem.as_ref().map(|p| p.code()),
+        Some("snippets_storage_missing")
+    );
+    // Enabled, but `pvesm path` gave nothing.
+    let d = host(&[&web(DATA)]);
+    let o = with_snippets(observed(vec![node("pve1", "8.4.1")]), &[]);
+    let (_, v) = vm_of(&d, &o);
+    assert_eq!(
+        v.problem.as_ref().map(|p| p.code()),
+        Some("snippet_path_unknown")
+    );
+}
+
+#[test]
+fn an_existing_vm_with_the_same_snippet_changes_nothing() {
+    let cfg = {
+        let mut c = web_config();
+        c.current
+            .insert("cicustom".into(), format!("vendor={}", volid(TEXT)));
+        c
+    };
+    let d = host(&[&web(DATA)]);
+    let o = with_snippets(observed(vec![web_node(cfg)]), &[TEXT]);
+    let (_, v) = vm_of(&d, &o);
+    assert_eq!(v.action, Action::None, "{v:#?}");
+    assert!(v.steps.is_empty() && v.uploads.is_empty());
+}
+
+#[test]
+fn changed_data_uploads_a_new_snippet_and_waits_for_the_next_boot() {
+    let old = "#cloud-config\npackages:\n- vim\n";
+    let mut cfg = web_config();
+    cfg.current
+        .insert("cicustom".into(), format!("vendor={}", volid(old)));
+    let d = host(&[&web(DATA)]);
+    let o = with_snippets(observed(vec![web_node(cfg)]), &[TEXT]);
+    let (p, v) = vm_of(&d, &o);
+    assert_eq!(v.action, Action::Update);
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&[
+            "qm",
+            "set",
+            "200",
+            "--cicustom",
+            &format!("vendor={}", volid(TEXT))
+        ])]
+    );
+    assert_eq!(p.uploads[v.uploads[0]].content, TEXT);
+    assert_eq!(v.reboot_pending, ["cicustom"]);
+    assert!(v
+        .notes
+        .contains(&PlanNote::UserDataNextBoot { vendor: true }));
+}
+
+#[test]
+fn removed_data_deletes_a_fleet_cicustom_and_keeps_one_set_by_hand() {
+    let mut cfg = web_config();
+    cfg.current
+        .insert("cicustom".into(), format!("vendor={}", volid(TEXT)));
+    let d = host(&[&web("")]);
+    let (_, v) = vm_of(&d, &observed(vec![web_node(cfg)]));
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&["qm", "set", "200", "--delete", "cicustom"])]
+    );
+    let mut cfg = web_config();
+    cfg.current
+        .insert("cicustom".into(), "user=local:snippets/mine.yaml".into());
+    let (_, v) = vm_of(&d, &observed(vec![web_node(cfg)]));
+    assert_eq!(v.action, Action::None, "{v:#?}");
+}
+
+#[test]
+fn the_reads_ask_for_the_snippet_path_and_every_managed_config() {
+    let d = host(&[&web(DATA)]);
+    let r = read_plan(&d);
+    assert!(r.nodes[0].reads.contains(&Read::ImagePath(volid(TEXT))));
+    assert!(r.every_managed);
+    assert!(!read_plan(&host(&[&web("")])).every_managed);
+    let u = d.vms[0].user_data.as_ref().expect("user data");
+    assert_eq!(snippet_volid(u), volid(TEXT));
+}
+
+#[test]
+fn destroy_removes_a_snippet_only_when_no_other_vm_uses_it() {
+    let d = host(&[&web(DATA)]);
+    let mut cfg = web_config();
+    cfg.current
+        .insert("cicustom".into(), format!("vendor={}", volid(TEXT)));
+    let mut n = web_node(cfg.clone());
+    n.image_paths
+        .insert(volid(TEXT), format!("{SNIPPET_DIR}{}", snippet_name(TEXT)));
+    let o = observed(vec![n.clone()]);
+    let p = destroy_plan(DestroyInput {
+        desired: &d,
+        observed: &o,
+        only: &[],
+        include_cache: false,
+    });
+    let last = p.vms[0].steps.last().map(argv).unwrap_or_default();
+    assert_eq!(
+        last,
+        words(&[
+            "rm",
+            "-f",
+            "--",
+            &format!("{SNIPPET_DIR}{}", snippet_name(TEXT))
+        ])
+    );
+    // Another managed VM (of another file) uses it: it stays.
+    put(&mut n, vm(300, "pve1", "other"), cfg);
+    let o = observed(vec![n]);
+    let p = destroy_plan(DestroyInput {
+        desired: &d,
+        observed: &o,
+        only: &[],
+        include_cache: false,
+    });
+    assert_eq!(p.vms[0].steps.len(), 2, "{:#?}", p.vms[0].steps);
+}
