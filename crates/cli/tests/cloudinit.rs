@@ -179,11 +179,13 @@ fn user_data_lifecycle_create_converge_change_remove_destroy() {
         FILE_B
     );
     assert_eq!(vm_config(&bed)["cicustom"], vendor(&b));
+    // One qm set, then the running VM's drive is regenerated.
     let sets = changing(&bed);
-    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert_eq!(sets.len(), 2, "{sets:?}");
     assert!(sets[0]
         .windows(2)
         .any(|w| w[0] == "--cicustom" && w[1] == vendor(&b)));
+    assert_eq!(sets[1], ["qm", "cloudinit", "update", "301"]);
 
     // Remove user_data: cicustom goes.
     let cfg = config(&bed, "");
@@ -208,9 +210,7 @@ fn user_data_lifecycle_create_converge_change_remove_destroy() {
 #[test]
 fn a_snippet_another_vm_uses_survives_destroy() {
     let bed = bed(true);
-    let two = format!(
-        "proxmox: {{host: pve}}\ndefaults:\n  image: local:iso/jammy-server-cloudimg-amd64.img\n  user_data: {{packages: [htop]}}\nvms:\n  - {{vmid: 301, name: a}}\n  - {{vmid: 302, name: b}}\n"
-    );
+    let two = "proxmox: {host: pve}\ndefaults:\n  image: local:iso/jammy-server-cloudimg-amd64.img\n  user_data: {packages: [htop]}\nvms:\n  - {vmid: 301, name: a}\n  - {vmid: 302, name: b}\n";
     let path = bed.dir.path().join("two.yml");
     std::fs::write(&path, two).expect("write");
     let p = path.display().to_string();

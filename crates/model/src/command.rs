@@ -107,6 +107,9 @@ pub enum Qm {
     Config { vmid: VmId },
     /// `qm guest cmd <vmid> <command>`.
     GuestCmd { vmid: VmId, command: String },
+    /// `qm cloudinit update <vmid>` (PVE 7.3+): regenerates the cloud-init
+    /// drive of a running VM now, rather than at its next start.
+    CloudinitUpdate { vmid: VmId },
 }
 
 /// A `pvesh get <path> --output-format json` invocation.
@@ -291,7 +294,8 @@ impl Command {
             | Qm::Destroy { vmid, .. }
             | Qm::Template { vmid }
             | Qm::Config { vmid }
-            | Qm::GuestCmd { vmid, .. } => vmid,
+            | Qm::GuestCmd { vmid, .. }
+            | Qm::CloudinitUpdate { vmid } => vmid,
         })
     }
 

@@ -101,6 +101,10 @@ impl Qm {
                 a = words(&["qm", "resume"]);
                 push_vmid(&mut a, *vmid);
             }
+            Qm::CloudinitUpdate { vmid } => {
+                a = words(&["qm", "cloudinit", "update"]);
+                push_vmid(&mut a, *vmid);
+            }
             Qm::Destroy { vmid, skiplock } => {
                 a = words(&["qm", "destroy"]);
                 push_vmid(&mut a, *vmid);

@@ -20,12 +20,12 @@
 
 use crate::destroy::{DestroyInput, DestroyPlan};
 use crate::diff::Planner;
-use crate::observed::{StorageOnNode, VmConfig};
+use crate::observed::{ClusterVm, PveVersion, StorageOnNode, VmConfig};
 use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Change, Step, Upload, VmPlan};
 use pvefleet_model::cloudinit::{UserData, UserDataMode, SNIPPET_PREFIX};
 use pvefleet_model::spec::{Desired, VmSpec};
-use pvefleet_model::{Command, Qm, VmId};
+use pvefleet_model::{Command, Qm, VmId, VmStatus};
 use sha2::Digest;
 use std::collections::BTreeSet;
 
@@ -179,6 +179,25 @@ impl Planner<'_> {
             to: None,
         });
         Ok(())
+    }
+}
+
+/// After a `cicustom` change on a running VM of PVE 7.3 or later, `qm
+/// cloudinit update`: Proxmox regenerates the cloud-init drive at once
+/// (API `cloudinit_update`, "Regenerate and change cloudinit config
+/// drive"), so the guest reads the new data at its next boot, a reboot
+/// from inside included. Otherwise the drive is made at the next `qm
+/// start` (CONTRACT §6: `generating cloud-init ISO` on every start).
+pub(crate) fn refresh_step(existing: &ClusterVm, version: PveVersion, vp: &mut VmPlan) {
+    let changed = vp
+        .changes
+        .iter()
+        .any(|c| c.key == "cicustom" && c.to.is_some());
+    let running = existing.status.as_ref().is_some_and(VmStatus::is_up);
+    if changed && running && version.at_least(7, 3) {
+        vp.steps.push(Step::exit(Command::Qm(Qm::CloudinitUpdate {
+            vmid: existing.vmid,
+        })));
     }
 }
 

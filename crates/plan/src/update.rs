@@ -135,6 +135,7 @@ impl Planner<'_> {
         if changes_settings {
             vp.steps.push(set);
         }
+        crate::snippets::refresh_step(existing, version, vp);
         if let Some(resize) = grow_step(spec, cfg, vmid, version, vp) {
             vp.steps.push(resize);
         }

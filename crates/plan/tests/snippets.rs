@@ -151,28 +151,48 @@ fn an_existing_vm_with_the_same_snippet_changes_nothing() {
 #[test]
 fn changed_data_uploads_a_new_snippet_and_waits_for_the_next_boot() {
     let old = "#cloud-config\npackages:\n- vim\n";
-    let mut cfg = web_config();
-    cfg.current
-        .insert("cicustom".into(), format!("vendor={}", volid(old)));
     let d = host(&[&web(DATA)]);
-    let o = with_snippets(observed(vec![web_node(cfg)]), &[TEXT]);
+    let o = with_snippets(observed(vec![web_node(cfg_with(old))]), &[TEXT]);
     let (p, v) = vm_of(&d, &o);
     assert_eq!(v.action, Action::Update);
+    // Running on PVE 8.4: the drive is regenerated at once.
+    let set = format!("vendor={}", volid(TEXT));
     assert_eq!(
         argvs(&v.steps),
-        [words(&[
-            "qm",
-            "set",
-            "200",
-            "--cicustom",
-            &format!("vendor={}", volid(TEXT))
-        ])]
+        [
+            words(&["qm", "set", "200", "--cicustom", &set]),
+            words(&["qm", "cloudinit", "update", "200"]),
+        ]
     );
     assert_eq!(p.uploads[v.uploads[0]].content, TEXT);
     assert_eq!(v.reboot_pending, ["cicustom"]);
     assert!(v
         .notes
         .contains(&PlanNote::UserDataNextBoot { vendor: true }));
+    // Stopped, or before PVE 7.3: the next start makes the drive.
+    let mut o = with_snippets(observed(vec![web_node(cfg_with(old))]), &[TEXT]);
+    o.nodes[0].vms[0].status = Some(pvefleet_model::VmStatus::Stopped);
+    let stopped = host(&[&web("user_data: {packages: [htop]}, state: stopped")]);
+    let (_, v) = vm_of(&stopped, &o);
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&["qm", "set", "200", "--cicustom", &set])]
+    );
+    let mut old_node = web_node(cfg_with(old));
+    old_node.version = pvefleet_plan::PveVersion::parse("7.2.7");
+    let (_, v) = vm_of(&d, &with_snippets(observed(vec![old_node]), &[TEXT]));
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&["qm", "set", "200", "--cicustom", &set])]
+    );
+}
+
+/// [`web_config`] pointing at the snippet of `text`.
+fn cfg_with(text: &str) -> pvefleet_plan::VmConfig {
+    let mut c = web_config();
+    c.current
+        .insert("cicustom".into(), format!("vendor={}", volid(text)));
+    c
 }
 
 #[test]

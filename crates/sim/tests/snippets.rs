@@ -116,3 +116,27 @@ fn cicustom_needs_an_existing_snippet_on_a_snippets_storage() {
     );
     assert!(out.contains(vol), "{out}");
 }
+
+#[test]
+fn cloudinit_update_regenerates_from_existing_snippets_from_pve_7_3() {
+    let (_d, root) = host(&["--storage", "local:dir:iso+vztmpl+backup+snippets"]);
+    let vol = "local:snippets/a.yaml";
+    let (_, path, _) = run(&root, "pvesm", &format!("path {vol}"));
+    let path = path.trim().to_string();
+    std::fs::create_dir_all(std::path::Path::new(&path).parent().expect("dir")).expect("mkdir");
+    std::fs::write(&path, "#cloud-config\n").expect("write");
+    let (code, _, err) = run(&root, "qm", &format!("create 300 --cicustom vendor={vol}"));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&root, "qm", "cloudinit update 300");
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(&path).expect("rm");
+    let (code, _, err) = run(&root, "qm", "cloudinit update 300");
+    assert_eq!(code, 255);
+    assert!(err.contains("does not exist"), "{err}");
+    let (code, _, err) = run(&root, "qm", "cloudinit update 999");
+    assert_eq!(code, 255, "{err}");
+    let (_d, old) = host(&["--version", "7.2"]);
+    let (code, _, err) = run(&old, "qm", "cloudinit update 300");
+    assert_eq!(code, 255);
+    assert!(err.contains("unknown command 'qm cloudinit'"), "{err}");
+}

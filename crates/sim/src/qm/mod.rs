@@ -125,6 +125,15 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> R {
             exit: 255,
         });
     }
+    // `qm cloudinit update` came with the cloud-init pending changes of
+    // PVE 7.3 (pve-sim's reading; CONTRACT does not date it).
+    if args.first().map(String::as_str) == Some("cloudinit") && !at_least(&st, 7, 3) {
+        return Err(Failure {
+            stderr: "ERROR: unknown command 'qm cloudinit'\nUSAGE: qm <COMMAND> [ARGS] [OPTIONS]\n"
+                .into(),
+            exit: 255,
+        });
+    }
     let inv = schema::parse_qm(args)?;
     version_gates(&st, &inv)?;
     let task = task_model(&st, &inv.command);
@@ -267,6 +276,12 @@ fn dispatch(cx: &mut Ctx, inv: &Invocation) -> R {
             }
         }
         "guest cmd" => guest_cmd(cx, inv),
+        "cloudinit update" => {
+            // Regenerating the drive reads the VM's snippets.
+            let st = cx.root.read()?;
+            let vm = local_vm(&st, &cx.node, vmid_of(p, "vmid"))?;
+            crate::snippets::cicustom_check(&cx.root, &st, &cx.node, &vm.config)
+        }
         "config" => print_config(
             cx,
             vmid_of(p, "vmid"),
