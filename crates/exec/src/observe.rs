@@ -194,6 +194,7 @@ fn read_cluster(
         obs::parse_shared_storages(resources).map_err(|e| a.bad("/cluster/resources", e))?;
     observed.storage_facts =
         obs::parse_storages(resources).map_err(|e| a.bad("/cluster/resources", e))?;
+    observed.inactive_storages = pvefleet_plan::snippets::parse_inactive_storages(resources);
     if let Some(out) = a.ok(&Read::NextId) {
         observed.next_id = obs::parse_next_id(out.stdout.as_bytes()).ok();
     }

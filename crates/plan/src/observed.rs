@@ -504,6 +504,10 @@ pub struct Observed {
     /// its storages are not checked.
     #[serde(default)]
     pub storage_facts: BTreeMap<String, BTreeMap<String, StorageFacts>>,
+    /// Storages `/cluster/resources` lists as not active on a node (a
+    /// `status` other than `available`), by node.
+    #[serde(default)]
+    pub inactive_storages: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What is known of a storage on a node.

@@ -255,6 +255,15 @@ pub enum PlanProblem {
         /// Its content types, as Proxmox lists them.
         content: Vec<String>,
     },
+    /// `snippets_storage` is not active on the node (`/cluster/resources`
+    /// lists it with a status other than `available`).
+    #[error("snippets_storage '{storage}' is not active on node {node}; check it with 'pvesm status' on the node (a mount that is down, a disabled storage)")]
+    SnippetsStorageInactive {
+        /// The storage.
+        storage: String,
+        /// The node.
+        node: String,
+    },
     /// `pvesm path` gave no path for the snippet on the node: the storage
     /// is not active there, or holds no files.
     #[error("the path of the snippet {volid} on node {node} is not known ('pvesm path' failed): the storage is not active on the node or is not a file storage; use a directory storage (dir, nfs, cifs, cephfs) with the 'snippets' content type")]
@@ -415,6 +424,7 @@ impl PlanProblem {
             PlanProblem::SnippetsStorageMissing { .. } => "snippets_storage_missing",
             PlanProblem::SnippetsNotEnabled { .. } => "snippets_not_enabled",
             PlanProblem::SnippetPathUnknown { .. } => "snippet_path_unknown",
+            PlanProblem::SnippetsStorageInactive { .. } => "snippets_storage_inactive",
         }
     }
 }

@@ -27,7 +27,7 @@ use pvefleet_model::cloudinit::{UserData, UserDataMode, SNIPPET_PREFIX};
 use pvefleet_model::spec::{Desired, VmSpec};
 use pvefleet_model::{Command, Qm, VmId, VmStatus};
 use sha2::Digest;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The snippet file's name for `text`: `pvefleet-<16 hex>.yaml`.
 pub fn snippet_name(text: &str) -> String {
@@ -63,6 +63,30 @@ pub fn is_fleet_snippet(volid: &str) -> bool {
         .split_once(':')
         .and_then(|(_, name)| name.strip_prefix("snippets/"))
         .is_some_and(|f| f.starts_with(SNIPPET_PREFIX) && !f.contains('/'))
+}
+
+/// The storages `/cluster/resources` lists with a `status` other than
+/// `available` (not active on that node), by node; nothing for an answer
+/// that is not a list.
+pub fn parse_inactive_storages(bytes: &[u8]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    for i in v.as_array().into_iter().flatten() {
+        let field = |k: &str| i.get(k).and_then(serde_json::Value::as_str);
+        if field("type") != Some("storage") {
+            continue;
+        }
+        if let (Some(node), Some(storage), Some(status)) =
+            (field("node"), field("storage"), field("status"))
+        {
+            if status != "available" {
+                out.entry(node.to_string())
+                    .or_default()
+                    .insert(storage.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// The snippet volumes VMs may need on a node (`None`: the single host),
@@ -109,6 +133,13 @@ impl Planner<'_> {
                 })
             }
             _ => {}
+        }
+        let inactive = self.input.observed.inactive_storages.get(node);
+        if inactive.is_some_and(|s| s.contains(&u.storage)) {
+            return Err(PlanProblem::SnippetsStorageInactive {
+                storage: u.storage.clone(),
+                node: node.to_string(),
+            });
         }
         let volid = snippet_volid(u);
         let dest = self

@@ -123,6 +123,18 @@ fn a_missing_storage_or_an_unknown_path_is_a_problem() {
         v.problem.as_ref().map(|p| p.code()),
         Some("snippets_storage_missing")
     );
+    // Listed as not active on the node.
+    let d = host(&[&web(DATA)]);
+    let mut o = with_snippets(observed(vec![node("pve1", "8.4.1")]), &[TEXT]);
+    o.inactive_storages = pvefleet_plan::snippets::parse_inactive_storages(
+        br#"[{"type":"storage","node":"pve1","storage":"local","status":"unknown"},{"type":"storage","node":"pve1","storage":"local-lvm","status":"available"},{"type":"qemu","node":"pve1"}]"#,
+    );
+    assert_eq!(o.inactive_storages["pve1"].len(), 1);
+    let (_, v) = vm_of(&d, &o);
+    assert_eq!(
+        v.problem.as_ref().map(|p| p.code()),
+        Some("snippets_storage_inactive")
+    );
     // Enabled, but `pvesm path` gave nothing.
     let d = host(&[&web(DATA)]);
     let o = with_snippets(observed(vec![node("pve1", "8.4.1")]), &[]);
