@@ -58,7 +58,9 @@ pub fn max_value_len(key: &str) -> usize {
     match key {
         "description" => MAX_DESCRIPTION_BYTES,
         "ssh_keys" => MAX_SSH_KEY_BYTES,
-        "user_data" => crate::validate::user_data::MAX_USER_DATA_BYTES,
+        k if k == "user_data" || k.starts_with("user_data.") => {
+            crate::validate::user_data::MAX_USER_DATA_BYTES
+        }
         _ => MAX_VALUE_BYTES,
     }
 }

@@ -18,14 +18,22 @@ const SECRET: &str = "password";
 
 impl Cx<'_> {
     /// Screens `node`, the value of `key`, and everything below it.
+    ///
+    /// Keys inside `user_data` are named `user_data.KEY`: the data travels
+    /// as a file, so the snippet's bound applies, not a command line's, and
+    /// a `password` there is hidden too.
     pub(super) fn screen(&mut self, key: &str, node: &mut Node, secrets: &mut Vec<Span>) {
-        if key == SECRET {
+        if key == SECRET || key.ends_with(".password") {
             secrets.push(node.span);
         }
         match &mut node.value {
             Value::Map(entries) => {
                 for (k, v) in entries {
-                    let name = k.name.clone();
+                    let name = if key == "user_data" || key.starts_with("user_data.") {
+                        format!("user_data.{}", k.name)
+                    } else {
+                        k.name.clone()
+                    };
                     self.screen(&name, v, secrets);
                 }
             }
@@ -47,7 +55,7 @@ impl Cx<'_> {
 
 /// Why the text `value` of `key` cannot be sent, if it cannot.
 fn refusal(key: &str, value: &str) -> Option<(ErrorKind, String, String)> {
-    let secret = key == SECRET;
+    let secret = key == SECRET || key.ends_with(".password");
     if value.contains('\0') {
         let message = if secret {
             format!("{key}: contains a NUL byte, which no command line can carry")

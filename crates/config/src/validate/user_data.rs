@@ -317,6 +317,20 @@ mod tests {
     }
 
     #[test]
+    fn values_inside_the_mapping_may_be_long_and_a_password_there_is_hidden() {
+        let long = "x".repeat(10_000);
+        let d = ok(&format!(
+            "    user_data:\n      write_files: [{{path: /x, content: {long}}}]\n"
+        ));
+        assert!(user_data(&d).text.contains(&long));
+        let text = format!(
+            "{HEAD}    user_data:\n      chpasswd: {{users: [{{name: a, password: s3cret}}]}}\n    vlan: 0\n"
+        );
+        let r = parse("t.yml", &text, &|_| Err(String::new())).expect_err("vlan 0");
+        assert!(!r.text.contains("s3cret"), "{}", r.text);
+    }
+
+    #[test]
     fn refusals() {
         let e = errs("    user_data: {a: 1}\n    user_data_file: x\n");
         assert_eq!(e[0].kind, ErrorKind::Conflict);
