@@ -177,6 +177,9 @@ impl Cx<'_> {
                 .user_data_text("user_data_file", &t, n.span)
                 .then_some(t),
             Err(why) => {
+                // The loader bounds every file as it bounds key files (also
+                // 1 MiB) and says so; name the right kind of file.
+                let why = why.replace("an ssh_keys_file", "a user_data_file");
                 self.err(
                     ErrorKind::File,
                     n.span,
