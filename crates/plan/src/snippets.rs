@@ -20,7 +20,7 @@
 
 use crate::destroy::{DestroyInput, DestroyPlan};
 use crate::diff::Planner;
-use crate::observed::{ClusterVm, PveVersion, StorageOnNode, VmConfig};
+use crate::observed::{ClusterVm, NodeState, PveVersion, StorageOnNode, VmConfig};
 use crate::problem::{PlanNote, PlanProblem};
 use crate::types::{Action, Change, Step, Upload, VmPlan};
 use pvefleet_model::cloudinit::{UserData, UserDataMode, SNIPPET_PREFIX};
@@ -232,6 +232,20 @@ pub(crate) fn refresh_step(existing: &ClusterVm, version: PveVersion, vp: &mut V
     }
 }
 
+/// The host path of snippet `volid` on `node`: as `pvesm path` gave it, or
+/// in the folder where it gave another snippet of the same storage.
+fn known_path(node: &NodeState, volid: &str) -> Option<String> {
+    if let Some(p) = node.image_paths.get(volid).filter(|p| p.starts_with('/')) {
+        return Some(p.clone());
+    }
+    let (storage, name) = volid.split_once(":snippets/")?;
+    node.image_paths.iter().find_map(|(v, p)| {
+        let (s, other) = v.split_once(":snippets/")?;
+        let dir = p.strip_suffix(other)?;
+        (s == storage && p.starts_with('/') && dir.ends_with('/')).then(|| [dir, name].concat())
+    })
+}
+
 /// Adds to `destroy` the removal of the snippets of the file's destroyed
 /// VMs that no remaining managed VM references (their configurations are
 /// all read when the file has `user_data`, [`crate::reads::ReadPlan`]): one
@@ -262,22 +276,33 @@ pub fn remove_unused(plan: &mut DestroyPlan, input: DestroyInput<'_>) {
             continue;
         }
         last.insert(vp.node.clone(), i);
-        let Some(spec) = input.desired.vms.iter().find(|s| s.name == vp.name) else {
+        let Some(node) = observed.node(&vp.node) else {
             continue;
         };
-        let Some(u) = &spec.user_data else { continue };
-        let volid = snippet_volid(u);
-        if in_use.contains(&volid) || !is_fleet_snippet(&volid) {
-            continue;
+        // The file's snippet, and the ones the VM points at (older data).
+        let mut volids: Vec<String> = input
+            .desired
+            .vms
+            .iter()
+            .filter(|s| s.name == vp.name)
+            .filter_map(|s| s.user_data.as_ref().map(snippet_volid))
+            .collect();
+        if let Some(c) = vp.vmid.and_then(|id| node.configs.get(&id)) {
+            volids.extend(
+                c.effective("cicustom")
+                    .map(cicustom_volids)
+                    .unwrap_or_default(),
+            );
         }
-        if let Some(path) = observed
-            .node(&vp.node)
-            .and_then(|n| n.image_paths.get(&volid))
-            .filter(|p| p.starts_with('/'))
-        {
-            let item = (vp.node.clone(), path.clone());
-            if !remove.contains(&item) {
-                remove.push(item);
+        for volid in volids {
+            if in_use.contains(&volid) || !is_fleet_snippet(&volid) {
+                continue;
+            }
+            if let Some(path) = known_path(node, &volid) {
+                let item = (vp.node.clone(), path);
+                if !remove.contains(&item) {
+                    remove.push(item);
+                }
             }
         }
     }

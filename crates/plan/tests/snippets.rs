@@ -273,3 +273,30 @@ fn destroy_removes_a_snippet_only_when_no_other_vm_uses_it() {
     });
     assert_eq!(p.vms[0].steps.len(), 2, "{:#?}", p.vms[0].steps);
 }
+
+#[test]
+fn destroy_also_removes_the_older_snippet_the_vm_points_at() {
+    let old = "#cloud-config\npackages:\n- vim\n";
+    let d = host(&[&web(DATA)]);
+    let mut n = web_node(cfg_with(old));
+    n.image_paths
+        .insert(volid(TEXT), format!("{SNIPPET_DIR}{}", snippet_name(TEXT)));
+    let o = observed(vec![n]);
+    let p = destroy_plan(DestroyInput {
+        desired: &d,
+        observed: &o,
+        only: &[],
+        include_cache: false,
+    });
+    let last = p.vms[0].steps.last().map(argv).unwrap_or_default();
+    assert_eq!(
+        last,
+        words(&[
+            "rm",
+            "-f",
+            "--",
+            &format!("{SNIPPET_DIR}{}", snippet_name(TEXT)),
+            &format!("{SNIPPET_DIR}{}", snippet_name(old)),
+        ])
+    );
+}
