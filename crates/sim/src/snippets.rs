@@ -208,23 +208,30 @@ fn set_content(cx: &mut Ctx, sid: &str, list: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `pvesm status`: one line per storage, as the text table's columns.
-fn status(cx: &mut Ctx) -> Result<(), Failure> {
+/// `pvesm status [--content TYPE]`: the storages (those enabled for
+/// `TYPE`), as the text table's columns; pve-sim models no usage.
+fn status(cx: &mut Ctx, content: Option<&str>) -> Result<(), Failure> {
+    if let Some(c) = content.filter(|c| !CONTENT_TYPES.contains(c)) {
+        return Err(Failure::die(
+            [
+                "400 Parameter verification failed.\ncontent: invalid format - invalid content type '",
+                c,
+                "'\n",
+            ]
+            .concat(),
+        ));
+    }
     let st = cx.root.read()?;
     cx.out(
         "Name             Type     Status           Total            Used       Available        %",
     );
     for s in &st.storages {
+        if content.is_some_and(|c| !s.content.iter().any(|x| x == c)) {
+            continue;
+        }
         cx.out(&format!(
-            "{:<16} {:<8} {:<10} {:>16} {:>16} {:>16} {:>8}  content={}",
-            s.id,
-            s.kind,
-            "active",
-            0,
-            0,
-            0,
-            "0.00%",
-            s.content.join(",")
+            "{:<16} {:<8} {:<10} {:>16} {:>16} {:>16} {:>8}",
+            s.id, s.kind, "active", 0, 0, 0, "0.00%"
         ));
     }
     Ok(())
@@ -237,7 +244,8 @@ pub fn pvesm(cx: &mut Ctx, args: &[String]) -> Option<Result<(), Failure>> {
         [cmd, sid, opt, list] if cmd == "set" && opt == "--content" => {
             Some(set_content(cx, sid, list))
         }
-        [cmd] if cmd == "status" => Some(status(cx)),
+        [cmd] if cmd == "status" => Some(status(cx, None)),
+        [cmd, opt, c] if cmd == "status" && opt == "--content" => Some(status(cx, Some(c))),
         [cmd, volid] if cmd == "path" => {
             let st = match cx.root.read() {
                 Ok(st) => st,

@@ -29,6 +29,8 @@ fn content(root: &Root, id: &str) -> Vec<String> {
 fn local_has_no_snippets_until_pvesm_set_adds_them() {
     let (_d, root) = host(&[]);
     assert_eq!(content(&root, "local"), ["iso", "vztmpl", "backup"]);
+    let (_, out, _) = run(&root, "pvesm", "status --content snippets");
+    assert_eq!(out.lines().count(), 1, "only the header: {out}");
     let (code, _, err) = run(
         &root,
         "pvesm",
@@ -44,8 +46,13 @@ fn local_has_no_snippets_until_pvesm_set_adds_them() {
         out.contains("\"content\":\"iso,vztmpl,backup,snippets\""),
         "{out}"
     );
-    let (_, out, _) = run(&root, "pvesm", "status");
-    assert!(out.contains("content=iso,vztmpl,backup,snippets"), "{out}");
+    let (_, out, _) = run(&root, "pvesm", "status --content snippets");
+    let names: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["local"], "{out}");
 }
 
 #[test]
