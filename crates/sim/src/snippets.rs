@@ -12,9 +12,11 @@
 //!   storage type cannot hold are dropped with the warning `storage does
 //!   not support content type 'X'`; `none` cannot be combined.
 //! - `pvesm path` computes a file's path without checking that it exists.
-//! - `cicustom` names `STORAGE:snippets/FILE` volumes; pve-sim refuses one
-//!   whose storage lacks `snippets` or whose file is missing (the texts
-//!   are Proxmox's storage messages; CONTRACT does not give the API's).
+//! - `cicustom` names `STORAGE:snippets/FILE` volumes; `qm create`/`qm
+//!   set` check only their format, and generating the cloud-init drive
+//!   (`qm start`, `qm cloudinit update`, `qm set` adding the drive) reads
+//!   them (qemu-server `Cloudinit.pm` `read_cloudinit_snippets_file`):
+//!   `V is not in the snippets directory`, `can't find file 'V'`.
 
 use crate::schema::Failure;
 use crate::state::{Root, State, StorageDef, Volume};
@@ -68,15 +70,19 @@ fn snippet_exists(root: &Root, st: &State, node: &str, volid: &str) -> bool {
         || snippet_path(root, st, node, volid).is_some_and(|p| std::path::Path::new(&p).is_file())
 }
 
-/// `cicustom` on `qm create`/`qm set`: each volume a snippet of a storage
-/// with the `snippets` content type that exists.
-pub fn cicustom_check(
+/// Generating a VM's cloud-init drive (`qm start`, `qm cloudinit update`,
+/// `qm set` adding the drive) reads each `cicustom` volume of `config`, as
+/// qemu-server's `read_cloudinit_snippets_file` does: the storage must
+/// exist, the volume must be of the `snippets` type and its file must
+/// exist (pve-storage `abs_filesystem_path`). The storage's content types
+/// are not consulted; `qm create`/`qm set` check only the format.
+pub fn generation_check(
     root: &Root,
     st: &State,
     node: &str,
-    params: &BTreeMap<String, String>,
+    config: &BTreeMap<String, String>,
 ) -> Result<(), Failure> {
-    let Some(value) = params.get("cicustom") else {
+    let Some(value) = config.get("cicustom") else {
         return Ok(());
     };
     for item in value.split(',') {
@@ -86,30 +92,18 @@ pub fn cicustom_check(
         let (sid, volname) = volid
             .split_once(':')
             .ok_or_else(|| Failure::die(["unable to parse volume ID '", volid, "'"].concat()))?;
-        let Some(s) = st.storage(sid) else {
+        if st.storage(sid).is_none() {
             return Err(Failure::die(
                 ["storage '", sid, "' does not exist"].concat(),
             ));
-        };
+        }
         if !volname.starts_with("snippets/") {
             return Err(Failure::die(
                 [volid, " is not in the snippets directory"].concat(),
             ));
         }
-        if !s.content.iter().any(|c| c == "snippets") {
-            return Err(Failure::die(
-                [
-                    "storage '",
-                    sid,
-                    "' does not support content-type 'snippets'",
-                ]
-                .concat(),
-            ));
-        }
         if !snippet_exists(root, st, node, volid) {
-            return Err(Failure::die(
-                ["volume '", volid, "' does not exist"].concat(),
-            ));
+            return Err(Failure::die(["can't find file '", volid, "'"].concat()));
         }
     }
     Ok(())
@@ -188,24 +182,31 @@ fn set_content(cx: &mut Ctx, sid: &str, list: &str) -> Result<(), Failure> {
             "update storage failed: unable to combine 'none' with other content types",
         ));
     }
-    let warnings = cx.root.update(|st| {
-        let s = st
-            .storages
-            .iter_mut()
-            .find(|s| s.id == sid)
-            .ok_or_else(|| Failure::die(["storage '", sid, "' does not exist"].concat()))?;
-        let ok = supported(&s.kind);
-        let (keep, drop): (Vec<String>, Vec<String>) = wanted
-            .iter()
-            .cloned()
-            .partition(|t| t == "none" || ok.contains(&t.as_str()));
-        s.content = keep.into_iter().filter(|t| t != "none").collect();
-        Ok(drop)
-    })?;
-    for t in warnings {
-        cx.err(&["storage does not support content type '", &t, "'"].concat());
+    let kind = cx
+        .root
+        .read()?
+        .storage(sid)
+        .map(|s| s.kind.clone())
+        .ok_or_else(|| Failure::die(["storage '", sid, "' does not exist"].concat()))?;
+    let ok = supported(&kind);
+    let (keep, dropped): (Vec<String>, Vec<String>) = wanted
+        .into_iter()
+        .partition(|t| (t == "none" && ok.contains(&"iso")) || ok.contains(&t.as_str()));
+    for t in &dropped {
+        cx.err(&["storage does not support content type '", t, "'"].concat());
     }
-    Ok(())
+    // Only file storages may hold nothing (`none`).
+    if keep.is_empty() && !ok.contains(&"iso") {
+        return Err(Failure::die(
+            "update storage failed: storage does not support content type 'none'",
+        ));
+    }
+    cx.root.update(|st| {
+        if let Some(s) = st.storages.iter_mut().find(|s| s.id == sid) {
+            s.content = keep.into_iter().filter(|t| t != "none").collect();
+        }
+        Ok(())
+    })
 }
 
 /// `pvesm status [--content TYPE]`: the storages (those enabled for

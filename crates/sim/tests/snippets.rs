@@ -62,6 +62,14 @@ fn pvesm_set_checks_content_types_per_storage_type() {
     assert_eq!(code, 255);
     assert!(err.contains("invalid content type 'snipets'"), "{err}");
     assert_eq!(content(&root, "local"), ["iso", "vztmpl", "backup"]);
+    // Nothing left that an LVM-thin pool can hold: refused.
+    let (code, _, err) = run(&root, "pvesm", "set local-lvm --content snippets");
+    assert_eq!(code, 255);
+    assert!(
+        err.contains("does not support content type 'none'"),
+        "{err}"
+    );
+    assert_eq!(content(&root, "local-lvm"), ["images", "rootdir"]);
     // An LVM-thin pool holds no files: the type is dropped with a warning.
     let (code, _, err) = run(&root, "pvesm", "set local-lvm --content images,snippets");
     assert_eq!(code, 0, "{err}");
@@ -79,9 +87,10 @@ fn pvesm_set_checks_content_types_per_storage_type() {
 }
 
 #[test]
-fn cicustom_needs_an_existing_snippet_on_a_snippets_storage() {
+fn the_drive_is_generated_from_the_snippet_file_at_start() {
     let (_d, root) = host(&[]);
     let vol = "local:snippets/pvefleet-0123456789abcdef.yaml";
+    // `pvesm path` computes the path; the file need not exist.
     let (code, path, err) = run(&root, "pvesm", &format!("path {vol}"));
     assert_eq!(code, 0, "{err}");
     let path = path.trim().to_string();
@@ -89,33 +98,44 @@ fn cicustom_needs_an_existing_snippet_on_a_snippets_storage() {
         path.ends_with("/storage/local/snippets/pvefleet-0123456789abcdef.yaml"),
         "{path}"
     );
-    let create = format!("create 300 --cicustom vendor={vol}");
+    // `qm create` checks the format only; the start reads the file.
+    let create = format!("create 300 --ide2 local-lvm:cloudinit --cicustom vendor={vol}");
     let (code, _, err) = run(&root, "qm", &create);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&root, "qm", "start 300");
+    assert_eq!(code, 255);
+    assert!(err.contains(&format!("can't find file '{vol}'")), "{err}");
+    std::fs::create_dir_all(std::path::Path::new(&path).parent().expect("dir")).expect("mkdir");
+    std::fs::write(&path, "#cloud-config\n").expect("write");
+    let (code, out, err) = run(&root, "qm", "start 300");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("generating cloud-init ISO"), "{out}");
+    let (_, out, _) = run(&root, "qm", "config 300");
+    assert!(out.contains(&format!("cicustom: vendor={vol}")), "{out}");
+    // A volume outside snippets/ is refused when the drive is made.
+    let (code, _, err) = run(&root, "qm", "set 300 --cicustom user=local:iso/x.yaml");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&root, "qm", "cloudinit update 300");
     assert_eq!(code, 255);
     assert!(
-        err.contains("storage 'local' does not support content-type 'snippets'"),
+        err.contains("local:iso/x.yaml is not in the snippets directory"),
         "{err}"
     );
+    let (code, _, err) = run(
+        &root,
+        "qm",
+        "set 300 --cicustom user=nope:snippets/x.yaml --delete ide2",
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&root, "qm", "set 300 --ide2 local-lvm:cloudinit");
+    assert_eq!(code, 255);
+    assert!(err.contains("storage 'nope' does not exist"), "{err}");
+    // Listed once `snippets` is enabled.
     run(
         &root,
         "pvesm",
         "set local --content iso,vztmpl,backup,snippets",
     );
-    let (code, _, err) = run(&root, "qm", &create);
-    assert_eq!(code, 255);
-    assert!(
-        err.contains(&format!("volume '{vol}' does not exist")),
-        "{err}"
-    );
-    std::fs::create_dir_all(std::path::Path::new(&path).parent().expect("dir")).expect("mkdir");
-    std::fs::write(&path, "#cloud-config\n").expect("write");
-    let (code, _, err) = run(&root, "qm", &create);
-    assert_eq!(code, 0, "{err}");
-    let (_, out, _) = run(&root, "qm", "config 300");
-    assert!(out.contains(&format!("cicustom: vendor={vol}")), "{out}");
-    let (code, _, err) = run(&root, "qm", "set 300 --cicustom user=local:iso/x.yaml");
-    assert_eq!(code, 255);
-    assert!(err.contains("is not in the snippets directory"), "{err}");
     let (_, out, _) = run(
         &root,
         "pvesh",
@@ -139,7 +159,10 @@ fn cloudinit_update_regenerates_from_existing_snippets_from_pve_7_3() {
     std::fs::remove_file(&path).expect("rm");
     let (code, _, err) = run(&root, "qm", "cloudinit update 300");
     assert_eq!(code, 255);
-    assert!(err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("can't find file 'local:snippets/a.yaml'"),
+        "{err}"
+    );
     let (code, _, err) = run(&root, "qm", "cloudinit update 999");
     assert_eq!(code, 255, "{err}");
     let (_d, old) = host(&["--version", "7.2"]);

@@ -36,9 +36,16 @@ pub(super) fn start_vm(cx: &mut Ctx, vmid: u32) -> R {
         ));
     }
     bridge_check(&st, &cx.node, &vm)?;
+    let cloudinit = vm.config.values().any(|v| v.contains("cloudinit"));
+    if cloudinit {
+        // Pending values apply first, then the drive is generated.
+        let mut ci = vm.config.clone();
+        ci.extend(vm.pending.clone());
+        crate::snippets::generation_check(&cx.root, &st, &cx.node, &ci)?;
+    }
     drop(st);
     let _lock = vm_lock(cx, vmid, 10, "")?;
-    if vm.config.values().any(|v| v.contains("cloudinit")) {
+    if cloudinit {
         cx.out("generating cloud-init ISO");
     }
     cx.root.update(|st| {

@@ -280,7 +280,7 @@ fn dispatch(cx: &mut Ctx, inv: &Invocation) -> R {
             // Regenerating the drive reads the VM's snippets.
             let st = cx.root.read()?;
             let vm = local_vm(&st, &cx.node, vmid_of(p, "vmid"))?;
-            crate::snippets::cicustom_check(&cx.root, &st, &cx.node, &vm.config)
+            crate::snippets::generation_check(&cx.root, &st, &cx.node, &vm.config)
         }
         "config" => print_config(
             cx,

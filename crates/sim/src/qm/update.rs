@@ -269,7 +269,6 @@ pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
     let vmid = vmid_of(p, "vmid");
     let st = cx.root.read()?;
     host_param_checks(&st, "create", p)?;
-    crate::snippets::cicustom_check(&cx.root, &st, &cx.node, p)?;
     let ops = drive_ops(cx, &st, "create", p)?;
     let plain = plain_params(cx, p, false)?;
     drop(st);
@@ -441,7 +440,6 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     host_param_checks(&cx.root.read()?, "set", p)?;
     let st = cx.root.read()?;
     hookscript_check(&st, &cx.node, p)?;
-    crate::snippets::cicustom_check(&cx.root, &st, &cx.node, p)?;
     let vm = local_vm(&st, &cx.node, vmid)?;
     if p.get("skiplock").map(String::as_str) != Some("1") {
         check_lock(&vm)?;
@@ -484,6 +482,13 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         drive::vga_clipboard(vga)?;
     }
     if has_cloudinit {
+        // The new drive is generated with the call's cicustom.
+        let mut ci = config.clone();
+        if let Some(c) = p.get("cicustom") {
+            ci.insert("cicustom".into(), c.clone());
+        }
+        let st = cx.root.read()?;
+        crate::snippets::generation_check(&cx.root, &st, &cx.node, &ci)?;
         cx.out("generating cloud-init ISO");
     }
     const COLD: &[&str] = &[
