@@ -147,6 +147,17 @@ fn user_data_lifecycle_create_converge_change_remove_destroy() {
     let out = pvefleet(&bed, &["plan", &cfg, "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
+    // A snippet removed by hand is written again, nothing else is sent.
+    std::fs::remove_file(snippets_dir(&bed).join(&a)).expect("rm");
+    bed.clear_journal();
+    let out = pvefleet(&bed, &["apply", &cfg, "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(snippets_dir(&bed).join(&a)).expect("written again"),
+        FILE_A
+    );
+    assert_eq!(changing(&bed), Vec::<Vec<String>>::new());
+
     // Change: a new snippet, cicustom follows, the plan says next boot.
     let cfg = config(&bed, DATA_B);
     let out = pvefleet(&bed, &["plan", &cfg, "--output", "json"]);

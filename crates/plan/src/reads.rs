@@ -175,7 +175,16 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
                     ImageRef::Path(_) => None,
                 })
                 .collect();
+            // Snippet storages are listed too: a snippet removed by hand
+            // is written again.
+            let snippets = crate::snippets::snippet_volids(desired, conn.name.as_deref());
+            let more: BTreeSet<String> = snippets
+                .iter()
+                .filter_map(|v| v.split_once(':').map(|(s, _)| s.to_string()))
+                .filter(|s| !storages.contains(s.as_str()))
+                .collect();
             reads.extend(storages.into_iter().map(|s| Read::StorageContent(s.into())));
+            reads.extend(more.into_iter().map(Read::StorageContent));
             // `import-from` takes a host path for iso volumes, and for import
             // volumes before PVE 8.3; `qm importdisk` (before PVE 7.2) takes
             // one for every volume. The version is not known yet: resolve
@@ -187,11 +196,7 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
                     .map(|i| Read::ImagePath(i.display())),
             );
             // Where each cloud-init snippet is written.
-            reads.extend(
-                crate::snippets::snippet_volids(desired, conn.name.as_deref())
-                    .into_iter()
-                    .map(Read::ImagePath),
-            );
+            reads.extend(snippets.into_iter().map(Read::ImagePath));
             NodeReads {
                 node: conn.name.clone(),
                 reads,

@@ -174,6 +174,22 @@ impl Planner<'_> {
         Ok(())
     }
 
+    /// True when the snippet's storage was listed on `node` with the
+    /// `snippets` content type and without the snippet.
+    fn snippet_missing(&self, u: &UserData, node: &str) -> bool {
+        let observed = self.input.observed;
+        let enabled = match observed.storage_on(node, &u.storage) {
+            StorageOnNode::Present(f) => f.holds("snippets"),
+            _ => false,
+        };
+        let volid = snippet_volid(u);
+        enabled
+            && self
+                .node_state(node)
+                .and_then(|n| n.storages.get(&u.storage))
+                .is_some_and(|list| !list.iter().any(|v| v.volid == volid))
+    }
+
     /// The `cicustom` part of an update: the new snippet when the value
     /// changed (the `qm set` already carries it), or `--delete cicustom`
     /// when the file no longer has `user_data` and the VM still points at
@@ -191,6 +207,15 @@ impl Planner<'_> {
                 self.snippet_upload(spec, node, vp)?;
                 vp.notes.push(PlanNote::UserDataNextBoot {
                     vendor: u.mode == UserDataMode::Vendor,
+                });
+            } else if self.snippet_missing(u, node) {
+                // The VM points at it, but the storage no longer lists it:
+                // the next start would fail (`can't find file`).
+                self.snippet_upload(spec, node, vp)?;
+                vp.changes.push(Change {
+                    key: "snippet".into(),
+                    from: Some("(missing)".into()),
+                    to: Some(snippet_volid(u)),
                 });
             }
             return Ok(());

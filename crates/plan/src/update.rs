@@ -77,7 +77,8 @@ impl Planner<'_> {
             vp.block(problem);
             return;
         }
-        vp.action = if vp.steps.is_empty() {
+        // A snippet written again is a change without a step.
+        vp.action = if vp.steps.is_empty() && vp.uploads.is_empty() {
             Action::None
         } else {
             Action::Update

@@ -19,14 +19,18 @@ fn volid(text: &str) -> String {
     format!("local:snippets/{}", snippet_name(text))
 }
 
-/// A node where `local` has `snippets` and the snippet's path is known.
+/// A node where `local` has `snippets`, lists the snippets of `texts` and
+/// knows their paths.
 fn with_snippets(mut o: pvefleet_plan::Observed, texts: &[&str]) -> pvefleet_plan::Observed {
     storage_fact(&mut o, "pve1", "local", "dir", "iso,vztmpl,backup,snippets");
     storage_fact(&mut o, "pve1", "local-lvm", "lvmthin", "rootdir,images");
     if let Some(n) = o.node_mut("pve1") {
         for t in texts {
-            n.image_paths
-                .insert(volid(t), format!("{SNIPPET_DIR}{}", snippet_name(t)));
+            add_volume(
+                n,
+                &volid(t),
+                Some(&format!("{SNIPPET_DIR}{}", snippet_name(t))),
+            );
         }
     }
     o
@@ -161,6 +165,22 @@ fn an_existing_vm_with_the_same_snippet_changes_nothing() {
 }
 
 #[test]
+fn a_snippet_the_storage_no_longer_lists_is_written_again() {
+    let d = host(&[&web(DATA)]);
+    let mut o = with_snippets(observed(vec![web_node(cfg_with(TEXT))]), &[TEXT]);
+    o.nodes[0].storages.insert("local".into(), Vec::new());
+    let (p, v) = vm_of(&d, &o);
+    assert_eq!(v.action, Action::Update, "{v:#?}");
+    assert!(v.steps.is_empty());
+    assert_eq!(p.uploads[v.uploads[0]].content, TEXT);
+    assert_eq!(v.changes[0].key, "snippet");
+    // Listed: nothing to do.
+    add_volume(&mut o.nodes[0], &volid(TEXT), None);
+    let (_, v) = vm_of(&d, &o);
+    assert_eq!(v.action, Action::None, "{v:#?}");
+}
+
+#[test]
 fn changed_data_uploads_a_new_snippet_and_waits_for_the_next_boot() {
     let old = "#cloud-config\npackages:\n- vim\n";
     let d = host(&[&web(DATA)]);
@@ -230,6 +250,17 @@ fn the_reads_ask_for_the_snippet_path_and_every_managed_config() {
     let d = host(&[&web(DATA)]);
     let r = read_plan(&d);
     assert!(r.nodes[0].reads.contains(&Read::ImagePath(volid(TEXT))));
+    // `local` holds the image too: listed once.
+    let listed = r.nodes[0]
+        .reads
+        .iter()
+        .filter(|x| **x == Read::StorageContent("local".into()))
+        .count();
+    assert_eq!(listed, 1);
+    let nas = host(&[&web("user_data: {a: 1}, snippets_storage: nas")]);
+    assert!(read_plan(&nas).nodes[0]
+        .reads
+        .contains(&Read::StorageContent("nas".into())));
     assert!(r.every_managed);
     assert!(!read_plan(&host(&[&web("")])).every_managed);
     let u = d.vms[0].user_data.as_ref().expect("user data");
