@@ -475,4 +475,36 @@ mod tests {
             "pvesh get /nodes/pve/qemu --full 1 --output-format json"
         );
     }
+
+    #[test]
+    fn snippet_commands() {
+        let i = Command::InstallFile {
+            src: "/tmp/pvefleet-x/a b.yaml".into(),
+            dest: "/var/lib/vz/snippets/a.yaml".into(),
+        };
+        assert_eq!(
+            i.argv(),
+            [
+                "install",
+                "-D",
+                "-m",
+                "0600",
+                "--",
+                "/tmp/pvefleet-x/a b.yaml",
+                "/var/lib/vz/snippets/a.yaml"
+            ]
+        );
+        assert_eq!(
+            i.to_string(),
+            "install -D -m 0600 -- '/tmp/pvefleet-x/a b.yaml' /var/lib/vz/snippets/a.yaml"
+        );
+        assert!(i.changes_state() && !i.allocates());
+        let r = Command::RemoveFiles {
+            paths: vec!["/a".into(), "/b".into()],
+        };
+        assert_eq!(r.argv(), ["rm", "-f", "--", "/a", "/b"]);
+        let u = Command::Qm(Qm::CloudinitUpdate { vmid: id(201) });
+        assert_eq!(u.argv(), ["qm", "cloudinit", "update", "201"]);
+        assert_eq!(u.retarget(id(201), id(205)).argv()[3], "205");
+    }
 }
