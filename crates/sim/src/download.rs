@@ -185,7 +185,7 @@ fn volname(st: &State, content: &str, filename: &str) -> Result<(String, String)
             let safe = filename
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-.+=_".contains(c));
-            let ext = filename.rsplit_once('.').map(|(b, e)| (b, e));
+            let ext = filename.rsplit_once('.');
             match ext {
                 Some((b, e)) if safe && !b.is_empty() && exts.contains(&e) => {
                     Ok((["import/", filename].concat(), e.to_string()))
