@@ -233,6 +233,95 @@ impl Cx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ConfigError;
+    use crate::spec::{DiskSource, WaitFor};
+
+    const SHA: &str = "3c1d4a8e6a0d4b5d2f0e8a7c9b1e2d3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d";
+
+    fn parse(text: &str) -> Result<crate::spec::Desired, Vec<ConfigError>> {
+        super::super::parse("t.yml", text, &|_| Err("no files".into())).map_err(|r| r.errors)
+    }
+
+    fn vm(image: &str, rest: &str) -> String {
+        format!("proxmox: {{host: pve}}\nvms:\n  - name: a\n    image:\n{image}{rest}")
+    }
+
+    /// The one error: kind, message, line:col.
+    fn only(text: &str) -> (ErrorKind, String, (u32, u32)) {
+        let errors = parse(text).err().unwrap_or_default();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        let e = &errors[0];
+        let span = e.span.map(|s| (s.line, s.col)).unwrap_or_default();
+        (e.kind, e.message.clone(), span)
+    }
+
+    #[test]
+    fn an_image_by_url_names_its_volume_and_where_it_comes_from() {
+        let text = vm(
+            &format!("      url: https://h.example/d/noble.img?x=1\n      checksum: sha256:{}\n      storage: local\n", SHA.to_uppercase()),
+            "    wait: cloud-init\n",
+        );
+        let d = parse(&text).unwrap_or_else(|e| panic!("{e:#?}"));
+        let v = &d.vms[0];
+        let url = v.image_url.as_ref().expect("url");
+        assert_eq!(url.filename, "noble.img");
+        assert_eq!(url.sha256, SHA);
+        assert_eq!(
+            v.source,
+            DiskSource::Image(ImageRef::Volume {
+                storage: "local".into(),
+                volname: "iso/noble.img".into()
+            })
+        );
+        assert_eq!(v.wait, WaitFor::CloudInit);
+        let qcow = vm(
+            &format!("      url: https://h.example/debian.qcow2\n      checksum: sha256:{SHA}\n      storage: local\n"),
+            "",
+        );
+        let d = parse(&qcow).unwrap_or_else(|e| panic!("{e:#?}"));
+        assert!(
+            matches!(&d.vms[0].source, DiskSource::Image(ImageRef::Volume { volname, .. }) if volname == "import/debian.qcow2")
+        );
+        assert_eq!(d.vms[0].wait, WaitFor::Ip);
+    }
+
+    #[test]
+    fn the_errors_of_an_image_by_url() {
+        let (kind, msg, at) = only(&vm(
+            "      url: https://h.example/n.img\n      checksum: sha256:abc\n      storage: local\n",
+            "",
+        ));
+        assert_eq!((kind, at), (ErrorKind::Format, (6, 17)), "{msg}");
+        let (kind, msg, at) = only(&vm(
+            &format!("      url: https://h.example/n.img\n      checksum: sha256:{SHA}\n"),
+            "",
+        ));
+        assert_eq!((kind, at), (ErrorKind::Missing, (5, 7)), "{msg}");
+        assert!(msg.contains("'storage'"), "{msg}");
+        let (kind, msg, at) = only(&vm(
+            &format!("      url: ftp://h.example/n.img\n      checksum: sha256:{SHA}\n      storage: local\n"),
+            "",
+        ));
+        assert_eq!((kind, at), (ErrorKind::Format, (5, 12)), "{msg}");
+        let (kind, msg, _) = only(&vm(
+            &format!("      url: https://h.example/SHA256SUMS\n      checksum: sha256:{SHA}\n      storage: local\n"),
+            "",
+        ));
+        assert_eq!(kind, ErrorKind::Format);
+        assert!(msg.contains("last segment"), "{msg}");
+        let (kind, _, at) = only(&vm(
+            &format!("      url: https://h.example/n.img\n      checksum: sha256:{SHA}\n      storage: local\n      filename: a b.img\n"),
+            "",
+        ));
+        assert_eq!((kind, at), (ErrorKind::Format, (8, 17)));
+        let (kind, msg, at) = only(&vm(
+            &format!("      url: https://h.example/n.img\n      checksum: sha256:{SHA}\n      storage: local\n      size: 1\n"),
+            "",
+        ));
+        assert_eq!((kind, at), (ErrorKind::UnknownKey, (8, 7)), "{msg}");
+        let (kind, msg, at) = only(&vm("      local:iso/x.img\n", "    wait: later\n"));
+        assert_eq!((kind, at), (ErrorKind::UnknownValue, (6, 11)), "{msg}");
+    }
 
     #[test]
     fn file_names_and_urls() {
