@@ -34,12 +34,15 @@ impl Lane {
             .run(Command::DownloadUrl(d.command.clone()).argv())
             .await
             .map_err(|e| format!("the download of {url} could not be sent: {e}"))?;
-        let task_error = out
+        // The task's error (one line), or a refusal before the task: its
+        // lines without the usage line pvesh appends to parameter errors.
+        let said: Vec<&str> = out
             .stderr
             .lines()
             .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .map(str::to_string);
+            .filter(|l| !l.is_empty() && !l.starts_with("pvesh "))
+            .collect();
+        let task_error = (!said.is_empty()).then(|| said.join(" "));
         let listing = transport
             .run(Command::Pvesh(Pvesh::storage_content(&d.node, &d.command.storage)).argv())
             .await
