@@ -271,9 +271,12 @@ pub fn download_url(
     };
     let dest = cx.root.volume_path(&st, &vol).display().to_string();
     let pid = std::process::id();
+    // pstart: the worker's start in clock ticks; unique per task here.
+    static TASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = TASKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pstart = (now_ms() / 10).wrapping_add(n) & 0xffff_ffff;
     let upid = format!(
-        "UPID:{node}:{pid:08X}:{:08X}:{:08X}:download:{filename}:root@pam:",
-        pid ^ 0x5a5a,
+        "UPID:{node}:{pid:08X}:{pstart:08X}:{:08X}:download:{filename}:root@pam:",
         now_ms() / 1000
     );
     let existing = st.find_volume(node, &vol.volid()).is_some();
