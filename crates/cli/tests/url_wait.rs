@@ -187,6 +187,16 @@ fn an_image_by_url_is_downloaded_once_for_three_vms_and_then_reused() {
     assert!(downloads(&bed).is_empty());
     assert_eq!(changing(&bed), Vec::<String>::new());
 
+    // The image matters only when a VM is made: another URL and checksum
+    // change nothing on the existing VMs.
+    let moved = std::fs::read_to_string(&cfg)
+        .expect("cfg")
+        .replace(URL, "https://mirror.example.test/noble.img")
+        .replace(&good, &sha('c'));
+    let other = write(&bed, "moved.yml", &moved);
+    let plan = pvefleet(&bed, &["plan", &other, "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+
     // A fourth VM uses the file already there: no download.
     let more = std::fs::read_to_string(&cfg).expect("cfg")
         + "  - {vmid: 204, name: web-04, ip: 10.0.0.54/24, gateway: 10.0.0.1}\n";
