@@ -337,3 +337,42 @@ fn wait_cloud_init_without_a_guest_agent_fails_early_with_a_hint() {
         start.elapsed()
     );
 }
+
+#[test]
+fn a_shared_storage_downloads_once_for_the_vms_of_every_node() {
+    let bed = TestBed::start(
+        &exe(),
+        &["pve1", "pve2"],
+        &[
+            "--storage",
+            "nfs:nfs:shared:iso+images",
+            "--agent-ping-ms",
+            "50",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("test bed: {e}"));
+    serve(&bed, &sha('a'));
+    let cfg = write(
+        &bed,
+        "cluster.yml",
+        &format!(
+            "nodes:\n  pve1: {{host: pve1}}\n  pve2: {{host: pve2}}\ndefaults:\n  image: {{url: '{URL}', checksum: 'sha256:{}', storage: nfs}}\n  storage: local-lvm\nvms:\n  - {{vmid: 401, name: a, node: pve1}}\n  - {{vmid: 402, name: b, node: pve2}}\n  - {{vmid: 403, name: c, node: pve2}}\n",
+            sha('a')
+        ),
+    );
+    let out = pvefleet(&bed, &["apply", &cfg, "--yes", "--no-wait"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Vec<Value> = bed
+        .journal_rows()
+        .into_iter()
+        .filter(|r| {
+            argv_of(r)
+                .get(2)
+                .is_some_and(|p| p.ends_with("/download-url"))
+        })
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    for vmid in [401, 402, 403] {
+        assert!(vm_config(&bed, vmid)["scsi0"].is_string(), "{vmid}");
+    }
+}
