@@ -228,6 +228,11 @@ pub fn download_url(
 ) -> Result<(), Failure> {
     let o = options(args)?;
     let st = cx.root.read()?;
+    if st.node(node).is_none() {
+        return Err(Failure::die(format!(
+            "hostname lookup '{node}' failed - failed to get address info for: {node}: Name or service not known"
+        )));
+    }
     verify(&st, &o)?;
     let def = st
         .storage(storage)
