@@ -17,20 +17,19 @@ use crate::spec::{ImageRef, ImageUrl};
 /// The keys of an `image:` mapping.
 pub const IMAGE_URL_KEYS: &[&str] = &["url", "checksum", "storage", "filename"];
 
-/// The file name extensions Proxmox downloads a disk image as.
-const EXTENSIONS: &[&str] = &[".img", ".iso", ".qcow2", ".raw", ".vmdk"];
-
-/// True for a name Proxmox keeps as written, with a disk image extension.
+/// True for a name Proxmox keeps as written, with an extension it
+/// downloads a disk image as: `.img`/`.iso` in any case (content `iso`),
+/// `.qcow2`/`.raw`/`.vmdk` in lower case (content `import`).
 fn usable_filename(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
+    let ext = |n: &str, e: &str| n.ends_with(e) && n.len() > e.len();
     !name.starts_with('.')
         && name.len() <= 255
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        && EXTENSIONS
-            .iter()
-            .any(|e| lower.ends_with(e) && lower.len() > e.len())
+        && ([".img", ".iso"].iter().any(|e| ext(&lower, e))
+            || [".qcow2", ".raw", ".vmdk"].iter().any(|e| ext(name, e)))
 }
 
 /// The URL's last path segment (without query or fragment).
@@ -331,6 +330,8 @@ mod tests {
         assert!(!usable_filename("a b.img"));
         assert!(!usable_filename("SHA256SUMS"));
         assert!(!usable_filename(".img"));
+        assert!(usable_filename("NOBLE.IMG"));
+        assert!(!usable_filename("debian.QCOW2"));
         assert!(usable_url("https://example.com/x.img"));
         assert!(!usable_url("ftp://example.com/x.img"));
         assert!(!usable_url("https:///x.img"));
