@@ -97,7 +97,7 @@ impl Planner<'_> {
             .get(&url.storage)
             .is_some_and(|vols| vols.iter().any(|v| v.volid == volid));
         if !listed {
-            vp.download = Some(self.download(command));
+            vp.download = Some(self.download(command).map_err(problem)?);
         }
         let mut spec = spec.clone();
         spec.source = DiskSource::Image(ImageRef::Volume {
@@ -108,8 +108,9 @@ impl Planner<'_> {
     }
 
     /// The index of the download of `command`, planned once per node and
-    /// storage (per storage when the cluster shares it).
-    fn download(&mut self, command: DownloadUrl) -> usize {
+    /// storage (per storage when the cluster shares it). Two URLs or
+    /// checksums for one file cannot both be right.
+    fn download(&mut self, command: DownloadUrl) -> Result<usize, String> {
         let shared = self
             .input
             .observed
@@ -120,8 +121,17 @@ impl Planner<'_> {
             command.storage.clone(),
             command.filename.clone(),
         );
-        if let Some(i) = self.downloads.get(&key) {
-            return *i;
+        if let Some(&i) = self.downloads.get(&key) {
+            let planned = &self.plan.downloads[i].command;
+            if planned.url != command.url || planned.sha256 != command.sha256 {
+                return Err(format!(
+                    "another VM downloads {} to the same file {} (with {}); give one of them another 'filename'",
+                    planned.url,
+                    command.volid(),
+                    if planned.url != command.url { "another URL" } else { "another checksum" }
+                ));
+            }
+            return Ok(i);
         }
         self.plan.downloads.push(Download {
             node: command.node.clone(),
@@ -131,7 +141,7 @@ impl Planner<'_> {
         });
         let i = self.plan.downloads.len() - 1;
         self.downloads.insert(key, i);
-        i
+        Ok(i)
     }
 
     /// The content type of `volid` on `node` when a download of this plan

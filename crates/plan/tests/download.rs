@@ -164,3 +164,25 @@ fn node_auto_does_not_need_the_file_on_the_node() {
     assert_eq!(p.vms[0].action, Action::Create, "{:?}", p.vms[0].problem);
     assert_eq!(p.downloads.len(), 1);
 }
+
+#[test]
+fn two_urls_for_one_file_are_a_problem_for_the_second_vm() {
+    let other = format!(
+        "{{name: b, image: {{url: 'https://mirror.example/noble.img', checksum: 'sha256:{SHA}', storage: local}}}}"
+    );
+    let d = host(&[&by_url("a", "noble.img", ""), &other]);
+    let mut n = node("pve1", "8.4.1");
+    n.image_paths.insert(
+        "local:iso/noble.img".into(),
+        "/var/lib/vz/template/iso/noble.img".into(),
+    );
+    let p = plan_of(&d, &observed(vec![n]));
+    assert_eq!(p.downloads.len(), 1);
+    assert_eq!(p.vms[0].action, Action::Create);
+    let msg = p.vms[1]
+        .problem
+        .as_ref()
+        .map(|x| x.to_string())
+        .unwrap_or_default();
+    assert!(msg.contains("same file local:iso/noble.img"), "{msg}");
+}

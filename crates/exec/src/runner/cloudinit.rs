@@ -133,7 +133,21 @@ impl Lane {
             .map(String::from)
             .to_vec();
         let start = Command::Qm(Qm::GuestExec { vmid, command }).argv();
-        let out = self.transport.run(start).await.map_err(|e| e.to_string())?;
+        // The agent just answered; a moment's silence (3 s guest-ping
+        // timeout) is tried again, anything else is final.
+        let mut tries = 0;
+        let out = loop {
+            let out = self
+                .transport
+                .run(start.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            tries += 1;
+            if out.success() || tries >= 3 || !out.stderr.contains("guest agent is not running") {
+                break out;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
         if !out.success() {
             return Err(format!(
                 "cloud-init status could not be started through the guest agent: {}",
