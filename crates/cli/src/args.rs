@@ -270,6 +270,10 @@ pub struct RunArgs {
     /// Seconds to wait for the guest agent.
     #[arg(long, default_value_t = 300)]
     pub wait_timeout: u64,
+    /// Seconds after a VM starts before a silent guest agent is reported
+    /// as missing from the image (a `wait: cloud-init` VM then fails).
+    #[arg(long, default_value_t = 60)]
+    pub agent_grace: u64,
     /// Keep a VM whose creation failed half-way (default: destroy it).
     #[arg(long)]
     pub keep_failed: bool,

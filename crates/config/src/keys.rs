@@ -41,6 +41,7 @@ pub const VM: &[&str] = &[
     "onboot",
     "state",
     "clone",
+    "wait",
 ];
 
 /// Keys that only make sense per VM, not in `defaults:`.

@@ -107,6 +107,11 @@ pub enum Qm {
     Config { vmid: VmId },
     /// `qm guest cmd <vmid> <command>`.
     GuestCmd { vmid: VmId, command: String },
+    /// `qm guest exec <vmid> --synchronous 0 -- <command...>`: starts a
+    /// command in the guest and prints its pid.
+    GuestExec { vmid: VmId, command: Vec<String> },
+    /// `qm guest exec-status <vmid> <pid>`.
+    GuestExecStatus { vmid: VmId, pid: u64 },
 }
 
 /// A `pvesh get <path> --output-format json` invocation.
@@ -200,6 +205,8 @@ pub enum Command {
     /// create holds it, the leftover of an interrupted one does not
     /// (CONTRACT §19).
     LockProbe { vmid: VmId },
+    /// `pvesh create .../download-url`: downloads an image to a storage.
+    DownloadUrl(crate::DownloadUrl),
 }
 
 /// Where pmxcfs keeps its cluster-wide locks (CONTRACT §19).
@@ -245,6 +252,7 @@ impl Command {
                 a = words(&["flock", "-n", &file, "true"]);
             }
             Command::Qm(qm) => a = qm.argv(),
+            Command::DownloadUrl(d) => a = d.argv(),
         }
         a
     }
@@ -255,7 +263,14 @@ impl Command {
             Command::Pvesh(_) | Command::PvesmPath { .. } => false,
             Command::CfsLock { .. } | Command::CfsUnlock { .. } => true,
             Command::LockProbe { .. } => false,
-            Command::Qm(qm) => !matches!(qm, Qm::Config { .. } | Qm::GuestCmd { .. }),
+            Command::DownloadUrl(_) => true,
+            Command::Qm(qm) => !matches!(
+                qm,
+                Qm::Config { .. }
+                    | Qm::GuestCmd { .. }
+                    | Qm::GuestExec { .. }
+                    | Qm::GuestExecStatus { .. }
+            ),
         }
     }
 }
@@ -278,7 +293,9 @@ impl Command {
             | Qm::Destroy { vmid, .. }
             | Qm::Template { vmid }
             | Qm::Config { vmid }
-            | Qm::GuestCmd { vmid, .. } => vmid,
+            | Qm::GuestCmd { vmid, .. }
+            | Qm::GuestExec { vmid, .. }
+            | Qm::GuestExecStatus { vmid, .. } => vmid,
         })
     }
 

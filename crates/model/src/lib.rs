@@ -28,6 +28,7 @@ mod macros;
 
 pub mod boot;
 pub mod command;
+pub mod download;
 pub mod drive;
 pub mod guest;
 pub mod ipconfig;
@@ -47,6 +48,7 @@ pub mod volid;
 
 pub use boot::Boot;
 pub use command::{Command, Pvesh, Qm, QmOptions};
+pub use download::{DownloadContent, DownloadUrl};
 pub use drive::{Drive, DriveFile, ImportSource};
 pub use guest::{GuestKind, GuestKindError};
 pub use ipconfig::{IpConfig, Ipv4Config, Ipv6Config};

@@ -147,6 +147,17 @@ impl Qm {
                 push_vmid(&mut a, *vmid);
                 a.push(command.clone());
             }
+            Qm::GuestExec { vmid, command } => {
+                a = words(&["qm", "guest", "exec"]);
+                push_vmid(&mut a, *vmid);
+                a.extend(words(&["--synchronous", "0", "--"]));
+                a.extend(command.iter().cloned());
+            }
+            Qm::GuestExecStatus { vmid, pid } => {
+                a = words(&["qm", "guest", "exec-status"]);
+                push_vmid(&mut a, *vmid);
+                a.push(pid.to_string());
+            }
         }
         a
     }

@@ -108,6 +108,36 @@ impl ImageRef {
     }
 }
 
+/// An image fetched by URL (`image: {url, checksum, storage, filename}`):
+/// downloaded once per node (once for a shared storage) by Proxmox, then
+/// used like any image. The VM's [`DiskSource::Image`] names the volume in
+/// its `iso` form (`STORAGE:iso/FILENAME`); the planner picks the content
+/// type the node takes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageUrl {
+    /// The `http(s)://` URL.
+    pub url: String,
+    /// The expected SHA-256, lower-case hex (Proxmox verifies it).
+    pub sha256: String,
+    /// The storage it is downloaded to (a file storage).
+    pub storage: String,
+    /// The file name on the storage (default: the URL's last segment).
+    pub filename: String,
+}
+
+/// What `apply` waits for once a VM runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WaitFor {
+    /// The guest agent reports the VM's address (the default).
+    #[default]
+    Ip,
+    /// The address, then cloud-init's verdict (`cloud-init status --wait`
+    /// through the guest agent).
+    CloudInit,
+    /// Nothing.
+    None,
+}
+
 /// Where the system disk comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DiskSource {
@@ -224,4 +254,8 @@ pub struct VmSpec {
     pub onboot: bool,
     /// Whether the VM should run.
     pub state: PowerState,
+    /// The URL its image is downloaded from, when `image:` gives one.
+    pub image_url: Option<ImageUrl>,
+    /// What `apply` waits for once it runs.
+    pub wait: WaitFor,
 }

@@ -78,6 +78,7 @@ impl Planner<'_> {
                 node: vp.node.clone(),
             })?;
         let version = self.create_version(node)?;
+        let spec = &*self.url_image(spec, node, version, vp)?;
         self.check_bridge(spec, &vp.node)?;
         self.check_storage(spec, &vp.node)?;
         let admin = match &spec.source {
@@ -331,16 +332,23 @@ impl Planner<'_> {
                 storage: storage.clone(),
                 node: node.name.clone(),
             })?;
-        let Some(listed) = listed.iter().find(|v| v.volid == volid) else {
-            return Err(PlanProblem::ImageNotFound {
-                image: volid,
-                node: node.name.clone(),
-                storage: storage.clone(),
-            });
-        };
         // The listed content type decides: real `images` volids have no
         // `images/` folder (`local:100/base.qcow2`, `local-lvm:base-9000-disk-0`).
-        let content = listed_content(listed, volname);
+        // A volume this plan downloads has the content type it is
+        // downloaded as.
+        let content = match listed.iter().find(|v| v.volid == volid) {
+            Some(listed) => listed_content(listed, volname),
+            None => match self.downloading(&node.name, &volid) {
+                Some(c) => c.as_str(),
+                None => {
+                    return Err(PlanProblem::ImageNotFound {
+                        image: volid,
+                        node: node.name.clone(),
+                        storage: storage.clone(),
+                    })
+                }
+            },
+        };
         if version.has_import_from()
             && (content == "images" || (content == "import" && version.has_import_content()))
         {

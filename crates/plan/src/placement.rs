@@ -107,6 +107,8 @@ impl Planner<'_> {
             _ => {}
         }
         match &spec.source {
+            // An image by URL is downloaded wherever the VM goes.
+            DiskSource::Image(ImageRef::Volume { .. }) if spec.image_url.is_some() => {}
             DiskSource::Image(ImageRef::Volume { storage, .. }) => {
                 let volid = image_volid(spec);
                 let listed = state

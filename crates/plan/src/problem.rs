@@ -8,6 +8,16 @@ use pvefleet_model::{VmId, OWNER_TAG};
 /// no steps.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanProblem {
+    /// The node cannot download the image the file gives by URL.
+    #[error("image {url} cannot be downloaded on node {node}: {reason}")]
+    DownloadImpossible {
+        /// The URL.
+        url: String,
+        /// The node.
+        node: String,
+        /// Why, with the fix.
+        reason: String,
+    },
     /// A guest pvefleet does not manage holds the VM id.
     #[error("a {kind} with id {vmid} exists on node {node} and is not managed by pvefleet (no '{tag}' tag); it is left untouched{}", foreign_fix(kind), tag = OWNER_TAG)]
     ForeignVm {
@@ -376,6 +386,7 @@ impl PlanProblem {
             PlanProblem::StorageWithoutImages { .. } => "storage_without_images",
             PlanProblem::DiskTooSmall { .. } => "disk_too_small",
             PlanProblem::ImageWrongContent { .. } => "image_wrong_content",
+            PlanProblem::DownloadImpossible { .. } => "download_impossible",
         }
     }
 }

@@ -124,10 +124,24 @@ fn vm_key(key: &str) -> Option<Value> {
             "type": "string",
             "description": "cloud-init password (discouraged; never printed)",
         }),
-        "image" | "template" => pattern(
-            "cloud image: a volume id (local:iso/x.img, local:import/x.qcow2) or an absolute path on the host; `template` is another name for `image`",
-            "^(/[^,]*|[a-z][a-z0-9._-]*[a-z0-9]:[^,/][^,]*)$",
-        ),
+        "image" | "template" => json!({
+            "description": "cloud image: a volume id (local:iso/x.img, local:import/x.qcow2), an absolute path on the host, or {url, checksum, storage, filename} to have Proxmox download it; `template` is another name for `image`",
+            "anyOf": [
+                {"type": "string", "pattern": "^(/[^,]*|[a-z][a-z0-9._-]*[a-z0-9]:[^,/][^,]*)$"},
+                {
+                    "type": "object",
+                    "description": "an image Proxmox downloads once per node (once for a shared storage) and checks against its SHA-256",
+                    "additionalProperties": false,
+                    "required": ["url", "checksum", "storage"],
+                    "properties": {
+                        "url": {"type": "string", "pattern": "^https?://[^/?#\\s]+", "description": "http:// or https:// address of the image"},
+                        "checksum": {"type": "string", "pattern": "^sha256:[0-9a-fA-F]{64}$", "description": "sha256:<64 hex digits>"},
+                        "storage": {"type": "string", "pattern": STORAGE_ID, "description": "file storage it is downloaded to (content iso, or import for .qcow2/.raw/.vmdk on PVE 8.4+)"},
+                        "filename": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.-]*\\.([Ii][Mm][Gg]|[Ii][Ss][Oo]|qcow2|raw|vmdk)$", "maxLength": 255, "description": "file name on the storage; default the URL's last segment"},
+                    },
+                },
+            ],
+        }),
         "clone" => json!({
             "description": "id or name of a Proxmox template VM to clone instead of importing an image",
             "anyOf": [
@@ -167,6 +181,10 @@ fn vm_key(key: &str) -> Option<Value> {
         "state" => json!({
             "description": "power state; default running",
             "enum": ["running", "stopped"],
+        }),
+        "wait" => json!({
+            "description": "what apply waits for once the VM runs: ip (the guest agent reports the address; default), cloud-init (and cloud-init finished), none",
+            "enum": ["ip", "cloud-init", "none"],
         }),
         _ => return None,
     };

@@ -10,7 +10,7 @@ use crate::error::{ErrorKind, Span};
 use crate::keys;
 use crate::limits::shown;
 use crate::raw::{Key, Node, Value};
-use crate::spec::{DiskFrom, NodeConn, Placement, PowerState, VmSpec};
+use crate::spec::{DiskFrom, NodeConn, Placement, PowerState, VmSpec, WaitFor};
 use pvefleet_model::{size, NodeName, VmId};
 use std::collections::HashSet;
 
@@ -60,6 +60,7 @@ struct Draft {
     description: Option<String>,
     onboot: bool,
     state: PowerState,
+    wait: WaitFor,
 }
 
 impl Default for Draft {
@@ -85,6 +86,7 @@ impl Default for Draft {
             description: None,
             onboot: false,
             state: PowerState::Running,
+            wait: WaitFor::Ip,
         }
     }
 }
@@ -129,6 +131,7 @@ const FIELDS: &[(&str, Decode)] = &[
         cx.boolean("onboot", n).map(|v| d.onboot = v)
     }),
     ("state", |cx, n, d| cx.state(n).map(|v| d.state = v)),
+    ("wait", |cx, n, d| cx.wait_for(n).map(|v| d.wait = v)),
 ];
 
 impl Cx<'_> {
@@ -174,7 +177,10 @@ impl Cx<'_> {
         let ip = self.ipv4(get("ip"), get("gateway"), &mut ok);
         let ip6 = self.ipv6(get("ip6"), get("gateway6"), &mut ok);
         let ssh_keys = self.ssh_keys(get("ssh_keys"), get("ssh_keys_file"), &mut ok);
-        let source = self.source(&f, item, &mut ok);
+        let (source, image_url) = match self.source(&f, item, &mut ok) {
+            Some((s, u)) => (Some(s), u),
+            None => (None, None),
+        };
         if !ok {
             return None;
         }
@@ -209,6 +215,8 @@ impl Cx<'_> {
             description: d.description,
             onboot: d.onboot,
             state: d.state,
+            image_url,
+            wait: d.wait,
         };
         Some((spec, spans))
     }

@@ -10,6 +10,8 @@
 
 pub mod agent;
 pub mod claim;
+pub mod cloudinit;
+mod download;
 pub mod machine;
 pub mod outcome;
 pub mod steps;
@@ -20,7 +22,9 @@ pub use outcome::{StepFailure, StepOutcome};
 
 use crate::event::{Event, Reporter, VmOutcome, VmResult};
 use crate::transport::Transport;
+use pvefleet_model::spec::WaitFor;
 use pvefleet_model::{Command, Qm, VmId};
+use pvefleet_plan::types::Download;
 use pvefleet_plan::{Action, Plan, Prelude, StorageLock, Upload, VmPlan};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -92,6 +96,9 @@ struct Prerequisites {
     dirs: BTreeMap<String, String>,
     uploads: Vec<(Upload, OnceCell<bool>)>,
     preludes: Vec<(Prelude, OnceCell<Option<VmId>>)>,
+    /// Images by URL, each downloaded once (on its node's transport).
+    downloads: Vec<(Download, OnceCell<Result<(), String>>)>,
+    transports: Transports,
 }
 
 impl Prerequisites {
@@ -219,15 +226,20 @@ impl Lane {
     /// Waits for what the VM depends on (its key upload, its cache
     /// template), each done once for all that need it, without a permit.
     /// Returns why the VM cannot proceed, if it cannot.
-    async fn prerequisites(&self, vp: &mut VmPlan) -> Option<&'static str> {
+    async fn prerequisites(&self, vp: &mut VmPlan) -> Option<String> {
         for &u in &vp.uploads {
             if !self.upload(u).await {
-                return Some("the key file could not be written to the node");
+                return Some("the key file could not be written to the node".into());
+            }
+        }
+        if let Some(d) = vp.download {
+            if let Err(e) = self.download(d).await {
+                return Some(e);
             }
         }
         let p = vp.prelude?;
         let Some(actual) = self.prelude(p).await else {
-            return Some("the image cache template could not be prepared");
+            return Some("the image cache template could not be prepared".into());
         };
         let planned = self.pre.preludes.get(p).map(|(x, _)| x.vmid);
         if planned != Some(actual) {
@@ -359,8 +371,8 @@ impl Lane {
             return (r, None);
         }
         r.seconds = started.elapsed().as_secs_f64();
-        // --no-wait: no agent query at all, not even one probe.
-        if vp.running && self.opts.wait {
+        // --no-wait or `wait: none`: no agent query at all, not even one probe.
+        if vp.running && self.opts.wait && vp.wait != WaitFor::None {
             return (r, Some(vp));
         }
         self.finished(&vp.name, true);
@@ -374,6 +386,12 @@ impl Lane {
         match self.agent_ip(&vp, wait).await {
             Ok(ip) => r.ip = ip,
             Err(e) => r = r.failed(e),
+        }
+        if wait && vp.wait == WaitFor::CloudInit && r.result == VmOutcome::Ok {
+            match self.cloud_init(&vp).await {
+                Ok(warning) => r.warnings.extend(warning),
+                Err(e) => r = r.failed(e),
+            }
         }
         r.seconds += started.elapsed().as_secs_f64();
         self.finished(&vp.name, r.result == VmOutcome::Ok);
@@ -480,6 +498,12 @@ pub async fn apply(
             .into_iter()
             .map(|p| (p, OnceCell::new()))
             .collect(),
+        downloads: plan
+            .downloads
+            .into_iter()
+            .map(|d| (d, OnceCell::new()))
+            .collect(),
+        transports: transports.clone(),
     });
     let wants_claims = plan
         .vms

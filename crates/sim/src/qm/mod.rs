@@ -9,6 +9,7 @@ use std::time::Duration;
 
 mod disks;
 mod drive;
+mod guest_exec;
 mod lifecycle;
 mod lvm;
 mod update;
@@ -16,6 +17,7 @@ mod util;
 mod views;
 
 use disks::*;
+use guest_exec::*;
 use lifecycle::*;
 use update::*;
 use util::*;
@@ -267,6 +269,8 @@ fn dispatch(cx: &mut Ctx, inv: &Invocation) -> R {
             }
         }
         "guest cmd" => guest_cmd(cx, inv),
+        "guest exec" => guest_exec(cx, inv),
+        "guest exec-status" => guest_exec_status(cx, inv),
         "config" => print_config(
             cx,
             vmid_of(p, "vmid"),
