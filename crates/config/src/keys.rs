@@ -41,6 +41,8 @@ pub const VM: &[&str] = &[
     "onboot",
     "state",
     "clone",
+    "disks",
+    "networks",
 ];
 
 /// Keys that only make sense per VM, not in `defaults:`.

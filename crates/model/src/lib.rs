@@ -30,6 +30,7 @@ pub mod boot;
 pub mod command;
 pub mod drive;
 pub mod guest;
+pub mod hardware;
 pub mod ipconfig;
 pub mod mac;
 pub mod net;

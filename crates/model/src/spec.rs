@@ -221,4 +221,10 @@ pub struct VmSpec {
     pub onboot: bool,
     /// Whether the VM should run.
     pub state: PowerState,
+    /// Data disks beside the system disk (`disks:`), slots resolved.
+    pub disks: Vec<crate::hardware::DataDisk>,
+    /// The NICs of `networks:`, entry N being `netN`; empty with the short
+    /// form (`bridge`, `vlan`, `mac`, `ip`, ...), which is `net0` alone. The
+    /// first entry is also copied into those fields.
+    pub networks: Vec<crate::hardware::NicSpec>,
 }

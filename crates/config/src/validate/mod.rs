@@ -8,6 +8,7 @@ mod connection;
 mod cpu;
 mod duplicates;
 mod fields;
+mod hardware;
 mod network;
 mod primitives;
 mod screen;
