@@ -297,17 +297,20 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// The bridge must exist on the node.
+    /// The bridge of every NIC must exist on the node.
     pub(crate) fn check_bridge(&self, spec: &VmSpec, node: &str) -> Result<(), PlanProblem> {
-        match self.node_state(node) {
-            Some(state) if !state.bridges.contains(&spec.bridge) => {
-                Err(PlanProblem::MissingBridge {
-                    bridge: spec.bridge.clone(),
-                    node: node.to_string(),
-                    available: state.bridges.clone(),
-                })
-            }
-            _ => Ok(()),
+        let Some(state) = self.node_state(node) else {
+            return Ok(());
+        };
+        match crate::hardware::nics::bridges(spec)
+            .find(|b| !state.bridges.iter().any(|have| have == b))
+        {
+            Some(bridge) => Err(PlanProblem::MissingBridge {
+                bridge: bridge.to_string(),
+                node: node.to_string(),
+                available: state.bridges.clone(),
+            }),
+            None => Ok(()),
         }
     }
 

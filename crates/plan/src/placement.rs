@@ -95,8 +95,10 @@ impl Planner<'_> {
             return vec!["not observed".into()];
         };
         let mut lacks = Vec::new();
-        if !state.bridges.contains(&spec.bridge) {
-            lacks.push(format!("no bridge '{}'", spec.bridge));
+        for bridge in crate::hardware::nics::bridges(spec) {
+            if !state.bridges.iter().any(|b| b == bridge) {
+                lacks.push(format!("no bridge '{bridge}'"));
+            }
         }
         match self.input.observed.storage_on(node, &spec.storage) {
             StorageOnNode::Missing => lacks.push(format!("no storage '{}'", spec.storage)),

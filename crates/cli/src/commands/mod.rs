@@ -39,8 +39,13 @@ pub async fn run(cli: Cli) -> ExitStatus {
             selection,
             detailed_exitcode,
             adopt,
+            allow_data_loss,
         } => {
-            let status = plan::run(&file.file, &target, host_state, &selection.only, adopt).await;
+            let flags = plan::Flags {
+                adopt,
+                allow_data_loss,
+            };
+            let status = plan::run(&file.file, &target, host_state, &selection.only, flags).await;
             detailed(status, detailed_exitcode)
         }
         Cmd::Apply {

@@ -138,8 +138,12 @@ impl Cx<'_> {
             ok &= v.is_some();
             v
         };
-        let (discard, ssd, iothread, backup) =
-            (flag("discard"), flag("ssd"), flag("iothread"), flag("backup"));
+        let (discard, ssd, iothread, backup) = (
+            flag("discard"),
+            flag("ssd"),
+            flag("iothread"),
+            flag("backup"),
+        );
         let cache = get("cache").and_then(|n| {
             let s = self.string("cache", n)?;
             if CACHE_MODES.contains(&s.as_str()) {
@@ -292,8 +296,14 @@ impl Cx<'_> {
         let firewall = get("firewall").and_then(|n| self.boolean("firewall", n));
         opt(get("firewall").is_some(), firewall.map(|_| ()));
         let mtu = get("mtu").and_then(|n| {
-            self.int("mtu", n, 1, 65520, "1 means the bridge's MTU; else 576 to 65520")
-                .map(|v| v as u32)
+            self.int(
+                "mtu",
+                n,
+                1,
+                65520,
+                "1 means the bridge's MTU; else 576 to 65520",
+            )
+            .map(|v| v as u32)
         });
         opt(get("mtu").is_some(), mtu.map(|_| ()));
         let ip = self.ipv4(get("ip"), get("gateway"), &mut ok);
