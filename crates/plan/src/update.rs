@@ -132,6 +132,7 @@ impl Planner<'_> {
             _ => BTreeSet::new(),
         };
         cold.extend(hardware.cold);
+        vp.steps.extend(hardware.resizes);
         if changes_settings {
             vp.steps.push(set);
         }

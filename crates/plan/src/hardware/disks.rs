@@ -74,7 +74,9 @@ fn apply_options(d: &mut Drive, disk: &DataDisk) {
 pub(crate) struct DiskUpdate {
     /// New disks and changed options, for the `qm set`.
     pub options: QmOptions,
-    /// Resizes and the removal, after the `qm set`.
+    /// Resizes, before the `qm set`.
+    pub resizes: Vec<Step>,
+    /// The removal, after the `qm set`.
     pub steps: Vec<Step>,
     /// Slots whose change a running VM takes only at its next boot.
     pub cold: Vec<String>,
@@ -118,7 +120,15 @@ pub(crate) fn update(
         if have.is_cdrom() || have.file.volume().is_none() {
             return Err(taken());
         }
-        if let Some(size) = have.size {
+        // The size of the volume as it is now: `qm disk resize` updates the
+        // current value, not a pending one.
+        let now = cfg
+            .current
+            .get(slot)
+            .and_then(|v| Drive::parse(v).ok())
+            .filter(|d| d.file == have.file)
+            .and_then(|d| d.size);
+        if let Some(size) = now.or(have.size) {
             if disk.size < size {
                 return Err(PlanProblem::DiskShrink {
                     slot: slot.to_string(),
@@ -132,7 +142,7 @@ pub(crate) fn update(
                     from: Some(format_size(size)),
                     to: Some(format_size(disk.size)),
                 });
-                u.steps.push(Step::checked(
+                u.resizes.push(Step::checked(
                     Command::Qm(Qm::DiskResize {
                         vmid,
                         disk: slot.to_string(),
@@ -144,6 +154,7 @@ pub(crate) fn update(
             }
         }
         let mut new = have.clone();
+        new.size = Some(disk.size.max(now.or(have.size).unwrap_or(0))).filter(|s| *s > 0);
         apply_options(&mut new, disk);
         let (before, after) = (effect(&have), effect(&new));
         if before != after {

@@ -31,8 +31,8 @@
 //!
 //! [`gib_text`]: pvefleet_model::hardware::gib_text
 
-pub(crate) mod disks;
-pub(crate) mod nics;
+pub mod disks;
+pub mod nics;
 
 use crate::observed::VmConfig;
 use crate::types::{Change, VmPlan};
@@ -117,7 +117,11 @@ pub(crate) fn hotplugs(cfg: &VmConfig, what: &str) -> bool {
 
 /// What the hardware update adds after the VM's `qm set`.
 pub(crate) struct HardwareUpdate {
-    /// Resizes of data disks, then the removal of disks.
+    /// Resizes of data disks, before the `qm set`: a drive change that
+    /// stays pending takes the volume's size when it is set, so it must
+    /// see the new one.
+    pub resizes: Vec<crate::types::Step>,
+    /// The removal of disks, after the `qm set`.
     pub steps: Vec<crate::types::Step>,
     /// Keys a running VM takes only at its next boot.
     pub cold: Vec<String>,
@@ -136,6 +140,7 @@ impl crate::diff::Planner<'_> {
         set: &mut crate::types::Step,
     ) -> Result<HardwareUpdate, crate::problem::PlanProblem> {
         use pvefleet_model::{Command, Qm};
+        hide_record_change(vp);
         let nics = nics::update(spec, cfg, vp);
         if nics.net_changed {
             self.check_bridge(spec, &existing.node)?;
@@ -157,10 +162,10 @@ impl crate::diff::Planner<'_> {
             }
             delete.extend(nics.delete);
         }
-        hide_record_change(vp);
         let mut cold = nics.cold;
         cold.extend(disks.cold);
         Ok(HardwareUpdate {
+            resizes: disks.resizes,
             steps: disks.steps,
             cold,
         })

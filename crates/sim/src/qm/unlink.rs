@@ -33,7 +33,13 @@ pub(super) fn unlink(cx: &mut Ctx, inv: &Invocation) -> R {
     check_lock(&vm)?;
     drop(st);
     let _lock = vm_lock(cx, vmid, 10, "")?;
-    let mut line = ["update VM ", &vmid.to_string(), ": -delete ", &ids.join(",")].concat();
+    let mut line = [
+        "update VM ",
+        &vmid.to_string(),
+        ": -delete ",
+        &ids.join(","),
+    ]
+    .concat();
     if let Some(f) = p.get("force") {
         line.push_str(" -force ");
         line.push_str(f);
