@@ -20,12 +20,12 @@ fn items(value: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Drive operations by key.
+type Ops = Vec<(String, DriveOp)>;
+
 /// Splits the drive operations of a `qm set` on a running VM: those it
 /// takes now, and the (key, value) pairs that stay pending.
-pub(super) fn pending_drive_ops(
-    vm: &Vm,
-    ops: Vec<(String, DriveOp)>,
-) -> (Vec<(String, DriveOp)>, Vec<(String, String)>) {
+pub(super) fn pending_drive_ops(vm: &Vm, ops: Ops) -> (Ops, Vec<(String, String)>) {
     if !vm.running {
         return (ops, Vec::new());
     }

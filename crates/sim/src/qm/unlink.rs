@@ -67,9 +67,9 @@ pub(super) fn unlink(cx: &mut Ctx, inv: &Invocation) -> R {
             };
             let volid = v.split(',').next().unwrap_or("").to_string();
             let cdrom = v.contains("media=cdrom");
-            if d.starts_with("unused") || (force && is_drive_key(d) && !cdrom) {
-                free_volume(&root, st, &node, &volid);
-            } else if cdrom && volid.contains("cloudinit") {
+            let destroyed = d.starts_with("unused") || (force && is_drive_key(d) && !cdrom);
+            let cloudinit = cdrom && volid.contains("cloudinit");
+            if destroyed || cloudinit {
                 free_volume(&root, st, &node, &volid);
             } else if is_drive_key(d) && !cdrom {
                 let n = (0..256)
