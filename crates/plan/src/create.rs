@@ -80,6 +80,7 @@ impl Planner<'_> {
         let version = self.create_version(node)?;
         self.check_bridge(spec, &vp.node)?;
         self.check_storage(spec, &vp.node)?;
+        self.check_disk_storages(spec, &vp.node)?;
         let admin = match &spec.source {
             DiskSource::Image(img) => {
                 self.check_image(spec, img, node)?;

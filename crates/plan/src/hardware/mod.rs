@@ -128,6 +128,21 @@ pub(crate) struct HardwareUpdate {
 }
 
 impl crate::diff::Planner<'_> {
+    /// The storage of every data disk must exist on the node and hold VM
+    /// disks, as the VM's own storage ([`Self::check_storage`]).
+    pub(crate) fn check_disk_storages(
+        &self,
+        spec: &VmSpec,
+        node: &str,
+    ) -> Result<(), crate::problem::PlanProblem> {
+        for disk in spec.disks.iter().filter(|d| d.storage != spec.storage) {
+            let mut other = spec.clone();
+            other.storage.clone_from(&disk.storage);
+            self.check_storage(&other, node)?;
+        }
+        Ok(())
+    }
+
     /// Adds the NIC and disk changes of an existing VM to its `qm set`
     /// (`set`), and returns the steps that follow it.
     pub(crate) fn hardware_update(
@@ -153,6 +168,9 @@ impl crate::diff::Planner<'_> {
             self.input.allow_data_loss,
             vp,
         )?;
+        if !disks.options.is_empty() {
+            self.check_disk_storages(spec, &existing.node)?;
+        }
         if let Command::Qm(Qm::Set {
             options, delete, ..
         }) = &mut set.command
