@@ -88,6 +88,10 @@ impl Planner<'_> {
             }
             DiskSource::Clone(r) => Some(self.admin_template(spec, r, node)?),
         };
+        if let Some(t) = &admin {
+            let tcfg = node.configs.get(&t.from.template);
+            crate::hardware::disks::check_template_slots(spec, tcfg)?;
+        }
         let vmid = match vp.vmid {
             Some(id) => id,
             None => {

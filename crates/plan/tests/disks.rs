@@ -259,3 +259,65 @@ fn a_data_disk_storage_must_hold_vm_disks() {
     let v = plan_one(&d, &o, false);
     assert_eq!(v.problem.map(|p| p.code()), Some("storage_without_images"));
 }
+
+#[test]
+fn a_clone_gets_its_disks_in_the_set_unless_the_template_has_the_slot() {
+    let mut n = node("pve1", "8.4.1");
+    let cfg = config(&[
+        ("name", "base"),
+        ("template", "1"),
+        ("boot", "order=scsi0"),
+        ("scsi0", "local-lvm:base-9000-disk-0,size=2G"),
+        ("scsi1", "local-lvm:base-9000-disk-1,size=1G"),
+    ]);
+    put(&mut n, template(9000, "pve1", "base"), cfg);
+    let o = observed(vec![n]);
+    let d = host(&["{name: web, vmid: 200, clone: 9000, disks: [{size: 4G, slot: scsi2}]}"]);
+    let v = plan_one(&d, &o, false);
+    assert_eq!(v.action, Action::Create, "{v:#?}");
+    let set = argv(&v.steps[1]);
+    let i = set.iter().position(|a| a == "--scsi2").expect("scsi2");
+    assert_eq!(set[i + 1], "local-lvm:4");
+    let d = host(&["{name: web, vmid: 200, clone: 9000, disks: [{size: 4G}]}"]);
+    let v = plan_one(&d, &o, false);
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::DiskSlotTaken {
+            slot: "scsi1".into(),
+            value: "local-lvm:base-9000-disk-1,size=1G".into()
+        })
+    );
+}
+
+#[test]
+fn node_auto_needs_every_data_disk_storage_and_every_bridge() {
+    let d = cluster(
+        &["pve1", "pve2", "pve3"],
+        &[&format!(
+            "{{name: web, node: auto, image: {IMG}, disks: [{{size: 1G, storage: data}}], networks: [{{bridge: vmbr0}}, {{bridge: vmbr2}}]}}"
+        )],
+    );
+    let mut nodes = vec![
+        node("pve1", "8.4.1"),
+        node("pve2", "8.4.1"),
+        node("pve3", "8.4.1"),
+    ];
+    nodes[0].free_memory = Some(64 << 30);
+    nodes[1].free_memory = Some(32 << 30);
+    nodes[2].free_memory = Some(8 << 30);
+    // pve1 lacks vmbr2; pve2 lacks the `data` storage.
+    nodes[1].bridges.push("vmbr2".into());
+    nodes[2].bridges.push("vmbr2".into());
+    let mut o = observed(nodes);
+    for n in ["pve1", "pve2", "pve3"] {
+        storage_fact(&mut o, n, "local-lvm", "lvmthin", "images");
+    }
+    storage_fact(&mut o, "pve1", "data", "dir", "images");
+    storage_fact(&mut o, "pve3", "data", "dir", "images");
+    let v = plan_one(&d, &o, false);
+    assert_eq!(
+        (v.node.as_str(), v.action),
+        ("pve3", Action::Create),
+        "{v:#?}"
+    );
+}

@@ -227,3 +227,23 @@ fn removals(
     }
     Ok(())
 }
+
+/// A clone has the template's drives: a data disk may not name a slot the
+/// template already uses (its `qm set` would detach the cloned volume).
+pub(crate) fn check_template_slots(
+    spec: &VmSpec,
+    template: Option<&VmConfig>,
+) -> Result<(), PlanProblem> {
+    let Some(t) = template else {
+        return Ok(());
+    };
+    for disk in &spec.disks {
+        if let Some(value) = t.current.get(&disk.slot) {
+            return Err(PlanProblem::DiskSlotTaken {
+                slot: disk.slot.clone(),
+                value: value.clone(),
+            });
+        }
+    }
+    Ok(())
+}
