@@ -70,8 +70,9 @@ pub fn recorded(cfg: &VmConfig, prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// True for a record line of the description.
-fn is_record_line(line: &str) -> bool {
+/// True for a record line of the description (`pvefleet-disks: ...`,
+/// `pvefleet-nics: ...`): pvefleet's, not the user's text.
+pub fn is_record_line(line: &str) -> bool {
     let l = line.trim();
     l.starts_with(DISKS_RECORD_PREFIX) || l.starts_with(NICS_RECORD_PREFIX)
 }
