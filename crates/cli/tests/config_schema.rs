@@ -73,6 +73,7 @@ fn every_example_names_the_schema_first_and_is_valid() {
 /// The invalid configs whose mistake shows in the file's structure.
 const REFUSED: &[&str] = &[
     "bad-disk-size",
+    "become-unknown",
     "bad-image-ref",
     "bad-port",
     "bad-ssh-key",

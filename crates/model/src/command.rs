@@ -221,8 +221,9 @@ pub const CFS_LOCK_DIR: &str = "/etc/pve/priv/lock/";
 /// -d @0`: granted only for a lock older than 120 s, as Proxmox's own
 /// `cfs_lock` sends it with utime; `-c` so that a lock released meanwhile
 /// does not become a file). Any other failure of `mkdir` (no quorum, no
-/// pmxcfs) is an error at once.
-const CFS_LOCK_SCRIPT: &str = "LC_ALL=C mkdir \"${1%/*}\" 2>/dev/null; i=0; until e=$(LC_ALL=C mkdir \"$1\" 2>&1); do case \"$e\" in *'File exists'*) touch -c -d @0 \"$1\" 2>/dev/null ;; *) echo \"cannot take the cluster lock $1: $e\" >&2; exit 2;; esac; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
+/// pmxcfs) is an error at once. `$PVEFLEET_SUDO` is empty, or `sudo -n`
+/// for a user other than root (the transport sets it for `become: sudo`).
+const CFS_LOCK_SCRIPT: &str = "LC_ALL=C $PVEFLEET_SUDO mkdir \"${1%/*}\" 2>/dev/null; i=0; until e=$(LC_ALL=C $PVEFLEET_SUDO mkdir \"$1\" 2>&1); do case \"$e\" in *'File exists'*) $PVEFLEET_SUDO touch -c -d @0 \"$1\" 2>/dev/null ;; *) echo \"cannot take the cluster lock $1: $e\" >&2; exit 2;; esac; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
 
 impl Command {
     /// The argv exactly as the node's program receives it.

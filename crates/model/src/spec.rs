@@ -37,6 +37,9 @@ pub struct NodeConn {
     pub user: Option<String>,
     /// The SSH port, when not the ssh default.
     pub port: Option<u16>,
+    /// `become: sudo`: every Proxmox command runs through `sudo -n`, for
+    /// an SSH user other than root.
+    pub sudo: bool,
 }
 
 /// IPv4 settings of `ipconfig0`.

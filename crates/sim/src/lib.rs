@@ -261,16 +261,18 @@ pub fn run(
     if !host::PROGRAMS.contains(&program) {
         startup(&cx);
     }
-    let result = faults::before(&mut cx, &argv.join(" ")).and_then(|_| match program {
-        "qm" => qm::run(&mut cx, args),
-        "pvesh" => pvesh::run(&mut cx, args),
-        "pvesm" => pvesm(&mut cx, args),
-        "pveversion" => pveversion(&mut cx),
-        tool if host::PROGRAMS.contains(&tool) => host::run(&mut cx, tool, args),
-        other => Err(Failure::die(
-            ["pve-sim: unknown program '", other, "'"].concat(),
-        )),
-    });
+    let result = faults::before(&mut cx, &argv.join(" "))
+        .and_then(|_| host::needs_root(&cx, program, args))
+        .and_then(|_| match program {
+            "qm" => qm::run(&mut cx, args),
+            "pvesh" => pvesh::run(&mut cx, args),
+            "pvesm" => pvesm(&mut cx, args),
+            "pveversion" => pveversion(&mut cx),
+            tool if host::PROGRAMS.contains(&tool) => host::run(&mut cx, tool, args),
+            other => Err(Failure::die(
+                ["pve-sim: unknown program '", other, "'"].concat(),
+            )),
+        });
     let exit = match result {
         Ok(()) => 0,
         Err(f) => {

@@ -221,10 +221,14 @@ fn connection(node: bool) -> Value {
                 "^[^\\s-]\\S*$",
             ),
             "user" => pattern(
-                "SSH user; default: what ssh picks. qm must run as root",
+                "SSH user; default: what ssh picks. qm must run as root: for another user, set become: sudo",
                 UNIX_USER,
             ),
             "port" => int("SSH port", 1, 65535),
+            "become" => json!({
+                "enum": ["sudo", "none"],
+                "description": "sudo: run every Proxmox command through sudo -n (needs the sudoers rule of docs/real-host.md); default none",
+            }),
             "node" => pattern("Proxmox node name; default: what the host reports", NODE_NAME),
             _ => json!({}),
         };
