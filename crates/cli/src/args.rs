@@ -69,6 +69,10 @@ pub enum Cmd {
         /// pvefleet tag, as `apply --adopt` would do it.
         #[arg(long)]
         adopt: bool,
+        /// Plan changes that destroy data, as `apply --allow-data-loss`
+        /// would make them (a data disk removed from the file).
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Make the nodes match the file.
     Apply {
@@ -280,6 +284,10 @@ pub struct RunArgs {
     /// Reboot running VMs whose changes only apply at boot.
     #[arg(long)]
     pub reboot: bool,
+    /// Make changes that destroy data: a data disk removed from the file
+    /// is destroyed with its volume (without it, that is a plan problem).
+    #[arg(long)]
+    pub allow_data_loss: bool,
 }
 
 /// Where the commands go.

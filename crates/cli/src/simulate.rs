@@ -45,19 +45,24 @@ fn spec_for(desired: &Desired) -> InitSpec {
         ..InitSpec::default()
     };
     for vm in &desired.vms {
-        if !spec.bridges.contains(&vm.bridge) {
-            spec.bridges.push(vm.bridge.clone());
+        for bridge in pvefleet_plan::hardware::nics::bridges(vm) {
+            if !spec.bridges.iter().any(|b| b == bridge) {
+                spec.bridges.push(bridge.to_string());
+            }
         }
-        let kind = if vm.storage.starts_with("local-")
-            || vm.storage.contains("lvm")
-            || vm.storage.contains("zfs")
-        {
-            "lvmthin"
-        } else {
-            "dir"
-        };
-        if !spec.storages.iter().any(|(s, _, _)| *s == vm.storage) && vm.storage != "local" {
-            spec.storages.push((vm.storage.clone(), kind.into(), false));
+        let storages = std::iter::once(&vm.storage).chain(vm.disks.iter().map(|d| &d.storage));
+        for storage in storages {
+            let kind = if storage.starts_with("local-")
+                || storage.contains("lvm")
+                || storage.contains("zfs")
+            {
+                "lvmthin"
+            } else {
+                "dir"
+            };
+            if !spec.storages.iter().any(|(s, _, _)| s == storage) && storage != "local" {
+                spec.storages.push((storage.clone(), kind.into(), false));
+            }
         }
         // An image by URL is not on the host: it is downloaded (see `urls`).
         let by_url = vm.image_url.is_some();

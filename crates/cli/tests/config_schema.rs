@@ -100,6 +100,12 @@ const REFUSED: &[&str] = &[
     "vmid-in-defaults",
     "vmid-range",
     "wrong-type-memory",
+    "networks-and-short-keys",
+    "networks-bad-vlan",
+    "networks-missing-bridge",
+    "disks-bad-slot",
+    "disks-missing-size",
+    "disks-unknown-key",
     "cpu-duplicate-property",
     "cpu-empty-value",
     "cpu-flag-not-vm-specific",
@@ -160,6 +166,9 @@ const BEYOND_A_SCHEMA: &[&str] = &[
     "ssh-keys-file-bad-line",
     "ssh-keys-file-dev-zero",
     "tags-too-long",
+    "networks-duplicate-ip",
+    "disks-size-not-mib",
+    "disks-duplicate-slot",
 ];
 
 #[test]

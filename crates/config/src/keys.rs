@@ -42,6 +42,8 @@ pub const VM: &[&str] = &[
     "state",
     "clone",
     "wait",
+    "disks",
+    "networks",
 ];
 
 /// Keys that only make sense per VM, not in `defaults:`.

@@ -81,6 +81,15 @@ pub enum Qm {
         size: String,
         legacy: bool,
     },
+    /// `qm disk unlink <vmid> --idlist a,b [--force 1]` (`qm unlink`
+    /// before PVE 7.3): detaches disks; with `force` it also destroys
+    /// their volumes (qemu-server `try_deallocate_drive`).
+    DiskUnlink {
+        vmid: VmId,
+        idlist: Vec<String>,
+        force: bool,
+        legacy: bool,
+    },
     /// `qm start <vmid>`.
     Start { vmid: VmId },
     /// `qm stop <vmid>`: hard stop; a stopped VM is a silent success.
@@ -285,6 +294,7 @@ impl Command {
             | Qm::Set { vmid, .. }
             | Qm::ImportDisk { vmid, .. }
             | Qm::DiskResize { vmid, .. }
+            | Qm::DiskUnlink { vmid, .. }
             | Qm::Start { vmid }
             | Qm::Stop { vmid, .. }
             | Qm::Shutdown { vmid, .. }

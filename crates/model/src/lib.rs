@@ -31,6 +31,7 @@ pub mod command;
 pub mod download;
 pub mod drive;
 pub mod guest;
+pub mod hardware;
 pub mod ipconfig;
 pub mod mac;
 pub mod net;

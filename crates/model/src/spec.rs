@@ -258,4 +258,10 @@ pub struct VmSpec {
     pub image_url: Option<ImageUrl>,
     /// What `apply` waits for once it runs.
     pub wait: WaitFor,
+    /// Data disks beside the system disk (`disks:`), slots resolved.
+    pub disks: Vec<crate::hardware::DataDisk>,
+    /// The NICs of `networks:`, entry N being `netN`; empty with the short
+    /// form (`bridge`, `vlan`, `mac`, `ip`, ...), which is `net0` alone. The
+    /// first entry is also copied into those fields.
+    pub networks: Vec<crate::hardware::NicSpec>,
 }

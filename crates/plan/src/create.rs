@@ -81,6 +81,7 @@ impl Planner<'_> {
         let spec = &*self.url_image(spec, node, version, vp)?;
         self.check_bridge(spec, &vp.node)?;
         self.check_storage(spec, &vp.node)?;
+        self.check_disk_storages(spec, &vp.node)?;
         let admin = match &spec.source {
             DiskSource::Image(img) => {
                 self.check_image(spec, img, node)?;
@@ -88,6 +89,10 @@ impl Planner<'_> {
             }
             DiskSource::Clone(r) => Some(self.admin_template(spec, r, node)?),
         };
+        if let Some(t) = &admin {
+            let tcfg = node.configs.get(&t.from.template);
+            crate::hardware::disks::check_template_slots(spec, tcfg)?;
+        }
         let vmid = match vp.vmid {
             Some(id) => id,
             None => {
@@ -298,17 +303,20 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// The bridge must exist on the node.
+    /// The bridge of every NIC must exist on the node.
     pub(crate) fn check_bridge(&self, spec: &VmSpec, node: &str) -> Result<(), PlanProblem> {
-        match self.node_state(node) {
-            Some(state) if !state.bridges.contains(&spec.bridge) => {
-                Err(PlanProblem::MissingBridge {
-                    bridge: spec.bridge.clone(),
-                    node: node.to_string(),
-                    available: state.bridges.clone(),
-                })
-            }
-            _ => Ok(()),
+        let Some(state) = self.node_state(node) else {
+            return Ok(());
+        };
+        match crate::hardware::nics::bridges(spec)
+            .find(|b| !state.bridges.iter().any(|have| have == b))
+        {
+            Some(bridge) => Err(PlanProblem::MissingBridge {
+                bridge: bridge.to_string(),
+                node: node.to_string(),
+                available: state.bridges.clone(),
+            }),
+            None => Ok(()),
         }
     }
 

@@ -36,6 +36,9 @@ pub struct PlanInput<'a> {
     /// (`apply --adopt`, see [`crate::adopt`]) instead of reporting them as
     /// conflicts.
     pub adopt: bool,
+    /// Allow changes that destroy data (`--allow-data-loss`): a data disk
+    /// removed from the file is destroyed instead of being a problem.
+    pub allow_data_loss: bool,
 }
 
 /// One image-cache template per (node, storage, image, disk size).

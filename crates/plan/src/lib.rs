@@ -11,6 +11,7 @@ pub mod create;
 pub mod destroy;
 pub mod diff;
 pub mod download;
+pub mod hardware;
 pub mod ids;
 pub mod lookup;
 pub mod observed;

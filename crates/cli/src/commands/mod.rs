@@ -12,6 +12,7 @@ mod made_elsewhere;
 mod meta;
 mod plan;
 mod schema;
+mod schema_hardware;
 mod sim;
 mod status;
 
@@ -39,8 +40,13 @@ pub async fn run(cli: Cli) -> ExitStatus {
             selection,
             detailed_exitcode,
             adopt,
+            allow_data_loss,
         } => {
-            let status = plan::run(&file.file, &target, host_state, &selection.only, adopt).await;
+            let flags = plan::Flags {
+                adopt,
+                allow_data_loss,
+            };
+            let status = plan::run(&file.file, &target, host_state, &selection.only, flags).await;
             detailed(status, detailed_exitcode)
         }
         Cmd::Apply {

@@ -24,24 +24,24 @@ const DNS_NAME: &str =
     "^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$";
 const NODE_NAME: &str = "^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$";
 const UNIX_USER: &str = "^[a-z_][a-z0-9_-]{0,31}$";
-const STORAGE_ID: &str = "^[a-z][a-z0-9._-]*[a-z0-9]$";
-const SIZE: &str = "^\\s*([0-9]+(\\.[0-9]*)?|\\.[0-9]+)[KMGTkmgt]$";
+pub(super) const STORAGE_ID: &str = "^[a-z][a-z0-9._-]*[a-z0-9]$";
+pub(super) const SIZE: &str = "^\\s*([0-9]+(\\.[0-9]*)?|\\.[0-9]+)[KMGTkmgt]$";
 const OCTET: &str = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
 const TAG: &str = "^[A-Za-z0-9_][A-Za-z0-9_+.-]*$";
 const SSH_KEY: &str = "^\\s*(ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com)[ \\t]+[A-Za-z0-9+/=]{16,}([ \\t][^\\n]*)?$";
 const VMID_MAX: u64 = 999_999_999;
 
-fn ipv4() -> String {
+pub(super) fn ipv4() -> String {
     format!("({OCTET}\\.){{3}}{OCTET}")
 }
 
 /// A string matching `pattern`.
-fn pattern(description: &str, pattern: &str) -> Value {
+pub(super) fn pattern(description: &str, pattern: &str) -> Value {
     json!({"type": "string", "pattern": pattern, "description": description})
 }
 
 /// An integer in `min..=max`.
-fn int(description: &str, min: u64, max: u64) -> Value {
+pub(super) fn int(description: &str, min: u64, max: u64) -> Value {
     json!({"type": "integer", "minimum": min, "maximum": max, "description": description})
 }
 
@@ -186,13 +186,15 @@ fn vm_key(key: &str) -> Option<Value> {
             "description": "what apply waits for once the VM runs: ip (the guest agent reports the address; default), cloud-init (and cloud-init finished), none",
             "enum": ["ip", "cloud-init", "none"],
         }),
+        "disks" => super::schema_hardware::disks(),
+        "networks" => super::schema_hardware::networks(),
         _ => return None,
     };
     Some(v)
 }
 
 /// `value` or null: a null on a VM unsets what `defaults` set.
-fn nullable(mut v: Value) -> Value {
+pub(super) fn nullable(mut v: Value) -> Value {
     let description = v
         .as_object_mut()
         .and_then(|o| o.remove("description"))
@@ -219,7 +221,7 @@ fn vm_properties(skip: &[&str]) -> Map<String, Value> {
 }
 
 /// Keys set to something other than null.
-fn both_set(a: &str, b: &str) -> Value {
+pub(super) fn both_set(a: &str, b: &str) -> Value {
     json!({"not": {
         "required": [a, b],
         "properties": {a: {"not": {"type": "null"}}, b: {"not": {"type": "null"}}},
@@ -269,7 +271,7 @@ pub fn config_schema() -> Value {
     let source = json!({"anyOf": [
         {"required": ["image"]}, {"required": ["template"]}, {"required": ["clone"]}
     ]});
-    let conflicts = json!([
+    let mut conflicts = json!([
         both_set("image", "clone"),
         both_set("template", "clone"),
         both_set("image", "template"),
@@ -278,6 +280,9 @@ pub fn config_schema() -> Value {
             "then": {"not": {"required": ["gateway"], "properties": {"gateway": {"type": "string"}}}},
         },
     ]);
+    if let Some(list) = conflicts.as_array_mut() {
+        list.extend(super::schema_hardware::network_conflicts());
+    }
     let mut top = Map::new();
     for k in keys::TOP {
         let v = match *k {

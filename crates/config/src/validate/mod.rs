@@ -8,6 +8,7 @@ mod connection;
 mod cpu;
 mod duplicates;
 mod fields;
+mod hardware;
 mod image_url;
 mod network;
 mod primitives;

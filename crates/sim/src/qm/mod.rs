@@ -10,15 +10,19 @@ use std::time::Duration;
 mod disks;
 mod drive;
 mod guest_exec;
+mod hotplug;
 mod lifecycle;
 mod lvm;
+mod unlink;
 mod update;
 mod util;
 mod views;
 
 use disks::*;
 use guest_exec::*;
+use hotplug::*;
 use lifecycle::*;
+use unlink::*;
 use update::*;
 use util::*;
 use views::*;
@@ -233,6 +237,7 @@ fn dispatch(cx: &mut Ctx, inv: &Invocation) -> R {
         "set" => set(cx, inv),
         "disk import" => import_disk(cx, inv),
         "disk resize" => resize(cx, inv),
+        "disk unlink" => unlink(cx, inv),
         "start" => start_vm(cx, vmid_of(p, "vmid")),
         "stop" => stop_vm(
             cx,
