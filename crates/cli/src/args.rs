@@ -69,6 +69,10 @@ pub enum Cmd {
         /// pvefleet tag, as `apply --adopt` would do it.
         #[arg(long)]
         adopt: bool,
+        /// Plan changes that destroy data, as `apply --allow-data-loss`
+        /// would make them (a data disk removed from the file).
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Make the nodes match the file.
     Apply {
@@ -270,12 +274,20 @@ pub struct RunArgs {
     /// Seconds to wait for the guest agent.
     #[arg(long, default_value_t = 300)]
     pub wait_timeout: u64,
+    /// Seconds after a VM starts before a silent guest agent is reported
+    /// as missing from the image (a `wait: cloud-init` VM then fails).
+    #[arg(long, default_value_t = 60)]
+    pub agent_grace: u64,
     /// Keep a VM whose creation failed half-way (default: destroy it).
     #[arg(long)]
     pub keep_failed: bool,
     /// Reboot running VMs whose changes only apply at boot.
     #[arg(long)]
     pub reboot: bool,
+    /// Make changes that destroy data: a data disk removed from the file
+    /// is destroyed with its volume (without it, that is a plan problem).
+    #[arg(long)]
+    pub allow_data_loss: bool,
 }
 
 /// Where the commands go.

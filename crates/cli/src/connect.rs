@@ -43,6 +43,7 @@ pub fn handles(
         } else if n.host == "local" {
             let mut t = LocalTransport::new(BTreeMap::new(), parallel.max(1));
             t.command_timeout = target.command_timeout;
+            t.sudo = n.sudo;
             Arc::new(t)
         } else {
             let options = SshOptions {
@@ -52,6 +53,7 @@ pub fn handles(
             };
             let mut t = SshTransport::new(&n.host, n.user.as_deref(), n.port, options, parallel);
             t.command_timeout = target.command_timeout;
+            t.sudo = n.sudo;
             Arc::new(t)
         };
         crate::interrupt::register(t.clone());

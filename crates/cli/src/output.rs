@@ -33,6 +33,10 @@ pub fn vm_commands(plan: &Plan, vp: &VmPlan) -> Vec<String> {
             }
         }
     }
+    // An image by URL: downloaded once for all the VMs that need it.
+    if let Some(d) = vp.download.and_then(|d| plan.downloads.get(d)) {
+        out.push(pvefleet_model::Command::DownloadUrl(d.command.clone()).redacted());
+    }
     if let Some(p) = vp.prelude.and_then(|p| plan.preludes.get(p)) {
         out.extend(p.steps.iter().map(|s| s.display(&plan.uploads)));
     }
@@ -68,6 +72,13 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
         })
         .collect();
     let mut out = json!({"vms": vms});
+    if !plan.downloads.is_empty() {
+        out["downloads"] = plan
+            .downloads
+            .iter()
+            .map(|d| json!({"node": d.node, "volid": d.volid, "url": d.command.url, "shared": d.shared}))
+            .collect();
+    }
     if !plan.leftovers.is_empty() {
         out["leftovers"] = plan
             .leftovers

@@ -45,19 +45,24 @@ fn spec_for(desired: &Desired) -> InitSpec {
         ..InitSpec::default()
     };
     for vm in &desired.vms {
-        if !spec.bridges.contains(&vm.bridge) {
-            spec.bridges.push(vm.bridge.clone());
+        for bridge in pvefleet_plan::hardware::nics::bridges(vm) {
+            if !spec.bridges.iter().any(|b| b == bridge) {
+                spec.bridges.push(bridge.to_string());
+            }
         }
-        let kind = if vm.storage.starts_with("local-")
-            || vm.storage.contains("lvm")
-            || vm.storage.contains("zfs")
-        {
-            "lvmthin"
-        } else {
-            "dir"
-        };
-        if !spec.storages.iter().any(|(s, _, _)| *s == vm.storage) && vm.storage != "local" {
-            spec.storages.push((vm.storage.clone(), kind.into(), false));
+        let storages = std::iter::once(&vm.storage).chain(vm.disks.iter().map(|d| &d.storage));
+        for storage in storages {
+            let kind = if storage.starts_with("local-")
+                || storage.contains("lvm")
+                || storage.contains("zfs")
+            {
+                "lvmthin"
+            } else {
+                "dir"
+            };
+            if !spec.storages.iter().any(|(s, _, _)| s == storage) && storage != "local" {
+                spec.storages.push((storage.clone(), kind.into(), false));
+            }
         }
         // A snippets storage the file names is a directory storage (with
         // every content type); `local` keeps a default install's types.
@@ -66,7 +71,9 @@ fn spec_for(desired: &Desired) -> InitSpec {
                 spec.storages.push((u.storage.clone(), "dir".into(), false));
             }
         }
-        if let DiskSource::Image(img) = &vm.source {
+        // An image by URL is not on the host: it is downloaded (see `urls`).
+        let by_url = vm.image_url.is_some();
+        if let (DiskSource::Image(img), false) = (&vm.source, by_url) {
             let volid = match img {
                 ImageRef::Volume { .. } => Some(img.display()),
                 ImageRef::Path(p) => pve_sim::init::parse_image(p).ok().map(|(v, _)| v),
@@ -125,8 +132,28 @@ pub fn ensure(desired: &Desired, version: Option<&str>) -> Result<(PathBuf, Path
         }
         templates(&host, desired, &spec.nodes[0]);
     }
+    urls(&host, desired);
     links(&bin)?;
     Ok((dir, bin))
+}
+
+/// The emulated host has no network: each image the file gives by URL is
+/// served (`ROOT/urls.json`) with the checksum the file expects and a
+/// cloud image's size, so that `apply --simulate` downloads it.
+fn urls(host: &Root, desired: &Desired) {
+    let path = host.0.join("urls.json");
+    let mut all: serde_json::Map<String, serde_json::Value> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let before = all.len();
+    for u in desired.vms.iter().filter_map(|v| v.image_url.as_ref()) {
+        all.entry(u.url.clone())
+            .or_insert_with(|| serde_json::json!({"sha256": u.sha256, "size": 629_145_600u64}));
+    }
+    if all.len() != before {
+        let _ = std::fs::write(&path, serde_json::Value::Object(all).to_string());
+    }
 }
 
 /// `spec` without the images an existing storage cannot hold: its content

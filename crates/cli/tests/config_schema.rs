@@ -73,6 +73,7 @@ fn every_example_names_the_schema_first_and_is_valid() {
 /// The invalid configs whose mistake shows in the file's structure.
 const REFUSED: &[&str] = &[
     "bad-disk-size",
+    "become-unknown",
     "bad-image-ref",
     "bad-port",
     "bad-ssh-key",
@@ -90,12 +91,21 @@ const REFUSED: &[&str] = &[
     "no-disk-source",
     "non-dns-name",
     "state-unknown",
+    "image-url-bad-checksum",
+    "image-url-missing-storage",
+    "wait-unknown",
     "unknown-top-key",
     "unknown-vm-key",
     "vlan-range",
     "vmid-in-defaults",
     "vmid-range",
     "wrong-type-memory",
+    "networks-and-short-keys",
+    "networks-bad-vlan",
+    "networks-missing-bridge",
+    "disks-bad-slot",
+    "disks-missing-size",
+    "disks-unknown-key",
     "cpu-duplicate-property",
     "cpu-empty-value",
     "cpu-flag-not-vm-specific",
@@ -159,6 +169,9 @@ const BEYOND_A_SCHEMA: &[&str] = &[
     "ssh-keys-file-bad-line",
     "ssh-keys-file-dev-zero",
     "tags-too-long",
+    "networks-duplicate-ip",
+    "disks-size-not-mib",
+    "disks-duplicate-slot",
 ];
 
 #[test]

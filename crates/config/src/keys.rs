@@ -4,10 +4,10 @@
 pub const TOP: &[&str] = &["proxmox", "nodes", "defaults", "vms"];
 
 /// Keys of `proxmox:` (one host).
-pub const PROXMOX: &[&str] = &["host", "user", "port", "node"];
+pub const PROXMOX: &[&str] = &["host", "user", "port", "node", "become"];
 
 /// Keys of each entry of `nodes:` (a cluster).
-pub const NODE: &[&str] = &["host", "user", "port"];
+pub const NODE: &[&str] = &["host", "user", "port", "become"];
 
 /// Keys of a VM (and of `defaults:`).
 pub const VM: &[&str] = &[
@@ -45,6 +45,9 @@ pub const VM: &[&str] = &[
     "user_data_file",
     "user_data_mode",
     "snippets_storage",
+    "wait",
+    "disks",
+    "networks",
 ];
 
 /// Keys that only make sense per VM, not in `defaults:`.

@@ -20,7 +20,7 @@ pub mod validate;
 pub use error::{ConfigError, ConfigReport, ErrorKind};
 pub use span::{Span, SpanMap};
 pub use spec::{
-    CloneRef, Desired, DiskFrom, DiskSource, ImageRef, Ip6Config, IpConfig, NodeConn, PowerState,
-    VmSpec,
+    CloneRef, Desired, DiskFrom, DiskSource, ImageRef, ImageUrl, Ip6Config, IpConfig, NodeConn,
+    PowerState, VmSpec, WaitFor,
 };
 pub use validate::{parse, FileLoader};

@@ -1134,6 +1134,7 @@ async fn a_key_file_is_uploaded_once_into_the_run_folder_and_removed_after() {
         uploads: vec![key_upload(NODE)],
         preludes: Vec::new(),
         leftovers: Vec::new(),
+        downloads: Vec::new(),
     };
     let run = run_on(plan, transports(&[(NODE, p.clone())]), &[100, 101], opts()).await;
     assert!(run.results.iter().all(|r| r.result == VmOutcome::Ok));
@@ -1171,6 +1172,7 @@ async fn each_node_gets_its_own_folder_of_the_same_run() {
         uploads: vec![key_upload("pve1"), key_upload("pve2")],
         preludes: Vec::new(),
         leftovers: Vec::new(),
+        downloads: Vec::new(),
     };
     let ts = transports(&[("pve1", p1.clone()), ("pve2", p2.clone())]);
     let run = run_on(plan, ts, &[100, 101], opts()).await;
@@ -1196,6 +1198,7 @@ async fn a_failed_upload_fails_the_vms_that_need_it_and_sends_none_of_their_step
         uploads: vec![key_upload(NODE)],
         preludes: Vec::new(),
         leftovers: Vec::new(),
+        downloads: Vec::new(),
     };
     let run = run(plan, &fake, &[100, 101, 102], opts()).await;
     let sent = fake.sent_lines();
@@ -1315,6 +1318,7 @@ fn cache_plan(template: u32) -> Plan {
         uploads: Vec::new(),
         preludes: vec![prelude],
         leftovers: Vec::new(),
+        downloads: Vec::new(),
     }
 }
 

@@ -61,6 +61,7 @@ fn plan() -> Plan {
         }],
         preludes: Vec::new(),
         leftovers: Vec::new(),
+        downloads: Vec::new(),
     }
 }
 

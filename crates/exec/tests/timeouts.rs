@@ -51,6 +51,7 @@ async fn a_hung_key_upload_ends_at_the_command_timeout_and_fails_its_vm() {
         }],
         preludes: Vec::new(),
         leftovers: Vec::new(),
+        downloads: Vec::new(),
     };
     let mut transports = Transports::new();
     transports.insert("pve".into(), local.clone());

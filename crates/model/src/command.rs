@@ -81,6 +81,15 @@ pub enum Qm {
         size: String,
         legacy: bool,
     },
+    /// `qm disk unlink <vmid> --idlist a,b [--force 1]` (`qm unlink`
+    /// before PVE 7.3): detaches disks; with `force` it also destroys
+    /// their volumes (qemu-server `try_deallocate_drive`).
+    DiskUnlink {
+        vmid: VmId,
+        idlist: Vec<String>,
+        force: bool,
+        legacy: bool,
+    },
     /// `qm start <vmid>`.
     Start { vmid: VmId },
     /// `qm stop <vmid>`: hard stop; a stopped VM is a silent success.
@@ -110,6 +119,11 @@ pub enum Qm {
     /// `qm cloudinit update <vmid>` (PVE 7.3+): regenerates the cloud-init
     /// drive of a running VM now, rather than at its next start.
     CloudinitUpdate { vmid: VmId },
+    /// `qm guest exec <vmid> --synchronous 0 -- <command...>`: starts a
+    /// command in the guest and prints its pid.
+    GuestExec { vmid: VmId, command: Vec<String> },
+    /// `qm guest exec-status <vmid> <pid>`.
+    GuestExecStatus { vmid: VmId, pid: u64 },
 }
 
 /// A `pvesh get <path> --output-format json` invocation.
@@ -209,6 +223,8 @@ pub enum Command {
     InstallFile { src: String, dest: String },
     /// Removes files (`rm -f --`): the fleet's snippets no VM uses.
     RemoveFiles { paths: Vec<String> },
+    /// `pvesh create .../download-url`: downloads an image to a storage.
+    DownloadUrl(crate::DownloadUrl),
 }
 
 /// Where pmxcfs keeps its cluster-wide locks (CONTRACT §19).
@@ -221,8 +237,9 @@ pub const CFS_LOCK_DIR: &str = "/etc/pve/priv/lock/";
 /// -d @0`: granted only for a lock older than 120 s, as Proxmox's own
 /// `cfs_lock` sends it with utime; `-c` so that a lock released meanwhile
 /// does not become a file). Any other failure of `mkdir` (no quorum, no
-/// pmxcfs) is an error at once.
-const CFS_LOCK_SCRIPT: &str = "LC_ALL=C mkdir \"${1%/*}\" 2>/dev/null; i=0; until e=$(LC_ALL=C mkdir \"$1\" 2>&1); do case \"$e\" in *'File exists'*) touch -c -d @0 \"$1\" 2>/dev/null ;; *) echo \"cannot take the cluster lock $1: $e\" >&2; exit 2;; esac; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
+/// pmxcfs) is an error at once. `$PVEFLEET_SUDO` is empty, or `sudo -n`
+/// for a user other than root (the transport sets it for `become: sudo`).
+const CFS_LOCK_SCRIPT: &str = "LC_ALL=C $PVEFLEET_SUDO mkdir \"${1%/*}\" 2>/dev/null; i=0; until e=$(LC_ALL=C $PVEFLEET_SUDO mkdir \"$1\" 2>&1); do case \"$e\" in *'File exists'*) $PVEFLEET_SUDO touch -c -d @0 \"$1\" 2>/dev/null ;; *) echo \"cannot take the cluster lock $1: $e\" >&2; exit 2;; esac; i=$((i+1)); if [ \"$i\" -ge \"$2\" ]; then echo \"cannot take the cluster lock $1: another run holds it\" >&2; exit 1; fi; sleep 0.5; done";
 
 impl Command {
     /// The argv exactly as the node's program receives it.
@@ -260,6 +277,7 @@ impl Command {
                 a.extend(paths.iter().cloned());
             }
             Command::Qm(qm) => a = qm.argv(),
+            Command::DownloadUrl(d) => a = d.argv(),
         }
         a
     }
@@ -271,7 +289,14 @@ impl Command {
             Command::CfsLock { .. } | Command::CfsUnlock { .. } => true,
             Command::LockProbe { .. } => false,
             Command::InstallFile { .. } | Command::RemoveFiles { .. } => true,
-            Command::Qm(qm) => !matches!(qm, Qm::Config { .. } | Qm::GuestCmd { .. }),
+            Command::DownloadUrl(_) => true,
+            Command::Qm(qm) => !matches!(
+                qm,
+                Qm::Config { .. }
+                    | Qm::GuestCmd { .. }
+                    | Qm::GuestExec { .. }
+                    | Qm::GuestExecStatus { .. }
+            ),
         }
     }
 }
@@ -286,6 +311,7 @@ impl Command {
             | Qm::Set { vmid, .. }
             | Qm::ImportDisk { vmid, .. }
             | Qm::DiskResize { vmid, .. }
+            | Qm::DiskUnlink { vmid, .. }
             | Qm::Start { vmid }
             | Qm::Stop { vmid, .. }
             | Qm::Shutdown { vmid, .. }
@@ -295,7 +321,9 @@ impl Command {
             | Qm::Template { vmid }
             | Qm::Config { vmid }
             | Qm::GuestCmd { vmid, .. }
-            | Qm::CloudinitUpdate { vmid } => vmid,
+            | Qm::CloudinitUpdate { vmid }
+            | Qm::GuestExec { vmid, .. }
+            | Qm::GuestExecStatus { vmid, .. } => vmid,
         })
     }
 

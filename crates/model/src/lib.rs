@@ -29,8 +29,10 @@ mod macros;
 pub mod boot;
 pub mod cloudinit;
 pub mod command;
+pub mod download;
 pub mod drive;
 pub mod guest;
+pub mod hardware;
 pub mod ipconfig;
 pub mod mac;
 pub mod net;
@@ -48,6 +50,7 @@ pub mod volid;
 
 pub use boot::Boot;
 pub use command::{Command, Pvesh, Qm, QmOptions};
+pub use download::{DownloadContent, DownloadUrl};
 pub use drive::{Drive, DriveFile, ImportSource};
 pub use guest::{GuestKind, GuestKindError};
 pub use ipconfig::{IpConfig, Ipv4Config, Ipv6Config};

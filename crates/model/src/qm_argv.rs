@@ -41,6 +41,24 @@ impl Qm {
                 vmid,
                 [disk.clone(), size.clone()],
             ),
+            Qm::DiskUnlink {
+                vmid,
+                idlist,
+                force,
+                legacy,
+            } => {
+                let mut a = if *legacy {
+                    words(&["qm", "unlink"])
+                } else {
+                    words(&["qm", "disk", "unlink"])
+                };
+                push_vmid(&mut a, *vmid);
+                a.extend(words(&["--idlist", &idlist.join(",")]));
+                if *force {
+                    a.extend(words(&["--force", "1"]));
+                }
+                return a;
+            }
             _ => return Vec::new(),
         };
         push_vmid(&mut a, *vmid);
@@ -71,7 +89,9 @@ impl Qm {
                     a.push(delete.join(","));
                 }
             }
-            Qm::ImportDisk { .. } | Qm::DiskResize { .. } => a = self.disk_argv(),
+            Qm::ImportDisk { .. } | Qm::DiskResize { .. } | Qm::DiskUnlink { .. } => {
+                a = self.disk_argv()
+            }
             Qm::Start { vmid } => {
                 a = words(&["qm", "start"]);
                 push_vmid(&mut a, *vmid);
@@ -150,6 +170,17 @@ impl Qm {
                 a = words(&["qm", "guest", "cmd"]);
                 push_vmid(&mut a, *vmid);
                 a.push(command.clone());
+            }
+            Qm::GuestExec { vmid, command } => {
+                a = words(&["qm", "guest", "exec"]);
+                push_vmid(&mut a, *vmid);
+                a.extend(words(&["--synchronous", "0", "--"]));
+                a.extend(command.iter().cloned());
+            }
+            Qm::GuestExecStatus { vmid, pid } => {
+                a = words(&["qm", "guest", "exec-status"]);
+                push_vmid(&mut a, *vmid);
+                a.push(pid.to_string());
             }
         }
         a

@@ -37,6 +37,9 @@ pub struct NodeConn {
     pub user: Option<String>,
     /// The SSH port, when not the ssh default.
     pub port: Option<u16>,
+    /// `become: sudo`: every Proxmox command runs through `sudo -n`, for
+    /// an SSH user other than root.
+    pub sudo: bool,
 }
 
 /// IPv4 settings of `ipconfig0`.
@@ -103,6 +106,36 @@ impl ImageRef {
             ImageRef::Path(_) => None,
         }
     }
+}
+
+/// An image fetched by URL (`image: {url, checksum, storage, filename}`):
+/// downloaded once per node (once for a shared storage) by Proxmox, then
+/// used like any image. The VM's [`DiskSource::Image`] names the volume in
+/// its `iso` form (`STORAGE:iso/FILENAME`); the planner picks the content
+/// type the node takes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageUrl {
+    /// The `http(s)://` URL.
+    pub url: String,
+    /// The expected SHA-256, lower-case hex (Proxmox verifies it).
+    pub sha256: String,
+    /// The storage it is downloaded to (a file storage).
+    pub storage: String,
+    /// The file name on the storage (default: the URL's last segment).
+    pub filename: String,
+}
+
+/// What `apply` waits for once a VM runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WaitFor {
+    /// The guest agent reports the VM's address (the default).
+    #[default]
+    Ip,
+    /// The address, then cloud-init's verdict (`cloud-init status --wait`
+    /// through the guest agent).
+    CloudInit,
+    /// Nothing.
+    None,
 }
 
 /// Where the system disk comes from.
@@ -223,4 +256,14 @@ pub struct VmSpec {
     pub state: PowerState,
     /// Custom cloud-init data, written as a snippet (`user_data:`).
     pub user_data: Option<crate::cloudinit::UserData>,
+    /// The URL its image is downloaded from, when `image:` gives one.
+    pub image_url: Option<ImageUrl>,
+    /// What `apply` waits for once it runs.
+    pub wait: WaitFor,
+    /// Data disks beside the system disk (`disks:`), slots resolved.
+    pub disks: Vec<crate::hardware::DataDisk>,
+    /// The NICs of `networks:`, entry N being `netN`; empty with the short
+    /// form (`bridge`, `vlan`, `mac`, `ip`, ...), which is `net0` alone. The
+    /// first entry is also copied into those fields.
+    pub networks: Vec<crate::hardware::NicSpec>,
 }

@@ -78,8 +78,10 @@ impl Planner<'_> {
                 node: vp.node.clone(),
             })?;
         let version = self.create_version(node)?;
+        let spec = &*self.url_image(spec, node, version, vp)?;
         self.check_bridge(spec, &vp.node)?;
         self.check_storage(spec, &vp.node)?;
+        self.check_disk_storages(spec, &vp.node)?;
         let admin = match &spec.source {
             DiskSource::Image(img) => {
                 self.check_image(spec, img, node)?;
@@ -88,6 +90,10 @@ impl Planner<'_> {
             DiskSource::Clone(r) => Some(self.admin_template(spec, r, node)?),
         };
         self.snippet_upload(spec, &node.name, vp)?;
+        if let Some(t) = &admin {
+            let tcfg = node.configs.get(&t.from.template);
+            crate::hardware::disks::check_template_slots(spec, tcfg)?;
+        }
         let vmid = match vp.vmid {
             Some(id) => id,
             None => {
@@ -298,17 +304,20 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// The bridge must exist on the node.
+    /// The bridge of every NIC must exist on the node.
     pub(crate) fn check_bridge(&self, spec: &VmSpec, node: &str) -> Result<(), PlanProblem> {
-        match self.node_state(node) {
-            Some(state) if !state.bridges.contains(&spec.bridge) => {
-                Err(PlanProblem::MissingBridge {
-                    bridge: spec.bridge.clone(),
-                    node: node.to_string(),
-                    available: state.bridges.clone(),
-                })
-            }
-            _ => Ok(()),
+        let Some(state) = self.node_state(node) else {
+            return Ok(());
+        };
+        match crate::hardware::nics::bridges(spec)
+            .find(|b| !state.bridges.iter().any(|have| have == b))
+        {
+            Some(bridge) => Err(PlanProblem::MissingBridge {
+                bridge: bridge.to_string(),
+                node: node.to_string(),
+                available: state.bridges.clone(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -332,16 +341,23 @@ impl Planner<'_> {
                 storage: storage.clone(),
                 node: node.name.clone(),
             })?;
-        let Some(listed) = listed.iter().find(|v| v.volid == volid) else {
-            return Err(PlanProblem::ImageNotFound {
-                image: volid,
-                node: node.name.clone(),
-                storage: storage.clone(),
-            });
-        };
         // The listed content type decides: real `images` volids have no
         // `images/` folder (`local:100/base.qcow2`, `local-lvm:base-9000-disk-0`).
-        let content = listed_content(listed, volname);
+        // A volume this plan downloads has the content type it is
+        // downloaded as.
+        let content = match listed.iter().find(|v| v.volid == volid) {
+            Some(listed) => listed_content(listed, volname),
+            None => match self.downloading(&node.name, &volid) {
+                Some(c) => c.as_str(),
+                None => {
+                    return Err(PlanProblem::ImageNotFound {
+                        image: volid,
+                        node: node.name.clone(),
+                        storage: storage.clone(),
+                    })
+                }
+            },
+        };
         if version.has_import_from()
             && (content == "images" || (content == "import" && version.has_import_content()))
         {

@@ -36,6 +36,9 @@ pub struct PlanInput<'a> {
     /// (`apply --adopt`, see [`crate::adopt`]) instead of reporting them as
     /// conflicts.
     pub adopt: bool,
+    /// Allow changes that destroy data (`--allow-data-loss`): a data disk
+    /// removed from the file is destroyed instead of being a problem.
+    pub allow_data_loss: bool,
 }
 
 /// One image-cache template per (node, storage, image, disk size).
@@ -50,6 +53,8 @@ pub(crate) struct Planner<'a> {
     pub(crate) cache: BTreeMap<CacheKey, (usize, VmId)>,
     /// Managed VMs by name, for duplicate names.
     pub(crate) managed: ManagedByName<'a>,
+    /// Downloads planned so far, by node (none when shared), storage, file.
+    pub(crate) downloads: BTreeMap<crate::download::DownloadKey, usize>,
 }
 
 impl<'a> Planner<'a> {
@@ -85,6 +90,7 @@ impl<'a> Planner<'a> {
             _ => None,
         };
         vp.running = options::wants_running(spec);
+        vp.wait = spec.wait;
         let observed = self.input.observed;
         // Two managed VMs with the file's name: which one is meant is not
         // known, so neither is touched (made by an older version, by hand,
@@ -260,6 +266,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         plan: Plan::default(),
         cache: BTreeMap::new(),
         managed: ManagedByName::new(observed),
+        downloads: BTreeMap::new(),
     };
     for spec in &input.desired.vms {
         if !selected(spec, input.only) {

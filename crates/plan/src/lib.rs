@@ -10,6 +10,8 @@ pub mod cache;
 pub mod create;
 pub mod destroy;
 pub mod diff;
+pub mod download;
+pub mod hardware;
 pub mod ids;
 pub mod lookup;
 pub mod observed;

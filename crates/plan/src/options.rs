@@ -10,8 +10,12 @@ use pvefleet_model::spec::{Ip6Config, IpConfig, PowerState, VmSpec};
 use pvefleet_model::{MacAddr, Net, NicModel, QmOptions, OWNER_DESCRIPTION_LINE, OWNER_TAG};
 
 /// The `net0` the spec asks for: virtio on its bridge, with its VLAN tag
-/// and MAC when it sets them (else Proxmox picks the MAC).
+/// and MAC when it sets them (else Proxmox picks the MAC); with
+/// `networks:`, its first entry (model, firewall, MTU too).
 pub fn net0(spec: &VmSpec) -> Net {
+    if let Some(first) = spec.networks.first() {
+        return crate::hardware::nics::nic_net(first);
+    }
     let mut net = Net::new(NicModel::Virtio);
     net.macaddr = spec.mac.as_deref().and_then(|m| MacAddr::parse(m).ok());
     net.bridge = Some(spec.bridge.clone());
@@ -21,8 +25,13 @@ pub fn net0(spec: &VmSpec) -> Net {
 
 /// The `ipconfig0` value, when the spec sets any address.
 pub fn ipconfig0(spec: &VmSpec) -> Option<String> {
+    ipconfig(spec.ip.as_ref(), spec.ip6.as_ref())
+}
+
+/// An `ipconfigN` value, when any address is set.
+pub fn ipconfig(ip: Option<&IpConfig>, ip6: Option<&Ip6Config>) -> Option<String> {
     let mut p = PropertyString::new();
-    match &spec.ip {
+    match ip {
         Some(IpConfig::Dhcp) => p = p.with("ip", "dhcp"),
         Some(IpConfig::Static {
             address,
@@ -36,7 +45,7 @@ pub fn ipconfig0(spec: &VmSpec) -> Option<String> {
         }
         None => {}
     }
-    match &spec.ip6 {
+    match ip6 {
         Some(Ip6Config::Dhcp) => p = p.with("ip6", "dhcp"),
         Some(Ip6Config::Auto) => p = p.with("ip6", "auto"),
         Some(Ip6Config::Static {
@@ -76,6 +85,10 @@ pub fn description(spec: &VmSpec, hash: Option<&str>) -> String {
         d.push('\n');
         d.push_str(PASSWORD_CHECK_PREFIX);
         d.push_str(check);
+    }
+    for line in crate::hardware::record_lines(spec) {
+        d.push('\n');
+        d.push_str(&line);
     }
     d
 }
@@ -173,6 +186,7 @@ pub fn common_options(spec: &VmSpec, o: &mut QmOptions) {
     if let Some(c) = crate::snippets::cicustom(spec) {
         o.push("cicustom", c);
     }
+    crate::hardware::create_options(spec, o);
 }
 
 /// Normalises an observed value for comparison with a desired one.

@@ -95,18 +95,29 @@ impl Planner<'_> {
             return vec!["not observed".into()];
         };
         let mut lacks = Vec::new();
-        if !state.bridges.contains(&spec.bridge) {
-            lacks.push(format!("no bridge '{}'", spec.bridge));
+        for bridge in crate::hardware::nics::bridges(spec) {
+            if !state.bridges.iter().any(|b| b == bridge) {
+                lacks.push(format!("no bridge '{bridge}'"));
+            }
         }
-        match self.input.observed.storage_on(node, &spec.storage) {
-            StorageOnNode::Missing => lacks.push(format!("no storage '{}'", spec.storage)),
-            StorageOnNode::Present(f) if !f.holds("images") => lacks.push(format!(
-                "storage '{}' does not hold VM disks (no 'images' content)",
-                spec.storage
-            )),
-            _ => {}
+        let mut storages = vec![spec.storage.as_str()];
+        for d in &spec.disks {
+            if !storages.contains(&d.storage.as_str()) {
+                storages.push(&d.storage);
+            }
+        }
+        for storage in storages {
+            match self.input.observed.storage_on(node, storage) {
+                StorageOnNode::Missing => lacks.push(format!("no storage '{storage}'")),
+                StorageOnNode::Present(f) if !f.holds("images") => lacks.push(format!(
+                    "storage '{storage}' does not hold VM disks (no 'images' content)"
+                )),
+                _ => {}
+            }
         }
         match &spec.source {
+            // An image by URL is downloaded wherever the VM goes.
+            DiskSource::Image(ImageRef::Volume { .. }) if spec.image_url.is_some() => {}
             DiskSource::Image(ImageRef::Volume { storage, .. }) => {
                 let volid = image_volid(spec);
                 let listed = state

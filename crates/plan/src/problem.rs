@@ -8,6 +8,16 @@ use pvefleet_model::{VmId, OWNER_TAG};
 /// no steps.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanProblem {
+    /// The node cannot download the image the file gives by URL.
+    #[error("image {url} cannot be downloaded on node {node}: {reason}")]
+    DownloadImpossible {
+        /// The URL.
+        url: String,
+        /// The node.
+        node: String,
+        /// Why, with the fix.
+        reason: String,
+    },
     /// A guest pvefleet does not manage holds the VM id.
     #[error("a {kind} with id {vmid} exists on node {node} and is not managed by pvefleet (no '{tag}' tag); it is left untouched{}", foreign_fix(kind), tag = OWNER_TAG)]
     ForeignVm {
@@ -228,6 +238,35 @@ pub enum PlanProblem {
         /// What that is.
         of: SizeOf,
     },
+    /// A data disk pvefleet made is no longer in the file: removing it
+    /// destroys its volume, which needs `--allow-data-loss`.
+    #[error("disk {slot} ({volume}) is no longer in the file; removing it destroys the volume: pass --allow-data-loss to remove it, or put it back in 'disks'")]
+    DiskRemoved {
+        /// The slot.
+        slot: String,
+        /// Its volume.
+        volume: String,
+    },
+    /// A data disk's size in the file is smaller than the disk: Proxmox
+    /// cannot shrink a disk (`qm disk resize` refuses), even with
+    /// `--allow-data-loss`.
+    #[error("disk {slot} is {have}, the file asks for {want}; Proxmox cannot shrink a disk: keep the size, or remove the disk from the file (with --allow-data-loss) and re-add it under another slot")]
+    DiskShrink {
+        /// The slot.
+        slot: String,
+        /// Its size.
+        have: String,
+        /// The size in the file.
+        want: String,
+    },
+    /// The slot a data disk names holds something that is not a disk.
+    #[error("slot {slot} of the VM holds '{value}', which is not a disk; choose another 'slot'")]
+    DiskSlotTaken {
+        /// The slot.
+        slot: String,
+        /// What it holds.
+        value: String,
+    },
     /// The image volume is listed with a content type that is no disk image.
     #[error("image {image} is listed as '{content}' content; an image must be an 'iso', 'import' or 'images' volume")]
     ImageWrongContent {
@@ -425,6 +464,10 @@ impl PlanProblem {
             PlanProblem::SnippetsNotEnabled { .. } => "snippets_not_enabled",
             PlanProblem::SnippetPathUnknown { .. } => "snippet_path_unknown",
             PlanProblem::SnippetsStorageInactive { .. } => "snippets_storage_inactive",
+            PlanProblem::DownloadImpossible { .. } => "download_impossible",
+            PlanProblem::DiskRemoved { .. } => "disk_removed",
+            PlanProblem::DiskShrink { .. } => "disk_shrink",
+            PlanProblem::DiskSlotTaken { .. } => "disk_slot_taken",
         }
     }
 }
@@ -468,6 +511,15 @@ pub enum PlanNote {
         /// The id.
         vmid: VmId,
     },
+    /// A data disk no longer in the file is removed with `--allow-data-loss`:
+    /// its volume is destroyed.
+    #[error("destroys volume {volume} ({slot} is no longer in the file; --allow-data-loss)")]
+    DestroysVolume {
+        /// The slot.
+        slot: String,
+        /// The volume.
+        volume: String,
+    },
     /// The VM is paused (`qmpstatus: paused`), and what the plan does about it.
     #[error("paused{}", match want { PowerState::Running => "; 'qm resume' continues it", PowerState::Stopped => "; stopped without a clean shutdown (a paused guest cannot shut down)" })]
     Paused {
@@ -497,6 +549,7 @@ impl PlanNote {
             PlanNote::BeingMade { .. } => "being_made",
             PlanNote::Paused { .. } => "paused",
             PlanNote::UserDataNextBoot { .. } => "user_data_next_boot",
+            PlanNote::DestroysVolume { .. } => "destroys_volume",
         }
     }
 }

@@ -201,6 +201,21 @@ pub struct Prelude {
     pub storage_lock: StorageLock,
 }
 
+/// An image downloaded by URL before the VMs that import it (see
+/// [`crate::download`]): one per node and storage, one for the cluster on
+/// a shared storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Download {
+    /// The node that downloads it.
+    pub node: String,
+    /// The volume it makes (`local:iso/noble.img`).
+    pub volid: String,
+    /// True on a storage the cluster shares (VMs of every node wait for it).
+    pub shared: bool,
+    /// `pvesh create .../download-url`.
+    pub command: pvefleet_model::DownloadUrl,
+}
+
 /// The plan for one VM.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmPlan {
@@ -241,6 +256,10 @@ pub struct VmPlan {
     pub running: bool,
     /// True when the steps include starting the VM.
     pub starts: bool,
+    /// Index into [`Plan::downloads`] that must finish first.
+    pub download: Option<usize>,
+    /// What `apply` waits for once the VM runs.
+    pub wait: pvefleet_model::spec::WaitFor,
 }
 
 impl VmPlan {
@@ -264,6 +283,8 @@ impl VmPlan {
             expect_ip: None,
             running: false,
             starts: false,
+            download: None,
+            wait: pvefleet_model::spec::WaitFor::Ip,
         }
     }
 
@@ -294,6 +315,8 @@ pub struct Plan {
     pub uploads: Vec<Upload>,
     /// Per-node preparation (image cache templates).
     pub preludes: Vec<Prelude>,
+    /// Images downloaded by URL first.
+    pub downloads: Vec<Download>,
     /// Leftovers of interrupted creates the file does not name: reported
     /// with the command that removes them, never touched.
     pub leftovers: Vec<Leftover>,
@@ -328,6 +351,7 @@ impl Plan {
             .iter()
             .all(|v| v.action == Action::None && v.steps.is_empty())
             && self.preludes.is_empty()
+            && self.downloads.is_empty()
     }
 
     /// True when a VM is in conflict or cannot be planned.

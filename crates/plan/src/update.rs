@@ -114,6 +114,7 @@ impl Planner<'_> {
             self.keys_change(spec, cfg, &existing.node, vp, &mut set);
         }
         self.cicustom_change(spec, cfg, &existing.node, vp, &mut set)?;
+        let hardware = self.hardware_update(spec, cfg, existing, version, vp, &mut set)?;
         let changes_settings = match &set.command {
             Command::Qm(Qm::Set {
                 options, delete, ..
@@ -133,10 +134,13 @@ impl Planner<'_> {
                 .collect(),
             _ => BTreeSet::new(),
         };
+        cold.extend(hardware.cold);
+        vp.steps.extend(hardware.resizes);
         if changes_settings {
             vp.steps.push(set);
         }
         crate::snippets::refresh_step(existing, version, vp);
+        vp.steps.extend(hardware.steps);
         if let Some(resize) = grow_step(spec, cfg, vmid, version, vp) {
             vp.steps.push(resize);
         }
@@ -334,12 +338,15 @@ fn net_drifted(spec: &VmSpec, cfg: &VmConfig, vp: &mut VmPlan, set: &mut Step) -
     let have_text = cfg.effective("net0").unwrap_or("");
     let want = options::net0(spec);
     let have = Net::parse(have_text).ok();
-    if have.as_ref().is_some_and(|h| h.same_managed(&want)) {
+    if have
+        .as_ref()
+        .is_some_and(|h| crate::hardware::nics::same_nic(h, &want))
+    {
         return false;
     }
     let new = match have {
         Some(mut h) => {
-            h.apply_managed(&want);
+            crate::hardware::nics::apply_nic(&mut h, &want);
             h
         }
         None => want,

@@ -91,6 +91,46 @@ pub fn run(cx: &mut Ctx, program: &str, args: &[String]) -> Result<(), Failure> 
 }
 
 /// Maps an operand, or says why pve-sim will not act on it.
+/// True when this process acts as the emulated host's root: it runs as
+/// the user who owns the state folder (`pve-sim init` made it), so that a
+/// test bed's other users are refused as a real host refuses non-root.
+fn is_host_root(cx: &Ctx) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata("/proc/self"),
+        std::fs::metadata(cx.root.join("state.json")),
+    ) {
+        (Ok(me), Ok(state)) => me.uid() == state.uid(),
+        _ => true,
+    }
+}
+
+/// What a host refuses to anyone but root: `qm`, `pvesh` and `pvesm` die
+/// with `please run as root` (CONTRACT §1.2), and `/etc/pve/priv` is
+/// root-only (CONTRACT §19).
+pub fn needs_root(cx: &Ctx, program: &str, args: &[String]) -> Result<(), Failure> {
+    if is_host_root(cx) {
+        return Ok(());
+    }
+    if matches!(program, "qm" | "pvesh" | "pvesm") {
+        return Err(Failure::die("please run as root"));
+    }
+    if PROGRAMS.contains(&program) && program != "flock" {
+        if let Some(p) = args.iter().find(|a| a.starts_with("/etc/pve/priv")) {
+            let what = match program {
+                "mkdir" => "cannot create directory",
+                "rmdir" => "failed to remove",
+                _ => "cannot touch",
+            };
+            return Err(Failure {
+                stderr: [program, ": ", what, " '", p, "': Permission denied\n"].concat(),
+                exit: 1,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn map(cx: &Ctx, program: &str, p: &str) -> Result<PathBuf, Failure> {
     cx.root.emulated_path(&cx.node, p).ok_or_else(|| {
         Failure::die(

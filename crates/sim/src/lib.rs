@@ -10,6 +10,7 @@
 //! made to fail by `ROOT/faults.json`.
 
 pub mod cfs;
+pub mod download;
 pub mod faults;
 pub mod host;
 pub mod init;
@@ -177,9 +178,30 @@ fn pvesm(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
                     ["storage '", storage, "' does not exist"].concat(),
                 ));
             }
-            let vol = st
-                .find_volume(&cx.node, volid)
-                .ok_or_else(|| Failure::die(["volume '", volid, "' does not exist"].concat()))?;
+            // A file storage maps iso/ and import/ names to paths whether
+            // the file exists or not (pve-storage Plugin `path`).
+            let (_, volname) = volid.split_once(':').unwrap_or(("", ""));
+            let file_form = st.storage(storage).is_some_and(state::StorageDef::is_dir)
+                && (volname.starts_with("iso/") || volname.starts_with("import/"));
+            let absent = state::Volume {
+                storage: storage.to_string(),
+                node: cx.node.clone(),
+                volname: volname.to_string(),
+                size: 0,
+                content: String::new(),
+                format: String::new(),
+                vmid: None,
+                ctime: 0,
+            };
+            let vol = match st.find_volume(&cx.node, volid) {
+                Some(v) => v,
+                None if file_form => &absent,
+                None => {
+                    return Err(Failure::die(
+                        ["volume '", volid, "' does not exist"].concat(),
+                    ))
+                }
+            };
             let path = cx.root.volume_path(&st, vol);
             cx.out(&path.display().to_string());
             Ok(())
@@ -265,16 +287,18 @@ pub fn run(
     if !host::PROGRAMS.contains(&program) {
         startup(&cx);
     }
-    let result = faults::before(&mut cx, &argv.join(" ")).and_then(|_| match program {
-        "qm" => qm::run(&mut cx, args),
-        "pvesh" => pvesh::run(&mut cx, args),
-        "pvesm" => pvesm(&mut cx, args),
-        "pveversion" => pveversion(&mut cx),
-        tool if host::PROGRAMS.contains(&tool) => host::run(&mut cx, tool, args),
-        other => Err(Failure::die(
-            ["pve-sim: unknown program '", other, "'"].concat(),
-        )),
-    });
+    let result = faults::before(&mut cx, &argv.join(" "))
+        .and_then(|_| host::needs_root(&cx, program, args))
+        .and_then(|_| match program {
+            "qm" => qm::run(&mut cx, args),
+            "pvesh" => pvesh::run(&mut cx, args),
+            "pvesm" => pvesm(&mut cx, args),
+            "pveversion" => pveversion(&mut cx),
+            tool if host::PROGRAMS.contains(&tool) => host::run(&mut cx, tool, args),
+            other => Err(Failure::die(
+                ["pve-sim: unknown program '", other, "'"].concat(),
+            )),
+        });
     let exit = match result {
         Ok(()) => 0,
         Err(f) => {

@@ -123,6 +123,18 @@ fn option(args: &[String], name: &str) -> Option<String> {
 /// Runs `pvesh ARGS`.
 pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     let verb = args.first().map(String::as_str).unwrap_or("");
+    if verb == "create" {
+        let raw = args.get(1).cloned().unwrap_or_default();
+        let parts: Vec<&str> = raw.split('/').filter(|s| !s.is_empty()).collect();
+        if let ["nodes", node, "storage", storage, "download-url"] = parts.as_slice() {
+            let node = if *node == "localhost" {
+                cx.node.clone()
+            } else {
+                node.to_string()
+            };
+            return crate::download::download_url(cx, &node, storage, &args[2..]);
+        }
+    }
     if verb != "get" {
         return Err(Failure::die(
             ["pve-sim: 'pvesh ", verb, "' is not emulated (only get)"].concat(),

@@ -48,6 +48,9 @@ pub struct Invocation {
     pub command: String,
     /// Parameter values as given (booleans normalised to `1`/`0`).
     pub params: BTreeMap<String, String>,
+    /// The words of a trailing `extra-args` positional (`qm guest exec
+    /// VMID -- CMD ARGS...`).
+    pub extra: Vec<String>,
 }
 
 fn commands() -> &'static serde_json::Map<String, Value> {
@@ -362,8 +365,20 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
         }
     }
     let mut params = opts;
+    let mut extra = Vec::new();
     if positional.last().map(String::as_str) == Some("extra-args") {
-        // `qm help [extra-args...]`
+        // `qm help [extra-args...]`, `qm guest exec VMID [extra-args...]`.
+        let fixed = &positional[..positional.len() - 1];
+        if pos_values.len() < fixed.len() {
+            return Err(Failure {
+                stderr: ["400 not enough arguments\n", &usage(&command), "\n"].concat(),
+                exit: 255,
+            });
+        }
+        extra = pos_values.split_off(fixed.len());
+        for (name, v) in fixed.iter().zip(pos_values) {
+            params.insert(name.clone(), v);
+        }
     } else {
         if pos_values.len() < positional.len() {
             return Err(Failure {
@@ -423,7 +438,11 @@ pub fn parse_qm(args: &[String]) -> Result<Invocation, Failure> {
     if !errors.is_empty() {
         return Err(param_error(&command, &errors));
     }
-    Ok(Invocation { command, params })
+    Ok(Invocation {
+        command,
+        params,
+        extra,
+    })
 }
 
 /// The parameters of `command` that are not optional (computed once).

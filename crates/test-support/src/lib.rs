@@ -8,6 +8,10 @@
 //! configuration that pins every host key (`StrictHostKeyChecking yes`).
 //! Everything stops when the bed is dropped.
 
+mod sudo;
+
+pub use sudo::{SudoRule, SUDO_USER};
+
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

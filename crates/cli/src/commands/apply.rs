@@ -38,6 +38,7 @@ pub async fn run(
         reboot: args.reboot,
         only,
         adopt,
+        allow_data_loss: args.allow_data_loss,
     });
     let ui = ui::ui();
     let changes = !p.is_converged();
@@ -81,7 +82,7 @@ pub async fn run(
     let opts = || ApplyOptions {
         wait: !args.no_wait,
         wait_timeout: Duration::from_secs(args.wait_timeout),
-        boot_window: Duration::from_secs(60.min(args.wait_timeout)),
+        boot_window: Duration::from_secs(args.agent_grace.min(args.wait_timeout)),
         keep_failed: args.keep_failed,
         parallel: args.parallel,
         parallel_storage: args.parallel_storage,

@@ -88,6 +88,7 @@ pub(super) fn desired(host: &HostArgs, target: &Target) -> Result<Desired, ExitS
             host,
             user,
             port: None,
+            sudo: false,
         }],
         cluster: false,
         vms: Vec::new(),

@@ -526,7 +526,9 @@ fn entry_rest(e: &mut Entry, vm: &ClusterVm, cfg: &VmConfig) {
         let own: Vec<&str> = d
             .lines()
             .filter(|l| {
-                l.trim() != OWNER_DESCRIPTION_LINE && !l.trim().starts_with(PASSWORD_CHECK_PREFIX)
+                l.trim() != OWNER_DESCRIPTION_LINE
+                    && !l.trim().starts_with(PASSWORD_CHECK_PREFIX)
+                    && !pvefleet_plan::hardware::is_record_line(l)
             })
             .collect();
         let own = own.join("\n");

@@ -82,6 +82,7 @@ pub(super) async fn finish(
             reboot: args.reboot,
             only: names,
             adopt: false,
+            allow_data_loss: false,
         });
         if p.is_converged() && !p.has_problems() {
             return false;

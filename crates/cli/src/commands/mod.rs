@@ -12,6 +12,7 @@ mod made_elsewhere;
 mod meta;
 mod plan;
 mod schema;
+mod schema_hardware;
 mod sim;
 mod status;
 
@@ -39,8 +40,13 @@ pub async fn run(cli: Cli) -> ExitStatus {
             selection,
             detailed_exitcode,
             adopt,
+            allow_data_loss,
         } => {
-            let status = plan::run(&file.file, &target, host_state, &selection.only, adopt).await;
+            let flags = plan::Flags {
+                adopt,
+                allow_data_loss,
+            };
+            let status = plan::run(&file.file, &target, host_state, &selection.only, flags).await;
             detailed(status, detailed_exitcode)
         }
         Cmd::Apply {
@@ -378,12 +384,16 @@ async fn observe_nodes_with(
         Ok(o) => o,
         Err(e) => {
             close(&handles).await;
-            return Err(Failure::new(
+            let text = e.to_string();
+            let mut failure = Failure::new(
                 ExitStatus::Failed,
                 "read_nodes",
-                format!("reading the nodes failed: {e}"),
-            )
-            .report());
+                format!("reading the nodes failed: {text}"),
+            );
+            if let Some(hint) = privilege_hint(&text) {
+                failure = failure.hint(hint);
+            }
+            return Err(failure.report());
         }
     };
     observed.unreachable.extend(unreachable);
@@ -392,6 +402,18 @@ async fn observe_nodes_with(
     }
     handles.retain(|h| !observed.unreachable.contains_key(&h.name));
     Ok((handles, observed))
+}
+
+/// The fix for a node that refused pvefleet's user: not root without
+/// `become: sudo`, or sudo without a rule for it.
+fn privilege_hint(error: &str) -> Option<&'static str> {
+    if error.contains("sudo on ") {
+        Some("become: sudo needs a sudoers rule that lets this SSH user run qm, pvesh, pvesm and the cluster lock without a password (NOPASSWD): see docs/real-host.md, 'A user other than root'")
+    } else if error.contains("please run as root") || error.contains("Permission denied") {
+        Some("the SSH user is not root: add 'become: sudo' to the node in the file (with the sudoers rule of docs/real-host.md), or log in as root")
+    } else {
+        None
+    }
 }
 
 /// Asks on the terminal; refuses (exit 2) when stdin is not one. Ctrl-C

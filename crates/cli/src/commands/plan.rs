@@ -39,6 +39,15 @@ fn host_state(path: &str) -> Result<Observed, ExitStatus> {
     })
 }
 
+/// The switches of `plan` that change what is planned.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flags {
+    /// `--adopt`.
+    pub adopt: bool,
+    /// `--allow-data-loss`.
+    pub allow_data_loss: bool,
+}
+
 /// Reads the nodes (or a saved host state) and prints the plan.
 /// `Changes` when something would change and nothing stands in the way.
 pub async fn run(
@@ -46,8 +55,12 @@ pub async fn run(
     target: &Target,
     host_state_file: Option<String>,
     only: &[String],
-    adopt: bool,
+    flags: Flags,
 ) -> ExitStatus {
+    let Flags {
+        adopt,
+        allow_data_loss,
+    } = flags;
     let desired = match super::load_file(file) {
         Ok(d) => d,
         Err(s) => return s,
@@ -74,6 +87,7 @@ pub async fn run(
         reboot: false,
         only,
         adopt,
+        allow_data_loss,
     });
     let ui = ui::ui();
     if ui.json {

@@ -24,24 +24,24 @@ const DNS_NAME: &str =
     "^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$";
 const NODE_NAME: &str = "^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$";
 const UNIX_USER: &str = "^[a-z_][a-z0-9_-]{0,31}$";
-const STORAGE_ID: &str = "^[a-z][a-z0-9._-]*[a-z0-9]$";
-const SIZE: &str = "^\\s*([0-9]+(\\.[0-9]*)?|\\.[0-9]+)[KMGTkmgt]$";
+pub(super) const STORAGE_ID: &str = "^[a-z][a-z0-9._-]*[a-z0-9]$";
+pub(super) const SIZE: &str = "^\\s*([0-9]+(\\.[0-9]*)?|\\.[0-9]+)[KMGTkmgt]$";
 const OCTET: &str = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
 const TAG: &str = "^[A-Za-z0-9_][A-Za-z0-9_+.-]*$";
 const SSH_KEY: &str = "^\\s*(ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com)[ \\t]+[A-Za-z0-9+/=]{16,}([ \\t][^\\n]*)?$";
 const VMID_MAX: u64 = 999_999_999;
 
-fn ipv4() -> String {
+pub(super) fn ipv4() -> String {
     format!("({OCTET}\\.){{3}}{OCTET}")
 }
 
 /// A string matching `pattern`.
-fn pattern(description: &str, pattern: &str) -> Value {
+pub(super) fn pattern(description: &str, pattern: &str) -> Value {
     json!({"type": "string", "pattern": pattern, "description": description})
 }
 
 /// An integer in `min..=max`.
-fn int(description: &str, min: u64, max: u64) -> Value {
+pub(super) fn int(description: &str, min: u64, max: u64) -> Value {
     json!({"type": "integer", "minimum": min, "maximum": max, "description": description})
 }
 
@@ -124,10 +124,24 @@ fn vm_key(key: &str) -> Option<Value> {
             "type": "string",
             "description": "cloud-init password (discouraged; never printed)",
         }),
-        "image" | "template" => pattern(
-            "cloud image: a volume id (local:iso/x.img, local:import/x.qcow2) or an absolute path on the host; `template` is another name for `image`",
-            "^(/[^,]*|[a-z][a-z0-9._-]*[a-z0-9]:[^,/][^,]*)$",
-        ),
+        "image" | "template" => json!({
+            "description": "cloud image: a volume id (local:iso/x.img, local:import/x.qcow2), an absolute path on the host, or {url, checksum, storage, filename} to have Proxmox download it; `template` is another name for `image`",
+            "anyOf": [
+                {"type": "string", "pattern": "^(/[^,]*|[a-z][a-z0-9._-]*[a-z0-9]:[^,/][^,]*)$"},
+                {
+                    "type": "object",
+                    "description": "an image Proxmox downloads once per node (once for a shared storage) and checks against its SHA-256",
+                    "additionalProperties": false,
+                    "required": ["url", "checksum", "storage"],
+                    "properties": {
+                        "url": {"type": "string", "pattern": "^https?://[^/?#\\s]+", "description": "http:// or https:// address of the image"},
+                        "checksum": {"type": "string", "pattern": "^sha256:[0-9a-fA-F]{64}$", "description": "sha256:<64 hex digits>"},
+                        "storage": {"type": "string", "pattern": STORAGE_ID, "description": "file storage it is downloaded to (content iso, or import for .qcow2/.raw/.vmdk on PVE 8.4+)"},
+                        "filename": {"type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.-]*\\.([Ii][Mm][Gg]|[Ii][Ss][Oo]|qcow2|raw|vmdk)$", "maxLength": 255, "description": "file name on the storage; default the URL's last segment"},
+                    },
+                },
+            ],
+        }),
         "clone" => json!({
             "description": "id or name of a Proxmox template VM to clone instead of importing an image",
             "anyOf": [
@@ -187,13 +201,19 @@ fn vm_key(key: &str) -> Option<Value> {
             "storage the user_data snippet is written to; needs the snippets content type; default local",
             STORAGE_ID,
         ),
+        "wait" => json!({
+            "description": "what apply waits for once the VM runs: ip (the guest agent reports the address; default), cloud-init (and cloud-init finished), none",
+            "enum": ["ip", "cloud-init", "none"],
+        }),
+        "disks" => super::schema_hardware::disks(),
+        "networks" => super::schema_hardware::networks(),
         _ => return None,
     };
     Some(v)
 }
 
 /// `value` or null: a null on a VM unsets what `defaults` set.
-fn nullable(mut v: Value) -> Value {
+pub(super) fn nullable(mut v: Value) -> Value {
     let description = v
         .as_object_mut()
         .and_then(|o| o.remove("description"))
@@ -220,7 +240,7 @@ fn vm_properties(skip: &[&str]) -> Map<String, Value> {
 }
 
 /// Keys set to something other than null.
-fn both_set(a: &str, b: &str) -> Value {
+pub(super) fn both_set(a: &str, b: &str) -> Value {
     json!({"not": {
         "required": [a, b],
         "properties": {a: {"not": {"type": "null"}}, b: {"not": {"type": "null"}}},
@@ -238,10 +258,14 @@ fn connection(node: bool) -> Value {
                 "^[^\\s-]\\S*$",
             ),
             "user" => pattern(
-                "SSH user; default: what ssh picks. qm must run as root",
+                "SSH user; default: what ssh picks. qm must run as root: for another user, set become: sudo",
                 UNIX_USER,
             ),
             "port" => int("SSH port", 1, 65535),
+            "become" => json!({
+                "enum": ["sudo", "none"],
+                "description": "sudo: run every Proxmox command through sudo -n (needs the sudoers rule of docs/real-host.md); default none",
+            }),
             "node" => pattern("Proxmox node name; default: what the host reports", NODE_NAME),
             _ => json!({}),
         };
@@ -266,7 +290,7 @@ pub fn config_schema() -> Value {
     let source = json!({"anyOf": [
         {"required": ["image"]}, {"required": ["template"]}, {"required": ["clone"]}
     ]});
-    let conflicts = json!([
+    let mut conflicts = json!([
         both_set("image", "clone"),
         both_set("template", "clone"),
         both_set("image", "template"),
@@ -285,6 +309,9 @@ pub fn config_schema() -> Value {
             "then": {"not": {"required": ["gateway"], "properties": {"gateway": {"type": "string"}}}},
         },
     ]);
+    if let Some(list) = conflicts.as_array_mut() {
+        list.extend(super::schema_hardware::network_conflicts());
+    }
     let mut top = Map::new();
     for k in keys::TOP {
         let v = match *k {

@@ -1,5 +1,6 @@
 //! How to reach the Proxmox nodes: `proxmox:` (one host) or `nodes:` (a
-//! cluster), each with an SSH host, user and port.
+//! cluster), each with an SSH host, user and port, and `become: sudo` for
+//! a user other than root.
 
 use super::primitives::{is_dns_name, is_unix_user};
 use super::{Cx, Fields};
@@ -9,8 +10,9 @@ use crate::limits::shown;
 use crate::raw::Node;
 use crate::spec::NodeConn;
 
-/// The SSH part of a node: host, user, port.
-type Ssh = (String, Option<String>, Option<u16>);
+/// The SSH part of a node: host, user, port, and whether commands go
+/// through sudo.
+type Ssh = (String, Option<String>, Option<u16>, bool);
 
 impl Cx<'_> {
     /// `host`, `user` and `port` of `proxmox:` or one node; `owner` is where
@@ -59,7 +61,28 @@ impl Cx<'_> {
             .get("port")
             .and_then(|(_, n)| self.int("port", n, 1, 65535, "use the SSH port, 22 by default"))
             .map(|p| p as u16);
-        Some((host?, user.ok()?, port))
+        let sudo = match f.get("become") {
+            Some((_, n)) => self.become_sudo(n).ok_or(()),
+            None => Ok(false),
+        };
+        Some((host?, user.ok()?, port, sudo.ok()?))
+    }
+
+    /// `become`: `sudo` (every Proxmox command through `sudo -n`) or `none`.
+    fn become_sudo(&mut self, n: &Node) -> Option<bool> {
+        match self.string("become", n)?.as_str() {
+            "sudo" => Some(true),
+            "none" => Some(false),
+            other => {
+                self.err(
+                    ErrorKind::Format,
+                    n.span,
+                    format!("become: {} is not supported", shown(other)),
+                    "use 'sudo' (commands run through sudo -n) or 'none'",
+                );
+                None
+            }
+        }
     }
 
     /// Whether `name` is a valid Proxmox node name; reports it if not.
@@ -85,12 +108,13 @@ impl Cx<'_> {
             Some((_, n)) => self.string("node", n).filter(|s| self.node_name(s, n.span)),
             None => None,
         };
-        let (host, user, port) = self.host_fields(&f, node.span)?;
+        let (host, user, port, sudo) = self.host_fields(&f, node.span)?;
         Some(vec![NodeConn {
             name,
             host,
             user,
             port,
+            sudo,
         }])
     }
 
@@ -113,13 +137,14 @@ impl Cx<'_> {
                 continue;
             };
             let f = self.fields(fe, keys::NODE, &format!("nodes.{}", k.name));
-            if let Some((host, user, port)) = self.host_fields(&f, k.span) {
+            if let Some((host, user, port, sudo)) = self.host_fields(&f, k.span) {
                 if valid_name {
                     out.push(NodeConn {
                         name: Some(k.name.clone()),
                         host,
                         user,
                         port,
+                        sudo,
                     });
                 }
             }

@@ -8,6 +8,8 @@ mod connection;
 mod cpu;
 mod duplicates;
 mod fields;
+mod hardware;
+mod image_url;
 mod network;
 mod primitives;
 mod screen;

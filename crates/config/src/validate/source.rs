@@ -7,24 +7,24 @@ use super::{Cx, Fields};
 use crate::error::ErrorKind;
 use crate::limits::shown;
 use crate::raw::{Node, Value};
-use crate::spec::{CloneRef, DiskFrom, DiskSource, ImageRef};
+use crate::spec::{CloneRef, DiskFrom, DiskSource, ImageRef, ImageUrl};
 use pvefleet_model::{size, VmId};
 
 impl Cx<'_> {
-    /// `image`/`template` or `clone`, exactly one of them. Clears `ok` on
-    /// any error.
+    /// `image`/`template` or `clone`, exactly one of them, with the URL of
+    /// an image given by URL. Clears `ok` on any error.
     pub(super) fn source(
         &mut self,
         f: &Fields<'_>,
         item: &Node,
         ok: &mut bool,
-    ) -> Option<DiskSource> {
+    ) -> Option<(DiskSource, Option<ImageUrl>)> {
         let source = self.source_of(f, item);
         *ok &= source.is_some();
         source
     }
 
-    fn source_of(&mut self, f: &Fields<'_>, item: &Node) -> Option<DiskSource> {
+    fn source_of(&mut self, f: &Fields<'_>, item: &Node) -> Option<(DiskSource, Option<ImageUrl>)> {
         let image = match (f.get("image"), f.get("template")) {
             (Some(_), Some((k, _))) => {
                 self.err(
@@ -59,8 +59,11 @@ impl Cx<'_> {
                 );
                 None
             }
-            (Some((key, n)), None) => self.image(key, n).map(DiskSource::Image),
-            (None, Some(n)) => self.clone_ref(n).map(DiskSource::Clone),
+            (Some((key, n)), None) if matches!(n.value, Value::Map(_)) => self
+                .image_url(key, n)
+                .map(|(img, url)| (DiskSource::Image(img), Some(url))),
+            (Some((key, n)), None) => self.image(key, n).map(|i| (DiskSource::Image(i), None)),
+            (None, Some(n)) => self.clone_ref(n).map(|c| (DiskSource::Clone(c), None)),
         }
     }
 

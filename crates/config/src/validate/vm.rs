@@ -10,7 +10,7 @@ use crate::error::{ErrorKind, Span};
 use crate::keys;
 use crate::limits::shown;
 use crate::raw::{Key, Node, Value};
-use crate::spec::{DiskFrom, NodeConn, Placement, PowerState, VmSpec};
+use crate::spec::{DiskFrom, NodeConn, Placement, PowerState, VmSpec, WaitFor};
 use pvefleet_model::{size, NodeName, VmId};
 use std::collections::HashSet;
 
@@ -60,6 +60,7 @@ struct Draft {
     description: Option<String>,
     onboot: bool,
     state: PowerState,
+    wait: WaitFor,
 }
 
 impl Default for Draft {
@@ -85,6 +86,7 @@ impl Default for Draft {
             description: None,
             onboot: false,
             state: PowerState::Running,
+            wait: WaitFor::Ip,
         }
     }
 }
@@ -129,6 +131,7 @@ const FIELDS: &[(&str, Decode)] = &[
         cx.boolean("onboot", n).map(|v| d.onboot = v)
     }),
     ("state", |cx, n, d| cx.state(n).map(|v| d.state = v)),
+    ("wait", |cx, n, d| cx.wait_for(n).map(|v| d.wait = v)),
 ];
 
 impl Cx<'_> {
@@ -144,6 +147,8 @@ impl Cx<'_> {
     ) -> Option<(VmSpec, Vec<(String, Span)>)> {
         let entries = self.map("each VM", item)?;
         let own = self.fields(entries, keys::VM, "a VM");
+        let own_keys: std::collections::BTreeSet<String> =
+            own.keys().map(|k| k.to_string()).collect();
         let mut f: Fields<'_> = defaults
             .iter()
             .map(|(k, v)| (k.name.as_str(), (k, v)))
@@ -151,10 +156,10 @@ impl Cx<'_> {
         f.extend(own);
         // An explicit null on the VM unsets a default (`clone: ~`).
         f.retain(|_, (_, n)| !matches!(n.value, Value::Null));
+        let mut ok = self.network_forms(&mut f, &own_keys, defaults);
         let get = |k: &str| f.get(k).map(|(_, n)| *n);
 
         let mut draft = Draft::default();
-        let mut ok = true;
         for (key, decode) in FIELDS {
             if let Some(n) = get(key) {
                 ok &= decode(self, n, &mut draft).is_some();
@@ -174,15 +179,34 @@ impl Cx<'_> {
         let ip = self.ipv4(get("ip"), get("gateway"), &mut ok);
         let ip6 = self.ipv6(get("ip6"), get("gateway6"), &mut ok);
         let ssh_keys = self.ssh_keys(get("ssh_keys"), get("ssh_keys_file"), &mut ok);
-        let source = self.source(&f, item, &mut ok);
+        let (source, image_url) = match self.source(&f, item, &mut ok) {
+            Some((s, u)) => (Some(s), u),
+            None => (None, None),
+        };
+        let mut hw_spans = Vec::new();
+        let disks = get("disks").map(|n| self.disks(n, &draft.storage));
+        let networks = get("networks").map(|n| self.networks(n, &mut hw_spans));
+        ok &= disks.as_ref().is_none_or(Option::is_some)
+            && networks.as_ref().is_none_or(Option::is_some);
         let user_data = self.user_data(&f, &mut ok);
         if !ok {
             return None;
         }
-        let spans = f
+        let mut spans: Vec<(String, Span)> = f
             .iter()
             .map(|(k, (_, n))| (k.to_string(), n.span))
             .collect();
+        spans.extend(hw_spans);
+        let networks = networks.flatten().unwrap_or_default();
+        let (mut ip, mut ip6) = (ip, ip6);
+        if let Some(first) = networks.first() {
+            // The first NIC is net0: the short keys' fields carry it.
+            draft.bridge.clone_from(&first.bridge);
+            draft.vlan = first.vlan;
+            draft.mac.clone_from(&first.mac);
+            ip.clone_from(&first.ip);
+            ip6.clone_from(&first.ip6);
+        }
         let d = draft;
         let spec = VmSpec {
             vmid: d.vmid,
@@ -211,6 +235,10 @@ impl Cx<'_> {
             onboot: d.onboot,
             state: d.state,
             user_data,
+            image_url,
+            wait: d.wait,
+            disks: disks.flatten().unwrap_or_default(),
+            networks,
         };
         Some((spec, spans))
     }

@@ -47,6 +47,11 @@ impl Lane {
                 && start.elapsed() >= self.opts.boot_window
                 && last.contains("guest agent is not running")
             {
+                // cloud-init's verdict can only come through the agent:
+                // waiting on is pointless.
+                if vp.wait == pvefleet_model::spec::WaitFor::CloudInit {
+                    return Err(format!("the guest agent has not answered in {} s since boot, so cloud-init's verdict cannot be read: install qemu-guest-agent in the image (e.g. cloud-init 'packages: [qemu-guest-agent]' on an image that starts it, or a customised image), or set 'wait: ip' or 'wait: none'", self.opts.boot_window.as_secs()));
+                }
                 warned = true;
                 self.say(&vp.name, "the guest agent has not answered since boot: the image probably lacks qemu-guest-agent (install it via cloud-init or use an image that has it)".into());
             }

@@ -10,8 +10,11 @@
 
 pub mod agent;
 pub mod claim;
+pub mod cloudinit;
+mod download;
 pub mod machine;
 pub mod outcome;
+mod snippets;
 pub mod steps;
 mod tasks;
 
@@ -20,7 +23,9 @@ pub use outcome::{StepFailure, StepOutcome};
 
 use crate::event::{Event, Reporter, VmOutcome, VmResult};
 use crate::transport::Transport;
+use pvefleet_model::spec::WaitFor;
 use pvefleet_model::{Command, Qm, VmId};
+use pvefleet_plan::types::Download;
 use pvefleet_plan::{Action, Plan, Prelude, StorageLock, Upload, VmPlan};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -92,6 +97,9 @@ struct Prerequisites {
     dirs: BTreeMap<String, String>,
     uploads: Vec<(Upload, OnceCell<bool>)>,
     preludes: Vec<(Prelude, OnceCell<Option<VmId>>)>,
+    /// Images by URL, each downloaded once (on its node's transport).
+    downloads: Vec<(Download, OnceCell<Result<(), String>>)>,
+    transports: Transports,
 }
 
 impl Prerequisites {
@@ -183,26 +191,6 @@ impl Lane {
             .await
     }
 
-    /// Copies an uploaded file to `dest` on the node (a cloud-init snippet
-    /// into its storage's `snippets/` folder); false, said, on failure.
-    async fn install(&self, node: &str, src: &str, dest: &str) -> bool {
-        let cmd = Command::InstallFile {
-            src: src.to_string(),
-            dest: dest.to_string(),
-        };
-        match self.transport.run(cmd.argv()).await {
-            Ok(out) if out.success() => true,
-            Ok(out) => {
-                self.say(node, format!("cannot write {dest}: {}", out.stderr.trim()));
-                false
-            }
-            Err(e) => {
-                self.say(node, e.to_string());
-                false
-            }
-        }
-    }
-
     /// Prepares image-cache template `plan.preludes[i]` once, holding one of
     /// the node's permits; VMs that clone it wait for the first caller.
     /// Returns the template's id: the planned one, or the next free one when
@@ -243,7 +231,7 @@ impl Lane {
     /// Waits for what the VM depends on (its key upload, its cache
     /// template), each done once for all that need it, without a permit.
     /// Returns why the VM cannot proceed, if it cannot.
-    async fn prerequisites(&self, vp: &mut VmPlan) -> Option<&'static str> {
+    async fn prerequisites(&self, vp: &mut VmPlan) -> Option<String> {
         for &u in &vp.uploads {
             if !self.upload(u).await {
                 let snippet = self
@@ -252,15 +240,20 @@ impl Lane {
                     .get(u)
                     .is_some_and(|(x, _)| x.install_to.is_some());
                 return Some(if snippet {
-                    "the cloud-init snippet could not be written to the node"
+                    "the cloud-init snippet could not be written to the node".into()
                 } else {
-                    "the key file could not be written to the node"
+                    "the key file could not be written to the node".into()
                 });
+            }
+        }
+        if let Some(d) = vp.download {
+            if let Err(e) = self.download(d).await {
+                return Some(e);
             }
         }
         let p = vp.prelude?;
         let Some(actual) = self.prelude(p).await else {
-            return Some("the image cache template could not be prepared");
+            return Some("the image cache template could not be prepared".into());
         };
         let planned = self.pre.preludes.get(p).map(|(x, _)| x.vmid);
         if planned != Some(actual) {
@@ -392,8 +385,8 @@ impl Lane {
             return (r, None);
         }
         r.seconds = started.elapsed().as_secs_f64();
-        // --no-wait: no agent query at all, not even one probe.
-        if vp.running && self.opts.wait {
+        // --no-wait or `wait: none`: no agent query at all, not even one probe.
+        if vp.running && self.opts.wait && vp.wait != WaitFor::None {
             return (r, Some(vp));
         }
         self.finished(&vp.name, true);
@@ -407,6 +400,12 @@ impl Lane {
         match self.agent_ip(&vp, wait).await {
             Ok(ip) => r.ip = ip,
             Err(e) => r = r.failed(e),
+        }
+        if wait && vp.wait == WaitFor::CloudInit && r.result == VmOutcome::Ok {
+            match self.cloud_init(&vp).await {
+                Ok(warning) => r.warnings.extend(warning),
+                Err(e) => r = r.failed(e),
+            }
         }
         r.seconds += started.elapsed().as_secs_f64();
         self.finished(&vp.name, r.result == VmOutcome::Ok);
@@ -513,6 +512,12 @@ pub async fn apply(
             .into_iter()
             .map(|p| (p, OnceCell::new()))
             .collect(),
+        downloads: plan
+            .downloads
+            .into_iter()
+            .map(|d| (d, OnceCell::new()))
+            .collect(),
+        transports: transports.clone(),
     });
     let wants_claims = plan
         .vms

@@ -18,6 +18,8 @@ pub struct LocalTransport {
     lines: AtomicU64,
     /// Per-command timeout, in seconds.
     pub command_timeout: u64,
+    /// `become: sudo`: Proxmox commands run through `sudo -n`.
+    pub sudo: bool,
 }
 
 impl LocalTransport {
@@ -29,6 +31,7 @@ impl LocalTransport {
             slots: Arc::new(Semaphore::new(max_parallel.max(1))),
             lines: AtomicU64::new(0),
             command_timeout: 3600,
+            sudo: false,
         }
     }
 }
@@ -41,6 +44,10 @@ impl ShellLine for LocalTransport {
 
     fn command_timeout(&self) -> u64 {
         self.command_timeout
+    }
+
+    fn sudo(&self) -> bool {
+        self.sudo
     }
 
     fn lines_sent(&self) -> u64 {

@@ -38,6 +38,15 @@ pub enum TransportError {
         /// Details.
         message: String,
     },
+    /// sudo refused a command (`become: sudo`): it asked for a password, or
+    /// its rules do not allow the command. Nothing of it ran.
+    #[error("sudo on {host} refused: {message}")]
+    Sudo {
+        /// The destination.
+        host: String,
+        /// What sudo said.
+        message: String,
+    },
     /// A word cannot be sent through a shell.
     #[error(transparent)]
     Quote(#[from] pvefleet_model::shell::QuoteError),

@@ -5,6 +5,57 @@
 use super::{Judge, StepOutput, Transport, TransportError};
 use crate::script::{batch_line, checked_line, concurrent_line, parse_batch};
 use pvefleet_model::shell::quote_argv;
+use std::borrow::Cow;
+
+/// The environment variable through which the cluster-lock script
+/// ([`pvefleet_model::Command::CfsLock`], a `sh -c` of pvefleet's own) runs
+/// its `mkdir`/`touch` of `/etc/pve/priv` through sudo.
+const SUDO_VAR: &str = "PVEFLEET_SUDO=sudo -n";
+
+/// `argvs` as the node runs them. With `sudo`, each goes through `sudo -n`
+/// (never asking for a password: a refusal is an error at once), except
+/// that pvefleet's own `sh -c` scripts run as the user and call sudo for
+/// their privileged commands only, and the lock probe (`flock -n` of a VM's
+/// config lock, CONTRACT §19) runs as the user: a sudoers rule cannot
+/// allow it safely, and a probe that cannot open the lock file leaves the
+/// VM alone.
+fn as_run(argvs: &[Vec<String>], sudo: bool) -> Cow<'_, [Vec<String>]> {
+    if !sudo {
+        return Cow::Borrowed(argvs);
+    }
+    let wrap = |argv: &Vec<String>| -> Vec<String> {
+        let prefix: &[&str] = match argv.first().map(String::as_str) {
+            Some("flock") => &[],
+            Some("sh") => &["env", SUDO_VAR],
+            _ => &["sudo", "-n"],
+        };
+        prefix
+            .iter()
+            .map(|w| w.to_string())
+            .chain(argv.iter().cloned())
+            .collect()
+    };
+    Cow::Owned(argvs.iter().map(wrap).collect())
+}
+
+/// The first refusal of sudo in `outs` (sudo's own messages start with
+/// `sudo: `, also where the lock script quotes them), as an error.
+fn sudo_refusal(host: String, sudo: bool, outs: &[StepOutput]) -> Result<(), TransportError> {
+    if !sudo {
+        return Ok(());
+    }
+    match outs
+        .iter()
+        .flat_map(|o| o.stderr.lines())
+        .find(|l| l.contains("sudo: ") || l.contains(" is not allowed to execute "))
+    {
+        Some(line) => Err(TransportError::Sudo {
+            host,
+            message: line.trim().to_string(),
+        }),
+        None => Ok(()),
+    }
+}
 
 /// A transport that runs one `/bin/sh` line per round trip.
 #[async_trait::async_trait]
@@ -14,6 +65,11 @@ pub trait ShellLine: Send + Sync {
 
     /// Seconds a single command may run on the node.
     fn command_timeout(&self) -> u64;
+
+    /// True when Proxmox commands go through `sudo -n` (`become: sudo`).
+    fn sudo(&self) -> bool {
+        false
+    }
 
     /// Lines sent so far.
     fn lines_sent(&self) -> u64;
@@ -106,13 +162,18 @@ impl<T: ShellLine> Transport for T {
         argvs: &[Vec<String>],
         stop_on_error: bool,
     ) -> Result<Vec<StepOutput>, TransportError> {
-        let line = batch_line(argvs, stop_on_error, self.command_timeout())?;
+        let line = batch_line(
+            &as_run(argvs, self.sudo()),
+            stop_on_error,
+            self.command_timeout(),
+        )?;
         let (exit, stdout, stderr) = bounded(self, argvs.len(), self.run_line(&line, None)).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
             // The shell itself failed (e.g. ssh exit 255 on a dropped connection).
             return Err(lost(self.destination(), exit, &stderr));
         }
+        sudo_refusal(self.destination(), self.sudo(), &outs)?;
         Ok(outs)
     }
 
@@ -121,12 +182,13 @@ impl<T: ShellLine> Transport for T {
         argvs: &[Vec<String>],
         judges: &[Judge],
     ) -> Result<Vec<StepOutput>, TransportError> {
-        let line = checked_line(argvs, judges, self.command_timeout())?;
+        let line = checked_line(&as_run(argvs, self.sudo()), judges, self.command_timeout())?;
         let (exit, stdout, stderr) = bounded(self, argvs.len(), self.run_line(&line, None)).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().all(|o| o.exit.is_none()) && exit != Some(0) {
             return Err(lost(self.destination(), exit, &stderr));
         }
+        sudo_refusal(self.destination(), self.sudo(), &outs)?;
         Ok(outs)
     }
 
@@ -134,12 +196,13 @@ impl<T: ShellLine> Transport for T {
         &self,
         argvs: &[Vec<String>],
     ) -> Result<Vec<StepOutput>, TransportError> {
-        let line = concurrent_line(argvs, self.command_timeout())?;
+        let line = concurrent_line(&as_run(argvs, self.sudo()), self.command_timeout())?;
         let (exit, stdout, stderr) = bounded(self, 1, self.run_line(&line, None)).await?;
         let outs = parse_batch(&stdout, &stderr, argvs.len());
         if outs.iter().any(|o| o.exit.is_none()) {
             return Err(lost(self.destination(), exit, &stderr));
         }
+        sudo_refusal(self.destination(), self.sudo(), &outs)?;
         Ok(outs)
     }
 
@@ -172,5 +235,44 @@ impl<T: ShellLine> Transport for T {
 
     async fn close(&self) {
         self.shut().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(ws: &[&str]) -> Vec<String> {
+        ws.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn sudo_wraps_proxmox_commands_and_leaves_scripts_and_probes_as_the_user() {
+        let argvs = vec![
+            words(&["qm", "start", "100"]),
+            words(&["sh", "-c", "script", "name"]),
+            words(&["flock", "-n", "/var/lock/qemu-server/lock-100.conf", "true"]),
+        ];
+        assert_eq!(as_run(&argvs, false).as_ref(), argvs.as_slice());
+        let run = as_run(&argvs, true);
+        assert_eq!(run[0], words(&["sudo", "-n", "qm", "start", "100"]));
+        assert_eq!(
+            run[1],
+            words(&["env", "PVEFLEET_SUDO=sudo -n", "sh", "-c", "script", "name"])
+        );
+        assert_eq!(run[2], argvs[2]);
+    }
+
+    #[test]
+    fn a_refusal_of_sudo_is_an_error_only_with_sudo() {
+        let out = StepOutput {
+            exit: Some(2),
+            stdout: String::new(),
+            stderr: "cannot take the cluster lock x: sudo: a password is required\n".into(),
+        };
+        let outs = [out];
+        assert!(sudo_refusal("h".into(), false, &outs).is_ok());
+        let e = sudo_refusal("h".into(), true, &outs).expect_err("refused");
+        assert!(e.to_string().contains("sudo on h refused"), "{e}");
     }
 }

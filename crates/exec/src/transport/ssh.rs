@@ -48,6 +48,8 @@ pub struct SshTransport {
     round_trips: AtomicU64,
     /// Per-command timeout on the node, in seconds.
     pub command_timeout: u64,
+    /// `become: sudo`: Proxmox commands run through `sudo -n`.
+    pub sudo: bool,
 }
 
 fn is_host_key_error(msg: &str) -> bool {
@@ -87,6 +89,7 @@ impl SshTransport {
             next: AtomicUsize::new(0),
             round_trips: AtomicU64::new(0),
             command_timeout: 3600,
+            sudo: false,
         }
     }
 
@@ -170,6 +173,10 @@ impl ShellLine for SshTransport {
 
     fn command_timeout(&self) -> u64 {
         self.command_timeout
+    }
+
+    fn sudo(&self) -> bool {
+        self.sudo
     }
 
     fn lines_sent(&self) -> u64 {

@@ -9,14 +9,20 @@ use std::time::Duration;
 
 mod disks;
 mod drive;
+mod guest_exec;
+mod hotplug;
 mod lifecycle;
 mod lvm;
+mod unlink;
 mod update;
 mod util;
 mod views;
 
 use disks::*;
+use guest_exec::*;
+use hotplug::*;
 use lifecycle::*;
+use unlink::*;
 use update::*;
 use util::*;
 use views::*;
@@ -240,6 +246,7 @@ fn dispatch(cx: &mut Ctx, inv: &Invocation) -> R {
         "set" => set(cx, inv),
         "disk import" => import_disk(cx, inv),
         "disk resize" => resize(cx, inv),
+        "disk unlink" => unlink(cx, inv),
         "start" => start_vm(cx, vmid_of(p, "vmid")),
         "stop" => stop_vm(
             cx,
@@ -282,6 +289,8 @@ fn dispatch(cx: &mut Ctx, inv: &Invocation) -> R {
             let vm = local_vm(&st, &cx.node, vmid_of(p, "vmid"))?;
             crate::snippets::generation_check(&cx.root, &st, &cx.node, &vm.config)
         }
+        "guest exec" => guest_exec(cx, inv),
+        "guest exec-status" => guest_exec_status(cx, inv),
         "config" => print_config(
             cx,
             vmid_of(p, "vmid"),

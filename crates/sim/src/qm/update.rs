@@ -477,6 +477,8 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         .iter()
         .any(|(_, o)| matches!(o, DriveOp::Cloudinit { .. }));
     let mut created = Vec::new();
+    // A running VM's disk options that cannot change live stay pending.
+    let (ops, cold_drives) = pending_drive_ops(&vm, ops);
     apply_drives(cx, vmid, ops, &mut config, &mut created)?;
     if let Some(vga) = p.get("vga") {
         drive::vga_clipboard(vga)?;
@@ -502,6 +504,7 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         pending.remove(r);
         pending_delete.retain(|d| d != r);
     }
+    pending.extend(cold_drives);
     for (k, v) in plain {
         if vm.running && COLD.contains(&k.as_str()) {
             pending.insert(k, v);

@@ -13,11 +13,10 @@ pub fn dhcp_address(vmid: u32) -> String {
     .concat()
 }
 
-pub(super) fn guest_cmd(cx: &mut Ctx, inv: &Invocation) -> R {
-    let vmid = vmid_of(&inv.params, "vmid");
-    let command = inv.params.get("command").cloned().unwrap_or_default();
-    let st = cx.root.read()?;
-    let vm = local_vm(&st, &cx.node, vmid)?;
+/// The guest agent's preconditions, in Proxmox's order (CONTRACT §10);
+/// a guest whose image has no agent (`guests.json`) never answers.
+pub(super) fn agent_ready(cx: &Ctx, st: &State, vmid: u32) -> R {
+    let vm = local_vm(st, &cx.node, vmid)?;
     let Some(agent) = vm.config.get("agent") else {
         return Err(Failure::die("No QEMU guest agent configured"));
     };
@@ -29,10 +28,21 @@ pub(super) fn guest_cmd(cx: &mut Ctx, inv: &Invocation) -> R {
     let enabled = agent
         .split(',')
         .any(|kv| matches!(kv, "1" | "enabled=1" | "enabled=on" | "enabled=yes"));
-    if !enabled || now_ms() < vm.started_ms + st.settings.agent_after_ms {
+    let name = vm.config.get("name").cloned().unwrap_or_default();
+    let installed = super::guest_exec::script(&cx.root, &name).agent != Some(false);
+    if !enabled || !installed || now_ms() < vm.started_ms + st.settings.agent_after_ms {
         std::thread::sleep(Duration::from_millis(st.settings.agent_ping_ms));
         return Err(Failure::die("QEMU guest agent is not running"));
     }
+    Ok(())
+}
+
+pub(super) fn guest_cmd(cx: &mut Ctx, inv: &Invocation) -> R {
+    let vmid = vmid_of(&inv.params, "vmid");
+    let command = inv.params.get("command").cloned().unwrap_or_default();
+    let st = cx.root.read()?;
+    agent_ready(cx, &st, vmid)?;
+    let vm = local_vm(&st, &cx.node, vmid)?;
     match command.as_str() {
         "ping" => Ok(()),
         "network-get-interfaces" => {
