@@ -159,9 +159,21 @@ impl Planner<'_> {
         let i = match found {
             Some(i) => i,
             None => {
+                // The same data for two storages: two files in the run's
+                // folder.
+                let name = snippet_name(&u.text);
+                let taken = self
+                    .plan
+                    .uploads
+                    .iter()
+                    .any(|x| x.node == node && x.file_name == name);
                 self.plan.uploads.push(Upload {
                     node: node.to_string(),
-                    file_name: snippet_name(&u.text),
+                    file_name: if taken {
+                        format!("{}-{name}", u.storage)
+                    } else {
+                        name
+                    },
                     content: u.text.clone(),
                     install_to: Some(dest),
                 });

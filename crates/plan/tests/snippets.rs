@@ -79,6 +79,26 @@ fn two_vms_with_the_same_data_share_one_upload() {
 }
 
 #[test]
+fn the_same_data_for_two_storages_is_two_files() {
+    let d = host(&[
+        &web(DATA),
+        "{name: b, vmid: 201, image: local:iso/x.img, user_data: {packages: [htop]}, snippets_storage: nas}",
+    ]);
+    let mut o = with_snippets(observed(vec![node("pve1", "8.4.1")]), &[TEXT]);
+    storage_fact(&mut o, "pve1", "nas", "nfs", "snippets");
+    let nas = format!("nas:snippets/{}", snippet_name(TEXT));
+    o.nodes[0]
+        .image_paths
+        .insert(nas, format!("/mnt/pve/nas/snippets/{}", snippet_name(TEXT)));
+    let p = plan_of(&d, &o);
+    let names: Vec<&str> = p.uploads.iter().map(|u| u.file_name.as_str()).collect();
+    assert_eq!(
+        names,
+        [snippet_name(TEXT), format!("nas-{}", snippet_name(TEXT))]
+    );
+}
+
+#[test]
 fn user_mode_sets_cicustom_user() {
     let d = host(&[&web("user_data: {packages: [htop]}, user_data_mode: user")]);
     let o = with_snippets(observed(vec![node("pve1", "8.4.1")]), &[TEXT]);
