@@ -321,6 +321,11 @@ fn data_cloud_init_rejects_is_refused_by_check_with_its_message() {
     assert!(t.contains("users: 5"), "{t}");
     let out = pvefleet(&bed, &["plan", &cfg]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // apply refuses it before contacting the node.
+    bed.clear_journal();
+    let out = pvefleet(&bed, &["apply", &cfg, "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(bed.journal_rows().is_empty(), "the node was contacted");
     // Valid data passes, and without the program a note says so.
     let cfg = config(&bed, DATA_A);
     let out = check(&bed, &cfg);

@@ -24,14 +24,20 @@ pub async fn run(
     args: &RunArgs,
     adopt: bool,
 ) -> ExitStatus {
+    // cloud-init's verdict on the user_data comes before any node is
+    // contacted.
+    match super::load_file(file) {
+        Ok(d) => {
+            if let Err(status) = crate::cloud_init::check(file, &d) {
+                return status;
+            }
+        }
+        Err(status) => return status,
+    }
     let mut s = match Session::open_with(file, target, args.parallel, only, adopt).await {
         Ok(s) => s,
         Err(status) => return status,
     };
-    if let Err(status) = crate::cloud_init::check(file, &s.desired) {
-        s.close().await;
-        return status;
-    }
     let p = plan(PlanInput {
         desired: &s.desired,
         observed: &s.observed,
