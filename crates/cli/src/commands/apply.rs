@@ -25,16 +25,8 @@ pub async fn run(
     adopt: bool,
 ) -> ExitStatus {
     // cloud-init's verdict on the user_data comes before any node is
-    // contacted.
-    match super::load_file(file) {
-        Ok(d) => {
-            if let Err(status) = crate::cloud_init::check(file, &d) {
-                return status;
-            }
-        }
-        Err(status) => return status,
-    }
-    let mut s = match Session::open_with(file, target, args.parallel, only, adopt).await {
+    // contacted (`vet`).
+    let mut s = match Session::open_with(file, target, args.parallel, only, adopt, true).await {
         Ok(s) => s,
         Err(status) => return status,
     };

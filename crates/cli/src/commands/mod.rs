@@ -300,20 +300,25 @@ impl Session {
         parallel: usize,
         only: &[String],
     ) -> Result<Self, ExitStatus> {
-        Self::open_with(file, target, parallel, only, false).await
+        Self::open_with(file, target, parallel, only, false, false).await
     }
 
     /// [`Session::open`], also reading the configurations of the VMs
-    /// `--adopt` would take over when `adopt`.
+    /// `--adopt` would take over when `adopt`, and with `vet` having
+    /// cloud-init judge the `user_data` first (apply).
     async fn open_with(
         file: &str,
         target: &Target,
         parallel: usize,
         only: &[String],
         adopt: bool,
+        vet: bool,
     ) -> Result<Self, ExitStatus> {
         let desired = load_file(file)?;
         check_only(file, &desired, only)?;
+        if vet {
+            crate::cloud_init::check(file, &desired)?;
+        }
         let cancel = crate::interrupt::token();
         let observed = tokio::select! {
             r = observe_nodes_with(&desired, target, parallel, adopt) => r,
