@@ -69,6 +69,10 @@ pub enum Cmd {
         /// pvefleet tag, as `apply --adopt` would do it.
         #[arg(long)]
         adopt: bool,
+        /// Plan changes that destroy data a VM keeps: removing or remaking
+        /// its EFI vars disk (`bios`, `secure_boot`) or TPM state (`tpm`).
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Make the nodes match the file.
     Apply {
@@ -276,6 +280,10 @@ pub struct RunArgs {
     /// Reboot running VMs whose changes only apply at boot.
     #[arg(long)]
     pub reboot: bool,
+    /// Make changes that destroy data a VM keeps: removing or remaking its
+    /// EFI vars disk (`bios`, `secure_boot`) or TPM state (`tpm`).
+    #[arg(long)]
+    pub allow_data_loss: bool,
 }
 
 /// Where the commands go.

@@ -41,6 +41,18 @@ pub const VM: &[&str] = &[
     "onboot",
     "state",
     "clone",
+    "bios",
+    "secure_boot",
+    "machine",
+    "tpm",
+    "pool",
+    "startup",
+    "protection",
+    "ha",
+    "agent",
+    "balloon",
+    "numa",
+    "hotplug",
 ];
 
 /// Keys that only make sense per VM, not in `defaults:`.

@@ -221,4 +221,8 @@ pub struct VmSpec {
     pub onboot: bool,
     /// Whether the VM should run.
     pub state: PowerState,
+    /// `bios`, `secure_boot`, `machine`, `tpm`.
+    pub firmware: crate::lifecycle::Firmware,
+    /// `pool`, `startup`, `protection`, `ha`, `agent`, `balloon`, `numa`, `hotplug`.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }

@@ -80,6 +80,7 @@ impl Planner<'_> {
         let version = self.create_version(node)?;
         self.check_bridge(spec, &vp.node)?;
         self.check_storage(spec, &vp.node)?;
+        self.check_pool(spec)?;
         let admin = match &spec.source {
             DiskSource::Image(img) => {
                 self.check_image(spec, img, node)?;
@@ -144,6 +145,7 @@ impl Planner<'_> {
             vp.steps.push(Step::exit(Command::Qm(Qm::Start { vmid })));
             vp.starts = true;
         }
+        self.created_lifecycle(spec, vmid, vp);
         vp.action = Action::Create;
         Ok(())
     }
@@ -369,6 +371,9 @@ fn import_steps(
     options::common_options(spec, &mut o);
     o.push("ostype", "l26");
     o.push("scsihw", "virtio-scsi-pci");
+    if let Some(pool) = &spec.lifecycle.pool {
+        o.push("pool", pool);
+    }
     let cloudinit = format!("{}:cloudinit", spec.storage);
     let with_keys = |step: Step| match keys {
         Some(i) => step.with_input("sshkeys", InputSource::Upload(i)),

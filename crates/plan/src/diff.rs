@@ -36,6 +36,9 @@ pub struct PlanInput<'a> {
     /// (`apply --adopt`, see [`crate::adopt`]) instead of reporting them as
     /// conflicts.
     pub adopt: bool,
+    /// Make changes that destroy data a VM keeps (removing or remaking its
+    /// EFI vars or TPM state, `--allow-data-loss`).
+    pub allow_data_loss: bool,
 }
 
 /// One image-cache template per (node, storage, image, disk size).

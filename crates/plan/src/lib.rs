@@ -11,6 +11,8 @@ pub mod create;
 pub mod destroy;
 pub mod diff;
 pub mod ids;
+pub mod lifecycle;
+pub mod lifecycle_observed;
 pub mod lookup;
 pub mod observed;
 pub mod options;

@@ -504,6 +504,9 @@ pub struct Observed {
     /// its storages are not checked.
     #[serde(default)]
     pub storage_facts: BTreeMap<String, BTreeMap<String, StorageFacts>>,
+    /// Pools, pool members and HA resources.
+    #[serde(default)]
+    pub lifecycle: crate::lifecycle_observed::LifecycleObserved,
 }
 
 /// What is known of a storage on a node.

@@ -236,6 +236,27 @@ pub enum PlanProblem {
         /// The content type it is listed under.
         content: String,
     },
+    /// The change destroys data a VM keeps (its EFI vars, its TPM state):
+    /// only done with `--allow-data-loss`.
+    #[error("{change} destroys {what}; pass --allow-data-loss to do it anyway, or keep the setting in the file")]
+    DataLoss {
+        /// What the file changes (`bios: ovmf -> seabios (removes efidisk0)`).
+        change: String,
+        /// What is lost.
+        what: &'static str,
+    },
+    /// The file's pool does not exist in the cluster.
+    #[error("pool '{pool}' does not exist; create it with 'pveum pool add {pool}' on a node, or fix 'pool'")]
+    MissingPool {
+        /// The pool.
+        pool: String,
+    },
+    /// `destroy` of a protected VM: Proxmox refuses it.
+    #[error("VM {vmid} is protected (protection: 1) and Proxmox refuses to destroy it; remove 'protection' from the file and run apply first, then destroy")]
+    Protected {
+        /// The id.
+        vmid: VmId,
+    },
 }
 
 /// How to take over a VM pvefleet does not manage.
@@ -376,6 +397,9 @@ impl PlanProblem {
             PlanProblem::StorageWithoutImages { .. } => "storage_without_images",
             PlanProblem::DiskTooSmall { .. } => "disk_too_small",
             PlanProblem::ImageWrongContent { .. } => "image_wrong_content",
+            PlanProblem::DataLoss { .. } => "data_loss",
+            PlanProblem::MissingPool { .. } => "missing_pool",
+            PlanProblem::Protected { .. } => "protected",
         }
     }
 }

@@ -30,6 +30,8 @@ pub enum Read {
     ClusterResources,
     /// `/cluster/nextid`.
     NextId,
+    /// `/cluster/ha/resources`: the HA resources (read when the file has `ha`).
+    HaResources,
 }
 
 impl Read {
@@ -47,6 +49,7 @@ impl Read {
             },
             Read::ClusterResources => Command::Pvesh(Pvesh::cluster_resources()),
             Read::NextId => Command::Pvesh(Pvesh::next_id()),
+            Read::HaResources => Command::Pvesh(Pvesh::ha_resources()),
         }
     }
 }
@@ -183,6 +186,9 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
     let mut cluster_reads = vec![Read::ClusterResources];
     if next_id {
         cluster_reads.push(Read::NextId);
+    }
+    if desired.vms.iter().any(|v| v.lifecycle.ha.is_some()) {
+        cluster_reads.push(Read::HaResources);
     }
     let mut configs = Vec::new();
     for spec in &desired.vms {

@@ -111,6 +111,13 @@ impl Planner<'_> {
         if !options::same_keys(cfg.effective("sshkeys"), spec) {
             self.keys_change(spec, cfg, &existing.node, vp, &mut set);
         }
+        let before_set = match &mut set.command {
+            Command::Qm(Qm::Set {
+                options, delete, ..
+            }) => self.firmware_volumes(spec, cfg, vmid, vp, options, delete)?,
+            _ => Vec::new(),
+        };
+        let pool = self.pool_steps(spec, vmid, vp)?;
         let changes_settings = match &set.command {
             Command::Qm(Qm::Set {
                 options, delete, ..
@@ -125,14 +132,16 @@ impl Planner<'_> {
                 .keys()
                 .chain(set.inputs.iter().map(|i| i.option))
                 .chain(delete.iter().map(String::as_str))
-                .filter(|k| COLD_KEYS.contains(k))
+                .filter(|k| COLD_KEYS.contains(k) || crate::lifecycle::COLD.contains(k))
                 .map(str::to_string)
                 .collect(),
             _ => BTreeSet::new(),
         };
+        vp.steps.extend(before_set);
         if changes_settings {
             vp.steps.push(set);
         }
+        vp.steps.extend(pool);
         if let Some(resize) = grow_step(spec, cfg, vmid, version, vp) {
             vp.steps.push(resize);
         }
@@ -148,6 +157,8 @@ impl Planner<'_> {
         } else {
             self.power_step(vmid, running, vp);
         }
+        let ha = self.ha_steps(spec, vmid, vp);
+        vp.steps.extend(ha);
         Ok(())
     }
 

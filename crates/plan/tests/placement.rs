@@ -37,6 +37,7 @@ fn plan_of(desired: &pvefleet_config::Desired, observed: &Observed) -> pvefleet_
         reboot: false,
         only: &[],
         adopt: false,
+        allow_data_loss: false,
     })
 }
 

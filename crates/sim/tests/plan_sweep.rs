@@ -212,6 +212,7 @@ fn every_line_planned_for_random_valid_configs_passes_the_rule_table() {
             reboot: false,
             only: &[],
             adopt: false,
+            allow_data_loss: false,
         });
         for v in &p.vms {
             assert!(

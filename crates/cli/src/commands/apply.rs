@@ -34,6 +34,7 @@ pub async fn run(
         reboot: args.reboot,
         only,
         adopt,
+        allow_data_loss: args.allow_data_loss,
     });
     let ui = ui::ui();
     let changes = !p.is_converged();

@@ -39,8 +39,17 @@ pub async fn run(cli: Cli) -> ExitStatus {
             selection,
             detailed_exitcode,
             adopt,
+            allow_data_loss,
         } => {
-            let status = plan::run(&file.file, &target, host_state, &selection.only, adopt).await;
+            let status = plan::run(
+                &file.file,
+                &target,
+                host_state,
+                &selection.only,
+                adopt,
+                allow_data_loss,
+            )
+            .await;
             detailed(status, detailed_exitcode)
         }
         Cmd::Apply {

@@ -47,6 +47,7 @@ pub async fn run(
     host_state_file: Option<String>,
     only: &[String],
     adopt: bool,
+    allow_data_loss: bool,
 ) -> ExitStatus {
     let desired = match super::load_file(file) {
         Ok(d) => d,
@@ -71,6 +72,7 @@ pub async fn run(
         reboot: false,
         only,
         adopt,
+        allow_data_loss,
     });
     let ui = ui::ui();
     if ui.json {

@@ -53,6 +53,7 @@ pub(super) async fn rows(s: &Session) -> Vec<StatusRow> {
         reboot: false,
         only: &[],
         adopt: false,
+        allow_data_loss: false,
     });
     let mut rows = Vec::new();
     for v in &p.vms {

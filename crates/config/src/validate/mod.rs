@@ -8,6 +8,7 @@ mod connection;
 mod cpu;
 mod duplicates;
 mod fields;
+mod lifecycle;
 mod network;
 mod primitives;
 mod screen;

@@ -11,6 +11,7 @@ use crate::keys;
 use crate::limits::shown;
 use crate::raw::{Key, Node, Value};
 use crate::spec::{DiskFrom, NodeConn, Placement, PowerState, VmSpec};
+use pvefleet_model::lifecycle::{Firmware, Lifecycle};
 use pvefleet_model::{size, NodeName, VmId};
 use std::collections::HashSet;
 
@@ -60,6 +61,8 @@ struct Draft {
     description: Option<String>,
     onboot: bool,
     state: PowerState,
+    firmware: Firmware,
+    lifecycle: Lifecycle,
 }
 
 impl Default for Draft {
@@ -85,6 +88,8 @@ impl Default for Draft {
             description: None,
             onboot: false,
             state: PowerState::Running,
+            firmware: Firmware::default(),
+            lifecycle: Lifecycle::default(),
         }
     }
 }
@@ -129,6 +134,41 @@ const FIELDS: &[(&str, Decode)] = &[
         cx.boolean("onboot", n).map(|v| d.onboot = v)
     }),
     ("state", |cx, n, d| cx.state(n).map(|v| d.state = v)),
+    // Firmware, placement and lifecycle (validate/lifecycle.rs).
+    ("bios", |cx, n, d| cx.bios(n).map(|v| d.firmware.bios = v)),
+    ("secure_boot", |cx, n, d| {
+        cx.boolean("secure_boot", n)
+            .map(|v| d.firmware.secure_boot = v)
+    }),
+    ("machine", |cx, n, d| {
+        cx.machine(n).map(|v| d.firmware.machine = v)
+    }),
+    ("tpm", |cx, n, d| {
+        cx.boolean("tpm", n).map(|v| d.firmware.tpm = v)
+    }),
+    ("pool", |cx, n, d| {
+        cx.pool(n).map(|v| d.lifecycle.pool = Some(v))
+    }),
+    ("startup", |cx, n, d| {
+        cx.startup(n).map(|v| d.lifecycle.startup = Some(v))
+    }),
+    ("protection", |cx, n, d| {
+        cx.boolean("protection", n)
+            .map(|v| d.lifecycle.protection = v)
+    }),
+    ("ha", |cx, n, d| cx.ha(n).map(|v| d.lifecycle.ha = Some(v))),
+    ("agent", |cx, n, d| {
+        cx.agent(n).map(|v| d.lifecycle.agent = v)
+    }),
+    ("balloon", |cx, n, d| {
+        cx.balloon(n).map(|v| d.lifecycle.balloon = Some(v))
+    }),
+    ("numa", |cx, n, d| {
+        cx.boolean("numa", n).map(|v| d.lifecycle.numa = Some(v))
+    }),
+    ("hotplug", |cx, n, d| {
+        cx.hotplug(n).map(|v| d.lifecycle.hotplug = Some(v))
+    }),
 ];
 
 impl Cx<'_> {
@@ -175,6 +215,13 @@ impl Cx<'_> {
         let ip6 = self.ipv6(get("ip6"), get("gateway6"), &mut ok);
         let ssh_keys = self.ssh_keys(get("ssh_keys"), get("ssh_keys_file"), &mut ok);
         let source = self.source(&f, item, &mut ok);
+        ok &= self.lifecycle_rules(
+            &draft.firmware,
+            &draft.lifecycle,
+            draft.memory,
+            get("secure_boot"),
+            get("balloon"),
+        );
         if !ok {
             return None;
         }
@@ -209,6 +256,8 @@ impl Cx<'_> {
             description: d.description,
             onboot: d.onboot,
             state: d.state,
+            firmware: d.firmware,
+            lifecycle: d.lifecycle,
         };
         Some((spec, spans))
     }

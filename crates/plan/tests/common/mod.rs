@@ -195,6 +195,7 @@ pub fn plan_with(desired: &Desired, observed: &Observed, reboot: bool, only: &[&
         reboot,
         only: &only,
         adopt: false,
+        allow_data_loss: false,
     })
 }
 
@@ -206,6 +207,7 @@ pub fn plan_adopting(desired: &Desired, observed: &Observed) -> Plan {
         reboot: false,
         only: &[],
         adopt: true,
+        allow_data_loss: false,
     })
 }
 

@@ -1,0 +1,424 @@
+//! Firmware, placement and lifecycle keys: how they are spelled on `qm
+//! create`/`qm set`, how an observed value is normalised for comparison,
+//! and the steps outside `qm set`: EFI vars and TPM state volumes, pool
+//! membership (`pvesh set /pools/POOL`), HA resources (`ha-manager`).
+//!
+//! Host facts relied on (qemu-server `update_vm_api`,
+//! `vmconfig_hotplug_pending`; pve-access-control `PVE/API2/Pool.pm`;
+//! pve-ha-manager `PVE/API2/HA/Resources.pm`):
+//! - `bios`, `machine`, `numa`, `agent` and `balloon` of a running VM stay
+//!   pending until it restarts, and so do new `efidisk0`/`tpmstate0`
+//!   volumes; `startup` and `protection` apply at once.
+//! - `qm set --efidisk0 STORAGE:1,...` allocates a new EFI vars volume at
+//!   any time; `--delete efidisk0` detaches it (it becomes `unusedN`): the
+//!   VM boots with fresh EFI vars, its boot entries and enrolled keys are
+//!   gone. The same holds for `tpmstate0` and the TPM's secrets.
+//!   `pre-enrolled-keys` and the TPM `version` only take effect on a new
+//!   volume, so changing them means a new volume too.
+//! - `qm create --pool P` fails when `P` does not exist; on an existing VM
+//!   the pool changes through the pools API: `pvesh set /pools/P --vms ID`
+//!   adds (refused while the VM is in another pool), `--delete 1` removes.
+//! - `ha-manager add vm:ID` registers a resource; `set` changes its state
+//!   or group; `remove` drops it (`qm destroy --purge` also does).
+
+use crate::diff::Planner;
+use crate::observed::VmConfig;
+use crate::problem::PlanProblem;
+use crate::types::{Change, Step, VmPlan};
+use pvefleet_model::ha::HaManager;
+use pvefleet_model::lifecycle::{Bios, Hotplug};
+use pvefleet_model::propstring::PropertyString;
+use pvefleet_model::spec::VmSpec;
+use pvefleet_model::{Command, Qm, QmOptions, VmId};
+
+/// Keys of this module a running VM takes only at its next boot.
+pub const COLD: &[&str] = &[
+    "bios",
+    "machine",
+    "numa",
+    "agent",
+    "balloon",
+    "efidisk0",
+    "tpmstate0",
+];
+
+/// The `hotplug` features when the key is unset (or `1`).
+const HOTPLUG_DEFAULT: &str = "network,disk,usb";
+
+/// The order of hot-plug features in a normalised value.
+const HOTPLUG_ORDER: &[&str] = &["network", "disk", "cpu", "memory", "usb", "cloudinit"];
+
+fn flag(b: bool) -> String {
+    if b { "1" } else { "0" }.to_string()
+}
+
+/// The keys of this module compared on every VM, with their desired
+/// values (`None`: the file leaves the key alone).
+pub fn managed_values(spec: &VmSpec) -> Vec<(&'static str, Option<String>)> {
+    let fw = &spec.firmware;
+    let lc = &spec.lifecycle;
+    vec![
+        ("bios", Some(fw.bios.as_str().to_string())),
+        ("machine", fw.machine().map(str::to_string)),
+        ("startup", lc.startup.map(|s| s.value())),
+        ("protection", Some(flag(lc.protection))),
+        ("agent", Some(lc.agent.value())),
+        ("balloon", lc.balloon.map(|b| b.to_string())),
+        ("numa", lc.numa.map(flag)),
+        ("hotplug", lc.hotplug.as_ref().map(Hotplug::value)),
+    ]
+}
+
+/// The options of this module on `qm create` and on the `qm set` after a
+/// clone: firmware (with the EFI vars and TPM state volumes on the VM's
+/// storage) and each lifecycle key the file sets. `agent` is pushed by
+/// [`crate::options::common_options`] in its place; `pool` is not among
+/// them (`qm set` has no `--pool`).
+pub fn options(spec: &VmSpec, o: &mut QmOptions) {
+    let fw = &spec.firmware;
+    let lc = &spec.lifecycle;
+    if fw.bios == Bios::Ovmf {
+        o.push("bios", "ovmf");
+    }
+    if let Some(m) = fw.machine() {
+        o.push("machine", m);
+    }
+    if let Some(efi) = fw.efidisk0(&spec.storage) {
+        o.push("efidisk0", efi);
+    }
+    if let Some(tpm) = fw.tpmstate0(&spec.storage) {
+        o.push("tpmstate0", tpm);
+    }
+    if let Some(s) = lc.startup {
+        o.push("startup", s.value());
+    }
+    if lc.protection {
+        o.push("protection", "1");
+    }
+    if let Some(b) = lc.balloon {
+        o.push("balloon", b.to_string());
+    }
+    if let Some(n) = lc.numa {
+        o.push("numa", flag(n));
+    }
+    if let Some(h) = &lc.hotplug {
+        o.push("hotplug", h.value());
+    }
+}
+
+/// Normalises an observed value of a key of this module; `None` for other
+/// keys.
+pub fn normalise(key: &str, value: &str) -> Option<String> {
+    let bool_word = |v: &str| flag(matches!(v, "1" | "on" | "yes" | "true"));
+    Some(match key {
+        "protection" | "numa" => bool_word(value),
+        "startup" => {
+            let p = PropertyString::parse(value);
+            let mut out = PropertyString::new();
+            let order = p
+                .items()
+                .find(|(k, _)| k.is_none() || *k == Some("order"))
+                .map(|(_, v)| v.to_string());
+            for (k, v) in [("order", order), ("up", p.get("up").map(str::to_string))] {
+                if let Some(v) = v {
+                    out = out.with(k, v);
+                }
+            }
+            if let Some(d) = p.get("down") {
+                out = out.with("down", d);
+            }
+            out.to_string()
+        }
+        "agent" => {
+            let p = PropertyString::parse(value);
+            let enabled = p
+                .items()
+                .find(|(k, _)| k.is_none() || *k == Some("enabled"))
+                .map(|(_, v)| bool_word(v))
+                .unwrap_or_else(|| "0".into());
+            let mut out = PropertyString::new().with("enabled", enabled);
+            if p.get("fstrim_cloned_disks")
+                .is_some_and(|v| bool_word(v) == "1")
+            {
+                out = out.with("fstrim_cloned_disks", "1");
+            }
+            if let Some(t) = p.get("type") {
+                out = out.with("type", t);
+            }
+            out.to_string()
+        }
+        "hotplug" => {
+            let v = if value == "1" { HOTPLUG_DEFAULT } else { value };
+            if v == "0" {
+                return Some("0".into());
+            }
+            let have: Vec<&str> = v.split(',').map(str::trim).collect();
+            HOTPLUG_ORDER
+                .iter()
+                .filter(|f| have.contains(f))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+        _ => return None,
+    })
+}
+
+/// The default of a key of this module Proxmox leaves out of the config.
+pub fn implicit_default(key: &str) -> Option<&'static str> {
+    match key {
+        "bios" => Some("seabios"),
+        "protection" | "numa" => Some("0"),
+        "hotplug" => Some(HOTPLUG_DEFAULT),
+        _ => None,
+    }
+}
+
+/// A volume key of the config (`efidisk0`, `tpmstate0`) as wanted and had.
+struct VolumeKey<'a> {
+    key: &'static str,
+    want: Option<String>,
+    have: Option<&'a str>,
+    /// The items of the value that only a new volume changes.
+    fixed: &'static [(&'static str, &'static str)],
+    what: &'static str,
+}
+
+impl VolumeKey<'_> {
+    /// The fixed items of `value`, defaults filled in.
+    fn fixed_of(&self, value: &str) -> Vec<String> {
+        let p = PropertyString::parse(value);
+        self.fixed
+            .iter()
+            .map(|(k, default)| p.get(k).unwrap_or(default).to_string())
+            .collect()
+    }
+}
+
+impl Planner<'_> {
+    /// The EFI vars and TPM state volumes: a new one goes in `set`; one
+    /// the file drops or whose fixed items change is data loss, refused
+    /// unless `--allow-data-loss`, then detached (a separate `qm set
+    /// --delete` first when a new volume replaces it, since one call may
+    /// not set and delete a key). Returns the steps to run before `set`.
+    pub(crate) fn firmware_volumes(
+        &self,
+        spec: &VmSpec,
+        cfg: &VmConfig,
+        vmid: VmId,
+        vp: &mut VmPlan,
+        set: &mut QmOptions,
+        delete: &mut Vec<String>,
+    ) -> Result<Vec<Step>, PlanProblem> {
+        let keys = [
+            VolumeKey {
+                key: "efidisk0",
+                want: spec.firmware.efidisk0(&spec.storage),
+                have: cfg.effective("efidisk0"),
+                fixed: &[("efitype", "2m"), ("pre-enrolled-keys", "0")],
+                what: "the VM's EFI vars (its boot entries and enrolled Secure Boot keys)",
+            },
+            VolumeKey {
+                key: "tpmstate0",
+                want: spec.firmware.tpmstate0(&spec.storage),
+                have: cfg.effective("tpmstate0"),
+                fixed: &[("version", "v1.2")],
+                what: "the VM's TPM state (keys sealed to it, such as BitLocker's or LUKS's)",
+            },
+        ];
+        let mut before = Vec::new();
+        for k in keys {
+            let replace = match (&k.want, k.have) {
+                (None, None) => continue,
+                (Some(w), Some(h)) if k.fixed_of(w) == k.fixed_of(h) => continue,
+                (Some(_), None) => false,
+                (_, Some(_)) => true,
+            };
+            let change = Change {
+                key: k.key.into(),
+                from: k.have.map(str::to_string),
+                to: k.want.clone(),
+            };
+            if replace && !self.input.allow_data_loss {
+                let text = match &change.to {
+                    Some(to) => format!(
+                        "{}: {} -> {to}",
+                        k.key,
+                        change.from.as_deref().unwrap_or("")
+                    ),
+                    None => format!(
+                        "removing {} ({})",
+                        k.key,
+                        change.from.as_deref().unwrap_or("")
+                    ),
+                };
+                return Err(PlanProblem::DataLoss {
+                    change: text,
+                    what: k.what,
+                });
+            }
+            vp.changes.push(change);
+            match (&k.want, replace) {
+                (Some(w), false) => set.push(k.key, w.clone()),
+                (Some(w), true) => {
+                    before.push(Step::exit(Command::Qm(Qm::Set {
+                        vmid,
+                        options: QmOptions::new(),
+                        delete: vec![k.key.to_string()],
+                    })));
+                    set.push(k.key, w.clone());
+                }
+                (None, _) => delete.push(k.key.to_string()),
+            }
+        }
+        Ok(before)
+    }
+
+    /// The pool the file asks for must exist, when the cluster's pools
+    /// were read.
+    pub(crate) fn check_pool(&self, spec: &VmSpec) -> Result<(), PlanProblem> {
+        let Some(pool) = &spec.lifecycle.pool else {
+            return Ok(());
+        };
+        match &self.input.observed.lifecycle.pools {
+            Some(pools) if !pools.contains(pool) => {
+                Err(PlanProblem::MissingPool { pool: pool.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves an existing VM into the file's pool: out of its old pool
+    /// first, then into the new one. A file without `pool` leaves the
+    /// membership alone.
+    pub(crate) fn pool_steps(
+        &self,
+        spec: &VmSpec,
+        vmid: VmId,
+        vp: &mut VmPlan,
+    ) -> Result<Vec<Step>, PlanProblem> {
+        let Some(want) = &spec.lifecycle.pool else {
+            return Ok(Vec::new());
+        };
+        let have = self.input.observed.lifecycle.vm_pools.get(&vmid);
+        if have == Some(want) {
+            return Ok(Vec::new());
+        }
+        self.check_pool(spec)?;
+        vp.changes.push(Change {
+            key: "pool".into(),
+            from: have.cloned(),
+            to: Some(want.clone()),
+        });
+        let mut steps = Vec::new();
+        if let Some(old) = have {
+            steps.push(Step::exit(Command::PoolMember {
+                pool: old.clone(),
+                vmid,
+                remove: true,
+            }));
+        }
+        steps.push(Step::exit(Command::PoolMember {
+            pool: want.clone(),
+            vmid,
+            remove: false,
+        }));
+        Ok(steps)
+    }
+
+    /// The VM's HA resource as the file asks: added, changed, or removed
+    /// when the file has no `ha`.
+    pub(crate) fn ha_steps(&self, spec: &VmSpec, vmid: VmId, vp: &mut VmPlan) -> Vec<Step> {
+        let observed = &self.input.observed.lifecycle;
+        let have = observed.ha.get(&vmid);
+        let want = spec.lifecycle.ha.as_ref();
+        let text = |state: &str, group: Option<&str>| match group {
+            Some(g) => format!("state={state},group={g}"),
+            None => format!("state={state}"),
+        };
+        let command = match (want, have) {
+            (None, None) => return Vec::new(),
+            (Some(w), None) => HaManager::Add {
+                vmid,
+                state: w.state,
+                group: w.group.clone(),
+            },
+            (Some(w), Some(h)) => {
+                let same_group = !observed.ha_read || h.group == w.group;
+                if h.state == w.state.as_str() && same_group {
+                    return Vec::new();
+                }
+                HaManager::Set {
+                    vmid,
+                    state: w.state,
+                    group: w.group.clone(),
+                    had_group: h.group.is_some(),
+                }
+            }
+            (None, Some(_)) => HaManager::Remove { vmid },
+        };
+        vp.changes.push(Change {
+            key: "ha".into(),
+            from: have.map(|h| text(&h.state, h.group.as_deref())),
+            to: want.map(|w| text(w.state.as_str(), w.group.as_deref())),
+        });
+        vec![Step::exit(Command::HaManager(command))]
+    }
+
+    /// After a create: the pool (when `qm create --pool` did not put the
+    /// VM there, as after a clone) and the HA resource.
+    pub(crate) fn created_lifecycle(&self, spec: &VmSpec, vmid: VmId, vp: &mut VmPlan) {
+        if let Some(pool) = &spec.lifecycle.pool {
+            let in_create = vp.steps.iter().any(|s| {
+                matches!(&s.command, Command::Qm(Qm::Create { options, .. }) if options.get("pool").is_some())
+            });
+            if !in_create {
+                vp.steps.push(Step::exit(Command::PoolMember {
+                    pool: pool.clone(),
+                    vmid,
+                    remove: false,
+                }));
+            }
+        }
+        if let Some(ha) = &spec.lifecycle.ha {
+            vp.steps.push(Step::exit(Command::HaManager(HaManager::Add {
+                vmid,
+                state: ha.state,
+                group: ha.group.clone(),
+            })));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_observed_values() {
+        assert_eq!(
+            normalise("startup", "2,down=30").as_deref(),
+            Some("order=2,down=30")
+        );
+        assert_eq!(
+            normalise("startup", "up=5,order=1").as_deref(),
+            Some("order=1,up=5")
+        );
+        assert_eq!(normalise("agent", "1").as_deref(), Some("enabled=1"));
+        assert_eq!(
+            normalise("agent", "enabled=1,fstrim_cloned_disks=1,freeze-fs=0").as_deref(),
+            Some("enabled=1,fstrim_cloned_disks=1")
+        );
+        assert_eq!(
+            normalise("hotplug", "1").as_deref(),
+            Some("network,disk,usb")
+        );
+        assert_eq!(
+            normalise("hotplug", "usb,disk").as_deref(),
+            Some("disk,usb")
+        );
+        assert_eq!(normalise("hotplug", "0").as_deref(), Some("0"));
+        assert_eq!(normalise("protection", "1").as_deref(), Some("1"));
+        assert_eq!(normalise("memory", "1"), None);
+    }
+}
