@@ -13,6 +13,7 @@ pub mod cfs;
 pub mod faults;
 pub mod host;
 pub mod init;
+pub mod lifecycle;
 pub mod pvesh;
 pub mod qm;
 pub mod schema;
@@ -266,6 +267,7 @@ pub fn run(
         "pvesh" => pvesh::run(&mut cx, args),
         "pvesm" => pvesm(&mut cx, args),
         "pveversion" => pveversion(&mut cx),
+        "ha-manager" => lifecycle::ha_manager(&mut cx, args),
         tool if host::PROGRAMS.contains(&tool) => host::run(&mut cx, tool, args),
         other => Err(Failure::die(
             ["pve-sim: unknown program '", other, "'"].concat(),
@@ -283,13 +285,14 @@ pub fn run(
 }
 
 /// Every program the multi-call binary answers as, through a link of that
-/// name: Proxmox's `qm`, `pvesh`, `pvesm` and `pveversion`, and the shell
+/// name: Proxmox's `qm`, `pvesh`, `pvesm`, `pveversion` and `ha-manager`, and the shell
 /// tools a root shell uses on the paths pve-sim emulates (see [`host`]).
 pub const PROGRAMS: &[&str] = &[
     "qm",
     "pvesh",
     "pvesm",
     "pveversion",
+    "ha-manager",
     "mkdir",
     "rmdir",
     "touch",

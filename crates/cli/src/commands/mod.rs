@@ -12,6 +12,7 @@ mod made_elsewhere;
 mod meta;
 mod plan;
 mod schema;
+mod schema_lifecycle;
 mod sim;
 mod status;
 

@@ -168,7 +168,7 @@ fn vm_key(key: &str) -> Option<Value> {
             "description": "power state; default running",
             "enum": ["running", "stopped"],
         }),
-        _ => return None,
+        _ => return super::schema_lifecycle::vm_key(key),
     };
     Some(v)
 }

@@ -261,8 +261,7 @@ pub(super) fn reserve_vmid(
 pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
     archive_check(&inv.params)?;
     if let Some(pool) = inv.params.get("pool") {
-        // pve-sim models no pools.
-        return Err(Failure::die(["pool '", pool, "' does not exist"].concat()));
+        crate::lifecycle::check_create_pool(&cx.root.read()?, pool)?;
     }
     let aliased = drive::cdrom_alias(&inv.params);
     let p = &aliased;
@@ -333,9 +332,13 @@ pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
         ["creation-qemu=9.2.0,ctime=", &(now_ms() / 1000).to_string()].concat(),
     );
     let start = p.get("start").map(String::as_str) == Some("1");
+    let pool = p.get("pool").cloned();
     cx.root.update(|st| {
         if let Some(vm) = st.vms.get_mut(&vmid) {
             vm.config = config;
+        }
+        if let Some(pool) = &pool {
+            crate::lifecycle::join_pool(st, pool, vmid);
         }
         Ok(())
     })?;
