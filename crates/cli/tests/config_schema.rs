@@ -111,6 +111,11 @@ const REFUSED: &[&str] = &[
     "ssh-key-certificate",
     "ssh-key-second-of-two",
     "ssh-key-unknown-type",
+    "machine-unknown",
+    "hotplug-unknown-feature",
+    "pool-nested-too-deep",
+    "ha-state-unknown",
+    "startup-unknown-key",
 ];
 
 /// Mistakes only `pvefleet check` sees: across VMs, inside subnets, about
@@ -156,6 +161,11 @@ const BEYOND_A_SCHEMA: &[&str] = &[
     "ssh-keys-file-bad-line",
     "ssh-keys-file-dev-zero",
     "tags-too-long",
+    // Rules between keys, which may come from `defaults:`.
+    "secure-boot-without-ovmf",
+    "balloon-over-memory",
+    "memory-hotplug-without-numa",
+    "ha-state-against-power",
 ];
 
 #[test]

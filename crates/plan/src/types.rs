@@ -237,6 +237,9 @@ pub struct VmPlan {
     pub running: bool,
     /// True when the steps include starting the VM.
     pub starts: bool,
+    /// The file turns the guest agent off (`agent: {enabled: false}`):
+    /// nobody will answer, so the run does not wait for its address.
+    pub no_agent: bool,
 }
 
 impl VmPlan {
@@ -260,6 +263,7 @@ impl VmPlan {
             expect_ip: None,
             running: false,
             starts: false,
+            no_agent: false,
         }
     }
 

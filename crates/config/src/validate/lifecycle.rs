@@ -12,6 +12,7 @@ use crate::raw::{Node, Value};
 use pvefleet_model::lifecycle::{
     Agent, Bios, Firmware, Ha, HaState, Hotplug, Lifecycle, MachineChoice, Startup,
 };
+use pvefleet_model::spec::PowerState;
 
 /// The hot-plug features Proxmox knows (`pve_verify_hotplug_features`).
 const HOTPLUG: &[&str] = &["network", "disk", "cpu", "memory", "usb", "cloudinit"];
@@ -129,7 +130,7 @@ impl Cx<'_> {
     pub(super) fn startup(&mut self, n: &Node) -> Option<Startup> {
         let entries = self.map("startup", n)?;
         let f = self.fields(entries, STARTUP_KEYS, "'startup'");
-        if f.is_empty() {
+        if entries.is_empty() {
             self.err(
                 ErrorKind::Missing,
                 n.span,
@@ -139,7 +140,7 @@ impl Cx<'_> {
             return None;
         }
         let mut s = Startup::default();
-        let mut ok = true;
+        let mut ok = f.len() == entries.len();
         for (key, slot) in [
             ("order", &mut s.order),
             ("up", &mut s.up),
@@ -272,17 +273,48 @@ impl Cx<'_> {
         ok.then_some(Hotplug::Features(out))
     }
 
-    /// The rules between keys: `secure_boot` needs `bios: ovmf`, and
-    /// `balloon` must not exceed `memory` (Proxmox refuses it on `qm set`).
-    pub(super) fn lifecycle_rules(
+    /// The rules between keys: `secure_boot` needs `bios: ovmf`; `balloon`
+    /// must not exceed `memory` (Proxmox refuses it on `qm set`); memory
+    /// hot-plug needs `numa: true` (qemu-server refuses to start the VM
+    /// otherwise: `NUMA needs to be enabled for memory hotplug`); and an
+    /// HA state that starts or stops the VM must agree with `state` (the
+    /// HA stack would undo what apply does).
+    pub(super) fn lifecycle_rules<'n>(
         &mut self,
         fw: &Firmware,
         lc: &Lifecycle,
         memory: u64,
-        secure_boot: Option<&Node>,
-        balloon: Option<&Node>,
+        power: PowerState,
+        get: &dyn Fn(&str) -> Option<&'n Node>,
     ) -> bool {
         let mut ok = true;
+        let secure_boot = get("secure_boot");
+        let balloon = get("balloon");
+        let memory_hotplug =
+            matches!(&lc.hotplug, Some(Hotplug::Features(f)) if f.iter().any(|f| f == "memory"));
+        if let Some(n) = get("hotplug").filter(|_| memory_hotplug && lc.numa != Some(true)) {
+            self.err(
+                ErrorKind::Conflict,
+                n.span,
+                "hotplug: memory hot-plug needs 'numa: true' (Proxmox refuses to start the VM without it)",
+                "add 'numa: true' to the VM, or drop memory from hotplug",
+            );
+            ok = false;
+        }
+        let clash = match (lc.ha.as_ref().map(|h| h.state), power) {
+            (Some(HaState::Stopped | HaState::Disabled), PowerState::Running) => Some("running"),
+            (Some(HaState::Started), PowerState::Stopped) => Some("stopped"),
+            _ => None,
+        };
+        if let (Some(want), Some(n)) = (clash, get("ha")) {
+            self.err(
+                ErrorKind::Conflict,
+                n.span,
+                format!("ha: its state disagrees with 'state: {want}'; the HA stack would undo what apply does"),
+                "use ha state 'started' with state running, 'stopped' (or 'disabled') with state stopped, or 'ignored'",
+            );
+            ok = false;
+        }
         if fw.secure_boot && fw.bios != Bios::Ovmf {
             if let Some(n) = secure_boot {
                 self.err(

@@ -9,6 +9,8 @@ mod cpu;
 mod duplicates;
 mod fields;
 mod lifecycle;
+#[cfg(test)]
+mod lifecycle_tests;
 mod network;
 mod primitives;
 mod screen;

@@ -219,8 +219,8 @@ impl Cx<'_> {
             &draft.firmware,
             &draft.lifecycle,
             draft.memory,
-            get("secure_boot"),
-            get("balloon"),
+            draft.state,
+            &get,
         );
         if !ok {
             return None;

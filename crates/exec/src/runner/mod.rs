@@ -360,7 +360,7 @@ impl Lane {
         }
         r.seconds = started.elapsed().as_secs_f64();
         // --no-wait: no agent query at all, not even one probe.
-        if vp.running && self.opts.wait {
+        if vp.running && self.opts.wait && !vp.no_agent {
             return (r, Some(vp));
         }
         self.finished(&vp.name, true);
