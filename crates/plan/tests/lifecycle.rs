@@ -1,0 +1,370 @@
+//! Firmware and lifecycle keys: what a create sends, which changes are
+//! cold, EFI vars / TPM state changes and `--allow-data-loss`, pool moves,
+//! HA resources, and what destroy does with protection and HA.
+
+mod common;
+
+use common::*;
+use pvefleet_plan::lifecycle_observed::HaResource;
+use pvefleet_plan::observed::{Observed, VmConfig};
+use pvefleet_plan::{
+    destroy_plan, plan, read_plan, Action, DestroyInput, PlanInput, PlanProblem, Read, VmPlan,
+};
+use std::collections::BTreeSet;
+
+/// The plan of a one-VM file, with or without `--allow-data-loss`.
+fn one(d: &pvefleet_config::Desired, o: &Observed, allow_data_loss: bool) -> VmPlan {
+    let p = plan(PlanInput {
+        desired: d,
+        observed: o,
+        reboot: false,
+        only: &[],
+        adopt: false,
+        allow_data_loss,
+    });
+    assert_eq!(p.vms.len(), 1, "{p:#?}");
+    p.vms[0].clone()
+}
+
+/// `web` with `extra` against VM 200 with `cfg`, on a host with `pools`.
+fn update_of(extra: &str, cfg: VmConfig, edit: impl Fn(&mut Observed)) -> (VmPlan, VmPlan) {
+    let d = host(&[&web(extra)]);
+    let mut o = observed(vec![web_node(cfg)]);
+    edit(&mut o);
+    (one(&d, &o, false), one(&d, &o, true))
+}
+
+fn with(pairs: &[(&str, &str)]) -> VmConfig {
+    let mut c = web_config();
+    for (k, v) in pairs {
+        c.current.insert(k.to_string(), v.to_string());
+    }
+    c
+}
+
+fn option<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+    argv.iter()
+        .position(|a| a == flag)
+        .and_then(|i| argv.get(i + 1))
+        .map(String::as_str)
+}
+
+fn pools(o: &mut Observed, names: &[&str]) {
+    o.lifecycle.pools = Some(names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
+}
+
+#[test]
+fn a_uefi_vm_is_created_with_its_efi_vars_tpm_and_q35() {
+    let d = host(&[&web(
+        "bios: ovmf, secure_boot: true, tpm: true, pool: prod, ha: {group: g1}",
+    )]);
+    let mut o = observed(vec![node("pve1", "8.4.1")]);
+    pools(&mut o, &["prod"]);
+    let v = one(&d, &o, false);
+    assert_eq!(v.action, Action::Create);
+    let create = argv(&v.steps[0]);
+    assert_eq!(option(&create, "--bios"), Some("ovmf"));
+    assert_eq!(option(&create, "--machine"), Some("q35"));
+    assert_eq!(
+        option(&create, "--efidisk0"),
+        Some("local-lvm:1,efitype=4m,pre-enrolled-keys=1")
+    );
+    assert_eq!(
+        option(&create, "--tpmstate0"),
+        Some("local-lvm:1,version=v2.0")
+    );
+    assert_eq!(option(&create, "--pool"), Some("prod"));
+    assert!(v.steps[0].command.allocates());
+    let last = argv(v.steps.last().expect("steps"));
+    assert_eq!(
+        last,
+        words(&[
+            "ha-manager",
+            "add",
+            "vm:200",
+            "--state",
+            "started",
+            "--group",
+            "g1"
+        ])
+    );
+    // SeaBIOS sends none of it.
+    let plain = one(&host(&[&web("")]), &o, false);
+    let create = argv(&plain.steps[0]);
+    for flag in ["--bios", "--machine", "--efidisk0", "--tpmstate0", "--pool"] {
+        assert_eq!(option(&create, flag), None, "{flag}");
+    }
+    assert_eq!(option(&create, "--agent"), Some("enabled=1"));
+}
+
+#[test]
+fn a_clone_gets_its_pool_after_the_clone_and_its_efi_vars_in_the_set() {
+    let d = host(&[&format!(
+        "{{name: web, vmid: 200, image: {IMG}, disk_from: linked-clone, bios: ovmf, pool: prod}}"
+    )]);
+    let mut o = observed(vec![node("pve1", "8.4.1")]);
+    pools(&mut o, &["prod"]);
+    let v = one(&d, &o, false);
+    assert_eq!(v.action, Action::Create, "{v:#?}");
+    let all = argvs(&v.steps);
+    let set = all
+        .iter()
+        .find(|a| a[..2] == ["qm", "set"])
+        .expect("a qm set after the clone");
+    assert_eq!(
+        option(set, "--efidisk0"),
+        Some("local-lvm:1,efitype=4m,pre-enrolled-keys=0")
+    );
+    assert!(all.iter().all(|a| option(a, "--pool").is_none()));
+    assert!(all.contains(&words(&["pvesh", "set", "/pools/prod", "--vms", "200"])));
+}
+
+#[test]
+fn a_missing_pool_is_a_problem_naming_pveum() {
+    let d = host(&[&web("pool: prod")]);
+    let mut o = observed(vec![node("pve1", "8.4.1")]);
+    pools(&mut o, &["dev"]);
+    let v = one(&d, &o, false);
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::MissingPool {
+            pool: "prod".into()
+        })
+    );
+    assert!(v
+        .problem
+        .iter()
+        .any(|p| p.to_string().contains("pveum pool add prod")));
+    assert_eq!(
+        v.problem.as_ref().map(PlanProblem::code),
+        Some("missing_pool")
+    );
+}
+
+#[test]
+fn switching_to_ovmf_adds_the_efi_vars_and_is_cold() {
+    let (v, _) = update_of("bios: ovmf", web_config(), |_| {});
+    assert_eq!(v.action, Action::Update);
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&[
+            "qm",
+            "set",
+            "200",
+            "--bios",
+            "ovmf",
+            "--machine",
+            "q35",
+            "--efidisk0",
+            "local-lvm:1,efitype=4m,pre-enrolled-keys=0"
+        ])]
+    );
+    assert_eq!(v.reboot_pending, ["bios", "efidisk0", "machine"]);
+}
+
+#[test]
+fn dropping_or_remaking_efi_vars_or_tpm_state_needs_allow_data_loss() {
+    let efi = "local-lvm:vm-200-disk-1,efitype=4m,pre-enrolled-keys=1,size=4M";
+    let uefi = with(&[
+        ("bios", "ovmf"),
+        ("machine", "q35"),
+        ("efidisk0", efi),
+        ("tpmstate0", "local-lvm:vm-200-disk-2,size=4M,version=v2.0"),
+    ]);
+    // Unchanged: nothing to do.
+    let (same, _) = update_of(
+        "bios: ovmf, secure_boot: true, tpm: true",
+        uefi.clone(),
+        |_| {},
+    );
+    assert_eq!(same.action, Action::None, "{same:#?}");
+    // Back to SeaBIOS without TPM.
+    let (refused, allowed) = update_of("", uefi.clone(), |_| {});
+    assert_eq!(refused.action, Action::Error);
+    assert_eq!(
+        refused.problem.as_ref().map(PlanProblem::code),
+        Some("data_loss")
+    );
+    assert!(refused.steps.is_empty());
+    assert_eq!(
+        argvs(&allowed.steps),
+        [words(&[
+            "qm",
+            "set",
+            "200",
+            "--bios",
+            "seabios",
+            "--delete",
+            "efidisk0,tpmstate0"
+        ])]
+    );
+    // Secure Boot off: a new EFI vars volume, the old one detached first.
+    let (refused, allowed) = update_of("bios: ovmf, tpm: true", uefi, |_| {});
+    assert!(refused
+        .problem
+        .iter()
+        .any(|p| p.to_string().contains("--allow-data-loss")));
+    assert_eq!(
+        argvs(&allowed.steps),
+        [
+            words(&["qm", "set", "200", "--delete", "efidisk0"]),
+            words(&[
+                "qm",
+                "set",
+                "200",
+                "--efidisk0",
+                "local-lvm:1,efitype=4m,pre-enrolled-keys=0"
+            ]),
+        ]
+    );
+}
+
+#[test]
+fn lifecycle_keys_drift_in_one_set_and_only_some_are_cold() {
+    let (v, _) = update_of(
+        "startup: {order: 1}, protection: true, agent: {fstrim_cloned_disks: true}, balloon: 1024, numa: true, hotplug: [disk]",
+        web_config(),
+        |_| {},
+    );
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&[
+            "qm",
+            "set",
+            "200",
+            "--startup",
+            "order=1",
+            "--protection",
+            "1",
+            "--agent",
+            "enabled=1,fstrim_cloned_disks=1",
+            "--balloon",
+            "1024",
+            "--numa",
+            "1",
+            "--hotplug",
+            "disk"
+        ])]
+    );
+    assert_eq!(v.reboot_pending, ["agent", "balloon", "numa"]);
+    // As Proxmox spells them back: no drift.
+    let (v, _) = update_of(
+        "startup: {order: 1, up: 5}, protection: true, hotplug: [disk, network, usb]",
+        with(&[
+            ("startup", "up=5,order=1"),
+            ("protection", "1"),
+            ("hotplug", "1"),
+        ]),
+        |_| {},
+    );
+    assert_eq!(v.action, Action::None, "{v:#?}");
+}
+
+#[test]
+fn a_pool_change_moves_the_vm_out_then_in() {
+    let (v, _) = update_of("pool: dev", web_config(), |o| {
+        pools(o, &["prod", "dev"]);
+        o.lifecycle.vm_pools.insert(id(200), "prod".into());
+    });
+    assert_eq!(
+        argvs(&v.steps),
+        [
+            words(&[
+                "pvesh",
+                "set",
+                "/pools/prod",
+                "--vms",
+                "200",
+                "--delete",
+                "1"
+            ]),
+            words(&["pvesh", "set", "/pools/dev", "--vms", "200"]),
+        ]
+    );
+    // Without `pool`, the membership is left alone.
+    let (v, _) = update_of("", web_config(), |o| {
+        o.lifecycle.vm_pools.insert(id(200), "prod".into());
+    });
+    assert_eq!(v.action, Action::None);
+}
+
+#[test]
+fn ha_is_added_changed_and_removed() {
+    let ha = |state: &str, group: Option<&str>| HaResource {
+        state: state.into(),
+        group: group.map(str::to_string),
+    };
+    let (v, _) = update_of("ha: {state: started, group: g2}", web_config(), |o| {
+        o.lifecycle.ha_read = true;
+        o.lifecycle.ha.insert(id(200), ha("started", Some("g1")));
+    });
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&[
+            "ha-manager",
+            "set",
+            "vm:200",
+            "--state",
+            "started",
+            "--group",
+            "g2"
+        ])]
+    );
+    let (v, _) = update_of("ha: {state: started, group: g1}", web_config(), |o| {
+        o.lifecycle.ha_read = true;
+        o.lifecycle.ha.insert(id(200), ha("started", Some("g1")));
+    });
+    assert_eq!(v.action, Action::None);
+    let (v, _) = update_of("", web_config(), |o| {
+        o.lifecycle.ha.insert(id(200), ha("started", None));
+    });
+    assert_eq!(
+        argvs(&v.steps),
+        [words(&["ha-manager", "remove", "vm:200"])]
+    );
+}
+
+#[test]
+fn the_ha_resources_are_read_only_when_the_file_has_ha() {
+    let without = read_plan(&host(&[&web("")]));
+    assert!(!without.cluster_reads.contains(&Read::HaResources));
+    let with_ha = read_plan(&host(&[&web("ha: {state: started}")]));
+    assert!(with_ha.cluster_reads.contains(&Read::HaResources));
+}
+
+#[test]
+fn destroy_refuses_a_protected_vm_and_removes_ha_first() {
+    let d = host(&[&web("")]);
+    let protected = observed(vec![web_node(with(&[("protection", "1")]))]);
+    let p = destroy_plan(DestroyInput {
+        desired: &d,
+        observed: &protected,
+        only: &[],
+        include_cache: false,
+    });
+    assert_eq!(
+        p.vms[0].problem,
+        Some(PlanProblem::Protected { vmid: id(200) })
+    );
+    assert!(p.has_problems() && p.vms[0].steps.is_empty());
+    let mut o = observed(vec![web_node(web_config())]);
+    o.lifecycle.ha.insert(
+        id(200),
+        HaResource {
+            state: "started".into(),
+            group: None,
+        },
+    );
+    let p = destroy_plan(DestroyInput {
+        desired: &d,
+        observed: &o,
+        only: &[],
+        include_cache: false,
+    });
+    let steps = argvs(&p.vms[0].steps);
+    assert_eq!(steps[0], words(&["ha-manager", "remove", "vm:200"]));
+    assert_eq!(
+        steps.last().map(|a| &a[..3]),
+        Some(&words(&["qm", "destroy", "200"])[..])
+    );
+}
