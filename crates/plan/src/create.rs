@@ -21,6 +21,9 @@ struct CloneFrom {
     full: bool,
     storage: Option<String>,
     add_cloudinit: bool,
+    /// EFI vars / TPM state keys the template has: the clone copies those
+    /// volumes, so the `qm set` after it does not allocate them again.
+    has_firmware: Vec<&'static str>,
 }
 
 /// An admin's template to clone: how, its boot disk and that disk's size.
@@ -116,6 +119,7 @@ impl Planner<'_> {
                     full: spec.disk_from == DiskFrom::FullClone,
                     storage: None,
                     add_cloudinit: true,
+                    has_firmware: Vec::new(),
                 };
                 vp.steps.extend(clone_steps(spec, vmid, &from, keys));
             }
@@ -210,6 +214,10 @@ impl Planner<'_> {
             full,
             storage: full.then(|| spec.storage.clone()),
             add_cloudinit: !has_cloudinit,
+            has_firmware: ["efidisk0", "tpmstate0"]
+                .into_iter()
+                .filter(|k| tcfg.is_some_and(|c| c.current.contains_key(*k)))
+                .collect(),
         };
         Ok(AdminTemplate { from, disk, size })
     }
@@ -420,8 +428,12 @@ fn clone_steps(spec: &VmSpec, vmid: VmId, from: &CloneFrom, keys: Option<usize>)
         }),
         Check::Reserve,
     );
+    let mut all = QmOptions::new();
+    options::common_options(spec, &mut all);
     let mut o = QmOptions::new();
-    options::common_options(spec, &mut o);
+    for (k, v) in all.iter().filter(|(k, _)| !from.has_firmware.contains(k)) {
+        o.push(k, v);
+    }
     if from.add_cloudinit {
         o.push("ide2", format!("{}:cloudinit", spec.storage));
     }

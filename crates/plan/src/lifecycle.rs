@@ -164,6 +164,15 @@ pub fn normalise(key: &str, value: &str) -> Option<String> {
     })
 }
 
+/// True when a running VM takes a `hotplug` change only at its next boot:
+/// when the old or the new value has `memory` or `cpu`
+/// (`vmconfig_hotplug_pending`); other changes apply at once.
+pub fn hotplug_is_cold(old: Option<&str>, new: &str) -> bool {
+    let old = old.unwrap_or(HOTPLUG_DEFAULT);
+    let has = |v: &str, f: &str| v.split(',').any(|x| x.trim() == f);
+    ["memory", "cpu"].iter().any(|f| has(new, f) || has(old, f))
+}
+
 /// The default of a key of this module Proxmox leaves out of the config.
 pub fn implicit_default(key: &str) -> Option<&'static str> {
     match key {

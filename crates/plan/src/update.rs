@@ -138,6 +138,14 @@ impl Planner<'_> {
             _ => BTreeSet::new(),
         };
         vp.steps.extend(before_set);
+        if let Command::Qm(Qm::Set { options, .. }) = &set.command {
+            if options
+                .get("hotplug")
+                .is_some_and(|h| crate::lifecycle::hotplug_is_cold(cfg.effective("hotplug"), h))
+            {
+                cold.insert("hotplug".into());
+            }
+        }
         if changes_settings {
             vp.steps.push(set);
         }

@@ -368,3 +368,45 @@ fn destroy_refuses_a_protected_vm_and_removes_ha_first() {
         Some(&words(&["qm", "destroy", "200"])[..])
     );
 }
+
+#[test]
+fn a_clone_of_a_template_with_efi_vars_does_not_allocate_them_again() {
+    let d = host(&["{name: web, vmid: 200, clone: 9000, bios: ovmf, tpm: true}"]);
+    let mut n = node("pve1", "8.4.1");
+    let cfg = common::config(&[
+        ("name", "base"),
+        ("scsi0", "local-lvm:base-9000-disk-0,size=2G"),
+        (
+            "efidisk0",
+            "local-lvm:base-9000-disk-1,efitype=4m,pre-enrolled-keys=0,size=4M",
+        ),
+        ("boot", "order=scsi0"),
+        ("template", "1"),
+    ]);
+    put(&mut n, template(9000, "pve1", "base"), cfg);
+    let v = one(&d, &observed(vec![n]), false);
+    assert_eq!(v.action, Action::Create, "{v:#?}");
+    let set = argv(&v.steps[1]);
+    assert_eq!(set[..2], words(&["qm", "set"]));
+    assert_eq!(option(&set, "--efidisk0"), None);
+    assert_eq!(
+        option(&set, "--tpmstate0"),
+        Some("local-lvm:1,version=v2.0")
+    );
+    assert_eq!(option(&set, "--bios"), Some("ovmf"));
+}
+
+#[test]
+fn a_hotplug_change_is_cold_only_with_memory_or_cpu() {
+    let (v, _) = update_of("hotplug: [disk, network]", web_config(), |_| {});
+    assert_eq!(v.action, Action::Update);
+    assert!(v.reboot_pending.is_empty(), "{:?}", v.reboot_pending);
+    let (v, _) = update_of(
+        "numa: true, hotplug: [disk, memory]",
+        with(&[("numa", "1")]),
+        |_| {},
+    );
+    assert_eq!(v.reboot_pending, ["hotplug"]);
+    let (v, _) = update_of("hotplug: [disk]", with(&[("hotplug", "disk,cpu")]), |_| {});
+    assert_eq!(v.reboot_pending, ["hotplug"]);
+}

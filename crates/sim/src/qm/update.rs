@@ -258,6 +258,15 @@ pub(super) fn reserve_vmid(
     })
 }
 
+/// A `hotplug` change of a running VM waits for its restart when the old
+/// or the new value has `memory` or `cpu` (qemu-server
+/// `vmconfig_hotplug_pending`; unset is `network,disk,usb`).
+fn hotplug_is_cold(old: Option<&String>, new: &str) -> bool {
+    let old = old.map_or("network,disk,usb", String::as_str);
+    let has = |v: &str, f: &str| v.split(',').any(|x| x.trim() == f);
+    ["memory", "cpu"].iter().any(|f| has(new, f) || has(old, f))
+}
+
 pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
     archive_check(&inv.params)?;
     if let Some(pool) = inv.params.get("pool") {
@@ -499,7 +508,9 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         pending_delete.retain(|d| d != r);
     }
     for (k, v) in plain {
-        if vm.running && COLD.contains(&k.as_str()) {
+        let cold = COLD.contains(&k.as_str())
+            || (k == "hotplug" && hotplug_is_cold(vm.config.get("hotplug"), &v));
+        if vm.running && cold {
             pending.insert(k, v);
         } else {
             config.insert(k, v);
