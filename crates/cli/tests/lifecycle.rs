@@ -326,3 +326,42 @@ fn destroy_refuses_a_protected_vm_and_removes_the_ha_resource() {
     assert!(vm(&bed, 501).is_null());
     assert_eq!(bed.state()["ha_resources"], serde_json::json!({}));
 }
+
+#[test]
+fn an_imported_uefi_vm_in_a_pool_with_ha_is_adopted_without_other_changes() {
+    let bed = bed();
+    ssh_ok(&bed, "pvesh create /pools --poolid prod");
+    ssh_ok(&bed, "ha-manager groupadd g1 --nodes pve");
+    ssh_ok(
+        &bed,
+        "qm create 160 --name uefi-legacy --memory 1024 --bios ovmf --machine q35 --efidisk0 local-lvm:1,efitype=4m,pre-enrolled-keys=1 --tpmstate0 local-lvm:1,version=v2.0 --scsihw virtio-scsi-pci --scsi0 local-lvm:4 --boot order=scsi0 --pool prod --protection 1 --startup order=3 --agent 1 && ha-manager add vm:160 --state stopped --group g1",
+    );
+    let out = pvefleet(&bed, &["import", "--host", "pve", "--node", "pve"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let yaml = String::from_utf8_lossy(&out.stdout).to_string();
+    for want in [
+        "    bios: ovmf\n    secure_boot: true\n    machine: q35\n    tpm: true\n    pool: prod\n    startup: {order: 3}\n    protection: true\n    ha: {state: stopped, group: g1}\n",
+        "    state: stopped\n",
+    ] {
+        assert!(yaml.contains(want), "missing {want:?} in:\n{yaml}");
+    }
+    let file = bed.dir.path().join("imported.yml");
+    std::fs::write(&file, &yaml).expect("write");
+    let f = file.to_str().expect("utf8");
+    bed.clear_journal();
+    run_ok(&bed, &["apply", f, "--adopt", "--yes"]);
+    let sent = changing(&bed);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0].starts_with("qm set 160 --tags pvefleet"),
+        "{sent:?}"
+    );
+    bed.clear_journal();
+    let again = run_ok(&bed, &["apply", f, "--yes"]);
+    assert!(again.contains("no changes"), "{again}");
+    assert_eq!(changing(&bed), Vec::<String>::new());
+    assert_eq!(
+        bed.state()["ha_resources"]["vm:160"],
+        serde_json::json!({"state": "stopped", "group": "g1"})
+    );
+}

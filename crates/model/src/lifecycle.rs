@@ -217,8 +217,9 @@ pub struct Lifecycle {
     pub protection: bool,
     /// An HA resource for the VM; `None` removes one pvefleet finds.
     pub ha: Option<Ha>,
-    /// The guest agent option.
-    pub agent: Agent,
+    /// The guest agent option; `None`: created with the agent on
+    /// (`enabled=1`), later left as the host has it.
+    pub agent: Option<Agent>,
     /// The balloon target in MiB (`0` disables the balloon device).
     pub balloon: Option<u64>,
     /// NUMA emulation.

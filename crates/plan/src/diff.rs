@@ -87,7 +87,7 @@ impl<'a> Planner<'a> {
             _ => None,
         };
         vp.running = options::wants_running(spec);
-        vp.no_agent = !spec.lifecycle.agent.enabled;
+        vp.no_agent = spec.lifecycle.agent.as_ref().is_some_and(|a| !a.enabled);
         let observed = self.input.observed;
         // Two managed VMs with the file's name: which one is meant is not
         // known, so neither is touched (made by an older version, by hand,

@@ -62,7 +62,7 @@ pub fn managed_values(spec: &VmSpec) -> Vec<(&'static str, Option<String>)> {
         ("machine", fw.machine().map(str::to_string)),
         ("startup", lc.startup.map(|s| s.value())),
         ("protection", Some(flag(lc.protection))),
-        ("agent", Some(lc.agent.value())),
+        ("agent", lc.agent.as_ref().map(|a| a.value())),
         ("balloon", lc.balloon.map(|b| b.to_string())),
         ("numa", lc.numa.map(flag)),
         ("hotplug", lc.hotplug.as_ref().map(Hotplug::value)),
@@ -336,8 +336,15 @@ impl Planner<'_> {
     }
 
     /// The VM's HA resource as the file asks: added, changed, or removed
-    /// when the file has no `ha`.
-    pub(crate) fn ha_steps(&self, spec: &VmSpec, vmid: VmId, vp: &mut VmPlan) -> Vec<Step> {
+    /// when the file has no `ha` (not while adopting: a file that never
+    /// named `ha` must not take away an admin's resource).
+    pub(crate) fn ha_steps(
+        &self,
+        spec: &VmSpec,
+        vmid: VmId,
+        adopting: bool,
+        vp: &mut VmPlan,
+    ) -> Vec<Step> {
         let observed = &self.input.observed.lifecycle;
         let have = observed.ha.get(&vmid);
         let want = spec.lifecycle.ha.as_ref();
@@ -347,6 +354,7 @@ impl Planner<'_> {
         };
         let command = match (want, have) {
             (None, None) => return Vec::new(),
+            (None, Some(_)) if adopting => return Vec::new(),
             (Some(w), None) => HaManager::Add {
                 vmid,
                 state: w.state,

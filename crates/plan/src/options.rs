@@ -147,7 +147,10 @@ pub fn common_options(spec: &VmSpec, o: &mut QmOptions) {
         o.push("cpu", cpu);
     }
     o.push("net0", net0(spec).to_string());
-    o.push("agent", spec.lifecycle.agent.value());
+    o.push(
+        "agent",
+        spec.lifecycle.agent.clone().unwrap_or_default().value(),
+    );
     o.push("serial0", "socket");
     o.push("vga", "serial0");
     if let Some(ip) = ipconfig0(spec) {

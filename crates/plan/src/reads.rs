@@ -30,7 +30,7 @@ pub enum Read {
     ClusterResources,
     /// `/cluster/nextid`.
     NextId,
-    /// `/cluster/ha/resources`: the HA resources (read when the file has `ha`).
+    /// `/cluster/ha/resources`: the HA resources, with their state and group.
     HaResources,
 }
 
@@ -187,9 +187,8 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
     if next_id {
         cluster_reads.push(Read::NextId);
     }
-    if desired.vms.iter().any(|v| v.lifecycle.ha.is_some()) {
-        cluster_reads.push(Read::HaResources);
-    }
+    // Always: a VM whose `ha` was removed from the file loses its resource.
+    cluster_reads.push(Read::HaResources);
     let mut configs = Vec::new();
     for spec in &desired.vms {
         configs.push(ConfigWant::Vm {

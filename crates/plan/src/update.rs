@@ -165,7 +165,8 @@ impl Planner<'_> {
         } else {
             self.power_step(vmid, running, vp);
         }
-        let ha = self.ha_steps(spec, vmid, vp);
+        let adopting = !crate::lookup::is_managed(existing);
+        let ha = self.ha_steps(spec, vmid, adopting, vp);
         vp.steps.extend(ha);
         Ok(())
     }

@@ -325,11 +325,49 @@ fn ha_is_added_changed_and_removed() {
 }
 
 #[test]
-fn the_ha_resources_are_read_only_when_the_file_has_ha() {
+fn the_ha_resources_are_read_with_the_cluster() {
     let without = read_plan(&host(&[&web("")]));
-    assert!(!without.cluster_reads.contains(&Read::HaResources));
-    let with_ha = read_plan(&host(&[&web("ha: {state: started}")]));
-    assert!(with_ha.cluster_reads.contains(&Read::HaResources));
+    assert!(without.cluster_reads.contains(&Read::HaResources));
+    assert_eq!(
+        Read::HaResources.command("pve").argv(),
+        words(&[
+            "pvesh",
+            "get",
+            "/cluster/ha/resources",
+            "--output-format",
+            "json"
+        ])
+    );
+}
+
+#[test]
+fn an_adopted_vm_keeps_its_ha_resource_when_the_file_has_no_ha() {
+    let d = host(&[&web("")]);
+    let mut n = node("pve1", "8.4.1");
+    put(&mut n, foreign(200, "pve1", "web"), web_config());
+    let mut o = observed(vec![n]);
+    o.lifecycle.ha_read = true;
+    o.lifecycle.ha.insert(
+        id(200),
+        HaResource {
+            state: "started".into(),
+            group: Some("g1".into()),
+        },
+    );
+    let p = plan(PlanInput {
+        desired: &d,
+        observed: &o,
+        reboot: false,
+        only: &[],
+        adopt: true,
+        allow_data_loss: false,
+    });
+    let v = &p.vms[0];
+    assert_eq!(v.action, Action::Adopt, "{v:#?}");
+    assert!(
+        argvs(&v.steps).iter().all(|a| a[0] != "ha-manager"),
+        "{v:#?}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod check;
 mod destroy;
 mod host;
 mod import;
+mod import_lifecycle;
 mod init;
 mod inventory;
 mod made_elsewhere;

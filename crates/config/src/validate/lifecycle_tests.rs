@@ -32,7 +32,7 @@ fn defaults_leave_firmware_and_lifecycle_alone() {
     assert_eq!(s.firmware.bios, Bios::SeaBios);
     assert_eq!(s.firmware.machine(), None);
     assert!(!s.firmware.tpm && !s.lifecycle.protection);
-    assert_eq!(s.lifecycle.agent.value(), "enabled=1");
+    assert_eq!(s.lifecycle.agent, None);
     assert_eq!(
         (
             s.lifecycle.pool.clone(),
@@ -68,7 +68,10 @@ fn decodes_every_key() {
         (ha.state, ha.group.as_deref()),
         (HaState::Stopped, Some("g1"))
     );
-    assert_eq!(s.lifecycle.agent.value(), "enabled=0,type=isa");
+    assert_eq!(
+        s.lifecycle.agent.as_ref().map(|a| a.value()).as_deref(),
+        Some("enabled=0,type=isa")
+    );
     assert_eq!(s.lifecycle.balloon, Some(512));
     assert_eq!(
         s.lifecycle.hotplug,

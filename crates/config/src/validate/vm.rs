@@ -158,7 +158,7 @@ const FIELDS: &[(&str, Decode)] = &[
     }),
     ("ha", |cx, n, d| cx.ha(n).map(|v| d.lifecycle.ha = Some(v))),
     ("agent", |cx, n, d| {
-        cx.agent(n).map(|v| d.lifecycle.agent = v)
+        cx.agent(n).map(|v| d.lifecycle.agent = Some(v))
     }),
     ("balloon", |cx, n, d| {
         cx.balloon(n).map(|v| d.lifecycle.balloon = Some(v))
