@@ -2,7 +2,7 @@
 //! observation: `/cluster/resources` lists every pool (`type: pool`) and,
 //! on each guest, the `pool` it belongs to and its `hastate` (CONTRACT
 //! §12.3; pve-manager PVE/API2/Cluster.pm `resources`);
-//! `/cluster/ha/resources` (read when the file has `ha`) lists each HA
+//! `/cluster/ha/resources` (read with the cluster's views) lists each HA
 //! resource with its `sid` (`vm:VMID`), requested `state` and `group`
 //! (pve-ha-manager src/PVE/API2/HA/Resources.pm `index`).
 
@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HaResource {
     /// The requested state (`started`, `stopped`, `ignored`, `disabled`);
-    /// from `/cluster/resources` alone, the state the HA stack reports.
+    /// from `/cluster/resources` alone (when the HA read gave nothing), the
+    /// state the HA stack reports.
     pub state: String,
     /// The HA group, when `/cluster/ha/resources` was read.
     pub group: Option<String>,
