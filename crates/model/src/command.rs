@@ -198,9 +198,11 @@ pub enum Command {
     HaManager(crate::ha::HaManager),
     /// `pvesh set /pools/{pool} --vms VMID [--delete 1]`: adds the VM to
     /// the pool, or removes it from it. The `/pools/{poolid}` path exists
-    /// on PVE 7.x to 9.x (deprecated for `/pools?poolid=` from 8.2 on, still
-    /// served); adding a VM that is in another pool fails, so a move is a
-    /// removal from the old pool first.
+    /// on PVE 7.x to 9.x (deprecated for `PUT /pools --poolid` once nested
+    /// pools came, still served), but cannot name a nested pool (`a/b`):
+    /// those, which only hosts with the newer form have, go `pvesh set
+    /// /pools --poolid a/b`. Adding a VM that is in another pool fails, so
+    /// a move is a removal from the old pool first.
     PoolMember {
         /// The pool.
         pool: String,
@@ -253,8 +255,12 @@ impl Command {
             Command::PvesmPath { volid } => a = words(&["pvesm", "path", volid]),
             Command::HaManager(h) => a = h.argv(),
             Command::PoolMember { pool, vmid, remove } => {
-                let path = ["/pools/", pool].concat();
-                a = words(&["pvesh", "set", &path, "--vms", &vmid.to_string()]);
+                a = if pool.contains('/') {
+                    words(&["pvesh", "set", "/pools", "--poolid", pool])
+                } else {
+                    words(&["pvesh", "set", &["/pools/", pool].concat()])
+                };
+                a.extend(words(&["--vms", &vmid.to_string()]));
                 if *remove {
                     a.extend(words(&["--delete", "1"]));
                 }

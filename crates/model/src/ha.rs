@@ -87,6 +87,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pool_membership_argv() {
+        let vmid = VmId::new(201).expect("valid id");
+        let flat = crate::Command::PoolMember {
+            pool: "prod".into(),
+            vmid,
+            remove: true,
+        };
+        assert_eq!(
+            flat.argv(),
+            [
+                "pvesh",
+                "set",
+                "/pools/prod",
+                "--vms",
+                "201",
+                "--delete",
+                "1"
+            ]
+        );
+        let nested = crate::Command::PoolMember {
+            pool: "prod/web".into(),
+            vmid,
+            remove: false,
+        };
+        assert_eq!(
+            nested.argv(),
+            ["pvesh", "set", "/pools", "--poolid", "prod/web", "--vms", "201"]
+        );
+        assert!(nested.changes_state());
+        let moved = nested.retarget(vmid, VmId::new(205).expect("valid id"));
+        assert_eq!(moved.argv()[6], "205");
+    }
+
+    #[test]
     fn renders_argv() {
         let id = VmId::new(201).expect("valid id");
         let add = HaManager::Add {

@@ -6,10 +6,12 @@
 //! `src/PVE/API2/HA/Resources.pm`, `src/PVE/HA/Config.pm`,
 //! `src/PVE/CLI/ha_manager.pm`; pve-manager `PVE/API2/Cluster.pm`
 //! `resources`):
-//! - `pvesh create /pools --poolid P`; `pvesh set /pools/P --vms ID`
-//!   adds a VM (`VM ID is already a pool member`, `VM ID belongs already
-//!   to pool 'O' and transfer is not set`), `--delete 1` removes it (`VM ID
-//!   is not a pool member`); `pvesh get /pools` lists the pools.
+//! - `pvesh create /pools --poolid P`; `pvesh set /pools/P --vms ID` (or
+//!   `pvesh set /pools --poolid P ...`, the form nested pools need) adds a
+//!   VM (`VM ID is already a pool member`, `VM ID belongs already to pool
+//!   'O'`), `--delete 1` removes it (`VM ID is not a pool member`); errors
+//!   inside the user.cfg lock are prefixed (`update pools failed: `,
+//!   `create pool failed: `); `pvesh get /pools` lists the pools.
 //! - `qm create --pool P` of a missing pool: `Permission check failed
 //!   (pool 'P' does not exist)` (raise_perm_exc), before anything is made.
 //! - `/cluster/resources` lists each pool (`type: pool`) and, on a guest,
@@ -171,15 +173,29 @@ pub fn pvesh_write(
                 .to_string();
             cx.root.update(|st| {
                 if st.pools.contains_key(&pool) {
-                    return Err(Failure::die(["pool '", &pool, "' already exists"].concat()));
+                    return Err(Failure::die(
+                        ["create pool failed: pool '", &pool, "' already exists"].concat(),
+                    ));
                 }
                 st.pools.insert(pool.clone(), Default::default());
                 Ok(())
             })
         }
-        ("set", ["pools", pool]) => {
-            only_options(opts, &["vms", "delete", "comment"])?;
-            let pool = pool.to_string();
+        ("set", ["pools", ..]) => {
+            let pool = match parts {
+                ["pools"] => {
+                    only_options(opts, &["poolid", "vms", "delete", "comment"])?;
+                    option(opts, "poolid")
+                        .ok_or_else(|| {
+                            param_fail("poolid", "property is missing and it is not optional")
+                        })?
+                        .to_string()
+                }
+                _ => {
+                    only_options(opts, &["vms", "delete", "comment"])?;
+                    parts[1..].join("/")
+                }
+            };
             let delete = option(opts, "delete").is_some_and(|d| d == "1");
             let vms: Vec<String> = option(opts, "vms")
                 .map(|v| {
@@ -189,38 +205,27 @@ pub fn pvesh_write(
                         .collect()
                 })
                 .unwrap_or_default();
+            let fail = |m: String| Failure::die(["update pools failed: ", &m].concat());
             cx.root.update(|st| {
                 if !st.pools.contains_key(&pool) {
-                    return Err(Failure::die(["pool '", &pool, "' does not exist"].concat()));
+                    return Err(fail(["pool '", &pool, "' does not exist"].concat()));
                 }
                 for v in &vms {
                     let vmid: u32 = v.parse().unwrap_or(0);
-                    if !st.vms.contains_key(&vmid) {
-                        return Err(Failure::die(["no such VM '", v, "'"].concat()));
-                    }
                     let current = pool_of(st, vmid).map(str::to_string);
                     if delete {
                         if current.as_deref() != Some(pool.as_str()) {
-                            return Err(Failure::die(["VM ", v, " is not a pool member"].concat()));
+                            return Err(fail(["VM ", v, " is not a pool member"].concat()));
                         }
                         purge_pool(st, vmid);
                     } else {
                         match current {
                             Some(c) if c == pool => {
-                                return Err(Failure::die(
-                                    ["VM ", v, " is already a pool member"].concat(),
-                                ))
+                                return Err(fail(["VM ", v, " is already a pool member"].concat()))
                             }
                             Some(c) => {
-                                return Err(Failure::die(
-                                    [
-                                        "VM ",
-                                        v,
-                                        " belongs already to pool '",
-                                        &c,
-                                        "' and transfer is not set",
-                                    ]
-                                    .concat(),
+                                return Err(fail(
+                                    ["VM ", v, " belongs already to pool '", &c, "'"].concat(),
                                 ))
                             }
                             None => join_pool(st, &pool, vmid),
