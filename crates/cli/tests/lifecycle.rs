@@ -68,6 +68,27 @@ fn ssh_ok(bed: &TestBed, line: &str) {
     );
 }
 
+/// The commands `plan --output json` lists for `vmid`, as argv lines.
+fn planned(bed: &TestBed, file: &str, extra: &[&str], vmid: u64) -> (Vec<String>, Value) {
+    let mut args = vec!["plan", file, "--output", "json"];
+    args.extend_from_slice(extra);
+    let out = pvefleet(bed, &args);
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("plan JSON: {e}: {}", text(&out)));
+    let vm = doc["vms"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["vmid"] == vmid).cloned())
+        .unwrap_or(Value::Null);
+    let lines = vm["commands"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|c| shlex::split(c).unwrap_or_default().join(" "))
+        .collect();
+    (lines, vm)
+}
+
 /// The commands of the journal that change the host, as lines.
 fn changing(bed: &TestBed) -> Vec<String> {
     bed.journal_rows()
@@ -155,17 +176,36 @@ fn uefi_vm_gets_its_volumes_once_and_keeps_them_unless_data_loss_is_allowed() {
     }
 
     // Allowed: the EFI vars and the TPM state are detached, bios goes back
-    // to SeaBIOS at the next boot.
+    // to SeaBIOS at the next boot, as the plan says.
     let c = config(&bed, seabios);
+    let (commands, plan) = planned(&bed, &c, &["--allow-data-loss"], 301);
+    assert_eq!(
+        plan["reboot_pending"],
+        serde_json::json!(["bios", "efidisk0", "tpmstate0"])
+    );
     bed.clear_journal();
     let out = run_ok(&bed, &["apply", &c, "--yes", "--allow-data-loss"]);
     assert_eq!(
         changing(&bed),
         vec!["qm set 301 --bios seabios --delete efidisk0,tpmstate0".to_string()]
     );
+    assert_eq!(changing(&bed), commands);
     assert!(out.contains("reboot"), "{out}");
     let cfg = &vm(&bed, 301)["config"];
     assert!(cfg.get("efidisk0").is_none() && cfg.get("tpmstate0").is_none());
+    let pending = bed.ssh(
+        "pve",
+        "pvesh get /nodes/pve/qemu/301/pending --output-format json",
+    );
+    let pending: Value = serde_json::from_slice(&pending.stdout).expect("pending JSON");
+    let bios = pending
+        .as_array()
+        .and_then(|p| p.iter().find(|e| e["key"] == "bios").cloned())
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        (&bios["value"], &bios["pending"]),
+        (&serde_json::json!("ovmf"), &serde_json::json!("seabios"))
+    );
 }
 
 #[test]
@@ -258,8 +298,10 @@ fn lifecycle_options_apply_then_nothing_then_each_update_as_planned() {
     ] {
         assert!(plan.contains(key), "{key} not in the plan: {plan}");
     }
+    let (commands, _) = planned(&bed, &c2, &[], 401);
     bed.clear_journal();
     run_ok(&bed, &["apply", &c2, "--yes"]);
+    assert_eq!(changing(&bed), commands);
     assert_eq!(
         changing(&bed),
         vec![
