@@ -81,6 +81,7 @@ impl Planner<'_> {
                 node: vp.node.clone(),
             })?;
         let version = self.create_version(node)?;
+        crate::lifecycle::check_firmware_version(spec, &node.name, version, (true, true))?;
         self.check_bridge(spec, &vp.node)?;
         self.check_storage(spec, &vp.node)?;
         self.check_pool(spec)?;

@@ -22,7 +22,7 @@
 //!   or group; `remove` drops it (`qm destroy --purge` also does).
 
 use crate::diff::Planner;
-use crate::observed::VmConfig;
+use crate::observed::{PveVersion, VmConfig};
 use crate::problem::PlanProblem;
 use crate::types::{Change, Step, VmPlan};
 use pvefleet_model::ha::HaManager;
@@ -204,6 +204,33 @@ impl VolumeKey<'_> {
     }
 }
 
+/// `bios: ovmf` (always sent with `efitype=4m`) and `tpm` need qemu-server
+/// 7.1 (PVE 7.1 added 4m EFI vars with pre-enrolled keys and `tpmstate0`,
+/// for Windows 11), checked where `wants` asks for a new volume.
+pub(crate) fn check_firmware_version(
+    spec: &VmSpec,
+    node: &str,
+    version: PveVersion,
+    wants: (bool, bool),
+) -> Result<(), PlanProblem> {
+    if version.at_least(7, 1) {
+        return Ok(());
+    }
+    let (efi, tpm) = wants;
+    let what = if efi && spec.firmware.bios == Bios::Ovmf {
+        "bios: ovmf"
+    } else if tpm && spec.firmware.tpm {
+        "tpm"
+    } else {
+        return Ok(());
+    };
+    Err(PlanProblem::FirmwareNeedsVersion {
+        what,
+        node: node.to_string(),
+        version: version.to_string(),
+    })
+}
+
 impl Planner<'_> {
     /// The EFI vars and TPM state volumes: a new one goes in `set`; one
     /// the file drops or whose fixed items change is data loss, refused
@@ -214,7 +241,7 @@ impl Planner<'_> {
         &self,
         spec: &VmSpec,
         cfg: &VmConfig,
-        vmid: VmId,
+        (vmid, node, version): (VmId, &str, PveVersion),
         vp: &mut VmPlan,
         set: &mut QmOptions,
         delete: &mut Vec<String>,
@@ -243,6 +270,10 @@ impl Planner<'_> {
                 (Some(_), None) => false,
                 (_, Some(_)) => true,
             };
+            if k.want.is_some() {
+                let efi = k.key == "efidisk0";
+                check_firmware_version(spec, node, version, (efi, !efi))?;
+            }
             let change = Change {
                 key: k.key.into(),
                 from: k.have.map(str::to_string),

@@ -251,6 +251,18 @@ pub enum PlanProblem {
         /// The pool.
         pool: String,
     },
+    /// `bios: ovmf` (4m EFI vars) or `tpm` on a node older than PVE 7.1,
+    /// whose qemu-server has neither `efitype`/`pre-enrolled-keys` nor
+    /// `tpmstate0`.
+    #[error("{what} needs Proxmox VE 7.1 or later; node {node} runs {version}")]
+    FirmwareNeedsVersion {
+        /// `bios: ovmf` or `tpm`.
+        what: &'static str,
+        /// The node.
+        node: String,
+        /// What it runs.
+        version: String,
+    },
     /// `destroy` of a protected VM: Proxmox refuses it.
     #[error("VM {vmid} is protected (protection: 1) and Proxmox refuses to destroy it; remove 'protection' from the file and run apply first, then destroy")]
     Protected {
@@ -399,6 +411,7 @@ impl PlanProblem {
             PlanProblem::ImageWrongContent { .. } => "image_wrong_content",
             PlanProblem::DataLoss { .. } => "data_loss",
             PlanProblem::MissingPool { .. } => "missing_pool",
+            PlanProblem::FirmwareNeedsVersion { .. } => "firmware_needs_version",
             PlanProblem::Protected { .. } => "protected",
         }
     }

@@ -114,7 +114,14 @@ impl Planner<'_> {
         let before_set = match &mut set.command {
             Command::Qm(Qm::Set {
                 options, delete, ..
-            }) => self.firmware_volumes(spec, cfg, vmid, vp, options, delete)?,
+            }) => self.firmware_volumes(
+                spec,
+                cfg,
+                (vmid, &existing.node, version),
+                vp,
+                options,
+                delete,
+            )?,
             _ => Vec::new(),
         };
         let pool = self.pool_steps(spec, vmid, vp)?;

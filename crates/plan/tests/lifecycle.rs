@@ -448,3 +448,34 @@ fn a_hotplug_change_is_cold_only_with_memory_or_cpu() {
     let (v, _) = update_of("hotplug: [disk]", with(&[("hotplug", "disk,cpu")]), |_| {});
     assert_eq!(v.reboot_pending, ["hotplug"]);
 }
+
+#[test]
+fn uefi_and_tpm_need_pve_7_1() {
+    let o = observed(vec![node("pve1", "7.0-8")]);
+    for (extra, what) in [("bios: ovmf", "bios: ovmf"), ("tpm: true", "tpm")] {
+        let v = one(&host(&[&web(extra)]), &o, false);
+        assert_eq!(
+            v.problem,
+            Some(PlanProblem::FirmwareNeedsVersion {
+                what,
+                node: "pve1".into(),
+                version: "7.0.8".into(),
+            }),
+            "{extra}"
+        );
+    }
+    let v = one(
+        &host(&[&web("tpm: true")]),
+        &observed(vec![node("pve1", "7.1-7")]),
+        false,
+    );
+    assert_eq!(v.action, Action::Create);
+    // An existing VM on 7.0 cannot get a TPM either.
+    let mut n = node("pve1", "7.0-8");
+    put(&mut n, vm(200, "pve1", "web"), web_config());
+    let v = one(&host(&[&web("tpm: true")]), &observed(vec![n]), false);
+    assert_eq!(
+        v.problem.as_ref().map(PlanProblem::code),
+        Some("firmware_needs_version")
+    );
+}
