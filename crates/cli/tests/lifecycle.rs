@@ -233,6 +233,44 @@ fn uefi_secure_boot_flip_remakes_the_efi_vars_with_allow_data_loss() {
     bed.clear_journal();
     run_ok(&bed, &["apply", &flipped, "--yes"]);
     assert_eq!(changing(&bed), Vec::<String>::new());
+
+    // Protected, the VM keeps its EFI vars until the file lifts the
+    // protection, which the main qm set does first.
+    let guarded = stopped.replace(
+        "secure_boot: true",
+        "secure_boot: false\n    protection: true",
+    );
+    let c = config(&bed, &guarded);
+    run_ok(&bed, &["apply", &c, "--yes"]);
+    let keep = config(
+        &bed,
+        &stopped.replace(
+            "secure_boot: true",
+            "secure_boot: true\n    protection: true",
+        ),
+    );
+    bed.clear_journal();
+    let out = pvefleet(&bed, &["apply", &keep, "--yes", "--allow-data-loss"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(changing(&bed), Vec::<String>::new());
+    assert!(text(&out).contains("'protection: false'"), "{}", text(&out));
+    let back = config(
+        &bed,
+        &stopped.replace(
+            "secure_boot: true",
+            "secure_boot: true\n    protection: false",
+        ),
+    );
+    bed.clear_journal();
+    run_ok(&bed, &["apply", &back, "--yes", "--allow-data-loss"]);
+    assert_eq!(
+        changing(&bed),
+        vec![
+            "qm set 301 --protection 0".to_string(),
+            "qm set 301 --delete efidisk0".to_string(),
+            "qm set 301 --efidisk0 local-lvm:1,efitype=4m,pre-enrolled-keys=1".to_string(),
+        ]
+    );
 }
 
 const LIFECYCLE: &str = "  - vmid: 401

@@ -193,6 +193,25 @@ struct VolumeKey<'a> {
     what: &'static str,
 }
 
+/// The `qm set` steps of EFI vars / TPM state changes that cannot travel
+/// in the VM's main `qm set`.
+#[derive(Default)]
+pub(crate) struct FirmwareSteps {
+    /// Before the main `qm set` (detaching a volume it replaces).
+    pub(crate) before: Vec<Step>,
+    /// After it (when the main `qm set` first lifts the protection).
+    pub(crate) after: Vec<Step>,
+}
+
+/// How a refused change of `key` reads.
+fn loss_text(key: &str, change: &Change) -> String {
+    let from = change.from.as_deref().unwrap_or("");
+    match &change.to {
+        Some(to) => format!("{key}: {from} -> {to}"),
+        None => format!("removing {key} ({from})"),
+    }
+}
+
 impl VolumeKey<'_> {
     /// The fixed items of `value`, defaults filled in.
     fn fixed_of(&self, value: &str) -> Vec<String> {
@@ -236,7 +255,9 @@ impl Planner<'_> {
     /// the file drops or whose fixed items change is data loss, refused
     /// unless `--allow-data-loss`, then detached (a separate `qm set
     /// --delete` first when a new volume replaces it, since one call may
-    /// not set and delete a key). Returns the steps to run before `set`.
+    /// not set and delete a key). A protected VM refuses to lose a drive:
+    /// when the file lifts the protection, the detaching follows the main
+    /// `qm set`; when it keeps it, that is a problem.
     pub(crate) fn firmware_volumes(
         &self,
         spec: &VmSpec,
@@ -245,7 +266,7 @@ impl Planner<'_> {
         vp: &mut VmPlan,
         set: &mut QmOptions,
         delete: &mut Vec<String>,
-    ) -> Result<Vec<Step>, PlanProblem> {
+    ) -> Result<FirmwareSteps, PlanProblem> {
         let keys = [
             VolumeKey {
                 key: "efidisk0",
@@ -262,7 +283,11 @@ impl Planner<'_> {
                 what: "the VM's TPM state (keys sealed to it, such as BitLocker's or LUKS's)",
             },
         ];
-        let mut before = Vec::new();
+        let protected = cfg
+            .current
+            .get("protection")
+            .is_some_and(|p| normalise("protection", p).as_deref() == Some("1"));
+        let mut steps = FirmwareSteps::default();
         for k in keys {
             let replace = match (&k.want, k.have) {
                 (None, None) => continue,
@@ -280,38 +305,46 @@ impl Planner<'_> {
                 to: k.want.clone(),
             };
             if replace && !self.input.allow_data_loss {
-                let text = match &change.to {
-                    Some(to) => format!(
-                        "{}: {} -> {to}",
-                        k.key,
-                        change.from.as_deref().unwrap_or("")
-                    ),
-                    None => format!(
-                        "removing {} ({})",
-                        k.key,
-                        change.from.as_deref().unwrap_or("")
-                    ),
-                };
                 return Err(PlanProblem::DataLoss {
-                    change: text,
+                    change: loss_text(k.key, &change),
                     what: k.what,
                 });
             }
+            if replace && protected && spec.lifecycle.protection {
+                return Err(PlanProblem::ProtectedDrive { vmid, key: k.key });
+            }
             vp.changes.push(change);
+            let delete_step = || {
+                Step::exit(Command::Qm(Qm::Set {
+                    vmid,
+                    options: QmOptions::new(),
+                    delete: vec![k.key.to_string()],
+                }))
+            };
             match (&k.want, replace) {
                 (Some(w), false) => set.push(k.key, w.clone()),
+                // Protected now: the main `qm set` lifts the protection,
+                // then the volume goes, then the new one comes.
+                (want, true) if protected => {
+                    steps.after.push(delete_step());
+                    if let Some(w) = want {
+                        let mut o = QmOptions::new();
+                        o.push(k.key, w.clone());
+                        steps.after.push(Step::exit(Command::Qm(Qm::Set {
+                            vmid,
+                            options: o,
+                            delete: Vec::new(),
+                        })));
+                    }
+                }
                 (Some(w), true) => {
-                    before.push(Step::exit(Command::Qm(Qm::Set {
-                        vmid,
-                        options: QmOptions::new(),
-                        delete: vec![k.key.to_string()],
-                    })));
+                    steps.before.push(delete_step());
                     set.push(k.key, w.clone());
                 }
                 (None, _) => delete.push(k.key.to_string()),
             }
         }
-        Ok(before)
+        Ok(steps)
     }
 
     /// The pool the file asks for must exist, when the cluster's pools

@@ -263,6 +263,15 @@ pub enum PlanProblem {
         /// What it runs.
         version: String,
     },
+    /// A protected VM would lose its EFI vars or TPM state: Proxmox refuses
+    /// to remove a drive of a protected VM.
+    #[error("VM {vmid} is protected and Proxmox refuses to remove its {key}; set 'protection: false' in the file to let this apply lift it first")]
+    ProtectedDrive {
+        /// The id.
+        vmid: VmId,
+        /// `efidisk0` or `tpmstate0`.
+        key: &'static str,
+    },
     /// `destroy` of a protected VM: Proxmox refuses it.
     #[error("VM {vmid} is protected (protection: 1) and Proxmox refuses to destroy it; remove 'protection' from the file and run apply first, then destroy")]
     Protected {
@@ -413,6 +422,7 @@ impl PlanProblem {
             PlanProblem::MissingPool { .. } => "missing_pool",
             PlanProblem::FirmwareNeedsVersion { .. } => "firmware_needs_version",
             PlanProblem::Protected { .. } => "protected",
+            PlanProblem::ProtectedDrive { .. } => "protected_drive",
         }
     }
 }

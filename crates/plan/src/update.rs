@@ -111,7 +111,7 @@ impl Planner<'_> {
         if !options::same_keys(cfg.effective("sshkeys"), spec) {
             self.keys_change(spec, cfg, &existing.node, vp, &mut set);
         }
-        let before_set = match &mut set.command {
+        let firmware = match &mut set.command {
             Command::Qm(Qm::Set {
                 options, delete, ..
             }) => self.firmware_volumes(
@@ -122,7 +122,7 @@ impl Planner<'_> {
                 options,
                 delete,
             )?,
-            _ => Vec::new(),
+            _ => Default::default(),
         };
         let pool = self.pool_steps(spec, vmid, vp)?;
         let changes_settings = match &set.command {
@@ -144,7 +144,20 @@ impl Planner<'_> {
                 .collect(),
             _ => BTreeSet::new(),
         };
-        vp.steps.extend(before_set);
+        vp.steps.extend(firmware.before);
+        for step in &firmware.after {
+            if let Command::Qm(Qm::Set {
+                options, delete, ..
+            }) = &step.command
+            {
+                cold.extend(
+                    options
+                        .keys()
+                        .chain(delete.iter().map(String::as_str))
+                        .map(str::to_string),
+                );
+            }
+        }
         if let Command::Qm(Qm::Set { options, .. }) = &set.command {
             if options
                 .get("hotplug")
@@ -156,6 +169,7 @@ impl Planner<'_> {
         if changes_settings {
             vp.steps.push(set);
         }
+        vp.steps.extend(firmware.after);
         vp.steps.extend(pool);
         if let Some(resize) = grow_step(spec, cfg, vmid, version, vp) {
             vp.steps.push(resize);

@@ -479,3 +479,40 @@ fn uefi_and_tpm_need_pve_7_1() {
         Some("firmware_needs_version")
     );
 }
+
+#[test]
+fn a_protected_vm_loses_its_efi_vars_only_after_the_protection_is_lifted() {
+    let uefi = with(&[
+        ("bios", "ovmf"),
+        ("machine", "q35"),
+        ("protection", "1"),
+        (
+            "efidisk0",
+            "local-lvm:vm-200-disk-1,efitype=4m,pre-enrolled-keys=1,size=4M",
+        ),
+    ]);
+    let (_, kept) = update_of("protection: true", uefi.clone(), |_| {});
+    assert_eq!(
+        kept.problem,
+        Some(PlanProblem::ProtectedDrive {
+            vmid: id(200),
+            key: "efidisk0"
+        })
+    );
+    let (_, lifted) = update_of("bios: ovmf, machine: q35", uefi, |_| {});
+    assert_eq!(
+        argvs(&lifted.steps),
+        [
+            words(&["qm", "set", "200", "--protection", "0"]),
+            words(&["qm", "set", "200", "--delete", "efidisk0"]),
+            words(&[
+                "qm",
+                "set",
+                "200",
+                "--efidisk0",
+                "local-lvm:1,efitype=4m,pre-enrolled-keys=0"
+            ]),
+        ]
+    );
+    assert_eq!(lifted.reboot_pending, ["efidisk0"]);
+}

@@ -457,6 +457,14 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         check_lock(&vm)?;
     }
     balloon_check(p, &vm)?;
+    // A protected VM keeps its drives (update_vm_api's check_protection).
+    if vm.config.get("protection").map(String::as_str) == Some("1") {
+        if let Some(d) = deletes.iter().find(|d| is_drive_key(d)) {
+            return Err(Failure::die(
+                ["can't remove drive '", d, "' - protection mode enabled"].concat(),
+            ));
+        }
+    }
     let ops = drive_ops(cx, &st, "set", p)?;
     let plain = plain_params(cx, p, !is_windows(vm.config.get("ostype")))?;
     drop(st);
