@@ -270,4 +270,30 @@ mod tests {
             "disk,usb"
         );
     }
+
+    #[test]
+    fn new_efi_vars_and_tpm_state_allocate_under_the_storage_lock() {
+        let fw = Firmware {
+            bios: Bios::Ovmf,
+            tpm: true,
+            ..Firmware::default()
+        };
+        let vmid = crate::VmId::new(201).expect("valid id");
+        for value in [fw.efidisk0("local-lvm"), fw.tpmstate0("local-lvm")] {
+            let value = value.expect("a value");
+            let key = if value.contains("efitype") {
+                "efidisk0"
+            } else {
+                "tpmstate0"
+            };
+            let mut o = crate::QmOptions::new();
+            o.push(key, value);
+            let set = crate::Command::Qm(crate::Qm::Set {
+                vmid,
+                options: o,
+                delete: Vec::new(),
+            });
+            assert!(set.allocates(), "{set}");
+        }
+    }
 }
