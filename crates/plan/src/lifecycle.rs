@@ -173,6 +173,31 @@ pub fn hotplug_is_cold(old: Option<&str>, new: &str) -> bool {
     ["memory", "cpu"].iter().any(|f| has(new, f) || has(old, f))
 }
 
+/// Changes beyond [`COLD`] that a running VM takes at its next boot: the
+/// EFI vars / TPM state steps after the main `qm set` (`set`), and a
+/// `hotplug` change that involves memory or cpu.
+pub(crate) fn more_cold(firmware: &FirmwareSteps, set: &Command, cfg: &VmConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    for step in &firmware.after {
+        if let Command::Qm(Qm::Set {
+            options, delete, ..
+        }) = &step.command
+        {
+            out.extend(options.keys().map(str::to_string));
+            out.extend(delete.iter().cloned());
+        }
+    }
+    if let Command::Qm(Qm::Set { options, .. }) = set {
+        if options
+            .get("hotplug")
+            .is_some_and(|h| hotplug_is_cold(cfg.effective("hotplug"), h))
+        {
+            out.push("hotplug".into());
+        }
+    }
+    out
+}
+
 /// The default of a key of this module Proxmox leaves out of the config.
 pub fn implicit_default(key: &str) -> Option<&'static str> {
     match key {

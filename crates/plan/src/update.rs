@@ -144,28 +144,8 @@ impl Planner<'_> {
                 .collect(),
             _ => BTreeSet::new(),
         };
+        cold.extend(crate::lifecycle::more_cold(&firmware, &set.command, cfg));
         vp.steps.extend(firmware.before);
-        for step in &firmware.after {
-            if let Command::Qm(Qm::Set {
-                options, delete, ..
-            }) = &step.command
-            {
-                cold.extend(
-                    options
-                        .keys()
-                        .chain(delete.iter().map(String::as_str))
-                        .map(str::to_string),
-                );
-            }
-        }
-        if let Command::Qm(Qm::Set { options, .. }) = &set.command {
-            if options
-                .get("hotplug")
-                .is_some_and(|h| crate::lifecycle::hotplug_is_cold(cfg.effective("hotplug"), h))
-            {
-                cold.insert("hotplug".into());
-            }
-        }
         if changes_settings {
             vp.steps.push(set);
         }
