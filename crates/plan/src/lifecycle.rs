@@ -238,11 +238,16 @@ fn loss_text(key: &str, change: &Change) -> String {
 }
 
 impl VolumeKey<'_> {
-    /// The fixed items of `value`, defaults filled in.
+    /// The fixed items of `value`, defaults filled in. Without enrolled
+    /// keys the size of the EFI vars does not matter: a VM an admin made
+    /// with the older `2m` vars keeps them as long as it needs no Secure
+    /// Boot.
     fn fixed_of(&self, value: &str) -> Vec<String> {
         let p = PropertyString::parse(value);
+        let enrolled = p.get("pre-enrolled-keys").is_some_and(|v| v == "1");
         self.fixed
             .iter()
+            .filter(|(k, _)| enrolled || *k != "efitype")
             .map(|(k, default)| p.get(k).unwrap_or(default).to_string())
             .collect()
     }

@@ -516,3 +516,16 @@ fn a_protected_vm_loses_its_efi_vars_only_after_the_protection_is_lifted() {
     );
     assert_eq!(lifted.reboot_pending, ["efidisk0"]);
 }
+
+#[test]
+fn older_2m_efi_vars_are_kept_without_secure_boot() {
+    let two_m = with(&[
+        ("bios", "ovmf"),
+        ("machine", "q35"),
+        ("efidisk0", "local-lvm:vm-200-disk-1,size=4M"),
+    ]);
+    let (v, _) = update_of("bios: ovmf", two_m.clone(), |_| {});
+    assert_eq!(v.action, Action::None, "{v:#?}");
+    let (v, _) = update_of("bios: ovmf, secure_boot: true", two_m, |_| {});
+    assert_eq!(v.problem.as_ref().map(PlanProblem::code), Some("data_loss"));
+}
