@@ -1,6 +1,7 @@
 //! pve-sim: an emulator of a Proxmox VE node's command line.
 //!
-//! It answers as `qm`, `pvesh`, `pvesm` and `pveversion`, from a state
+//! It answers as `qm`, `pvesh`, `pvesm`, `pveversion` and `ha-manager`
+//! (pools and HA resources: [`lifecycle`]), from a state
 //! directory (`PVE_SIM_ROOT`) that several emulated nodes of one cluster may
 //! share (`PVE_SIM_NODE` says which node a process is). It is as strict as a
 //! real host: arguments are checked against Proxmox's own parameter schema
