@@ -82,6 +82,7 @@ impl Planner<'_> {
             })?;
         let version = self.create_version(node)?;
         crate::lifecycle::check_firmware_version(spec, &node.name, version, (true, true))?;
+        crate::lifecycle::check_ha_group(spec, &node.name, version)?;
         self.check_bridge(spec, &vp.node)?;
         self.check_storage(spec, &vp.node)?;
         self.check_pool(spec)?;

@@ -280,6 +280,24 @@ pub(crate) fn check_firmware_version(
     })
 }
 
+/// `ha.group` needs HA groups, which PVE 9 (pve-ha-manager 5) migrated to
+/// HA rules: with no group left, `ha-manager add/set --group` is refused
+/// (`invalid parameter 'group': ha groups have been migrated to rules`).
+pub(crate) fn check_ha_group(
+    spec: &VmSpec,
+    node: &str,
+    version: PveVersion,
+) -> Result<(), PlanProblem> {
+    let group = spec.lifecycle.ha.as_ref().and_then(|h| h.group.as_ref());
+    if group.is_some() && version.at_least(9, 0) {
+        return Err(PlanProblem::HaGroupsMigrated {
+            node: node.to_string(),
+            version: version.to_string(),
+        });
+    }
+    Ok(())
+}
+
 impl Planner<'_> {
     /// The EFI vars and TPM state volumes: a new one goes in `set`; one
     /// the file drops or whose fixed items change is data loss, refused

@@ -272,6 +272,14 @@ pub enum PlanProblem {
         /// `efidisk0` or `tpmstate0`.
         key: &'static str,
     },
+    /// `ha.group` on PVE 9 or later, where HA groups became HA rules.
+    #[error("HA groups became HA rules in Proxmox VE 9.0 (node {node} runs {version}); drop 'group' from 'ha' and set up the node affinity with 'ha-manager rules add'")]
+    HaGroupsMigrated {
+        /// The node.
+        node: String,
+        /// What it runs.
+        version: String,
+    },
     /// `destroy` of a protected VM: Proxmox refuses it.
     #[error("VM {vmid} is protected (protection: 1) and Proxmox refuses to destroy it; remove 'protection' from the file and run apply first, then destroy")]
     Protected {
@@ -422,6 +430,7 @@ impl PlanProblem {
             PlanProblem::MissingPool { .. } => "missing_pool",
             PlanProblem::FirmwareNeedsVersion { .. } => "firmware_needs_version",
             PlanProblem::Protected { .. } => "protected",
+            PlanProblem::HaGroupsMigrated { .. } => "ha_groups_migrated",
             PlanProblem::ProtectedDrive { .. } => "protected_drive",
         }
     }

@@ -125,6 +125,7 @@ impl Planner<'_> {
             _ => Default::default(),
         };
         let pool = self.pool_steps(spec, vmid, vp)?;
+        crate::lifecycle::check_ha_group(spec, &existing.node, version)?;
         let changes_settings = match &set.command {
             Command::Qm(Qm::Set {
                 options, delete, ..

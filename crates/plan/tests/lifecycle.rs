@@ -529,3 +529,19 @@ fn older_2m_efi_vars_are_kept_without_secure_boot() {
     let (v, _) = update_of("bios: ovmf, secure_boot: true", two_m, |_| {});
     assert_eq!(v.problem.as_ref().map(PlanProblem::code), Some("data_loss"));
 }
+
+#[test]
+fn ha_groups_are_refused_on_pve_9() {
+    let o = observed(vec![node("pve1", "9.0.3")]);
+    let v = one(&host(&[&web("ha: {group: g1}")]), &o, false);
+    assert_eq!(
+        v.problem.as_ref().map(PlanProblem::code),
+        Some("ha_groups_migrated")
+    );
+    assert!(v
+        .problem
+        .iter()
+        .any(|p| p.to_string().contains("ha-manager rules")));
+    let v = one(&host(&[&web("ha: {state: started}")]), &o, false);
+    assert_eq!(v.action, Action::Create);
+}

@@ -16,11 +16,14 @@
 //!   (pool 'P' does not exist)` (raise_perm_exc), before anything is made.
 //! - `/cluster/resources` lists each pool (`type: pool`) and, on a guest,
 //!   its `pool` and its HA state (`hastate`).
-//! - `ha-manager add vm:ID [--state S] [--group G]` (`resource ID 'vm:ID'
-//!   already defined`, `HA group 'G' does not exist`), `set` (`no such
-//!   resource 'vm:ID'`), `remove` (`resource 'vm:ID' is not HA managed`),
-//!   `status`, `groupadd G --nodes N`. The requested state is recorded; the
-//!   CRM's reaction (starting or stopping the VM) is not emulated.
+//! - `ha-manager add vm:ID [--state S] [--group G]` (`resource 'vm:ID'
+//!   does not exist in cluster`, `create resource failed: resource ID
+//!   'vm:ID' already defined`), `set` (`HA group 'G' does not exist`, `no
+//!   such resource 'vm:ID'`), `remove`, `status`, `groupadd G --nodes N`.
+//!   On PVE 9 (pve-ha-manager 5) HA groups are migrated to rules: with no
+//!   group left, `--group` and `groupadd` are refused. The requested state
+//!   is recorded; the CRM's reaction (starting or stopping the VM) is not
+//!   emulated.
 //! - `qm destroy` of a VM in HA resources without `--purge` fails; with
 //!   it, the VM leaves its HA resource and its pool.
 
@@ -297,9 +300,14 @@ pub fn ha_manager(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             only_options(opts, &["nodes", "comment", "restricted", "nofailback"])?;
             let group = args.get(1).cloned().unwrap_or_default();
             cx.root.update(|st| {
+                if st.at_least(9, 0) && st.ha_groups.is_empty() {
+                    return Err(Failure::die(
+                        "cannot create group: ha groups have been migrated to rules",
+                    ));
+                }
                 if !st.ha_groups.insert(group.clone()) {
                     return Err(Failure::die(
-                        ["ha group '", &group, "' already defined"].concat(),
+                        ["ha group ID '", &group, "' already defined"].concat(),
                     ));
                 }
                 Ok(())
@@ -326,7 +334,9 @@ pub fn ha_manager(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
     }
 }
 
-/// `ha-manager add|set|remove SID`.
+/// `ha-manager add|set|remove SID`, with the texts of pve-ha-manager 4.x
+/// (PVE 7, 8) and 5.x (PVE 9, where HA groups became rules and `--group`
+/// is refused once no group is left).
 fn ha_change(cx: &mut Ctx, cmd: &str, sid: &str, opts: &[String]) -> Result<(), Failure> {
     let allowed: &[&str] = match cmd {
         "remove" => &[],
@@ -347,19 +357,27 @@ fn ha_change(cx: &mut Ctx, cmd: &str, sid: &str, opts: &[String]) -> Result<(), 
     let sid = sid.to_string();
     let cmd = cmd.to_string();
     cx.root.update(|st| {
-        if let Some(g) = group.as_ref().filter(|g| !st.ha_groups.contains(*g)) {
-            return Err(Failure::die(["HA group '", g, "' does not exist"].concat()));
+        let v9 = st.at_least(9, 0);
+        if group.is_some() && v9 && st.ha_groups.is_empty() {
+            return Err(Failure::die(
+                "invalid parameter 'group': ha groups have been migrated to rules",
+            ));
         }
         match cmd.as_str() {
             "add" => {
                 if !st.vms.contains_key(&vmid) {
                     return Err(Failure::die(
-                        ["VM ", &vmid.to_string(), " does not exist"].concat(),
+                        ["resource '", &sid, "' does not exist in cluster"].concat(),
                     ));
                 }
                 if st.ha_resources.contains_key(&sid) {
                     return Err(Failure::die(
-                        ["resource ID '", &sid, "' already defined"].concat(),
+                        [
+                            "create resource failed: resource ID '",
+                            &sid,
+                            "' already defined",
+                        ]
+                        .concat(),
                     ));
                 }
                 let entry = HaEntry {
@@ -369,8 +387,18 @@ fn ha_change(cx: &mut Ctx, cmd: &str, sid: &str, opts: &[String]) -> Result<(), 
                 st.ha_resources.insert(sid.clone(), entry);
             }
             "set" => {
+                if let Some(g) = group.as_ref().filter(|g| !st.ha_groups.contains(*g)) {
+                    return Err(Failure::die(["HA group '", g, "' does not exist"].concat()));
+                }
                 let Some(h) = st.ha_resources.get_mut(&sid) else {
-                    return Err(Failure::die(["no such resource '", &sid, "'"].concat()));
+                    let prefix = if v9 {
+                        "update resources config failed: "
+                    } else {
+                        "update resource failed: "
+                    };
+                    return Err(Failure::die(
+                        [prefix, "no such resource '", &sid, "'"].concat(),
+                    ));
                 };
                 if let Some(s) = &state {
                     h.state = s.clone();
@@ -383,9 +411,11 @@ fn ha_change(cx: &mut Ctx, cmd: &str, sid: &str, opts: &[String]) -> Result<(), 
             }
             _ => {
                 if st.ha_resources.remove(&sid).is_none() {
-                    return Err(Failure::die(
-                        ["resource '", &sid, "' is not HA managed"].concat(),
-                    ));
+                    return Err(Failure::die(if v9 {
+                        ["cannot delete service '", &sid, "', not HA managed!"].concat()
+                    } else {
+                        ["resource '", &sid, "' is not HA managed"].concat()
+                    }));
                 }
             }
         }
