@@ -163,6 +163,7 @@ const BEYOND_A_SCHEMA: &[&str] = &[
     "tags-too-long",
     // Rules between keys, which may come from `defaults:`.
     "secure-boot-without-ovmf",
+    "secure-boot-on-i440fx",
     "balloon-over-memory",
     "memory-hotplug-without-numa",
     "ha-state-against-power",

@@ -273,7 +273,9 @@ impl Cx<'_> {
         ok.then_some(Hotplug::Features(out))
     }
 
-    /// The rules between keys: `secure_boot` needs `bios: ovmf`; `balloon`
+    /// The rules between keys: `secure_boot` needs `bios: ovmf` and a q35
+    /// machine (qemu-server `get_ovmf_files` picks the Secure Boot code
+    /// image only with SMM, which q35 has); `balloon`
     /// must not exceed `memory` (Proxmox refuses it on `qm set`); memory
     /// hot-plug needs `numa: true` (qemu-server refuses to start the VM
     /// otherwise: `NUMA needs to be enabled for memory hotplug`); and an
@@ -290,6 +292,23 @@ impl Cx<'_> {
         let mut ok = true;
         let secure_boot = get("secure_boot");
         let balloon = get("balloon");
+        // qemu-server gives OVMF the Secure Boot firmware (with SMM) on q35
+        // only; on i440fx the enrolled keys are never enforced.
+        let q35 = |t: &str| t == "q35" || t.starts_with("pc-q35-");
+        if let (true, MachineChoice::Type(t)) = (fw.secure_boot, &fw.machine) {
+            if let Some(n) = get("machine").filter(|_| !q35(t)) {
+                self.err(
+                    ErrorKind::Conflict,
+                    n.span,
+                    format!(
+                        "machine: {} is an i440fx machine, which Proxmox boots without Secure Boot firmware; secure_boot needs q35",
+                        shown(t)
+                    ),
+                    "use machine: q35 (or leave machine out), or drop secure_boot",
+                );
+                ok = false;
+            }
+        }
         let memory_hotplug =
             matches!(&lc.hotplug, Some(Hotplug::Features(f)) if f.iter().any(|f| f == "memory"));
         if let Some(n) = get("hotplug").filter(|_| memory_hotplug && lc.numa != Some(true)) {

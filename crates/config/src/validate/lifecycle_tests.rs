@@ -46,14 +46,18 @@ fn defaults_leave_firmware_and_lifecycle_alone() {
 #[test]
 fn decodes_every_key() {
     let s = spec(
-        "bios: ovmf, secure_boot: true, tpm: yes, machine: i440fx, pool: prod/web, \
+        "bios: ovmf, secure_boot: true, tpm: yes, machine: pc-q35-8.1, pool: prod/web, \
          startup: {order: 2, down: 60}, protection: true, ha: {state: stopped, group: g1}, \
          agent: {enabled: false, type: isa}, balloon: 512, numa: true, hotplug: [usb, memory, usb], \
          state: stopped",
     );
     assert_eq!(s.firmware.bios, Bios::Ovmf);
     assert!(s.firmware.secure_boot && s.firmware.tpm);
-    assert_eq!(s.firmware.machine, MachineChoice::Type("pc".into()));
+    assert_eq!(s.firmware.machine, MachineChoice::Type("pc-q35-8.1".into()));
+    assert_eq!(
+        spec("machine: i440fx").firmware.machine,
+        MachineChoice::Type("pc".into())
+    );
     assert_eq!(s.lifecycle.pool.as_deref(), Some("prod/web"));
     assert_eq!(
         s.lifecycle.startup,
@@ -86,6 +90,11 @@ fn errors_have_their_kind_and_place() {
     let cases: &[(&str, ErrorKind, &str)] = &[
         ("machine: virt", ErrorKind::Format, "machine: 'virt'"),
         ("bios: uefi", ErrorKind::UnknownValue, "bios: 'uefi'"),
+        (
+            "bios: ovmf, secure_boot: true, machine: i440fx",
+            ErrorKind::Conflict,
+            "secure_boot needs q35",
+        ),
         (
             "secure_boot: true",
             ErrorKind::Conflict,
