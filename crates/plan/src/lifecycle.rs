@@ -4,7 +4,7 @@
 //! membership (`pvesh set /pools/POOL`), HA resources (`ha-manager`).
 //!
 //! Host facts relied on (qemu-server `update_vm_api`,
-//! `vmconfig_hotplug_pending`; pve-access-control `PVE/API2/Pool.pm`;
+//! `vmconfig_hotplug_pending`; pve-manager `PVE/API2/Pool.pm`;
 //! pve-ha-manager `PVE/API2/HA/Resources.pm`):
 //! - `bios`, `machine`, `numa`, `agent` and `balloon` of a running VM stay
 //!   pending until it restarts, and so do new `efidisk0`/`tpmstate0`

@@ -1,8 +1,8 @@
 //! Resource pools and HA resources, as a node's API and `ha-manager` show
 //! and change them.
 //!
-//! Host behaviour emulated (pve-access-control `PVE/API2/Pool.pm`,
-//! `PVE/RPCEnvironment.pm` `check_pool_exist`; pve-ha-manager
+//! Host behaviour emulated (pve-manager `PVE/API2/Pool.pm`;
+//! pve-access-control `PVE/RPCEnvironment.pm` `check_pool_exist`; pve-ha-manager
 //! `src/PVE/API2/HA/Resources.pm`, `src/PVE/HA/Config.pm`,
 //! `src/PVE/CLI/ha_manager.pm`; pve-manager `PVE/API2/Cluster.pm`
 //! `resources`):
