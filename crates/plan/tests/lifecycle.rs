@@ -545,3 +545,13 @@ fn ha_groups_are_refused_on_pve_9() {
     let v = one(&host(&[&web("ha: {state: started}")]), &o, false);
     assert_eq!(v.action, Action::Create);
 }
+
+#[test]
+fn a_vm_whose_agent_is_off_is_not_waited_for() {
+    let o = observed(vec![node("pve1", "8.4.1")]);
+    let off = one(&host(&[&web("agent: {enabled: false}")]), &o, false);
+    assert!(off.no_agent && off.running);
+    assert_eq!(option(&argv(&off.steps[0]), "--agent"), Some("enabled=0"));
+    let on = one(&host(&[&web("")]), &o, false);
+    assert!(!on.no_agent);
+}
