@@ -6,9 +6,12 @@
 //! Host facts relied on (qemu-server `update_vm_api`,
 //! `vmconfig_hotplug_pending`; pve-manager `PVE/API2/Pool.pm`;
 //! pve-ha-manager `PVE/API2/HA/Resources.pm`):
-//! - `bios`, `machine`, `numa`, `agent` and `balloon` of a running VM stay
-//!   pending until it restarts, and so do new `efidisk0`/`tpmstate0`
-//!   volumes; `startup` and `protection` apply at once.
+//! - `bios`, `machine` and `numa` of a running VM stay pending until it
+//!   restarts, and so do new `efidisk0`/`tpmstate0` volumes; `startup` and
+//!   `protection` apply at once; `balloon` at once unless it turns the
+//!   balloon device on or off, `agent` at once when only
+//!   `fstrim_cloned_disks` changes, `hotplug` unless memory or cpu is
+//!   involved (`vmconfig_hotplug_pending`, `vmconfig_update_agent`).
 //! - `qm set --efidisk0 STORAGE:1,...` allocates a new EFI vars volume at
 //!   any time; `--delete efidisk0` detaches it (it becomes `unusedN`): the
 //!   VM boots with fresh EFI vars, its boot entries and enrolled keys are
@@ -32,15 +35,8 @@ use pvefleet_model::spec::VmSpec;
 use pvefleet_model::{Command, Qm, QmOptions, VmId};
 
 /// Keys of this module a running VM takes only at its next boot.
-pub const COLD: &[&str] = &[
-    "bios",
-    "machine",
-    "numa",
-    "agent",
-    "balloon",
-    "efidisk0",
-    "tpmstate0",
-];
+/// (`agent`, `balloon` and `hotplug` depend on the change: [`more_cold`].)
+pub const COLD: &[&str] = &["bios", "machine", "numa", "efidisk0", "tpmstate0"];
 
 /// The `hotplug` features when the key is unset (or `1`).
 const HOTPLUG_DEFAULT: &str = "network,disk,usb";
@@ -174,8 +170,8 @@ pub fn hotplug_is_cold(old: Option<&str>, new: &str) -> bool {
 }
 
 /// Changes beyond [`COLD`] that a running VM takes at its next boot: the
-/// EFI vars / TPM state steps after the main `qm set` (`set`), and a
-/// `hotplug` change that involves memory or cpu.
+/// EFI vars / TPM state steps after the main `qm set` (`set`), and the
+/// `hotplug`, `balloon` and `agent` changes qemu-server cannot hot-apply.
 pub(crate) fn more_cold(firmware: &FirmwareSteps, set: &Command, cfg: &VmConfig) -> Vec<String> {
     let mut out = Vec::new();
     for step in &firmware.after {
@@ -188,14 +184,44 @@ pub(crate) fn more_cold(firmware: &FirmwareSteps, set: &Command, cfg: &VmConfig)
         }
     }
     if let Command::Qm(Qm::Set { options, .. }) = set {
-        if options
-            .get("hotplug")
-            .is_some_and(|h| hotplug_is_cold(cfg.effective("hotplug"), h))
-        {
-            out.push("hotplug".into());
+        let cold = [
+            ("hotplug", hotplug_is_cold as fn(Option<&str>, &str) -> bool),
+            ("balloon", balloon_is_cold),
+            ("agent", agent_is_cold),
+        ];
+        for (key, is_cold) in cold {
+            // Compared with the running value: a pending one is not live.
+            let live = cfg.current.get(key).map(String::as_str);
+            if options.get(key).is_some_and(|new| is_cold(live, new)) {
+                out.push(key.into());
+            }
         }
     }
     out
+}
+
+/// A `balloon` change of a running VM waits for its restart only when it
+/// turns the balloon device on or off (unset or non-zero is on).
+pub fn balloon_is_cold(old: Option<&str>, new: &str) -> bool {
+    let on = |v: Option<&str>| v.is_none_or(|v| v.trim() != "0");
+    on(old) != on(Some(new))
+}
+
+/// An `agent` change of a running VM applies at once only when the VM had
+/// the option and nothing but `fstrim_cloned_disks` changes
+/// (`vmconfig_update_agent`).
+pub fn agent_is_cold(old: Option<&str>, new: &str) -> bool {
+    let Some(old) = old else { return true };
+    let items = |v: &str| -> Vec<(String, String)> {
+        let mut items: Vec<(String, String)> = PropertyString::parse(v)
+            .items()
+            .map(|(k, v)| (k.unwrap_or("enabled").to_string(), v.to_string()))
+            .filter(|(k, _)| k != "fstrim_cloned_disks")
+            .collect();
+        items.sort();
+        items
+    };
+    items(old) != items(new)
 }
 
 /// The default of a key of this module Proxmox leaves out of the config.

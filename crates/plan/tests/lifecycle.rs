@@ -246,7 +246,15 @@ fn lifecycle_keys_drift_in_one_set_and_only_some_are_cold() {
             "disk"
         ])]
     );
-    assert_eq!(v.reboot_pending, ["agent", "balloon", "numa"]);
+    // The balloon stays on and only fstrim_cloned_disks of the agent
+    // changes: both apply at once; numa waits for the reboot.
+    assert_eq!(v.reboot_pending, ["numa"]);
+    let (v, _) = update_of(
+        "agent: {type: isa}, balloon: 0",
+        with(&[("balloon", "1024")]),
+        |_| {},
+    );
+    assert_eq!(v.reboot_pending, ["agent", "balloon"]);
     // As Proxmox spells them back: no drift.
     let (v, _) = update_of(
         "startup: {order: 1, up: 5}, protection: true, hotplug: [disk, network, usb]",

@@ -258,13 +258,43 @@ pub(super) fn reserve_vmid(
     })
 }
 
-/// A `hotplug` change of a running VM waits for its restart when the old
-/// or the new value has `memory` or `cpu` (qemu-server
-/// `vmconfig_hotplug_pending`; unset is `network,disk,usb`).
-fn hotplug_is_cold(old: Option<&String>, new: &str) -> bool {
-    let old = old.map_or("network,disk,usb", String::as_str);
-    let has = |v: &str, f: &str| v.split(',').any(|x| x.trim() == f);
-    ["memory", "cpu"].iter().any(|f| has(new, f) || has(old, f))
+/// True when a running VM keeps a change of `key` to `new` pending
+/// (qemu-server `vmconfig_hotplug_pending`): `hotplug` when the old or
+/// new value has `memory` or `cpu` (unset is `network,disk,usb`);
+/// `balloon` when it turns the balloon device on or off (unset or non-zero
+/// is on); `agent` unless the VM had one and only `fstrim_cloned_disks`
+/// changes (`vmconfig_update_agent`). Other keys: false.
+fn hot_or_cold(vm: &Vm, key: &str, new: &str) -> bool {
+    let old = vm.config.get(key).map(String::as_str);
+    match key {
+        "hotplug" => {
+            let old = old.unwrap_or("network,disk,usb");
+            let has = |v: &str, f: &str| v.split(',').any(|x| x.trim() == f);
+            ["memory", "cpu"].iter().any(|f| has(new, f) || has(old, f))
+        }
+        "balloon" => {
+            let on = |v: Option<&str>| v.is_none_or(|v| v.trim() != "0");
+            on(old) != on(Some(new))
+        }
+        "agent" => {
+            let Some(old) = old else { return true };
+            let items = |v: &str| {
+                let mut items: Vec<(String, String)> = v
+                    .split(',')
+                    .filter(|kv| !kv.is_empty())
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => ("enabled".to_string(), kv.to_string()),
+                    })
+                    .filter(|(k, _)| k != "fstrim_cloned_disks")
+                    .collect();
+                items.sort();
+                items
+            };
+            items(old) != items(new)
+        }
+        _ => false,
+    }
 }
 
 pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
@@ -504,9 +534,10 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     if has_cloudinit {
         cx.out("generating cloud-init ISO");
     }
+    // agent, balloon and hotplug depend on the change (hot_or_cold).
     const COLD: &[&str] = &[
-        "memory", "cores", "sockets", "cpu", "scsihw", "machine", "bios", "vga", "serial0",
-        "agent", "numa", "balloon", "ostype",
+        "memory", "cores", "sockets", "cpu", "scsihw", "machine", "bios", "vga", "serial0", "numa",
+        "ostype",
     ];
     let mut pending = vm.pending.clone();
     let mut pending_delete = vm.pending_delete.clone();
@@ -516,8 +547,7 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         pending_delete.retain(|d| d != r);
     }
     for (k, v) in plain {
-        let cold = COLD.contains(&k.as_str())
-            || (k == "hotplug" && hotplug_is_cold(vm.config.get("hotplug"), &v));
+        let cold = COLD.contains(&k.as_str()) || hot_or_cold(&vm, &k, &v);
         if vm.running && cold {
             pending.insert(k, v);
         } else {
