@@ -70,7 +70,9 @@ pub enum Cmd {
         #[arg(long)]
         adopt: bool,
         /// Plan changes that destroy data, as `apply --allow-data-loss`
-        /// would make them (a data disk removed from the file).
+        /// would make them: a data disk removed from the file, a VM's EFI
+        /// vars disk (`bios`, `secure_boot`) or TPM state (`tpm`) removed
+        /// or remade.
         #[arg(long)]
         allow_data_loss: bool,
     },
@@ -285,7 +287,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub reboot: bool,
     /// Make changes that destroy data: a data disk removed from the file
-    /// is destroyed with its volume (without it, that is a plan problem).
+    /// is destroyed with its volume, a VM's EFI vars disk (`bios`,
+    /// `secure_boot`) or TPM state (`tpm`) removed or remade (without it,
+    /// each is a plan problem).
     #[arg(long)]
     pub allow_data_loss: bool,
 }

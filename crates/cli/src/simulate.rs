@@ -131,6 +131,7 @@ pub fn ensure(desired: &Desired, version: Option<&str>) -> Result<(PathBuf, Path
             }
         }
         templates(&host, desired, &spec.nodes[0]);
+        pools_and_groups(&host, desired, &spec.nodes[0]);
     }
     urls(&host, desired);
     links(&bin)?;
@@ -199,7 +200,37 @@ fn create(
         spec.settings.version
     );
     templates(host, desired, &spec.nodes[0]);
+    pools_and_groups(host, desired, &spec.nodes[0]);
     Ok(())
+}
+
+/// The pools and HA groups the file names and the host lacks, made as an
+/// admin would (`pvesh create /pools`, `ha-manager groupadd`), so the
+/// examples run.
+fn pools_and_groups(host: &Root, desired: &Desired, node: &str) {
+    let Ok(st) = host.read() else { return };
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut runs: Vec<(&str, Vec<String>)> = Vec::new();
+    for vm in &desired.vms {
+        let lc = &vm.lifecycle;
+        if let Some(p) = lc.pool.as_deref().filter(|p| !st.pools.contains_key(*p)) {
+            runs.push(("pvesh", words(&["create", "/pools", "--poolid", p])));
+        }
+        let group = lc.ha.as_ref().and_then(|h| h.group.as_deref());
+        if let Some(g) = group.filter(|g| !st.ha_groups.contains(*g)) {
+            runs.push(("ha-manager", words(&["groupadd", g, "--nodes", node])));
+        }
+    }
+    runs.dedup();
+    for (program, args) in runs {
+        let (exit, _, _) = pve_sim::run(host.clone(), Some(node.to_string()), program, &args);
+        if exit == 0 {
+            tracing::info!(
+                "emulated host: ran {program} {} (the file names it)",
+                args.join(" ")
+            );
+        }
+    }
 }
 
 /// Template VMs that `clone:` names by id and the host lacks, so the

@@ -124,6 +124,11 @@ const REFUSED: &[&str] = &[
     "user-data-and-file",
     "user-data-mode-user-with-ssh-keys",
     "user-data-without-header",
+    "machine-unknown",
+    "hotplug-unknown-feature",
+    "pool-nested-too-deep",
+    "ha-state-unknown",
+    "startup-unknown-key",
 ];
 
 /// Mistakes only `pvefleet check` sees: across VMs, inside subnets, about
@@ -172,6 +177,12 @@ const BEYOND_A_SCHEMA: &[&str] = &[
     "networks-duplicate-ip",
     "disks-size-not-mib",
     "disks-duplicate-slot",
+    // Rules between keys, which may come from `defaults:`.
+    "secure-boot-without-ovmf",
+    "secure-boot-on-i440fx",
+    "balloon-over-memory",
+    "memory-hotplug-without-numa",
+    "ha-state-against-power",
 ];
 
 #[test]

@@ -48,6 +48,18 @@ pub const VM: &[&str] = &[
     "wait",
     "disks",
     "networks",
+    "bios",
+    "secure_boot",
+    "machine",
+    "tpm",
+    "pool",
+    "startup",
+    "protection",
+    "ha",
+    "agent",
+    "balloon",
+    "numa",
+    "hotplug",
 ];
 
 /// Keys that only make sense per VM, not in `defaults:`.

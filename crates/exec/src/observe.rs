@@ -195,6 +195,15 @@ fn read_cluster(
     observed.storage_facts =
         obs::parse_storages(resources).map_err(|e| a.bad("/cluster/resources", e))?;
     observed.inactive_storages = pvefleet_plan::snippets::parse_inactive_storages(resources);
+    observed.lifecycle = pvefleet_plan::lifecycle_observed::parse_resources(resources)
+        .map_err(|e| a.bad("/cluster/resources", e))?;
+    if let Some(out) = a.ok(&Read::HaResources) {
+        pvefleet_plan::lifecycle_observed::parse_ha_resources(
+            out.stdout.as_bytes(),
+            &mut observed.lifecycle,
+        )
+        .map_err(|e| a.bad("/cluster/ha/resources", e))?;
+    }
     if let Some(out) = a.ok(&Read::NextId) {
         observed.next_id = obs::parse_next_id(out.stdout.as_bytes()).ok();
     }

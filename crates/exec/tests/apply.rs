@@ -1638,3 +1638,26 @@ async fn an_agent_that_never_answers_fails_the_vm_after_the_timeout_without_roll
     assert!(notes[0].contains("lacks qemu-guest-agent"), "{notes:?}");
     assert_eq!(run.events.last(), Some(&finished("web", false)));
 }
+
+#[tokio::test]
+async fn a_vm_whose_agent_is_off_is_not_asked_for_its_address() {
+    let fake = Arc::new(FakeTransport::new());
+    fake.always(
+        &["qm", "guest", "cmd"],
+        FakeReply::Fail(255, NO_AGENT.into()),
+    );
+    let mut vp = running_web();
+    vp.no_agent = true;
+    let o = ApplyOptions {
+        wait: true,
+        wait_timeout: Duration::from_secs(1),
+        boot_window: Duration::ZERO,
+        ..opts()
+    };
+    let run = run(plan_of(vec![vp]), &fake, &[100], o).await;
+    let sent = fake.sent_lines();
+    assert!(sent.iter().all(|l| !l.starts_with("qm guest")), "{sent:?}");
+    let r = run.only();
+    assert_eq!(r.result, VmOutcome::Ok);
+    assert_eq!(r.ip, None);
+}

@@ -169,6 +169,11 @@ impl Pvesh {
         Self::get("/nodes".into())
     }
 
+    /// `/cluster/ha/resources`: every HA resource (`sid`, `state`, `group`).
+    pub fn ha_resources() -> Self {
+        Self::get("/cluster/ha/resources".into())
+    }
+
     /// `/cluster/nextid`: the lowest free VM id (reserves nothing).
     pub fn next_id() -> Self {
         Self::get("/cluster/nextid".into())
@@ -206,6 +211,23 @@ pub enum Command {
     Pvesh(Pvesh),
     /// `pvesm path <volid>`: the host path of a volume.
     PvesmPath { volid: String },
+    /// An `ha-manager` command on a VM's HA resource.
+    HaManager(crate::ha::HaManager),
+    /// `pvesh set /pools/{pool} --vms VMID [--delete 1]`: adds the VM to
+    /// the pool, or removes it from it. The `/pools/{poolid}` path exists
+    /// on PVE 7.x to 9.x (deprecated for `PUT /pools --poolid` once nested
+    /// pools came, still served), but cannot name a nested pool (`a/b`):
+    /// those, which only hosts with the newer form have, go `pvesh set
+    /// /pools --poolid a/b`. Adding a VM that is in another pool fails, so
+    /// a move is a removal from the old pool first.
+    PoolMember {
+        /// The pool.
+        pool: String,
+        /// The VM.
+        vmid: VmId,
+        /// Remove instead of add.
+        remove: bool,
+    },
     /// Takes the cluster-wide pmxcfs lock `name` (CONTRACT §19): `mkdir
     /// /etc/pve/priv/lock/<name>`, tried again every 0.5 s while another
     /// holder has it, for at most `wait_secs`.
@@ -257,6 +279,18 @@ impl Command {
                 a.push("json".into());
             }
             Command::PvesmPath { volid } => a = words(&["pvesm", "path", volid]),
+            Command::HaManager(h) => a = h.argv(),
+            Command::PoolMember { pool, vmid, remove } => {
+                a = if pool.contains('/') {
+                    words(&["pvesh", "set", "/pools", "--poolid", pool])
+                } else {
+                    words(&["pvesh", "set", &["/pools/", pool].concat()])
+                };
+                a.extend(words(&["--vms", &vmid.to_string()]));
+                if *remove {
+                    a.extend(words(&["--delete", "1"]));
+                }
+            }
             Command::CfsLock { name, wait_secs } => {
                 let dir = format!("{CFS_LOCK_DIR}{name}");
                 let tries = (wait_secs.saturating_mul(2)).max(1).to_string();
@@ -287,6 +321,7 @@ impl Command {
         match self {
             Command::Pvesh(_) | Command::PvesmPath { .. } => false,
             Command::CfsLock { .. } | Command::CfsUnlock { .. } => true,
+            Command::HaManager(_) | Command::PoolMember { .. } => true,
             Command::LockProbe { .. } => false,
             Command::InstallFile { .. } | Command::RemoveFiles { .. } => true,
             Command::DownloadUrl(_) => true,
@@ -304,6 +339,11 @@ impl Command {
 impl Command {
     /// The VM id the command acts on (for `qm clone`, the new VM).
     fn target_mut(&mut self) -> Option<&mut VmId> {
+        match self {
+            Command::HaManager(h) => return Some(h.vmid_mut()),
+            Command::PoolMember { vmid, .. } => return Some(vmid),
+            _ => {}
+        }
         let Command::Qm(qm) = self else { return None };
         Some(match qm {
             Qm::Clone { newid, .. } => newid,

@@ -22,6 +22,8 @@
 //! - [`command`]: every `qm`/`pvesh`/`pvesm` invocation pvefleet sends, as data
 //!   that renders to argv.
 //! - [`shell`]: the one function that quotes argv for a POSIX shell.
+//! - [`lifecycle`]: firmware and placement/lifecycle settings, [`ha`]: the
+//!   `ha-manager` command.
 
 #[macro_use]
 mod macros;
@@ -32,8 +34,10 @@ pub mod command;
 pub mod download;
 pub mod drive;
 pub mod guest;
+pub mod ha;
 pub mod hardware;
 pub mod ipconfig;
+pub mod lifecycle;
 pub mod mac;
 pub mod net;
 pub mod node;

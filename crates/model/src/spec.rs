@@ -266,4 +266,8 @@ pub struct VmSpec {
     /// form (`bridge`, `vlan`, `mac`, `ip`, ...), which is `net0` alone. The
     /// first entry is also copied into those fields.
     pub networks: Vec<crate::hardware::NicSpec>,
+    /// `bios`, `secure_boot`, `machine`, `tpm`.
+    pub firmware: crate::lifecycle::Firmware,
+    /// `pool`, `startup`, `protection`, `ha`, `agent`, `balloon`, `numa`, `hotplug`.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }

@@ -21,6 +21,9 @@ struct CloneFrom {
     full: bool,
     storage: Option<String>,
     add_cloudinit: bool,
+    /// EFI vars / TPM state keys the template has: the clone copies those
+    /// volumes, so the `qm set` after it does not allocate them again.
+    has_firmware: Vec<&'static str>,
 }
 
 /// An admin's template to clone: how, its boot disk and that disk's size.
@@ -79,9 +82,12 @@ impl Planner<'_> {
             })?;
         let version = self.create_version(node)?;
         let spec = &*self.url_image(spec, node, version, vp)?;
+        crate::lifecycle::check_firmware_version(spec, &node.name, version, (true, true))?;
+        crate::lifecycle::check_ha_group(spec, &node.name, version)?;
         self.check_bridge(spec, &vp.node)?;
         self.check_storage(spec, &vp.node)?;
         self.check_disk_storages(spec, &vp.node)?;
+        self.check_pool(spec)?;
         let admin = match &spec.source {
             DiskSource::Image(img) => {
                 self.check_image(spec, img, node)?;
@@ -122,6 +128,7 @@ impl Planner<'_> {
                     full: spec.disk_from == DiskFrom::FullClone,
                     storage: None,
                     add_cloudinit: true,
+                    has_firmware: Vec::new(),
                 };
                 vp.steps.extend(clone_steps(spec, vmid, &from, keys));
             }
@@ -151,6 +158,7 @@ impl Planner<'_> {
             vp.steps.push(Step::exit(Command::Qm(Qm::Start { vmid })));
             vp.starts = true;
         }
+        self.created_lifecycle(spec, vmid, vp);
         vp.action = Action::Create;
         Ok(())
     }
@@ -215,6 +223,10 @@ impl Planner<'_> {
             full,
             storage: full.then(|| spec.storage.clone()),
             add_cloudinit: !has_cloudinit,
+            has_firmware: ["efidisk0", "tpmstate0"]
+                .into_iter()
+                .filter(|k| tcfg.is_some_and(|c| c.current.contains_key(*k)))
+                .collect(),
         };
         Ok(AdminTemplate { from, disk, size })
     }
@@ -386,6 +398,9 @@ fn import_steps(
     options::common_options(spec, &mut o);
     o.push("ostype", "l26");
     o.push("scsihw", "virtio-scsi-pci");
+    if let Some(pool) = &spec.lifecycle.pool {
+        o.push("pool", pool);
+    }
     let cloudinit = format!("{}:cloudinit", spec.storage);
     let with_keys = |step: Step| match keys {
         Some(i) => step.with_input("sshkeys", InputSource::Upload(i)),
@@ -432,8 +447,12 @@ fn clone_steps(spec: &VmSpec, vmid: VmId, from: &CloneFrom, keys: Option<usize>)
         }),
         Check::Reserve,
     );
+    let mut all = QmOptions::new();
+    options::common_options(spec, &mut all);
     let mut o = QmOptions::new();
-    options::common_options(spec, &mut o);
+    for (k, v) in all.iter().filter(|(k, _)| !from.has_firmware.contains(k)) {
+        o.push(k, v);
+    }
     if from.add_cloudinit {
         o.push("ide2", format!("{}:cloudinit", spec.storage));
     }

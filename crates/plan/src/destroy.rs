@@ -66,6 +66,29 @@ fn destroying(name: &str, vmid: VmId, node: &str) -> VmPlan {
     vp
 }
 
+/// A protected VM is a problem (Proxmox refuses to destroy it, so the
+/// run would fail midway); an HA resource is removed first (CONTRACT §7:
+/// `qm destroy` refuses a VM in HA resources without `--purge`).
+fn lifecycle_before_destroy(observed: &Observed, vmid: VmId, node: &str, vp: &mut VmPlan) {
+    let protected = observed
+        .node(node)
+        .and_then(|n| n.configs.get(&vmid))
+        .and_then(|c| c.current.get("protection"))
+        .is_some_and(|p| crate::options::normalise("protection", p) == "1");
+    if protected {
+        vp.block(PlanProblem::Protected { vmid });
+        return;
+    }
+    if observed.lifecycle.ha.contains_key(&vmid) {
+        vp.steps.insert(
+            0,
+            Step::exit(Command::HaManager(pvefleet_model::ha::HaManager::Remove {
+                vmid,
+            })),
+        );
+    }
+}
+
 /// Plans `destroy`.
 pub fn destroy_plan(input: DestroyInput<'_>) -> DestroyPlan {
     let observed = input.observed;
@@ -110,6 +133,8 @@ pub fn destroy_plan(input: DestroyInput<'_>) -> DestroyPlan {
                 vmid: vm.vmid,
                 node: vm.node.clone(),
             });
+        } else {
+            lifecycle_before_destroy(observed, vm.vmid, &vm.node, &mut vp);
         }
         plan.vms.push(vp);
     }

@@ -37,7 +37,8 @@ pub struct PlanInput<'a> {
     /// conflicts.
     pub adopt: bool,
     /// Allow changes that destroy data (`--allow-data-loss`): a data disk
-    /// removed from the file is destroyed instead of being a problem.
+    /// removed from the file is destroyed, a VM's EFI vars or TPM state
+    /// removed or remade, instead of each being a problem.
     pub allow_data_loss: bool,
 }
 
@@ -91,6 +92,7 @@ impl<'a> Planner<'a> {
         };
         vp.running = options::wants_running(spec);
         vp.wait = spec.wait;
+        vp.no_agent = spec.lifecycle.agent.as_ref().is_some_and(|a| !a.enabled);
         let observed = self.input.observed;
         // Two managed VMs with the file's name: which one is meant is not
         // known, so neither is touched (made by an older version, by hand,

@@ -13,6 +13,8 @@ pub mod diff;
 pub mod download;
 pub mod hardware;
 pub mod ids;
+pub mod lifecycle;
+pub mod lifecycle_observed;
 pub mod lookup;
 pub mod observed;
 pub mod options;

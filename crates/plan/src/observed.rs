@@ -508,6 +508,9 @@ pub struct Observed {
     /// `status` other than `available`), by node.
     #[serde(default)]
     pub inactive_storages: BTreeMap<String, BTreeSet<String>>,
+    /// Pools, pool members and HA resources.
+    #[serde(default)]
+    pub lifecycle: crate::lifecycle_observed::LifecycleObserved,
 }
 
 /// What is known of a storage on a node.

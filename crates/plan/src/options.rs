@@ -128,7 +128,7 @@ pub fn nameserver(spec: &VmSpec) -> Option<String> {
 /// desired values. `None` means the spec does not manage the key.
 /// `hash` is the spec's [`password_hash`], computed once by the caller.
 pub fn managed_values(spec: &VmSpec, hash: Option<&str>) -> Vec<(&'static str, Option<String>)> {
-    vec![
+    let mut values = vec![
         ("name", Some(spec.name.clone())),
         ("memory", Some(spec.memory.to_string())),
         ("cores", Some(spec.cores.to_string())),
@@ -145,7 +145,9 @@ pub fn managed_values(spec: &VmSpec, hash: Option<&str>) -> Vec<(&'static str, O
             Some(if spec.onboot { "1" } else { "0" }.to_string()),
         ),
         ("cicustom", crate::snippets::cicustom(spec)),
-    ]
+    ];
+    values.extend(crate::lifecycle::managed_values(spec));
+    values
 }
 
 /// Hardware and cloud-init options shared by create and clone+set (the
@@ -159,7 +161,10 @@ pub fn common_options(spec: &VmSpec, o: &mut QmOptions) {
         o.push("cpu", cpu);
     }
     o.push("net0", net0(spec).to_string());
-    o.push("agent", "enabled=1");
+    o.push(
+        "agent",
+        spec.lifecycle.agent.clone().unwrap_or_default().value(),
+    );
     o.push("serial0", "socket");
     o.push("vga", "serial0");
     if let Some(ip) = ipconfig0(spec) {
@@ -187,10 +192,14 @@ pub fn common_options(spec: &VmSpec, o: &mut QmOptions) {
         o.push("cicustom", c);
     }
     crate::hardware::create_options(spec, o);
+    crate::lifecycle::options(spec, o);
 }
 
 /// Normalises an observed value for comparison with a desired one.
 pub fn normalise(key: &str, value: &str) -> String {
+    if let Some(v) = crate::lifecycle::normalise(key, value) {
+        return v;
+    }
     match key {
         // `memory` is `[current=]N` since PVE 8.1.
         "memory" => PropertyString::parse(value)
@@ -225,7 +234,7 @@ pub fn implicit_default(key: &str) -> Option<&'static str> {
         "memory" => Some("512"),
         "cores" | "sockets" => Some("1"),
         "onboot" => Some("0"),
-        _ => None,
+        _ => crate::lifecycle::implicit_default(key),
     }
 }
 

@@ -275,6 +275,56 @@ pub enum PlanProblem {
         /// The content type it is listed under.
         content: String,
     },
+    /// The change destroys data a VM keeps (its EFI vars, its TPM state):
+    /// only done with `--allow-data-loss`.
+    #[error("{change} destroys {what}; pass --allow-data-loss to do it anyway, or keep the setting in the file")]
+    DataLoss {
+        /// What the file changes (`bios: ovmf -> seabios (removes efidisk0)`).
+        change: String,
+        /// What is lost.
+        what: &'static str,
+    },
+    /// The file's pool does not exist in the cluster.
+    #[error("pool '{pool}' does not exist; create it with 'pveum pool add {pool}' on a node, or fix 'pool'")]
+    MissingPool {
+        /// The pool.
+        pool: String,
+    },
+    /// `bios: ovmf` (4m EFI vars) or `tpm` on a node older than PVE 7.1,
+    /// whose qemu-server has neither `efitype`/`pre-enrolled-keys` nor
+    /// `tpmstate0`.
+    #[error("{what} needs Proxmox VE 7.1 or later; node {node} runs {version}")]
+    FirmwareNeedsVersion {
+        /// `bios: ovmf` or `tpm`.
+        what: &'static str,
+        /// The node.
+        node: String,
+        /// What it runs.
+        version: String,
+    },
+    /// A protected VM would lose its EFI vars or TPM state: Proxmox refuses
+    /// to remove a drive of a protected VM.
+    #[error("VM {vmid} is protected and Proxmox refuses to remove its {key}; set 'protection: false' in the file to let this apply lift it first")]
+    ProtectedDrive {
+        /// The id.
+        vmid: VmId,
+        /// `efidisk0` or `tpmstate0`.
+        key: &'static str,
+    },
+    /// `ha.group` on PVE 9 or later, where HA groups became HA rules.
+    #[error("HA groups became HA rules in Proxmox VE 9.0 (node {node} runs {version}); drop 'group' from 'ha' and set up the node affinity with 'ha-manager rules add'")]
+    HaGroupsMigrated {
+        /// The node.
+        node: String,
+        /// What it runs.
+        version: String,
+    },
+    /// `destroy` of a protected VM: Proxmox refuses it.
+    #[error("VM {vmid} is protected (protection: 1) and Proxmox refuses to destroy it; remove 'protection' from the file and run apply first, then destroy")]
+    Protected {
+        /// The id.
+        vmid: VmId,
+    },
     /// `snippets_storage` does not exist on the VM's node.
     #[error("snippets_storage '{storage}' does not exist on node {node}; name a directory storage of the node that has the 'snippets' content type")]
     SnippetsStorageMissing {
@@ -468,6 +518,12 @@ impl PlanProblem {
             PlanProblem::DiskRemoved { .. } => "disk_removed",
             PlanProblem::DiskShrink { .. } => "disk_shrink",
             PlanProblem::DiskSlotTaken { .. } => "disk_slot_taken",
+            PlanProblem::DataLoss { .. } => "data_loss",
+            PlanProblem::MissingPool { .. } => "missing_pool",
+            PlanProblem::FirmwareNeedsVersion { .. } => "firmware_needs_version",
+            PlanProblem::Protected { .. } => "protected",
+            PlanProblem::HaGroupsMigrated { .. } => "ha_groups_migrated",
+            PlanProblem::ProtectedDrive { .. } => "protected_drive",
         }
     }
 }

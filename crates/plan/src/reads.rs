@@ -31,6 +31,8 @@ pub enum Read {
     ClusterResources,
     /// `/cluster/nextid`.
     NextId,
+    /// `/cluster/ha/resources`: the HA resources, with their state and group.
+    HaResources,
 }
 
 impl Read {
@@ -48,6 +50,7 @@ impl Read {
             },
             Read::ClusterResources => Command::Pvesh(Pvesh::cluster_resources()),
             Read::NextId => Command::Pvesh(Pvesh::next_id()),
+            Read::HaResources => Command::Pvesh(Pvesh::ha_resources()),
         }
     }
 }
@@ -207,6 +210,8 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
     if next_id {
         cluster_reads.push(Read::NextId);
     }
+    // Always: a VM whose `ha` was removed from the file loses its resource.
+    cluster_reads.push(Read::HaResources);
     let mut configs = Vec::new();
     for spec in &desired.vms {
         configs.push(ConfigWant::Vm {

@@ -260,6 +260,9 @@ pub struct VmPlan {
     pub download: Option<usize>,
     /// What `apply` waits for once the VM runs.
     pub wait: pvefleet_model::spec::WaitFor,
+    /// The file turns the guest agent off (`agent: {enabled: false}`):
+    /// nobody will answer, so the run does not wait for its address.
+    pub no_agent: bool,
 }
 
 impl VmPlan {
@@ -285,6 +288,7 @@ impl VmPlan {
             starts: false,
             download: None,
             wait: pvefleet_model::spec::WaitFor::Ip,
+            no_agent: false,
         }
     }
 

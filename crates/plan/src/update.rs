@@ -115,6 +115,21 @@ impl Planner<'_> {
         }
         self.cicustom_change(spec, cfg, &existing.node, vp, &mut set)?;
         let hardware = self.hardware_update(spec, cfg, existing, version, vp, &mut set)?;
+        let firmware = match &mut set.command {
+            Command::Qm(Qm::Set {
+                options, delete, ..
+            }) => self.firmware_volumes(
+                spec,
+                cfg,
+                (vmid, &existing.node, version),
+                vp,
+                options,
+                delete,
+            )?,
+            _ => Default::default(),
+        };
+        let pool = self.pool_steps(spec, vmid, vp)?;
+        crate::lifecycle::check_ha_group(spec, &existing.node, version)?;
         let changes_settings = match &set.command {
             Command::Qm(Qm::Set {
                 options, delete, ..
@@ -129,18 +144,22 @@ impl Planner<'_> {
                 .keys()
                 .chain(set.inputs.iter().map(|i| i.option))
                 .chain(delete.iter().map(String::as_str))
-                .filter(|k| COLD_KEYS.contains(k))
+                .filter(|k| COLD_KEYS.contains(k) || crate::lifecycle::COLD.contains(k))
                 .map(str::to_string)
                 .collect(),
             _ => BTreeSet::new(),
         };
         cold.extend(hardware.cold);
+        cold.extend(crate::lifecycle::more_cold(&firmware, &set.command, cfg));
         vp.steps.extend(hardware.resizes);
+        vp.steps.extend(firmware.before);
         if changes_settings {
             vp.steps.push(set);
         }
         crate::snippets::refresh_step(existing, version, vp);
+        vp.steps.extend(firmware.after);
         vp.steps.extend(hardware.steps);
+        vp.steps.extend(pool);
         if let Some(resize) = grow_step(spec, cfg, vmid, version, vp) {
             vp.steps.push(resize);
         }
@@ -156,6 +175,9 @@ impl Planner<'_> {
         } else {
             self.power_step(vmid, running, vp);
         }
+        let adopting = !crate::lookup::is_managed(existing);
+        let ha = self.ha_steps(spec, vmid, adopting, vp);
+        vp.steps.extend(ha);
         Ok(())
     }
 

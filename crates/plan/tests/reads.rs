@@ -39,7 +39,7 @@ fn a_single_host_reads_its_name_its_storages_and_the_paths_of_its_image_volumes(
         }]
     );
     // Every VM has its id and imports: no next id.
-    assert_eq!(r.cluster_reads, [Read::ClusterResources]);
+    assert_eq!(r.cluster_reads, [Read::ClusterResources, Read::HaResources]);
     // A host that names its node needs no `/nodes`.
     let named = desired(&format!(
         "proxmox: {{host: h, node: pve1}}\nvms:\n  - {}\n",
@@ -87,7 +87,7 @@ fn cluster_nodes_read_the_images_of_their_vms_and_of_auto_vms_only() {
             },
         ]
     );
-    assert_eq!(r.cluster_reads, [Read::ClusterResources]);
+    assert_eq!(r.cluster_reads, [Read::ClusterResources, Read::HaResources]);
     // The reads are commands on the node.
     assert_eq!(
         Read::StorageContent("local".into()).command("pve2").argv(),
@@ -108,14 +108,14 @@ fn cluster_nodes_read_the_images_of_their_vms_and_of_auto_vms_only() {
 #[test]
 fn next_id_is_read_for_vms_without_vmid_and_for_the_image_cache_only() {
     let with = |vm: &str| read_plan(&host(&[vm])).cluster_reads;
-    assert_eq!(with(&web("")), [Read::ClusterResources]);
+    assert_eq!(with(&web("")), [Read::ClusterResources, Read::HaResources]);
     assert_eq!(
         with(&format!("{{name: web, image: {IMG}}}")),
-        [Read::ClusterResources, Read::NextId]
+        [Read::ClusterResources, Read::NextId, Read::HaResources]
     );
     assert_eq!(
         with(&web("disk_from: full-clone")),
-        [Read::ClusterResources, Read::NextId]
+        [Read::ClusterResources, Read::NextId, Read::HaResources]
     );
     // Free memory serves `node: auto` only.
     assert!(!read_plan(&cluster(&["pve1"], &[&web("node: pve1")])).memory);

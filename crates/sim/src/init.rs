@@ -188,6 +188,9 @@ pub fn init(root: &Root, spec: &InitSpec) -> Result<(), String> {
         cpu_models: spec.cpu_models.clone(),
         fault_counts: BTreeMap::new(),
         cfs_locks: BTreeMap::new(),
+        pools: BTreeMap::new(),
+        ha_resources: BTreeMap::new(),
+        ha_groups: Default::default(),
     };
     for (volid, size) in &spec.images {
         let (storage, volname) = volid.split_once(':').ok_or("bad volid")?;
@@ -481,7 +484,7 @@ pub fn state_json(root: &Root) -> Result<serde_json::Value, String> {
         })
         .collect();
     Ok(
-        json!({"nodes": st.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(), "storages": storages, "vms": vms}),
+        json!({"nodes": st.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(), "storages": storages, "vms": vms, "pools": st.pools, "ha_resources": st.ha_resources}),
     )
 }
 

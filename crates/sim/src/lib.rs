@@ -1,6 +1,7 @@
 //! pve-sim: an emulator of a Proxmox VE node's command line.
 //!
-//! It answers as `qm`, `pvesh`, `pvesm` and `pveversion`, from a state
+//! It answers as `qm`, `pvesh`, `pvesm`, `pveversion` and `ha-manager`
+//! (pools and HA resources: [`lifecycle`]), from a state
 //! directory (`PVE_SIM_ROOT`) that several emulated nodes of one cluster may
 //! share (`PVE_SIM_NODE` says which node a process is). It is as strict as a
 //! real host: arguments are checked against Proxmox's own parameter schema
@@ -14,6 +15,7 @@ pub mod download;
 pub mod faults;
 pub mod host;
 pub mod init;
+pub mod lifecycle;
 pub mod pvesh;
 pub mod qm;
 pub mod schema;
@@ -294,6 +296,7 @@ pub fn run(
             "pvesh" => pvesh::run(&mut cx, args),
             "pvesm" => pvesm(&mut cx, args),
             "pveversion" => pveversion(&mut cx),
+            "ha-manager" => lifecycle::ha_manager(&mut cx, args),
             tool if host::PROGRAMS.contains(&tool) => host::run(&mut cx, tool, args),
             other => Err(Failure::die(
                 ["pve-sim: unknown program '", other, "'"].concat(),
@@ -311,13 +314,14 @@ pub fn run(
 }
 
 /// Every program the multi-call binary answers as, through a link of that
-/// name: Proxmox's `qm`, `pvesh`, `pvesm` and `pveversion`, and the shell
+/// name: Proxmox's `qm`, `pvesh`, `pvesm`, `pveversion` and `ha-manager`, and the shell
 /// tools a root shell uses on the paths pve-sim emulates (see [`host`]).
 pub const PROGRAMS: &[&str] = &[
     "qm",
     "pvesh",
     "pvesm",
     "pveversion",
+    "ha-manager",
     "mkdir",
     "rmdir",
     "touch",

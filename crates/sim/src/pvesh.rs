@@ -135,14 +135,23 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             return crate::download::download_url(cx, &node, storage, &args[2..]);
         }
     }
-    if verb != "get" {
-        return Err(Failure::die(
-            ["pve-sim: 'pvesh ", verb, "' is not emulated (only get)"].concat(),
-        ));
-    }
     let raw = args.get(1).cloned().unwrap_or_default();
     let path = ["/", raw.trim_matches('/')].concat();
     let opts = &args[2.min(args.len())..];
+    if matches!(verb, "set" | "create") {
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        return crate::lifecycle::pvesh_write(cx, verb, &parts, opts);
+    }
+    if verb != "get" {
+        return Err(Failure::die(
+            [
+                "pve-sim: 'pvesh ",
+                verb,
+                "' is not emulated (only get, and set/create of pools)",
+            ]
+            .concat(),
+        ));
+    }
     let format = option(opts, "output-format").unwrap_or_else(|| "text".into());
     let st = cx.root.read()?;
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -178,7 +187,14 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
             let ty = option(opts, "type");
             let mut out = Vec::new();
             if ty.is_none() || ty.as_deref() == Some("vm") {
-                out.extend(st.vms.iter().map(|(id, vm)| vm_entry(&st, *id, vm, false)));
+                out.extend(st.vms.iter().map(|(id, vm)| {
+                    let mut e = vm_entry(&st, *id, vm, false);
+                    crate::lifecycle::vm_extras(&st, *id, &mut e);
+                    e
+                }));
+            }
+            if ty.is_none() {
+                out.extend(crate::lifecycle::pool_entries(&st));
             }
             if ty.is_none() || ty.as_deref() == Some("node") {
                 out.extend(st.nodes.iter().map(|n| node_entry(&st, &n.name, n.memory)));
@@ -373,7 +389,7 @@ pub fn run(cx: &mut Ctx, args: &[String]) -> Result<(), Failure> {
                 _ => return Err(no_handler()),
             }
         }
-        _ => return Err(no_handler()),
+        other => crate::lifecycle::pvesh_get(&st, other).ok_or_else(no_handler)?,
     };
     match format.as_str() {
         "json" => cx.out(&compact_json(&value)),

@@ -196,6 +196,15 @@ pub struct State {
     /// pmxcfs's lock records, by lock name.
     #[serde(default)]
     pub cfs_locks: BTreeMap<String, CfsLock>,
+    /// Resource pools and their member VM ids (`user.cfg`).
+    #[serde(default)]
+    pub pools: BTreeMap<String, std::collections::BTreeSet<u32>>,
+    /// HA resources by sid (`vm:ID`), as `ha/resources.cfg` keeps them.
+    #[serde(default)]
+    pub ha_resources: BTreeMap<String, crate::lifecycle::HaEntry>,
+    /// HA groups (`ha/groups.cfg`).
+    #[serde(default)]
+    pub ha_groups: std::collections::BTreeSet<String>,
 }
 
 /// Where the state lives.

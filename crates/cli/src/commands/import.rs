@@ -279,6 +279,9 @@ fn vm_entry(
     entry_ip(&mut e, cfg);
     entry_cloud_init(&mut e, cfg);
     entry_disk(&mut e, cfg, observed);
+    for (k, v) in super::import_lifecycle::keys(cfg, observed, vm.vmid) {
+        e.key(k, v);
+    }
     entry_rest(&mut e, vm, cfg);
     let status = vm
         .status

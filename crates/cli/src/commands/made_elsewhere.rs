@@ -82,7 +82,7 @@ pub(super) async fn finish(
             reboot: args.reboot,
             only: names,
             adopt: false,
-            allow_data_loss: false,
+            allow_data_loss: args.allow_data_loss,
         });
         if p.is_converged() && !p.has_problems() {
             return false;

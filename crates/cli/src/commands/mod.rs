@@ -6,6 +6,7 @@ mod check;
 mod destroy;
 mod host;
 mod import;
+mod import_lifecycle;
 mod init;
 mod inventory;
 mod made_elsewhere;
@@ -13,6 +14,7 @@ mod meta;
 mod plan;
 mod schema;
 mod schema_hardware;
+mod schema_lifecycle;
 mod sim;
 mod status;
 

@@ -207,7 +207,7 @@ fn vm_key(key: &str) -> Option<Value> {
         }),
         "disks" => super::schema_hardware::disks(),
         "networks" => super::schema_hardware::networks(),
-        _ => return None,
+        _ => return super::schema_lifecycle::vm_key(key),
     };
     Some(v)
 }

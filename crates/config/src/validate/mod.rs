@@ -10,6 +10,9 @@ mod duplicates;
 mod fields;
 mod hardware;
 mod image_url;
+mod lifecycle;
+#[cfg(test)]
+mod lifecycle_tests;
 mod network;
 mod primitives;
 mod screen;

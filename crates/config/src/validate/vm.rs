@@ -11,6 +11,7 @@ use crate::keys;
 use crate::limits::shown;
 use crate::raw::{Key, Node, Value};
 use crate::spec::{DiskFrom, NodeConn, Placement, PowerState, VmSpec, WaitFor};
+use pvefleet_model::lifecycle::{Firmware, Lifecycle};
 use pvefleet_model::{size, NodeName, VmId};
 use std::collections::HashSet;
 
@@ -61,6 +62,8 @@ struct Draft {
     onboot: bool,
     state: PowerState,
     wait: WaitFor,
+    firmware: Firmware,
+    lifecycle: Lifecycle,
 }
 
 impl Default for Draft {
@@ -87,6 +90,8 @@ impl Default for Draft {
             onboot: false,
             state: PowerState::Running,
             wait: WaitFor::Ip,
+            firmware: Firmware::default(),
+            lifecycle: Lifecycle::default(),
         }
     }
 }
@@ -132,6 +137,41 @@ const FIELDS: &[(&str, Decode)] = &[
     }),
     ("state", |cx, n, d| cx.state(n).map(|v| d.state = v)),
     ("wait", |cx, n, d| cx.wait_for(n).map(|v| d.wait = v)),
+    // Firmware, placement and lifecycle (validate/lifecycle.rs).
+    ("bios", |cx, n, d| cx.bios(n).map(|v| d.firmware.bios = v)),
+    ("secure_boot", |cx, n, d| {
+        cx.boolean("secure_boot", n)
+            .map(|v| d.firmware.secure_boot = v)
+    }),
+    ("machine", |cx, n, d| {
+        cx.machine(n).map(|v| d.firmware.machine = v)
+    }),
+    ("tpm", |cx, n, d| {
+        cx.boolean("tpm", n).map(|v| d.firmware.tpm = v)
+    }),
+    ("pool", |cx, n, d| {
+        cx.pool(n).map(|v| d.lifecycle.pool = Some(v))
+    }),
+    ("startup", |cx, n, d| {
+        cx.startup(n).map(|v| d.lifecycle.startup = Some(v))
+    }),
+    ("protection", |cx, n, d| {
+        cx.boolean("protection", n)
+            .map(|v| d.lifecycle.protection = v)
+    }),
+    ("ha", |cx, n, d| cx.ha(n).map(|v| d.lifecycle.ha = Some(v))),
+    ("agent", |cx, n, d| {
+        cx.agent(n).map(|v| d.lifecycle.agent = Some(v))
+    }),
+    ("balloon", |cx, n, d| {
+        cx.balloon(n).map(|v| d.lifecycle.balloon = Some(v))
+    }),
+    ("numa", |cx, n, d| {
+        cx.boolean("numa", n).map(|v| d.lifecycle.numa = Some(v))
+    }),
+    ("hotplug", |cx, n, d| {
+        cx.hotplug(n).map(|v| d.lifecycle.hotplug = Some(v))
+    }),
 ];
 
 impl Cx<'_> {
@@ -189,6 +229,13 @@ impl Cx<'_> {
         ok &= disks.as_ref().is_none_or(Option::is_some)
             && networks.as_ref().is_none_or(Option::is_some);
         let user_data = self.user_data(&f, &mut ok);
+        ok &= self.lifecycle_rules(
+            &draft.firmware,
+            &draft.lifecycle,
+            draft.memory,
+            draft.state,
+            &get,
+        );
         if !ok {
             return None;
         }
@@ -239,6 +286,8 @@ impl Cx<'_> {
             wait: d.wait,
             disks: disks.flatten().unwrap_or_default(),
             networks,
+            firmware: d.firmware,
+            lifecycle: d.lifecycle,
         };
         Some((spec, spans))
     }

@@ -385,8 +385,9 @@ impl Lane {
             return (r, None);
         }
         r.seconds = started.elapsed().as_secs_f64();
-        // --no-wait or `wait: none`: no agent query at all, not even one probe.
-        if vp.running && self.opts.wait && vp.wait != WaitFor::None {
+        // --no-wait, `wait: none` or the agent turned off: no agent query
+        // at all, not even one probe.
+        if vp.running && self.opts.wait && vp.wait != WaitFor::None && !vp.no_agent {
             return (r, Some(vp));
         }
         self.finished(&vp.name, true);

@@ -309,9 +309,13 @@ pub(super) fn drive_op(
             .unwrap_or("0")
             .parse()
             .unwrap_or(0.0);
+        let bytes = match key {
+            "efidisk0" | "tpmstate0" => firmware_volume_bytes(st, &storage, key, &d),
+            _ => (gib * (1u64 << 30) as f64) as u64,
+        };
         return Ok(DriveOp::New {
             storage,
-            bytes: (gib * (1u64 << 30) as f64) as u64,
+            bytes,
             format: d.get("format").cloned(),
             rest: rest_of(&d, false),
         });
@@ -320,6 +324,32 @@ pub(super) fn drive_op(
         return Ok(DriveOp::Keep(drive::print(&d)));
     }
     existing_op(cx, st, key, cmd, &d)
+}
+
+/// The size of a new EFI vars or TPM state volume, whatever size the
+/// value asks for (qemu-server `create_efidisk`, `TPMSTATE_DISK_SIZE`):
+/// the OVMF vars template's size (`efitype=4m`: 540672 bytes, `2m`, the
+/// default: 131072), rounded up to LVM's 4 MiB extents on block storages;
+/// TPM state is 4 MiB.
+fn firmware_volume_bytes(
+    st: &State,
+    storage: &str,
+    key: &str,
+    d: &BTreeMap<String, String>,
+) -> u64 {
+    const MIB4: u64 = 4 << 20;
+    if key == "tpmstate0" {
+        return MIB4;
+    }
+    let vars = match d.get("efitype").map(String::as_str) {
+        Some("4m") => 540_672,
+        _ => 131_072,
+    };
+    if st.storage(storage).is_some_and(|s| s.is_dir()) {
+        vars
+    } else {
+        vars.div_ceil(MIB4) * MIB4
+    }
 }
 
 pub(super) fn join_drive(volid: &str, rest: &[(String, String)], size: Option<u64>) -> String {
@@ -617,6 +647,9 @@ pub(super) fn drive_ops(
             ops.push((k.clone(), drive_op(cx, st, cmd, k, v)?));
         }
     }
+    // qemu-server allocates in `valid_drive_names` order, which ends with
+    // efidisk0 and tpmstate0.
+    ops.sort_by_key(|(k, _)| matches!(k.as_str(), "efidisk0" | "tpmstate0"));
     Ok(ops)
 }
 

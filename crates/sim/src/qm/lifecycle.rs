@@ -107,6 +107,8 @@ pub(super) fn destroy(cx: &mut Ctx, inv: &Invocation) -> R {
             .concat(),
         ));
     }
+    let purge = p.get("purge").map(String::as_str) == Some("1");
+    crate::lifecycle::before_destroy(&st, vmid, purge)?;
     if vm.running {
         return Err(Failure::die(
             ["VM ", &vmid.to_string(), " is running - destroy failed"].concat(),
@@ -162,9 +164,18 @@ pub(super) fn destroy(cx: &mut Ctx, inv: &Invocation) -> R {
             }
         }
         st.vms.remove(&vmid);
+        // Its pool membership always goes (remove_vm_access); its HA
+        // resource with --purge.
+        if purge {
+            crate::lifecycle::purge(st, vmid);
+        } else {
+            for members in st.pools.values_mut() {
+                members.remove(&vmid);
+            }
+        }
         Ok(())
     })?;
-    if p.get("purge").map(String::as_str) == Some("1") {
+    if purge {
         cx.out(
             &[
                 "purging VM ",

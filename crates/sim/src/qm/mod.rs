@@ -102,7 +102,12 @@ fn check_lock(vm: &Vm) -> R {
 /// Options the vendored (9.2) schema has but an older host does not
 /// (CONTRACT §15): there they are unknown options or keys.
 fn version_gates(st: &State, inv: &Invocation) -> R {
-    for (key, maj, min) in [("ciupgrade", 8, 0), ("ha-managed", 9, 1)] {
+    // PVE 7.1 added TPM state and 4m EFI vars with pre-enrolled keys.
+    for (key, maj, min) in [
+        ("ciupgrade", 8, 0),
+        ("ha-managed", 9, 1),
+        ("tpmstate0", 7, 1),
+    ] {
         if inv.params.contains_key(key) && !st.at_least(maj, min) {
             return Err(schema::unknown_option(&inv.command, key));
         }
@@ -111,6 +116,22 @@ fn version_gates(st: &State, inv: &Invocation) -> R {
         .params
         .get("agent")
         .is_some_and(|a| a.split(',').any(|kv| kv.starts_with("freeze-fs=")));
+    let efi_key = inv.params.get("efidisk0").and_then(|e| {
+        e.split(',')
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+            .find(|k| matches!(*k, "efitype" | "pre-enrolled-keys"))
+    });
+    if let Some(k) = efi_key.filter(|_| !st.at_least(7, 1)) {
+        return Err(param_fail(
+            "efidisk0",
+            &[
+                "invalid format - invalid key in comma-separated list property: ",
+                k,
+            ]
+            .concat(),
+            &inv.command,
+        ));
+    }
     if freeze_fs && !st.at_least(9, 2) {
         return Err(param_fail(
             "agent",

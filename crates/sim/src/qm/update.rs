@@ -258,11 +258,49 @@ pub(super) fn reserve_vmid(
     })
 }
 
+/// True when a running VM keeps a change of `key` to `new` pending
+/// (qemu-server `vmconfig_hotplug_pending`): `hotplug` when the old or
+/// new value has `memory` or `cpu` (unset is `network,disk,usb`);
+/// `balloon` when it turns the balloon device on or off (unset or non-zero
+/// is on); `agent` unless the VM had one and only `fstrim_cloned_disks`
+/// changes (`vmconfig_update_agent`). Other keys: false.
+fn hot_or_cold(vm: &Vm, key: &str, new: &str) -> bool {
+    let old = vm.config.get(key).map(String::as_str);
+    match key {
+        "hotplug" => {
+            let old = old.unwrap_or("network,disk,usb");
+            let has = |v: &str, f: &str| v.split(',').any(|x| x.trim() == f);
+            ["memory", "cpu"].iter().any(|f| has(new, f) || has(old, f))
+        }
+        "balloon" => {
+            let on = |v: Option<&str>| v.is_none_or(|v| v.trim() != "0");
+            on(old) != on(Some(new))
+        }
+        "agent" => {
+            let Some(old) = old else { return true };
+            let items = |v: &str| {
+                let mut items: Vec<(String, String)> = v
+                    .split(',')
+                    .filter(|kv| !kv.is_empty())
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => ("enabled".to_string(), kv.to_string()),
+                    })
+                    .filter(|(k, _)| k != "fstrim_cloned_disks")
+                    .collect();
+                items.sort();
+                items
+            };
+            items(old) != items(new)
+        }
+        _ => false,
+    }
+}
+
 pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
     archive_check(&inv.params)?;
     if let Some(pool) = inv.params.get("pool") {
-        // pve-sim models no pools.
-        return Err(Failure::die(["pool '", pool, "' does not exist"].concat()));
+        crate::lifecycle::check_create_pool(&cx.root.read()?, pool)?;
     }
     let aliased = drive::cdrom_alias(&inv.params);
     let p = &aliased;
@@ -333,9 +371,13 @@ pub(super) fn create(cx: &mut Ctx, inv: &Invocation) -> R {
         ["creation-qemu=9.2.0,ctime=", &(now_ms() / 1000).to_string()].concat(),
     );
     let start = p.get("start").map(String::as_str) == Some("1");
+    let pool = p.get("pool").cloned();
     cx.root.update(|st| {
         if let Some(vm) = st.vms.get_mut(&vmid) {
             vm.config = config;
+        }
+        if let Some(pool) = &pool {
+            crate::lifecycle::join_pool(st, pool, vmid);
         }
         Ok(())
     })?;
@@ -445,6 +487,14 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         check_lock(&vm)?;
     }
     balloon_check(p, &vm)?;
+    // A protected VM keeps its drives (update_vm_api's check_protection).
+    if vm.config.get("protection").map(String::as_str) == Some("1") {
+        if let Some(d) = deletes.iter().find(|d| is_drive_key(d)) {
+            return Err(Failure::die(
+                ["can't remove drive '", d, "' - protection mode enabled"].concat(),
+            ));
+        }
+    }
     let ops = drive_ops(cx, &st, "set", p)?;
     let plain = plain_params(cx, p, !is_windows(vm.config.get("ostype")))?;
     drop(st);
@@ -493,9 +543,10 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
         crate::snippets::generation_check(&cx.root, &st, &cx.node, &ci)?;
         cx.out("generating cloud-init ISO");
     }
+    // agent, balloon and hotplug depend on the change (hot_or_cold).
     const COLD: &[&str] = &[
-        "memory", "cores", "sockets", "cpu", "scsihw", "machine", "bios", "vga", "serial0",
-        "agent", "numa", "balloon", "ostype",
+        "memory", "cores", "sockets", "cpu", "scsihw", "machine", "bios", "vga", "serial0", "numa",
+        "ostype",
     ];
     let mut pending = vm.pending.clone();
     let mut pending_delete = vm.pending_delete.clone();
@@ -506,7 +557,8 @@ pub(super) fn set(cx: &mut Ctx, inv: &Invocation) -> R {
     }
     pending.extend(cold_drives);
     for (k, v) in plain {
-        if vm.running && COLD.contains(&k.as_str()) {
+        let cold = COLD.contains(&k.as_str()) || hot_or_cold(&vm, &k, &v);
+        if vm.running && cold {
             pending.insert(k, v);
         } else {
             config.insert(k, v);
