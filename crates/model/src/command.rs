@@ -6,6 +6,20 @@
 
 use crate::VmId;
 
+/// The options `qm create` takes and `qm set` refuses (qm-schema.json,
+/// `create_only_parameters`).
+pub const CREATE_ONLY: &[&str] = &[
+    "archive",
+    "bwlimit",
+    "ha-managed",
+    "import-working-storage",
+    "live-restore",
+    "pool",
+    "start",
+    "storage",
+    "unique",
+];
+
 /// `--key value` pairs of `qm create`/`qm set`, in the order they are sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QmOptions(Vec<(String, String)>);
@@ -43,6 +57,11 @@ impl QmOptions {
     /// True when no option is set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The pairs whose key `keep` accepts, in order.
+    pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> QmOptions {
+        QmOptions(self.0.iter().filter(|(k, _)| keep(k)).cloned().collect())
     }
 
     pub(crate) fn render(&self, argv: &mut Vec<String>) {

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod lifecycle_observed;
 pub mod lookup;
+pub mod note;
 pub mod observed;
 pub mod options;
 pub mod placement;

@@ -120,6 +120,12 @@ pub async fn run(
             ui::count(round_trips.len(), "node", "nodes")
         );
     }
+    exit_status(&results)
+}
+
+/// Exit 130 after a signal (saying which VMs did not finish), else 0 when
+/// every VM is ok, else 1.
+fn exit_status(results: &[pvefleet_exec::VmResult]) -> ExitStatus {
     if crate::interrupt::interrupted() {
         let left: Vec<&str> = results
             .iter()

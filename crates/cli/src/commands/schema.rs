@@ -161,6 +161,15 @@ fn vm_key(key: &str) -> Option<Value> {
             "description": "import (copy the image into each VM), or linked-clone / full-clone of an image-cache template",
             "enum": ["import", "linked-clone", "full-clone"],
         }),
+        _ => return vm_key_more(key),
+    };
+    Some(v)
+}
+
+/// The schema of the VM keys of tags, description and power, custom
+/// cloud-init, `wait`, more disks and NICs, then firmware and lifecycle ([`super::schema_lifecycle`]).
+fn vm_key_more(key: &str) -> Option<Value> {
+    let v = match key {
         "tags" => list(
             "Proxmox tags; pvefleet is always added",
             json!({"type": "string", "pattern": TAG}),

@@ -16,7 +16,8 @@ use super::Ids;
 use crate::event::{Event, Reporter};
 use crate::transport::{Judge, Transport};
 use crate::Transports;
-use pvefleet_model::{Command, Pvesh, Qm, QmOptions, VmId};
+use pvefleet_model::command::CREATE_ONLY;
+use pvefleet_model::{Command, Pvesh, Qm, VmId};
 use pvefleet_plan::observed::parse_node_vms;
 use pvefleet_plan::{lookup::is_managed, Step, VmPlan};
 use std::collections::BTreeMap;
@@ -63,17 +64,15 @@ pub struct Request {
 }
 
 /// The bare `qm create` that claims a planned create: name, tags and
-/// description of the planned one, nothing that takes time.
+/// description of the planned one and its create-only options (a pool),
+/// nothing that takes time.
 pub fn bare_create(step: &Step) -> Option<Command> {
     let Command::Qm(Qm::Create { vmid, options }) = &step.command else {
         return None;
     };
-    let mut bare = QmOptions::new();
-    for key in ["name", "tags", "description"] {
-        if let Some(v) = options.get(key) {
-            bare.push(key, v);
-        }
-    }
+    // What `qm set` would refuse (`--pool`) must come with the create.
+    let bare = options
+        .filtered(|k| matches!(k, "name" | "tags" | "description") || CREATE_ONLY.contains(&k));
     Some(Command::Qm(Qm::Create {
         vmid: *vmid,
         options: bare,
@@ -270,7 +269,8 @@ fn fail_all(reqs: Vec<Request>, why: &str) {
 }
 
 /// A claimed VM's steps: the claim made it (a bare create, or the clone),
-/// so a planned `qm create` becomes a `qm set` of its options and a clone
+/// so a planned `qm create` becomes a `qm set` of its options (but those
+/// only `qm create` takes, which the claim sent) and a clone
 /// is dropped; every step moves from the planned id to the claimed one.
 pub(super) fn claimed_steps(vp: &mut VmPlan, planned: VmId, claimed: VmId) {
     if let Some(first) = vp.steps.first_mut() {
@@ -278,7 +278,7 @@ pub(super) fn claimed_steps(vp: &mut VmPlan, planned: VmId, claimed: VmId) {
             Command::Qm(Qm::Create { options, .. }) => {
                 first.command = Command::Qm(Qm::Set {
                     vmid: planned,
-                    options: options.clone(),
+                    options: options.filtered(|k| !CREATE_ONLY.contains(&k)),
                     delete: Vec::new(),
                 });
                 first.check = pvefleet_plan::Check::Exit;
