@@ -179,6 +179,7 @@ const BEYOND_A_SCHEMA: &[&str] = &[
     "disks-duplicate-slot",
     "disks-ssd-on-virtio",
     "disks-iothread-on-scsi",
+    "user-data-octal",
     // Rules between keys, which may come from `defaults:`.
     "secure-boot-without-ovmf",
     "secure-boot-on-i440fx",

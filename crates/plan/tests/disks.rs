@@ -325,7 +325,11 @@ fn node_auto_needs_every_data_disk_storage_and_every_bridge() {
 #[test]
 fn a_disk_inserted_before_disks_matched_by_place_is_a_problem_not_a_grow() {
     // scsi1 is 10G; a new first entry would grow it and push it to scsi2.
-    let v = update("[{size: 200G}, {size: 10G, discard: true}]", with_disk(), false);
+    let v = update(
+        "[{size: 200G}, {size: 10G, discard: true}]",
+        with_disk(),
+        false,
+    );
     assert_eq!(
         v.problem,
         Some(PlanProblem::DisksShifted {
@@ -343,7 +347,11 @@ fn a_disk_inserted_before_disks_matched_by_place_is_a_problem_not_a_grow() {
     );
     assert_eq!(pinned.problem, None, "{pinned:#?}");
     // And a new disk at the end changes no existing one.
-    let appended = update("[{size: 10G, discard: true}, {size: 200G}]", with_disk(), false);
+    let appended = update(
+        "[{size: 10G, discard: true}, {size: 200G}]",
+        with_disk(),
+        false,
+    );
     assert_eq!(appended.problem, None, "{appended:#?}");
 }
 
