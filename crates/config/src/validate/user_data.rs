@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_mapping_becomes_a_cloud_config_file() {
-        let d = ok("    user_data:\n      packages: [qemu-guest-agent]\n      write_files:\n        - {path: /etc/x, content: 'yes'}\n      runcmd: ['123', on, 1.5]\n");
+        let d = ok("    user_data:\n      packages: [qemu-guest-agent]\n      write_files:\n        - {path: /etc/x, content: 'yes'}\n      runcmd: ['123', 'on', 15]\n");
         let u = user_data(&d);
         assert_eq!(u.mode, UserDataMode::Vendor);
         assert_eq!(u.storage, "local");
@@ -363,11 +363,22 @@ mod tests {
         assert_eq!(back["write_files"][0]["content"], "yes");
         assert_eq!(back["runcmd"][0], "123");
         assert_eq!(back["runcmd"][1], "on");
+        assert_eq!(back["runcmd"][2], 15);
         assert!(
             u.text.contains("'yes'") || u.text.contains("\"yes\""),
             "{}",
             u.text
         );
+    }
+
+    #[test]
+    fn scalars_that_would_change_meaning_are_refused_each_at_its_place() {
+        let e = errs("    user_data:\n      write_files: [{path: /a, permissions: 0644}]\n      runcmd: [on, 'off', 1.5]\n");
+        let at: Vec<(u32, u32)> = e
+            .iter()
+            .map(|x| x.span.map_or((0, 0), |s| (s.line, s.col)))
+            .collect();
+        assert_eq!(at, [(6, 45), (7, 16), (7, 27)], "{e:#?}");
     }
 
     #[test]
