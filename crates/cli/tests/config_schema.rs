@@ -177,6 +177,9 @@ const BEYOND_A_SCHEMA: &[&str] = &[
     "networks-duplicate-ip",
     "disks-size-not-mib",
     "disks-duplicate-slot",
+    "disks-ssd-on-virtio",
+    "disks-iothread-on-scsi",
+    "user-data-octal",
     // Rules between keys, which may come from `defaults:`.
     "secure-boot-without-ovmf",
     "secure-boot-on-i440fx",

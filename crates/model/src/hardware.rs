@@ -10,6 +10,9 @@ pub struct DataDisk {
     /// The drive slot (`scsi1`, `virtio2`, `sata1`, ...), resolved: the
     /// file's `slot`, else the next free `scsiN` in list order.
     pub slot: String,
+    /// True when the file names the slot; false when it comes from the
+    /// disk's place in the list.
+    pub slot_given: bool,
     /// The size in bytes (a whole number of MiB).
     pub size: u64,
     /// The storage it is allocated on (the VM's `storage` by default).

@@ -385,7 +385,10 @@ impl Planner<'_> {
                 });
             }
             if replace && protected && spec.lifecycle.protection {
-                return Err(PlanProblem::ProtectedDrive { vmid, key: k.key });
+                return Err(PlanProblem::ProtectedDrive {
+                    vmid,
+                    key: k.key.to_string(),
+                });
             }
             vp.changes.push(change);
             let delete_step = || {

@@ -224,6 +224,7 @@ pub fn normalise(key: &str, value: &str) -> String {
             "1" | "on" | "yes" | "true" => "1".into(),
             _ => "0".into(),
         },
+        "cicustom" => crate::snippets::sorted_cicustom(value),
         _ => value.to_string(),
     }
 }

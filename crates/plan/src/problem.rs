@@ -251,7 +251,7 @@ pub enum PlanProblem {
     /// A data disk's size in the file is smaller than the disk: Proxmox
     /// cannot shrink a disk (`qm disk resize` refuses), even with
     /// `--allow-data-loss`.
-    #[error("disk {slot} is {have}, the file asks for {want}; Proxmox cannot shrink a disk: keep the size, or remove the disk from the file (with --allow-data-loss) and re-add it under another slot")]
+    #[error("disk {slot} is {have}, the file asks for {want}; Proxmox cannot shrink a disk: if the list of disks was reordered, restore its order or name each disk's 'slot'; else keep the size, or remove the disk from the file (with --allow-data-loss) and re-add it under another slot")]
     DiskShrink {
         /// The slot.
         slot: String,
@@ -259,6 +259,16 @@ pub enum PlanProblem {
         have: String,
         /// The size in the file.
         want: String,
+    },
+    /// Disks matched by their place in the list (no `slot`) would change
+    /// while a new one is added: as if a disk was inserted before them,
+    /// which would grow and re-option the wrong disks.
+    #[error("disks without 'slot' are matched by their place in the list: this change adds {} and changes {}, as a disk inserted before them would; add new disks at the end of 'disks', or name each disk's 'slot'", added.join(", "), changed.join(", "))]
+    DisksShifted {
+        /// The slots the change would add.
+        added: Vec<String>,
+        /// The existing slots it would change.
+        changed: Vec<String>,
     },
     /// The slot a data disk names holds something that is not a disk.
     #[error("slot {slot} of the VM holds '{value}', which is not a disk; choose another 'slot'")]
@@ -309,8 +319,8 @@ pub enum PlanProblem {
     ProtectedDrive {
         /// The id.
         vmid: VmId,
-        /// `efidisk0` or `tpmstate0`.
-        key: &'static str,
+        /// `efidisk0`, `tpmstate0` or a data disk's slot.
+        key: String,
     },
     /// `ha.group` on PVE 9 or later, where HA groups became HA rules.
     #[error("HA groups became HA rules in Proxmox VE 9.0 (node {node} runs {version}); drop 'group' from 'ha' and set up the node affinity with 'ha-manager rules add'")]
@@ -518,6 +528,7 @@ impl PlanProblem {
             PlanProblem::DownloadImpossible { .. } => "download_impossible",
             PlanProblem::DiskRemoved { .. } => "disk_removed",
             PlanProblem::DiskShrink { .. } => "disk_shrink",
+            PlanProblem::DisksShifted { .. } => "disks_shifted",
             PlanProblem::DiskSlotTaken { .. } => "disk_slot_taken",
             PlanProblem::DataLoss { .. } => "data_loss",
             PlanProblem::MissingPool { .. } => "missing_pool",

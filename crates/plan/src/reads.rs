@@ -86,6 +86,10 @@ pub struct ReadPlan {
     /// set when the file has `user_data`, so that no snippet another VM
     /// uses is removed ([`crate::snippets`]).
     pub every_managed: bool,
+    /// Read the configuration of every VM of the reachable nodes, managed
+    /// or not: `destroy` of a file with `user_data` removes a snippet only
+    /// when no VM there names it.
+    pub every_vm: bool,
 }
 
 /// A configuration the second stage may need.
@@ -119,6 +123,13 @@ impl ReadPlan {
     /// managed VM of the file and of the templates they clone.
     pub fn configs_of(&self, observed: &Observed) -> Vec<(String, VmId)> {
         let mut out = BTreeSet::new();
+        if self.every_vm {
+            for vm in observed.nodes.iter().flat_map(|n| n.vms.iter()) {
+                if !vm.template && vm.kind == pvefleet_model::GuestKind::Qemu {
+                    out.insert((vm.node.clone(), vm.vmid));
+                }
+            }
+        }
         if self.every_managed {
             for vm in observed.all_vms() {
                 if is_managed(vm) && !vm.template && vm.kind == pvefleet_model::GuestKind::Qemu {
@@ -230,6 +241,7 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
         configs,
         adopt: false,
         every_managed: desired.vms.iter().any(|v| v.user_data.is_some()),
+        every_vm: false,
     }
 }
 

@@ -48,6 +48,37 @@ pub fn cicustom(spec: &VmSpec) -> Option<String> {
         .map(|u| format!("{}={}", u.mode.item(), snippet_volid(u)))
 }
 
+/// `cicustom` with its items in key order, as compared.
+pub fn sorted_cicustom(value: &str) -> String {
+    let mut items: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .collect();
+    items.sort_unstable();
+    items.join(",")
+}
+
+/// The `cicustom` to set: pvefleet's item `want` (`vendor=…` or `user=…`)
+/// beside the items of `have` that are not pvefleet's (a `network=` or
+/// `meta=` an admin set, which Proxmox counts into the instance-id), in
+/// key order.
+pub fn merged_cicustom(have: Option<&str>, want: &str) -> String {
+    let owned = want.split_once('=').map_or(want, |(k, _)| k);
+    let mut items: Vec<&str> = have
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|i| {
+            i.split_once('=')
+                .is_some_and(|(k, v)| k != owned && !is_fleet_snippet(v))
+        })
+        .collect();
+    items.push(want);
+    items.sort_unstable();
+    items.join(",")
+}
+
 /// The volume ids a `cicustom` value names (`user=a:snippets/x,vendor=...`).
 pub fn cicustom_volids(value: &str) -> Vec<String> {
     value
@@ -238,13 +269,26 @@ impl Planner<'_> {
         if !cicustom_volids(have).iter().any(|v| is_fleet_snippet(v)) {
             return Ok(());
         }
-        if let Command::Qm(Qm::Set { delete, .. }) = &mut set.command {
-            delete.push("cicustom".into());
+        // The items that are not pvefleet's stay (an admin's `network=`).
+        let kept: Vec<&str> = have
+            .split(',')
+            .map(str::trim)
+            .filter(|i| i.split_once('=').is_some_and(|(_, v)| !is_fleet_snippet(v)))
+            .collect();
+        let to = (!kept.is_empty()).then(|| kept.join(","));
+        if let Command::Qm(Qm::Set {
+            options, delete, ..
+        }) = &mut set.command
+        {
+            match &to {
+                Some(v) => options.push("cicustom", v.clone()),
+                None => delete.push("cicustom".into()),
+            }
         }
         vp.changes.push(Change {
             key: "cicustom".into(),
             from: Some(have.to_string()),
-            to: None,
+            to,
         });
         Ok(())
     }
@@ -284,8 +328,10 @@ fn known_path(node: &NodeState, volid: &str) -> Option<String> {
 }
 
 /// Adds to `destroy` the removal of the snippets of the file's destroyed
-/// VMs that no remaining managed VM references (their configurations are
-/// all read when the file has `user_data`, [`crate::reads::ReadPlan`]): one
+/// VMs that no remaining VM of the read nodes references, managed or not
+/// (`destroy` reads every VM's configuration when the file has
+/// `user_data`, [`crate::reads::ReadPlan::every_vm`]), and, on a shared
+/// storage, only when every node with VMs was read: one
 /// `rm -f` per node after the last destroy there. Only `pvefleet-*`
 /// snippets whose host path was read are removed.
 pub fn remove_unused(plan: &mut DestroyPlan, input: DestroyInput<'_>) {
@@ -305,6 +351,10 @@ pub fn remove_unused(plan: &mut DestroyPlan, input: DestroyInput<'_>) {
         .filter_map(|(_, c)| c.effective("cicustom"))
         .flat_map(cicustom_volids)
         .collect();
+    let unread_nodes = observed
+        .cluster_vms
+        .iter()
+        .any(|v| observed.node(&v.node).is_none());
     // (node, path) of each snippet to remove, and the last VM there.
     let mut remove: Vec<(String, String)> = Vec::new();
     let mut last: std::collections::BTreeMap<String, usize> = Default::default();
@@ -333,6 +383,12 @@ pub fn remove_unused(plan: &mut DestroyPlan, input: DestroyInput<'_>) {
         }
         for volid in volids {
             if in_use.contains(&volid) || !is_fleet_snippet(&volid) {
+                continue;
+            }
+            // A shared storage's snippet may serve VMs of nodes this run
+            // did not read: it stays unless every node was read.
+            let storage = volid.split(':').next().unwrap_or_default();
+            if observed.shared_storages.contains(storage) && unread_nodes {
                 continue;
             }
             if let Some(path) = known_path(node, &volid) {

@@ -358,6 +358,16 @@ impl Plan {
             && self.downloads.is_empty()
     }
 
+    /// True when the plan sends anything that changes a node: steps of a
+    /// VM that is not blocked, an image-cache template, a download.
+    pub fn has_changes(&self) -> bool {
+        self.vms
+            .iter()
+            .any(|v| !v.is_blocked() && !v.steps.is_empty())
+            || !self.preludes.is_empty()
+            || !self.downloads.is_empty()
+    }
+
     /// True when a VM is in conflict or cannot be planned.
     pub fn has_problems(&self) -> bool {
         self.vms.iter().any(VmPlan::is_blocked)

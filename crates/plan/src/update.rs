@@ -287,7 +287,11 @@ fn settings_step(
 ) -> Step {
     let mut o = QmOptions::new();
     for (key, want) in options::managed_values(spec, hash) {
-        let Some(want) = want else { continue };
+        let Some(mut want) = want else { continue };
+        if key == "cicustom" {
+            // Only pvefleet's part: `network=`/`meta=` an admin set stay.
+            want = crate::snippets::merged_cicustom(cfg.effective(key), &want);
+        }
         let have = cfg
             .effective(key)
             .or_else(|| options::implicit_default(key))

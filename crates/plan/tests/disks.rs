@@ -52,7 +52,7 @@ fn change(key: &str, from: Option<&str>, to: Option<&str>) -> Change {
 #[test]
 fn data_disks_are_allocated_by_the_create_in_gib_with_their_options() {
     let d = host(&[&web(
-        "disks: [{size: 10G, discard: true, iothread: yes}, {size: 512M, storage: fast, ssd: true, backup: false, cache: none}, {size: 1G, slot: virtio2}]",
+        "disks: [{size: 10G, discard: true}, {size: 512M, storage: fast, ssd: true, backup: false, cache: none}, {size: 1G, slot: virtio2, iothread: yes}]",
     )]);
     let mut n = node("pve1", "8.4.1");
     n.storages.insert("fast".into(), Vec::new());
@@ -63,9 +63,9 @@ fn data_disks_are_allocated_by_the_create_in_gib_with_their_options() {
         let i = create.iter().position(|a| a == k).expect(k);
         create[i + 1].clone()
     };
-    assert_eq!(opt("--scsi1"), "local-lvm:10,discard=on,iothread=1");
+    assert_eq!(opt("--scsi1"), "local-lvm:10,discard=on");
     assert_eq!(opt("--scsi2"), "fast:0.5,cache=none,ssd=1,backup=0");
-    assert_eq!(opt("--virtio2"), "local-lvm:1");
+    assert_eq!(opt("--virtio2"), "local-lvm:1,iothread=1");
     assert_eq!(
         opt("--description"),
         "managed-by: pvefleet\npvefleet-disks: scsi1 scsi2 virtio2"
@@ -187,8 +187,8 @@ fn with_allow_data_loss_a_removed_disk_is_destroyed() {
     assert_eq!(
         argvs(&v.steps),
         [
-            words(&["qm", "set", "200", "--description", "managed-by: pvefleet"]),
             words(&["qm", "disk", "unlink", "200", "--idlist", "scsi1", "--force", "1"]),
+            words(&["qm", "set", "200", "--description", "managed-by: pvefleet"]),
         ]
     );
     assert_eq!(
@@ -240,7 +240,7 @@ fn older_hosts_get_the_legacy_spellings() {
     let d = host(&[&web("disks: []")]);
     let v = plan_one(&d, &observed(vec![n.clone()]), true);
     assert_eq!(
-        argv(v.steps.last().expect("unlink")),
+        argv(v.steps.first().expect("unlink")),
         words(&["qm", "unlink", "200", "--idlist", "scsi1", "--force", "1"])
     );
     let d = host(&[&web("disks: [{size: 20G, discard: true}]")]);
@@ -320,4 +320,74 @@ fn node_auto_needs_every_data_disk_storage_and_every_bridge() {
         ("pve3", Action::Create),
         "{v:#?}"
     );
+}
+
+#[test]
+fn a_disk_inserted_before_disks_matched_by_place_is_a_problem_not_a_grow() {
+    // scsi1 is 10G; a new first entry would grow it and push it to scsi2.
+    let v = update(
+        "[{size: 200G}, {size: 10G, discard: true}]",
+        with_disk(),
+        false,
+    );
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::DisksShifted {
+            added: vec!["scsi2".into()],
+            changed: vec!["scsi1".into()],
+        }),
+        "{v:#?}"
+    );
+    assert!(v.steps.is_empty());
+    // Named slots say which disk is which: the same change is fine.
+    let pinned = update(
+        "[{size: 200G, slot: scsi2}, {size: 10G, discard: true, slot: scsi1}]",
+        with_disk(),
+        false,
+    );
+    assert_eq!(pinned.problem, None, "{pinned:#?}");
+    // And a new disk at the end changes no existing one.
+    let appended = update(
+        "[{size: 10G, discard: true}, {size: 200G}]",
+        with_disk(),
+        false,
+    );
+    assert_eq!(appended.problem, None, "{appended:#?}");
+}
+
+/// [`with_disk`] with `protection: 1`.
+fn protected_disk() -> VmConfig {
+    let mut c = with_disk();
+    c.current.insert("protection".into(), "1".into());
+    c
+}
+
+#[test]
+fn a_protected_vm_keeps_its_disk_until_the_file_lifts_the_protection() {
+    let d = host(&[&web("disks: [], protection: true")]);
+    let kept = plan_one(&d, &observed(vec![web_node(protected_disk())]), true);
+    assert_eq!(
+        kept.problem,
+        Some(PlanProblem::ProtectedDrive {
+            vmid: id(200),
+            key: "scsi1".into()
+        }),
+        "{kept:#?}"
+    );
+    assert!(kept.steps.is_empty());
+    let lifted = update("[]", protected_disk(), true);
+    assert_eq!(lifted.problem, None, "{lifted:#?}");
+    let lines: Vec<String> = lifted.steps.iter().map(|s| argv(s).join(" ")).collect();
+    let set = lines.iter().position(|l| l.contains("--protection 0"));
+    let unlink = lines.iter().position(|l| l.contains("disk unlink"));
+    assert!(set.is_some() && unlink > set, "{lines:#?}");
+}
+
+#[test]
+fn a_removal_runs_before_the_set_that_drops_the_disk_from_the_record() {
+    let v = update("[]", with_disk(), true);
+    let lines: Vec<String> = v.steps.iter().map(|s| argv(s).join(" ")).collect();
+    let unlink = lines.iter().position(|l| l.contains("disk unlink"));
+    let set = lines.iter().position(|l| l.starts_with("qm set"));
+    assert!(unlink.is_some() && set > unlink, "{lines:#?}");
 }

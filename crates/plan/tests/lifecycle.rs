@@ -504,7 +504,7 @@ fn a_protected_vm_loses_its_efi_vars_only_after_the_protection_is_lifted() {
         kept.problem,
         Some(PlanProblem::ProtectedDrive {
             vmid: id(200),
-            key: "efidisk0"
+            key: "efidisk0".into()
         })
     );
     let (_, lifted) = update_of("bios: ovmf, machine: q35", uefi, |_| {});

@@ -351,3 +351,80 @@ fn destroy_also_removes_the_older_snippet_the_vm_points_at() {
         ])
     );
 }
+
+#[test]
+fn an_admins_network_or_meta_item_of_cicustom_is_kept() {
+    let net = "network=local:snippets/net.yaml";
+    let mut cfg = web_config();
+    cfg.current
+        .insert("cicustom".into(), format!("vendor={},{net}", volid(TEXT)));
+    // The same data: nothing to do, the admin's item stays.
+    let d = host(&[&web(DATA)]);
+    let o = with_snippets(observed(vec![web_node(cfg.clone())]), &[TEXT]);
+    let (_, v) = vm_of(&d, &o);
+    assert_eq!(v.action, Action::None, "{v:#?}");
+    // Other data: only pvefleet's item changes.
+    let other = "#cloud-config\npackages:\n- git\n";
+    let d = host(&[&web("user_data: {packages: [git]}")]);
+    let o = with_snippets(observed(vec![web_node(cfg.clone())]), &[TEXT, other]);
+    let (_, v) = vm_of(&d, &o);
+    let set = argvs(&v.steps)
+        .into_iter()
+        .find(|a| a[1] == "set")
+        .expect("set");
+    let i = set
+        .iter()
+        .position(|a| a == "--cicustom")
+        .expect("cicustom");
+    assert_eq!(set[i + 1], format!("{net},vendor={}", volid(other)));
+    // No data: pvefleet's item goes, the admin's stays.
+    let d = host(&[&web("")]);
+    let (_, v) = vm_of(&d, &observed(vec![web_node(cfg)]));
+    assert_eq!(
+        argvs(&v.steps)[0],
+        words(&["qm", "set", "200", "--cicustom", net])
+    );
+}
+
+#[test]
+fn destroy_keeps_a_snippet_of_a_shared_storage_while_a_node_was_not_read() {
+    let d = host(&[&web(DATA)]);
+    let mut cfg = web_config();
+    cfg.current
+        .insert("cicustom".into(), format!("vendor={}", volid(TEXT)));
+    let mut n = web_node(cfg);
+    n.image_paths
+        .insert(volid(TEXT), format!("{SNIPPET_DIR}{}", snippet_name(TEXT)));
+    let mut o = observed(vec![n]);
+    o.shared_storages.insert("local".into());
+    let removes = |o: &pvefleet_plan::Observed| {
+        let p = destroy_plan(DestroyInput {
+            desired: &d,
+            observed: o,
+            only: &[],
+            include_cache: false,
+        });
+        p.vms[0].steps.iter().any(|s| argv(s)[0] == "rm")
+    };
+    assert!(removes(&o), "every node with VMs was read");
+    // A VM on pve2, a node this run did not read, may use it.
+    o.cluster_vms.push(vm(400, "pve2", "elsewhere"));
+    assert!(!removes(&o));
+}
+
+#[test]
+fn destroy_reads_every_vm_of_the_nodes_when_asked() {
+    let d = host(&[&web(DATA)]);
+    let mut n = web_node(web_config());
+    let mut foreign = vm(301, "pve1", "not-ours");
+    foreign.tags.clear();
+    put(&mut n, foreign, web_config());
+    let o = observed(vec![n]);
+    let mut reads = read_plan(&d);
+    let ids = |r: &pvefleet_plan::ReadPlan| -> Vec<u32> {
+        r.configs_of(&o).iter().map(|(_, id)| id.get()).collect()
+    };
+    assert!(!ids(&reads).contains(&301));
+    reads.every_vm = true;
+    assert!(ids(&reads).contains(&301));
+}

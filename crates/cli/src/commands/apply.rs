@@ -39,7 +39,7 @@ pub async fn run(
         allow_data_loss: args.allow_data_loss,
     });
     let ui = ui::ui();
-    let changes = !p.is_converged();
+    let changes = p.has_changes();
     let problems = p.has_problems();
     let asks = changes && !yes;
     // The plan goes to stderr for people; a question needs it whatever -q

@@ -24,7 +24,7 @@ pub async fn run(
     only: &[String],
     include_cache: bool,
 ) -> ExitStatus {
-    let s = match Session::open(file, target, 8, only).await {
+    let s = match Session::open_for_destroy(file, target, 8, only).await {
         Ok(s) => s,
         Err(status) => return status,
     };

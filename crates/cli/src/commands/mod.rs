@@ -316,6 +316,34 @@ impl Session {
         adopt: bool,
         vet: bool,
     ) -> Result<Self, ExitStatus> {
+        let reads = if adopt {
+            ReadsFor::Adopt
+        } else {
+            ReadsFor::Run
+        };
+        Self::open_as(file, target, parallel, only, reads, vet).await
+    }
+
+    /// [`Session::open`] for `destroy`: with `user_data` in the file, the
+    /// configuration of every VM of the nodes is read, so that no snippet
+    /// a VM still uses is removed, whoever manages that VM.
+    async fn open_for_destroy(
+        file: &str,
+        target: &Target,
+        parallel: usize,
+        only: &[String],
+    ) -> Result<Self, ExitStatus> {
+        Self::open_as(file, target, parallel, only, ReadsFor::Destroy, false).await
+    }
+
+    async fn open_as(
+        file: &str,
+        target: &Target,
+        parallel: usize,
+        only: &[String],
+        reads: ReadsFor,
+        vet: bool,
+    ) -> Result<Self, ExitStatus> {
         let desired = load_file(file)?;
         check_only(file, &desired, only)?;
         if vet {
@@ -323,7 +351,7 @@ impl Session {
         }
         let cancel = crate::interrupt::token();
         let observed = tokio::select! {
-            r = observe_nodes_with(&desired, target, parallel, adopt) => r,
+            r = observe_nodes_with(&desired, target, parallel, reads) => r,
             () = cancel.cancelled() => {
                 crate::interrupt::close_all().await;
                 eprintln!("interrupted while reading the nodes; nothing was changed");
@@ -368,16 +396,26 @@ async fn observe_nodes(
     target: &Target,
     parallel: usize,
 ) -> Result<(Vec<NodeHandle>, Observed), ExitStatus> {
-    observe_nodes_with(desired, target, parallel, false).await
+    observe_nodes_with(desired, target, parallel, ReadsFor::Run).await
 }
 
-/// [`observe_nodes`], also reading the configurations of the VMs `--adopt`
-/// would take over when `adopt`.
+/// What a command reads beyond what its plan needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadsFor {
+    /// Nothing more.
+    Run,
+    /// The configurations of the VMs `--adopt` would take over.
+    Adopt,
+    /// With `user_data`, the configuration of every VM of the nodes.
+    Destroy,
+}
+
+/// [`observe_nodes`], also reading what `reads` asks.
 async fn observe_nodes_with(
     desired: &Desired,
     target: &Target,
     parallel: usize,
-    adopt: bool,
+    reads_for: ReadsFor,
 ) -> Result<(Vec<NodeHandle>, Observed), ExitStatus> {
     let mut handles =
         crate::connect::handles(desired, target, parallel).map_err(|f: Failure| f.report())?;
@@ -385,7 +423,8 @@ async fn observe_nodes_with(
     // The first handle reads the cluster for all: make it one that answered.
     handles.retain(|h| !unreachable.contains_key(&h.name));
     let mut reads = read_plan(desired);
-    reads.adopt = adopt;
+    reads.adopt = reads_for == ReadsFor::Adopt;
+    reads.every_vm = reads_for == ReadsFor::Destroy && reads.every_managed;
     let observed = observe(&reads, &mut handles, parallel).await;
     let mut observed = match observed {
         Ok(o) => o,

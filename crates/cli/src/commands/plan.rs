@@ -76,7 +76,18 @@ pub async fn run(
             Ok(o) => (Vec::new(), o),
             Err(s) => return s,
         },
-        None => match super::observe_nodes_with(&desired, target, 8, adopt).await {
+        None => match super::observe_nodes_with(
+            &desired,
+            target,
+            8,
+            if adopt {
+                super::ReadsFor::Adopt
+            } else {
+                super::ReadsFor::Run
+            },
+        )
+        .await
+        {
             Ok(x) => x,
             Err(s) => return s,
         },

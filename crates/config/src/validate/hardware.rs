@@ -158,6 +158,27 @@ impl Cx<'_> {
             None
         });
         ok &= get("cache").is_none() || cache.is_some();
+        // What the slot's bus takes (qemu-server's drive formats): virtio
+        // has no `ssd`, sata no `iothread`; SCSI disks get an iothread only
+        // on the virtio-scsi-single controller, and pvefleet's VMs use
+        // virtio-scsi-pci, where Proxmox ignores it with a warning.
+        let bus = slot.as_ref().map_or("scsi", |(s, _)| {
+            s.trim_end_matches(|c: char| c.is_ascii_digit())
+        });
+        for (key, on, refused, hint) in [
+            ("ssd", ssd, bus == "virtio", "virtio disks have no 'ssd'; use a scsi or sata slot for it, or leave 'ssd' out"),
+            ("iothread", iothread, bus != "virtio", "Proxmox gives an IO thread to virtio disks here (pvefleet's SCSI controller is virtio-scsi-pci, which ignores it): use 'slot: virtioN', or leave 'iothread' out"),
+        ] {
+            if let (Some(true), true, Some(n)) = (on, refused, get(key)) {
+                self.err(
+                    ErrorKind::Conflict,
+                    n.span,
+                    format!("{key}: true does not apply to a {bus} disk"),
+                    hint,
+                );
+                ok = false;
+            }
+        }
         if !ok {
             return None;
         }
@@ -166,6 +187,7 @@ impl Cx<'_> {
             None => (String::new(), None),
         };
         let disk = DataDisk {
+            slot_given: slot_span.is_some(),
             slot,
             size: size?,
             storage: storage?,

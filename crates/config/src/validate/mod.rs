@@ -45,6 +45,7 @@ pub fn parse(path: &str, text: &str, load: FileLoader<'_>) -> Result<Desired, Co
     let mut cx = Cx {
         errors: Vec::new(),
         load,
+        text,
     };
     let mut secrets = Vec::new();
     let desired = if text.len() > limits::MAX_CONFIG_BYTES {
@@ -97,6 +98,7 @@ pub fn shown_text(text: &str) -> String {
     let mut cx = Cx {
         errors: Vec::new(),
         load: &|_| Err(String::new()),
+        text,
     };
     let mut secrets = Vec::new();
     if let Ok(mut root) = parse_yaml(text) {
@@ -128,6 +130,8 @@ fn redacted(text: &str, secrets: &[Span]) -> String {
 struct Cx<'l> {
     errors: Vec<ConfigError>,
     load: FileLoader<'l>,
+    /// The file's text, for what a value's span holds as written.
+    text: &'l str,
 }
 
 /// A mapping's entries by key name.

@@ -133,6 +133,7 @@ impl Cx<'_> {
     /// `user_data`: a mapping (a `#cloud-config` file) or the file's text.
     fn user_data_inline(&mut self, n: &Node) -> Option<String> {
         let text = match &n.value {
+            Value::Map(_) if !self.scalars_kept(n) => return None,
             Value::Map(_) => match cloud_config_text(n) {
                 Ok(t) => t,
                 Err(why) => {
@@ -157,6 +158,67 @@ impl Cx<'_> {
         };
         self.user_data_text("user_data", &text, n.span)
             .then_some(text)
+    }
+
+    /// True when every scalar of a `user_data` mapping reaches cloud-init
+    /// with the meaning it has as written. Numbers this file's YAML reads
+    /// as floats (`0644`, `010`, `1.5`, integers past 2^63) would be written
+    /// back as `644.0`, and a plain `yes`/`no`/`on`/`off` is a boolean to
+    /// cloud-init (YAML 1.1) but a string here: each is refused at its
+    /// place (the errors are recorded).
+    fn scalars_kept(&mut self, n: &Node) -> bool {
+        match &n.value {
+            // Every scalar is looked at, so that each one is reported.
+            Value::Map(entries) => {
+                let mut ok = true;
+                for (_, v) in entries {
+                    ok &= self.scalars_kept(v);
+                }
+                ok
+            }
+            Value::Seq(items) => {
+                let mut ok = true;
+                for v in items {
+                    ok &= self.scalars_kept(v);
+                }
+                ok
+            }
+            Value::Float(_) => {
+                let written = self.written(n);
+                self.err(
+                    ErrorKind::Format,
+                    n.span,
+                    format!("user_data: {written} would reach cloud-init as a different number"),
+                    "quote it ('0644' for a file mode, which cloud-init takes as a string), or give user_data as text (user_data: |)",
+                );
+                false
+            }
+            Value::Str(_) => {
+                let written = self.written(n);
+                let yaml11_bool = ["yes", "no", "on", "off", "y", "n"]
+                    .contains(&written.to_ascii_lowercase().as_str());
+                if yaml11_bool {
+                    self.err(
+                        ErrorKind::Format,
+                        n.span,
+                        format!(
+                            "user_data: {written} is a boolean to cloud-init but a string here"
+                        ),
+                        "write true or false, or quote it if you mean the text",
+                    );
+                }
+                !yaml11_bool
+            }
+            _ => true,
+        }
+    }
+
+    /// The value at `n` as the file writes it (quotes included).
+    fn written(&self, n: &Node) -> String {
+        self.text
+            .get(n.span.offset..n.span.offset + n.span.len)
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// `user_data_file`: a file relative to the configuration file.
@@ -291,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_mapping_becomes_a_cloud_config_file() {
-        let d = ok("    user_data:\n      packages: [qemu-guest-agent]\n      write_files:\n        - {path: /etc/x, content: 'yes'}\n      runcmd: ['123', on, 1.5]\n");
+        let d = ok("    user_data:\n      packages: [qemu-guest-agent]\n      write_files:\n        - {path: /etc/x, content: 'yes'}\n      runcmd: ['123', 'on', 15]\n");
         let u = user_data(&d);
         assert_eq!(u.mode, UserDataMode::Vendor);
         assert_eq!(u.storage, "local");
@@ -301,11 +363,22 @@ mod tests {
         assert_eq!(back["write_files"][0]["content"], "yes");
         assert_eq!(back["runcmd"][0], "123");
         assert_eq!(back["runcmd"][1], "on");
+        assert_eq!(back["runcmd"][2], 15);
         assert!(
             u.text.contains("'yes'") || u.text.contains("\"yes\""),
             "{}",
             u.text
         );
+    }
+
+    #[test]
+    fn scalars_that_would_change_meaning_are_refused_each_at_its_place() {
+        let e = errs("    user_data:\n      write_files: [{path: /a, permissions: 0644}]\n      runcmd: [on, 'off', 1.5]\n");
+        let at: Vec<(u32, u32)> = e
+            .iter()
+            .map(|x| x.span.map_or((0, 0), |s| (s.line, s.col)))
+            .collect();
+        assert_eq!(at, [(6, 45), (7, 16), (7, 27)], "{e:#?}");
     }
 
     #[test]

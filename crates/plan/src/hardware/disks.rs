@@ -74,9 +74,12 @@ fn apply_options(d: &mut Drive, disk: &DataDisk) {
 pub(crate) struct DiskUpdate {
     /// New disks and changed options, for the `qm set`.
     pub options: QmOptions,
-    /// Resizes, before the `qm set`.
+    /// Resizes and the removal, before the `qm set`: the set rewrites the
+    /// record of managed slots, so a removal that fails leaves the slot in
+    /// the record, and the next run tries it again.
     pub resizes: Vec<Step>,
-    /// The removal, after the `qm set`.
+    /// Steps after the `qm set`: the removal from a VM whose protection
+    /// the set lifts.
     pub steps: Vec<Step>,
     /// Slots whose change a running VM takes only at its next boot.
     pub cold: Vec<String>,
@@ -97,9 +100,16 @@ pub(crate) fn update(
     let mut u = DiskUpdate::default();
     let hot = hotplugs(cfg, "disk");
     let legacy = !version.has_disk_group();
+    // Slots that come from the list order: added ones, and existing ones
+    // the change touches (a shift when both happen).
+    let (mut added, mut changed) = (Vec::new(), Vec::new());
     for disk in &spec.disks {
         let slot = disk.slot.as_str();
+        let touched = vp.changes.len();
         let Some(have_text) = cfg.effective(slot) else {
+            if !disk.slot_given {
+                added.push(slot.to_string());
+            }
             let value = new_disk_value(disk);
             vp.changes.push(Change {
                 key: slot.to_string(),
@@ -172,13 +182,20 @@ pub(crate) fn update(
                 u.cold.push(slot.to_string());
             }
         }
+        if !disk.slot_given && vp.changes.len() > touched {
+            changed.push(slot.to_string());
+        }
+    }
+    if !added.is_empty() && !changed.is_empty() {
+        return Err(PlanProblem::DisksShifted { added, changed });
     }
     removals(spec, cfg, vmid, legacy, allow_data_loss, vp, &mut u)?;
     Ok(u)
 }
 
 /// The recorded slots the file no longer names: one `qm disk unlink
-/// --force 1` destroys them all, with `allow_data_loss`.
+/// --force 1` destroys them all, with `allow_data_loss`, on a VM that is
+/// not protected.
 fn removals(
     spec: &VmSpec,
     cfg: &VmConfig,
@@ -203,6 +220,12 @@ fn removals(
         if !allow_data_loss {
             return Err(PlanProblem::DiskRemoved { slot, volume });
         }
+        // Proxmox refuses to remove a drive of a protected VM: the file
+        // lifts the protection (in the `qm set`, before the removal) or
+        // keeps the disk.
+        if protected(cfg) && spec.lifecycle.protection {
+            return Err(PlanProblem::ProtectedDrive { vmid, key: slot });
+        }
         vp.changes.push(Change {
             key: slot.clone(),
             from: cfg.effective(&slot).map(str::to_string),
@@ -218,14 +241,24 @@ fn removals(
         if !hotplugs(cfg, "disk") {
             u.cold.extend(gone.iter().cloned());
         }
-        u.steps.push(Step::exit(Command::Qm(Qm::DiskUnlink {
+        let unlink = Step::exit(Command::Qm(Qm::DiskUnlink {
             vmid,
             idlist: gone,
             force: true,
             legacy,
-        })));
+        }));
+        if protected(cfg) {
+            u.steps.push(unlink);
+        } else {
+            u.resizes.push(unlink);
+        }
     }
     Ok(())
+}
+
+/// True when the VM has `protection: 1`.
+fn protected(cfg: &VmConfig) -> bool {
+    cfg.effective("protection") == Some("1")
 }
 
 /// A clone has the template's drives: a data disk may not name a slot the

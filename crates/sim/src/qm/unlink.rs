@@ -31,6 +31,14 @@ pub(super) fn unlink(cx: &mut Ctx, inv: &Invocation) -> R {
     let st = cx.root.read()?;
     let vm = local_vm(&st, &cx.node, vmid)?;
     check_lock(&vm)?;
+    // update_vm's check_protection, as for `qm set --delete`.
+    if vm.config.get("protection").map(String::as_str) == Some("1") {
+        if let Some(d) = ids.iter().find(|d| is_drive_key(d)) {
+            return Err(Failure::die(
+                ["can't remove drive '", d, "' - protection mode enabled"].concat(),
+            ));
+        }
+    }
     drop(st);
     let _lock = vm_lock(cx, vmid, 10, "")?;
     let mut line = [
