@@ -32,12 +32,14 @@ fn bed(rule: bool) -> Option<(MutexGuard<'static, ()>, TestBed, SudoRule)> {
         &[
             "--image",
             "local:iso/jammy-server-cloudimg-amd64.img:2G",
+            "--storage",
+            "local:dir:iso+vztmpl+backup+snippets",
             "--agent-ping-ms",
             "50",
         ],
     )
     .unwrap_or_else(|e| panic!("test bed: {e}"));
-    match bed.sudo_user(rule) {
+    match bed.sudo_user(rule, "local") {
         Ok(guard) => Some((turn, bed, guard)),
         Err(e) if std::env::var("PVEFLEET_REQUIRE_SUDO_BED").as_deref() != Ok("1") => {
             eprintln!("skipped: {e}");
@@ -169,4 +171,48 @@ fn become_sudo_without_a_rule_fails_at_once_naming_the_sudoers_rule() {
     assert!(t.contains("a password is required"), "{t}");
     assert!(t.contains("NOPASSWD"), "{t}");
     assert!(names(&bed).is_empty(), "something was made");
+}
+
+#[test]
+fn user_data_under_become_sudo_goes_through_the_rules_snippet_lines() {
+    let Some((_turn, bed, _rule)) = bed(true) else {
+        return;
+    };
+    let yaml = format!(
+        "proxmox: {{host: pve, user: {SUDO_USER}, become: sudo}}\n\
+         defaults: {{image: local:iso/jammy-server-cloudimg-amd64.img, storage: local-lvm}}\n\
+         vms:\n  - vmid: 130\n    name: ops-ci\n    user_data: {{packages: [htop]}}\n"
+    );
+    let cfg = bed.dir.path().join("ci.yml");
+    std::fs::write(&cfg, yaml).expect("write config");
+    let cfg = cfg.to_str().expect("utf8");
+    let snippets = bed.root.join("nodes/pve/storage/local/snippets");
+    let listed = || -> Vec<String> {
+        std::fs::read_dir(&snippets)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let apply = pvefleet(&bed, &["apply", cfg, "--yes", "--no-wait"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    let files = listed();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let content = std::fs::read_to_string(snippets.join(&files[0])).expect("snippet");
+    assert!(content.starts_with("#cloud-config\n"), "{content}");
+    let state = bed.state();
+    let vm = state["vms"]
+        .as_array()
+        .and_then(|v| v.iter().find(|x| x["config"]["name"] == "ops-ci"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        vm["config"]["cicustom"].as_str(),
+        Some(format!("vendor=local:snippets/{}", files[0]).as_str())
+    );
+    let destroy = pvefleet(&bed, &["destroy", cfg, "--yes"]);
+    assert_eq!(destroy.status.code(), Some(0), "{}", text(&destroy));
+    assert!(listed().is_empty(), "the snippet is left: {:?}", listed());
 }

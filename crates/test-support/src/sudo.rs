@@ -32,16 +32,22 @@ fn chmod(path: &Path, mode: u32) -> Result<(), String> {
 }
 
 /// The rule of docs/real-host.md for `user`, with the bed's program paths
-/// in place of /usr/sbin/qm and the others. Sessions keep their
-/// environment (the bed's PATH and PVE_SIM_ROOT) through sudo.
-fn rule_text(user: &str, bin: &Path) -> String {
+/// in place of /usr/sbin/qm and the others, and the `user_data` lines for
+/// the snippets folder of the bed's storage `snippets_storage` (sudo 1.9.10
+/// or later reads `^...$` arguments as regular expressions). Sessions keep
+/// their environment (the bed's PATH and PVE_SIM_ROOT) through sudo.
+fn rule_text(user: &str, bin: &Path, snippets: &Path) -> String {
     let b = bin.display();
     let lock = "/etc/pve/priv/lock";
+    let dir = snippets.display().to_string().replace('.', "\\.");
+    let hash = "pvefleet-[0-9a-f]{16}\\.yaml";
     format!(
         "Defaults:{user} !env_reset, !secure_path\n\
          {user} ALL=(root) NOPASSWD: {b}/qm, {b}/pvesh, {b}/pvesm, {b}/pveversion, \
          {b}/mkdir {lock}, {b}/mkdir {lock}/pvefleet-names, \
-         {b}/touch -c -d @0 {lock}/pvefleet-names, {b}/rmdir {lock}/pvefleet-names\n"
+         {b}/touch -c -d @0 {lock}/pvefleet-names, {b}/rmdir {lock}/pvefleet-names, \
+         /usr/bin/install ^-D -m 0600 -- /tmp/pvefleet-[a-z]{{12}}-[A-Za-z0-9.-]+/{hash} {dir}/{hash}$, \
+         /usr/bin/rm ^-f --( {dir}/{hash})+$\n"
     )
 }
 
@@ -49,7 +55,10 @@ impl TestBed {
     /// Lets [`SUDO_USER`] log in to every node with the bed's client key
     /// (made if missing), and, when `rule`, gives it the sudoers rule of
     /// docs/real-host.md. Keep the returned guard while the test runs.
-    pub fn sudo_user(&self, rule: bool) -> Result<SudoRule, String> {
+    ///
+    /// The rule's `user_data` lines allow the snippets folder of storage
+    /// `snippets_storage` (a `dir` storage of the bed).
+    pub fn sudo_user(&self, rule: bool, snippets_storage: &str) -> Result<SudoRule, String> {
         if !is_root() {
             return Err("a second user and a sudoers rule need root".into());
         }
@@ -86,7 +95,12 @@ impl TestBed {
         }
         let name = format!("pvefleet-bed-{}-{}", std::process::id(), next_suffix());
         let staged = d.join(&name);
-        std::fs::write(&staged, rule_text(SUDO_USER, &self.bin)).map_err(|e| e.to_string())?;
+        let node = self.nodes.first().map(|n| n.name.as_str()).unwrap_or("pve");
+        let snippets = self
+            .root
+            .join(format!("nodes/{node}/storage/{snippets_storage}/snippets"));
+        std::fs::write(&staged, rule_text(SUDO_USER, &self.bin, &snippets))
+            .map_err(|e| e.to_string())?;
         chmod(&staged, 0o440)?;
         // A broken file in /etc/sudoers.d breaks sudo for everyone: check first.
         run(Command::new("visudo").arg("-cf").arg(&staged))?;
