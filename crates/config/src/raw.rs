@@ -210,12 +210,47 @@ pub fn parse_yaml(text: &str) -> Result<Node, ConfigError> {
                 Some((head, rest)) if head.starts_with("line ") => rest,
                 _ => first,
             };
+            let (message, help) = worded(message);
             Err(
                 ConfigError::at(ErrorKind::Syntax, span, format!("YAML syntax: {message}"))
-                    .help("fix the YAML syntax at this place; indentation must use spaces"),
+                    .help(help),
             )
         }
     }
+}
+
+/// The parser's message in the words of a YAML file, with a hint; its
+/// advice to programmers (`set DuplicateKeyPolicy in Options`, `use
+/// Option<String>`) left out.
+fn worded(message: &str) -> (String, &'static str) {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set ").next().unwrap_or(rest);
+        return (
+            format!("the key '{key}' is given twice in this mapping"),
+            "keep one of them: YAML takes each key once",
+        );
+    }
+    if message.starts_with("cannot deserialize null into") {
+        return (
+            "a key or value here is null where text is expected".into(),
+            "quote it ('null', '~') if you mean the text",
+        );
+    }
+    if message.contains("expected string scalar") {
+        return (
+            "a mapping key here is not plain text".into(),
+            "keys are names such as memory: a list or a mapping cannot be a key",
+        );
+    }
+    let plain = message
+        .split("; use Option<")
+        .next()
+        .and_then(|m| m.split(", set ").next())
+        .unwrap_or(message);
+    (
+        plain.to_string(),
+        "fix the YAML syntax at this place; indentation must use spaces",
+    )
 }
 
 /// Our wording for a parse stopped by one of the parser's limits: the
@@ -295,6 +330,22 @@ mod tests {
         assert!(matches!(&inner[0].1.value, Value::Str(s) if s == "y"));
         assert_eq!((inner[1].1.span.line, inner[1].1.span.col), (3, 6));
         assert_eq!(inner[1].1.span.offset, 15);
+    }
+
+    #[test]
+    fn the_parsers_advice_to_programmers_is_not_shown() {
+        for (text, want) in [
+            ("a: 1\na: 2\n", "the key 'a' is given twice in this mapping"),
+            ("{null: 1}\n", "null where text is expected"),
+        ] {
+            let e = parse_yaml(text).expect_err("invalid");
+            assert!(e.message.contains(want), "{}", e.message);
+            assert!(
+                !e.message.contains("Option") && !e.message.contains("Policy"),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

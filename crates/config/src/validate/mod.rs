@@ -78,6 +78,11 @@ pub fn parse(path: &str, text: &str, load: FileLoader<'_>) -> Result<Desired, Co
         _ => {
             cx.errors
                 .sort_by_key(|e| e.span.map(|s| (s.line, s.col)).unwrap_or((0, 0)));
+            // A value of `defaults:` is decoded for each VM: its error is
+            // said once.
+            let mut seen = std::collections::HashSet::new();
+            cx.errors
+                .retain(|e| seen.insert((e.span.map(|s| (s.offset, s.len)), e.message.clone())));
             let text = if text.len() > limits::MAX_CONFIG_BYTES {
                 String::new()
             } else {
