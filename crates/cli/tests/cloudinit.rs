@@ -310,7 +310,7 @@ fn data_cloud_init_rejects_is_refused_by_check_with_its_message() {
         return;
     }
     let bed = bed(true);
-    let cfg = config(&bed, "    user_data:\n      users: 5\n");
+    let cfg = config(&bed, "    user_data:\n      packages: 5\n");
     let out = check(&bed, &cfg);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
@@ -318,7 +318,7 @@ fn data_cloud_init_rejects_is_refused_by_check_with_its_message() {
         t.contains("fleet.yml:9:7: error: user_data: cloud-init rejects it:"),
         "{t}"
     );
-    assert!(t.contains("users: 5"), "{t}");
+    assert!(t.contains("packages: 5"), "{t}");
     let out = pvefleet(&bed, &["plan", &cfg]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     // apply refuses it before contacting the node.

@@ -34,6 +34,22 @@ const HEADERS: &[&str] = &[
     "Content-Type: multipart/",
 ];
 
+/// Top-level keys of the user-data Proxmox generates (CONTRACT §3.3,
+/// §14: hostname, user, password, keys, `package_upgrade`): cloud-init lets
+/// user-data win over vendor-data, so in vendor mode `user_data` cannot
+/// set them.
+const GENERATED_BY_PROXMOX: &[&str] = &[
+    "hostname",
+    "fqdn",
+    "manage_etc_hosts",
+    "user",
+    "users",
+    "password",
+    "chpasswd",
+    "ssh_authorized_keys",
+    "package_upgrade",
+];
+
 /// Keys that stop working beside `user_data_mode: user`.
 const GENERATED: &[&str] = &["user", "ssh_keys", "ssh_keys_file", "password"];
 
@@ -110,6 +126,11 @@ impl Cx<'_> {
             *ok = false;
             return None;
         };
+        if mode == UserDataMode::Vendor {
+            if let Some(n) = get("user_data") {
+                *ok &= self.vendor_keys_effective(n, &text);
+            }
+        }
         if mode == UserDataMode::User {
             for key in GENERATED {
                 if let Some(n) = get(key) {
@@ -128,6 +149,35 @@ impl Cx<'_> {
             mode,
             storage,
         })
+    }
+
+    /// In vendor mode, refuses the top-level keys Proxmox's own user-data
+    /// sets (they would silently lose), at their place in a mapping or at
+    /// `user_data` for text. True when there are none.
+    fn vendor_keys_effective(&mut self, n: &Node, text: &str) -> bool {
+        let found: Vec<(String, crate::error::Span)> = match &n.value {
+            Value::Map(entries) => entries
+                .iter()
+                .filter(|(k, _)| GENERATED_BY_PROXMOX.contains(&k.name.as_str()))
+                .map(|(k, _)| (k.name.clone(), k.span))
+                .collect(),
+            _ if text.starts_with(CLOUD_CONFIG) => text
+                .lines()
+                .filter_map(|l| l.split_once(':').map(|(k, _)| k))
+                .filter(|k| GENERATED_BY_PROXMOX.contains(k))
+                .map(|k| (k.to_string(), n.span))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (key, span) in &found {
+            self.err(
+                ErrorKind::Conflict,
+                *span,
+                format!("user_data: '{key}' has no effect as vendor data: the user-data Proxmox generates sets it, and cloud-init lets user-data win"),
+                "set it with pvefleet's own keys (name, user, ssh_keys, password), or use user_data_mode: user, where user_data replaces Proxmox's user-data",
+            );
+        }
+        found.is_empty()
     }
 
     /// `user_data`: a mapping (a `#cloud-config` file) or the file's text.
@@ -421,6 +471,14 @@ mod tests {
         assert_eq!(e[0].kind, ErrorKind::Conflict);
         assert_eq!(e[0].span.map(|s| s.line), Some(7));
         assert!(e[0].help.as_deref().unwrap_or("").contains("vendor"));
+        // Vendor data cannot set what Proxmox's user-data sets.
+        let e = errs("    user_data: {users: [default], packages: [htop]}\n");
+        assert!(
+            e[0].message
+                .contains("'users' has no effect as vendor data"),
+            "{e:?}"
+        );
+        assert_eq!((e.len(), e[0].span.map(|s| s.col)), (1, Some(17)));
     }
 
     #[test]
