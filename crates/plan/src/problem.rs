@@ -270,6 +270,20 @@ pub enum PlanProblem {
         /// The existing slots it would change.
         changed: Vec<String>,
     },
+    /// A NIC after `net0` would move to another bridge keeping its MAC,
+    /// and the file does not name that MAC: most likely NICs shifted in
+    /// `networks` (one removed or inserted before it).
+    #[error("{key} would move from bridge {from} to {to} keeping its MAC {mac}; NICs are matched by their place in 'networks', so removing or inserting one before it shifts the ones after: give each NIC its 'mac' to say which is which, or, to move this NIC, write mac: {mac} on it")]
+    NicShifted {
+        /// `netN`.
+        key: String,
+        /// Its bridge now.
+        from: String,
+        /// The bridge the file's entry N names.
+        to: String,
+        /// Its MAC.
+        mac: String,
+    },
     /// The slot a data disk names holds something that is not a disk.
     #[error("slot {slot} of the VM holds '{value}', which is not a disk; choose another 'slot'")]
     DiskSlotTaken {
@@ -529,6 +543,7 @@ impl PlanProblem {
             PlanProblem::DiskRemoved { .. } => "disk_removed",
             PlanProblem::DiskShrink { .. } => "disk_shrink",
             PlanProblem::DisksShifted { .. } => "disks_shifted",
+            PlanProblem::NicShifted { .. } => "nic_shifted",
             PlanProblem::DiskSlotTaken { .. } => "disk_slot_taken",
             PlanProblem::DataLoss { .. } => "data_loss",
             PlanProblem::MissingPool { .. } => "missing_pool",

@@ -181,3 +181,31 @@ fn networks_first_entry_is_net0_with_its_firewall_and_mtu() {
         [words(&["qm", "set", "200", "--net0", &want])]
     );
 }
+
+#[test]
+fn a_nic_moved_to_another_bridge_without_its_mac_is_a_shift_not_a_move() {
+    // net1 is on vmbr1; the file's entry 1 names vmbr0, as when the NIC
+    // before it was removed from `networks`.
+    let v = update(
+        "networks: [{bridge: vmbr0}, {bridge: vmbr0, ip: 10.1.0.5/24}]",
+        with_nic(),
+    );
+    assert_eq!(
+        v.problem,
+        Some(PlanProblem::NicShifted {
+            key: "net1".into(),
+            from: "vmbr1".into(),
+            to: "vmbr0".into(),
+            mac: "BC:24:11:00:00:11".into(),
+        }),
+        "{v:#?}"
+    );
+    assert!(v.steps.is_empty());
+    // Naming the MAC says it is this NIC that moves.
+    let moved = update(
+        "networks: [{bridge: vmbr0}, {bridge: vmbr0, mac: 'BC:24:11:00:00:11', vlan: 20, ip: 10.1.0.5/24}]",
+        with_nic(),
+    );
+    assert_eq!(moved.problem, None, "{moved:#?}");
+    assert_eq!(moved.action, Action::Update);
+}

@@ -157,7 +157,11 @@ impl crate::diff::Planner<'_> {
     ) -> Result<HardwareUpdate, crate::problem::PlanProblem> {
         use pvefleet_model::{Command, Qm};
         hide_record_change(vp);
-        let nics = nics::update(spec, cfg, vp);
+        if spec.networks.len() > 1 {
+            // A missing bridge says more than a NIC that looks shifted.
+            self.check_bridge(spec, &existing.node)?;
+        }
+        let nics = nics::update(spec, cfg, vp)?;
         if nics.net_changed {
             self.check_bridge(spec, &existing.node)?;
         }

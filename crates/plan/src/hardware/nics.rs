@@ -5,6 +5,7 @@
 use super::{hotplugs, recorded, NICS_RECORD_PREFIX};
 use crate::observed::VmConfig;
 use crate::options;
+use crate::problem::PlanProblem;
 use crate::types::{Change, VmPlan};
 use pvefleet_model::hardware::NicSpec;
 use pvefleet_model::spec::VmSpec;
@@ -59,10 +60,16 @@ pub(crate) struct NicUpdate {
 }
 
 /// The changes of the NICs after `net0`: each that differs is sent back
-/// with its admin-set items and MAC kept; `ipconfigN` follows the file; a
+/// with its admin-set items and MAC kept (a NIC moved to another bridge
+/// without its `mac` in the file is refused, see [`check_not_shifted`]);
+/// `ipconfigN` follows the file; a
 /// NIC the record lists that the file no longer has is deleted with its
 /// `ipconfigN` (no data is lost).
-pub(crate) fn update(spec: &VmSpec, cfg: &VmConfig, vp: &mut VmPlan) -> NicUpdate {
+pub(crate) fn update(
+    spec: &VmSpec,
+    cfg: &VmConfig,
+    vp: &mut VmPlan,
+) -> Result<NicUpdate, PlanProblem> {
     let mut u = NicUpdate::default();
     let hot = hotplugs(cfg, "network");
     for (i, nic) in spec.networks.iter().enumerate().skip(1) {
@@ -70,6 +77,9 @@ pub(crate) fn update(spec: &VmSpec, cfg: &VmConfig, vp: &mut VmPlan) -> NicUpdat
         let want = nic_net(nic);
         let have_text = cfg.effective(&key);
         let have = have_text.and_then(|t| Net::parse(t).ok());
+        if let Some(h) = &have {
+            check_not_shifted(&key, h, &want)?;
+        }
         if !have.as_ref().is_some_and(|h| same_nic(h, &want)) {
             let new = match have {
                 Some(mut h) => {
@@ -128,7 +138,25 @@ pub(crate) fn update(spec: &VmSpec, cfg: &VmConfig, vp: &mut VmPlan) -> NicUpdat
             u.cold.push(ipkey);
         }
     }
-    u
+    Ok(u)
+}
+
+/// A NIC the file moves to another bridge without naming its MAC: NICs
+/// are matched by their place in `networks`, so one removed or inserted
+/// before it shifts it, and its MAC (which DHCP, firewall rules and the
+/// guest's network config know) would go with another network. Refused
+/// unless the file names the MAC.
+fn check_not_shifted(key: &str, have: &Net, want: &Net) -> Result<(), PlanProblem> {
+    let moved = have.bridge.is_some() && have.bridge != want.bridge && want.macaddr.is_none();
+    match (&have.macaddr, moved) {
+        (Some(mac), true) => Err(PlanProblem::NicShifted {
+            key: key.to_string(),
+            from: have.bridge.clone().unwrap_or_default(),
+            to: want.bridge.clone().unwrap_or_default(),
+            mac: mac.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The bridges of every NIC of the spec, `net0` first.
