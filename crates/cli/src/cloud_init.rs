@@ -50,24 +50,50 @@ fn message(out: &str, file: &Path) -> String {
         .join(" ")
 }
 
-/// Runs `cloud-init schema -c` on `text`.
-fn verdict(program: &Path, text: &str, n: usize) -> Verdict {
-    let file = std::env::temp_dir().join(format!(
-        "pvefleet-user-data-{}-{n}.yaml",
-        std::process::id()
-    ));
-    if let Err(e) = std::fs::write(&file, text) {
-        return Verdict::Unchecked(format!("cannot write {}: {e}", file.display()));
-    }
-    let out = Command::new(program)
+/// How long `cloud-init schema` may take before the data counts as not
+/// checked (it takes about a quarter of a second).
+const CHECK_SECS: u64 = 60;
+
+/// Runs `cloud-init schema -c` on `text`, written to a private temporary
+/// file (made with O_EXCL: never a name another user prepared).
+fn verdict(program: &Path, text: &str) -> Verdict {
+    let written = tempfile::Builder::new()
+        .prefix("pvefleet-user-data-")
+        .suffix(".yaml")
+        .tempfile()
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()).map(|()| f));
+    let tmp = match written {
+        Ok(f) => f,
+        Err(e) => return Verdict::Unchecked(format!("cannot write a temporary file: {e}")),
+    };
+    let file = tmp.path().to_path_buf();
+    let child = Command::new(program)
         .args(["schema", "-c"])
         .arg(&file)
         .env("LC_ALL", "C.UTF-8")
-        .output();
-    let _ = std::fs::remove_file(&file);
-    let out = match out {
-        Ok(o) => o,
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
         Err(e) => return Verdict::Unchecked(format!("{}: {e}", program.display())),
+    };
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(std::time::Duration::from_secs(CHECK_SECS)) {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return Verdict::Unchecked(format!("{}: {e}", program.display())),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            return Verdict::Unchecked(format!(
+                "{} did not answer within {CHECK_SECS} s",
+                program.display()
+            ));
+        }
     };
     let said = [
         String::from_utf8_lossy(&out.stdout),
@@ -100,12 +126,11 @@ const AT_ONCE: usize = 4;
 /// The verdict on each text, in order, [`AT_ONCE`] at a time.
 fn verdicts(program: &Path, texts: &[&str]) -> Vec<Verdict> {
     let mut out = Vec::with_capacity(texts.len());
-    for (c, chunk) in texts.chunks(AT_ONCE).enumerate() {
+    for chunk in texts.chunks(AT_ONCE) {
         std::thread::scope(|s| {
             let running: Vec<_> = chunk
                 .iter()
-                .enumerate()
-                .map(|(i, t)| s.spawn(move || verdict(program, t, c * AT_ONCE + i)))
+                .map(|t| s.spawn(move || verdict(program, t)))
                 .collect();
             for h in running {
                 out.push(

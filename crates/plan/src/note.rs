@@ -52,6 +52,17 @@ pub enum PlanNote {
         /// The volume.
         volume: String,
     },
+    /// A data disk lives on another storage than the file names: pvefleet
+    /// does not move disks (`qm disk move` copies the data), so it stays.
+    #[error("disk {slot} stays on storage {have}: the file names {want}, and pvefleet does not move disks (move it with 'qm disk move', then the plan is quiet)")]
+    DiskStorageKept {
+        /// The slot.
+        slot: String,
+        /// The storage it is on.
+        have: String,
+        /// The storage the file names.
+        want: String,
+    },
     /// The VM is paused (`qmpstatus: paused`), and what the plan does about it.
     #[error("paused{}", match want { PowerState::Running => "; 'qm resume' continues it", PowerState::Stopped => "; stopped without a clean shutdown (a paused guest cannot shut down)" })]
     Paused {
@@ -82,6 +93,7 @@ impl PlanNote {
             PlanNote::Paused { .. } => "paused",
             PlanNote::UserDataNextBoot { .. } => "user_data_next_boot",
             PlanNote::DestroysVolume { .. } => "destroys_volume",
+            PlanNote::DiskStorageKept { .. } => "disk_storage_kept",
         }
     }
 }

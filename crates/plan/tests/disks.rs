@@ -391,3 +391,23 @@ fn a_removal_runs_before_the_set_that_drops_the_disk_from_the_record() {
     let set = lines.iter().position(|l| l.starts_with("qm set"));
     assert!(unlink.is_some() && set > unlink, "{lines:#?}");
 }
+
+#[test]
+fn a_disk_on_another_storage_than_the_file_names_stays_with_a_note() {
+    let v = update(
+        "[{size: 10G, discard: true, storage: local}]",
+        with_disk(),
+        false,
+    );
+    assert_eq!(v.action, Action::None, "{v:#?}");
+    assert!(v.steps.is_empty());
+    assert!(
+        v.notes.contains(&PlanNote::DiskStorageKept {
+            slot: "scsi1".into(),
+            have: "local-lvm".into(),
+            want: "local".into(),
+        }),
+        "{:#?}",
+        v.notes
+    );
+}

@@ -130,6 +130,15 @@ pub(crate) fn update(
         if have.is_cdrom() || have.file.volume().is_none() {
             return Err(taken());
         }
+        if let Some(on) = have.file.volume().map(|v| v.storage().to_string()) {
+            if on != disk.storage {
+                vp.notes.push(PlanNote::DiskStorageKept {
+                    slot: slot.to_string(),
+                    have: on,
+                    want: disk.storage.clone(),
+                });
+            }
+        }
         // The size of the volume as it is now: `qm disk resize` updates the
         // current value, not a pending one.
         let now = cfg
