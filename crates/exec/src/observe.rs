@@ -350,6 +350,9 @@ async fn probe_leftovers(plan: &ReadPlan, handles: &[NodeHandle], observed: &mut
             for (id, out) in ids.iter().zip(outs) {
                 if out.success() {
                     observed.leftovers.insert(*id);
+                } else if out.exit == Some(1) {
+                    // flock -n: another process holds the lock.
+                    observed.busy.insert(*id);
                 }
             }
         }

@@ -494,6 +494,10 @@ pub struct Observed {
     /// (CONTRACT §19).
     #[serde(default)]
     pub leftovers: BTreeSet<VmId>,
+    /// Managed VMs without a system disk whose config flock a process holds
+    /// (`flock -n` answered 1): a run is making them (an import holds it).
+    #[serde(default)]
+    pub busy: BTreeSet<VmId>,
     /// When the nodes were read (seconds since the epoch, the control
     /// host's clock), to tell a VM another run is making right now from
     /// one an interrupted run left.

@@ -103,12 +103,26 @@ enum ConfigWant {
 
 impl ReadPlan {
     /// VMs the file names by id that look like an unfinished create or
-    /// clone: whether anyone still holds their config flock is asked on
-    /// their node ([`Command::LockProbe`]). Returns (node, vmid).
+    /// clone, and managed VMs without a system disk: whether anyone still
+    /// holds their config flock is asked on their node
+    /// ([`Command::LockProbe`]). Returns (node, vmid).
     ///
     /// [`Command::LockProbe`]: pvefleet_model::Command::LockProbe
     pub fn probes_of(&self, observed: &Observed) -> Vec<(String, VmId)> {
         let mut out = BTreeSet::new();
+        // Managed VMs without a system disk: claimed, and being made by a
+        // run (which holds the flock while it imports) or left by one.
+        for n in &observed.nodes {
+            for vm in n.vms.iter().filter(|v| is_managed(v) && v.lock.is_none()) {
+                let bare = n
+                    .configs
+                    .get(&vm.vmid)
+                    .is_some_and(|c| !crate::update::has_system_disk(c));
+                if bare {
+                    out.insert((n.name.clone(), vm.vmid));
+                }
+            }
+        }
         for want in &self.configs {
             if let ConfigWant::Vm { vmid: Some(id), .. } = want {
                 if let Some(vm) = observed.vm(*id).filter(|v| Observed::looks_unfinished(v)) {

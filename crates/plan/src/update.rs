@@ -48,10 +48,17 @@ impl Planner<'_> {
         let cfg = self
             .node_state(&existing.node)
             .and_then(|n| n.configs.get(&existing.vmid));
-        if let Some(age_secs) = cfg
-            .filter(|c| existing.lock.is_none() && !has_system_disk(c))
-            .and_then(|c| self.age(c))
-            .filter(|age| *age < BEING_MADE_SECS)
+        let bare = cfg.filter(|c| existing.lock.is_none() && !has_system_disk(c));
+        let busy = self.input.observed.busy.contains(&existing.vmid);
+        if let Some(age_secs) = bare
+            .and_then(|c| {
+                if busy {
+                    Some(self.age(c).unwrap_or(0))
+                } else {
+                    self.age(c)
+                }
+            })
+            .filter(|age| busy || *age < BEING_MADE_SECS)
         {
             // Claimed moments ago by another run, which makes it now.
             vp.notes.push(PlanNote::BeingMade {
@@ -452,7 +459,7 @@ pub(crate) fn boot_disk(cfg: &VmConfig) -> String {
 
 /// True when the config has a disk that is not a CD-ROM (`scsi0`,
 /// `virtio0`, ...): a VM without one never finished its create.
-fn has_system_disk(cfg: &VmConfig) -> bool {
+pub(crate) fn has_system_disk(cfg: &VmConfig) -> bool {
     cfg.current
         .iter()
         .any(|(k, v)| is_drive_key(k) && Drive::parse(v).map_or(true, |d| !d.is_cdrom()))

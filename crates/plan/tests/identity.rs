@@ -326,3 +326,31 @@ fn a_managed_vm_without_disk_made_moments_ago_is_left_to_the_run_making_it() {
     let (_, v) = only_vm(&d, &o);
     assert_eq!(v.action, Action::Create);
 }
+
+#[test]
+fn a_managed_vm_without_disk_whose_lock_is_held_is_being_made_however_old() {
+    let d = host(&[&web("")]);
+    let bare = config(&[
+        ("name", "web"),
+        ("tags", "pvefleet"),
+        ("description", "managed-by: pvefleet"),
+        ("meta", "creation-qemu=9.2.0,ctime=1000000"),
+    ]);
+    let mut o = observed(vec![web_node(bare)]);
+    // Its flock is asked about, whoever's file named it.
+    let reads = pvefleet_plan::read_plan(&d);
+    assert_eq!(reads.probes_of(&o), [("pve1".to_string(), id(200))]);
+    // Ten minutes later a run still holds its lock (a long import).
+    o.observed_at = Some(1_000_600);
+    o.busy.insert(id(200));
+    let (_, v) = only_vm(&d, &o);
+    assert_eq!(v.action, Action::None, "{v:#?}");
+    assert!(v.steps.is_empty());
+    assert_eq!(
+        v.notes,
+        [pvefleet_plan::PlanNote::BeingMade {
+            vmid: id(200),
+            age_secs: 600
+        }]
+    );
+}
