@@ -7,7 +7,7 @@
 
 use crate::lookup::{find_template, find_vm, is_managed};
 use crate::observed::Observed;
-use pvefleet_model::spec::{CloneRef, Desired, DiskFrom, DiskSource, ImageRef, Placement};
+use pvefleet_model::spec::{CloneRef, Desired, DiskFrom, DiskSource, ImageRef, Placement, VmSpec};
 use pvefleet_model::{Command, Pvesh, VmId};
 use std::collections::BTreeSet;
 
@@ -259,20 +259,26 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
     }
 }
 
-/// The cloud images VMs may need on a node (`None`: the single host of a
-/// `proxmox:` file, whose name is not known yet). In a cluster, VMs with
-/// `node: auto` may land anywhere.
+/// The VMs of the file that may land on a node (`None`: the single host of
+/// a `proxmox:` file, whose name is not known yet): all of them on a single
+/// host; in a cluster those the file puts there, and those with `node:
+/// auto`, which may land anywhere.
+pub fn vms_for_node<'a>(
+    desired: &'a Desired,
+    node: Option<&'a str>,
+) -> impl Iterator<Item = &'a VmSpec> + 'a {
+    desired.vms.iter().filter(move |s| {
+        !desired.cluster
+            || match s.placement.node() {
+                None => true,
+                Some(n) => Some(n) == node,
+            }
+    })
+}
+
+/// The cloud images VMs may need on a node ([`vms_for_node`]).
 pub fn images_for_node(desired: &Desired, node: Option<&str>) -> BTreeSet<ImageRef> {
-    desired
-        .vms
-        .iter()
-        .filter(|s| {
-            !desired.cluster
-                || match s.placement.node() {
-                    None => true,
-                    Some(n) => Some(n) == node,
-                }
-        })
+    vms_for_node(desired, node)
         .filter_map(|s| match &s.source {
             DiskSource::Image(i) => Some(i.clone()),
             DiskSource::Clone(_) => None,

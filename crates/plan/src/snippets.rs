@@ -120,19 +120,11 @@ pub fn parse_inactive_storages(bytes: &[u8]) -> BTreeMap<String, BTreeSet<String
     out
 }
 
-/// The snippet volumes VMs may need on a node (`None`: the single host),
-/// whose host paths are read with `pvesm path`.
+/// The snippet volumes VMs may need on a node
+/// ([`crate::reads::vms_for_node`]), whose host paths are read with `pvesm
+/// path`.
 pub fn snippet_volids(desired: &Desired, node: Option<&str>) -> BTreeSet<String> {
-    desired
-        .vms
-        .iter()
-        .filter(|s| {
-            !desired.cluster
-                || match s.placement.node() {
-                    None => true,
-                    Some(n) => Some(n) == node,
-                }
-        })
+    crate::reads::vms_for_node(desired, node)
         .filter_map(|s| s.user_data.as_ref().map(snippet_volid))
         .collect()
 }
