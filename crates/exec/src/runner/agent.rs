@@ -55,21 +55,45 @@ impl Lane {
                 warned = true;
                 self.say(&vp.name, "the guest agent has not answered since boot: the image probably lacks qemu-guest-agent (install it via cloud-init or use an image that has it)".into());
             }
-            if start.elapsed() + delay > self.opts.wait_timeout {
-                return Err(format!(
-                    "no address from the guest agent after {} s: {last}",
-                    self.opts.wait_timeout.as_secs()
-                ));
-            }
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.opts.cancel.cancelled() => {
-                    return Err(format!("{} while waiting for the guest agent: {last}", super::INTERRUPTED));
+            delay = match self.pause(start, delay).await {
+                Ok(next) => next,
+                Err(Stop::TimedOut) => {
+                    return Err(format!(
+                        "no address from the guest agent after {} s: {last}",
+                        self.opts.wait_timeout.as_secs()
+                    ))
                 }
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
+                Err(Stop::Interrupted) => {
+                    return Err(format!(
+                        "{} while waiting for the guest agent: {last}",
+                        super::INTERRUPTED
+                    ))
+                }
+            };
         }
     }
+
+    /// Sleeps `delay` before the next try of a wait that began at
+    /// `started`, and returns the delay after it (doubled, at most 5 s);
+    /// stops instead when the wait timeout would pass first or the run is
+    /// cancelled.
+    pub(super) async fn pause(&self, started: Instant, delay: Duration) -> Result<Duration, Stop> {
+        if started.elapsed() + delay > self.opts.wait_timeout {
+            return Err(Stop::TimedOut);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Ok((delay * 2).min(Duration::from_secs(5))),
+            () = self.opts.cancel.cancelled() => Err(Stop::Interrupted),
+        }
+    }
+}
+
+/// Why a wait of [`Lane::pause`] ended before its answer.
+pub(super) enum Stop {
+    /// The wait timeout would pass.
+    TimedOut,
+    /// The run was cancelled (Ctrl-C, SIGTERM).
+    Interrupted,
 }
 
 /// Reads the guest agent's address of a running VM once (for `status`).

@@ -14,6 +14,7 @@
 //! (`degraded done` ...), `errors` (list of strings naming the module),
 //! `recoverable_errors` (level → list of messages).
 
+use super::agent::Stop;
 use super::Lane;
 use pvefleet_model::{Command, Qm, VmId};
 use pvefleet_plan::VmPlan;
@@ -178,19 +179,21 @@ impl Lane {
                 Ok(out) => out.stderr.trim().to_string(),
                 Err(e) => e.to_string(),
             };
-            if started.elapsed() + delay > self.opts.wait_timeout {
-                return Err(format!(
-                    "cloud-init did not finish within {} s: {last}",
-                    self.opts.wait_timeout.as_secs()
-                ));
-            }
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.opts.cancel.cancelled() => {
-                    return Err(format!("{} while waiting for cloud-init", super::INTERRUPTED));
+            delay = match self.pause(started, delay).await {
+                Ok(next) => next,
+                Err(Stop::TimedOut) => {
+                    return Err(format!(
+                        "cloud-init did not finish within {} s: {last}",
+                        self.opts.wait_timeout.as_secs()
+                    ))
                 }
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
+                Err(Stop::Interrupted) => {
+                    return Err(format!(
+                        "{} while waiting for cloud-init",
+                        super::INTERRUPTED
+                    ))
+                }
+            };
         }
     }
 }
