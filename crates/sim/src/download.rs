@@ -93,17 +93,7 @@ fn verify(st: &State, o: &BTreeMap<String, String>) -> Result<(), Failure> {
     };
     if let Some(c) = o.get("content") {
         if !contents.contains(&c.as_str()) {
-            errors.push((
-                "content".into(),
-                [
-                    "value '",
-                    c,
-                    "' does not have a value in the enumeration '",
-                    &contents.join(", "),
-                    "'",
-                ]
-                .concat(),
-            ));
+            errors.push(("content".into(), crate::schema::not_in_enum(c, contents)));
         }
     }
     if o.get("filename").is_some_and(|f| f.len() > 255) {
@@ -117,14 +107,7 @@ fn verify(st: &State, o: &BTreeMap<String, String>) -> Result<(), Failure> {
         if !algos.contains(&a.as_str()) {
             errors.push((
                 "checksum-algorithm".into(),
-                [
-                    "value '",
-                    a,
-                    "' does not have a value in the enumeration '",
-                    &algos.join(", "),
-                    "'",
-                ]
-                .concat(),
+                crate::schema::not_in_enum(a, &algos),
             ));
         }
     }

@@ -274,14 +274,7 @@ fn ha_state(opts: &[String]) -> Result<Option<String>, Failure> {
     match option(opts, "state") {
         Some(s) if !HA_STATES.contains(&s) => Err(param_fail(
             "state",
-            &[
-                "value '",
-                s,
-                "' does not have a value in the enumeration '",
-                &HA_STATES.join(", "),
-                "'",
-            ]
-            .concat(),
+            &crate::schema::not_in_enum(s, HA_STATES),
         )),
         other => Ok(other.map(str::to_string)),
     }

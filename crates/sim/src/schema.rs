@@ -566,14 +566,7 @@ pub fn check_value(key: &str, value: &str, def: &Value) -> Result<(), String> {
     if let Some(e) = def.get("enum").and_then(Value::as_array) {
         let opts: Vec<&str> = e.iter().filter_map(Value::as_str).collect();
         if !opts.contains(&value) {
-            return Err([
-                "value '",
-                value,
-                "' does not have a value in the enumeration '",
-                &opts.join(", "),
-                "'",
-            ]
-            .concat());
+            return Err(not_in_enum(value, &opts));
         }
     }
     Ok(())
@@ -1049,6 +1042,19 @@ pub fn config_keys() -> Vec<&'static str> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
+}
+
+/// JSONSchema's message for a value outside an enumeration: `value 'x'
+/// does not have a value in the enumeration 'a, b'`.
+pub fn not_in_enum(value: &str, allowed: &[&str]) -> String {
+    [
+        "value '",
+        value,
+        "' does not have a value in the enumeration '",
+        &allowed.join(", "),
+        "'",
+    ]
+    .concat()
 }
 
 #[cfg(test)]
