@@ -410,6 +410,17 @@ enum ReadsFor {
     Destroy,
 }
 
+impl ReadsFor {
+    /// What a plan or apply reads: with `--adopt`, the VMs it would adopt.
+    fn run(adopt: bool) -> Self {
+        if adopt {
+            ReadsFor::Adopt
+        } else {
+            ReadsFor::Run
+        }
+    }
+}
+
 /// [`observe_nodes`], also reading what `reads` asks.
 async fn observe_nodes_with(
     desired: &Desired,

@@ -76,17 +76,8 @@ pub async fn run(
             Ok(o) => (Vec::new(), o),
             Err(s) => return s,
         },
-        None => match super::observe_nodes_with(
-            &desired,
-            target,
-            8,
-            if adopt {
-                super::ReadsFor::Adopt
-            } else {
-                super::ReadsFor::Run
-            },
-        )
-        .await
+        None => match super::observe_nodes_with(&desired, target, 8, super::ReadsFor::run(adopt))
+            .await
         {
             Ok(x) => x,
             Err(s) => return s,

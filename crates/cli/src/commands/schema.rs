@@ -35,6 +35,18 @@ pub(super) fn ipv4() -> String {
     format!("({OCTET}\\.){{3}}{OCTET}")
 }
 
+/// A boolean as the language reads one (also 0/1, yes/no, on/off).
+pub(super) fn boolean(description: &str) -> Value {
+    json!({
+        "description": description,
+        "anyOf": [
+            {"type": "boolean"},
+            {"enum": [0, 1]},
+            {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|[Oo][Nn]|[Oo][Ff][Ff])$"},
+        ],
+    })
+}
+
 /// A string matching `pattern`.
 pub(super) fn pattern(description: &str, pattern: &str) -> Value {
     json!({"type": "string", "pattern": pattern, "description": description})
@@ -179,14 +191,7 @@ fn vm_key_more(key: &str) -> Option<Value> {
             "maxLength": 8000,
             "description": "free text; pvefleet appends its marker line",
         }),
-        "onboot" => json!({
-            "description": "start with the host; default false",
-            "anyOf": [
-                {"type": "boolean"},
-                {"enum": [0, 1]},
-                {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|[Oo][Nn]|[Oo][Ff][Ff])$"},
-            ],
-        }),
+        "onboot" => boolean("start with the host; default false"),
         "state" => json!({
             "description": "power state; default running",
             "enum": ["running", "stopped"],

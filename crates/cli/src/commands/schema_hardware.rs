@@ -1,20 +1,8 @@
 //! The JSON Schema of `disks:` and `networks:` (docs/config.md), part of
 //! [`super::schema::config_schema`].
 
-use super::schema::{int, ipv4, pattern, SIZE, STORAGE_ID};
+use super::schema::{boolean, int, ipv4, pattern, SIZE, STORAGE_ID};
 use serde_json::{json, Value};
-
-/// A boolean as the language reads one (also 0/1, yes/no, on/off).
-fn boolean(description: &str) -> Value {
-    json!({
-        "description": description,
-        "anyOf": [
-            {"type": "boolean"},
-            {"enum": [0, 1]},
-            {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|[Oo][Nn]|[Oo][Ff][Ff])$"},
-        ],
-    })
-}
 
 /// `disks:`: data disks beside the system disk.
 pub(super) fn disks() -> Value {

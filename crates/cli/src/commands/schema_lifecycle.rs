@@ -4,19 +4,8 @@
 //! `balloon` at most `memory`) stay with `pvefleet check`, since a key may
 //! come from `defaults:`.
 
+use super::schema::boolean;
 use serde_json::{json, Value};
-
-/// A boolean as the language takes it (also `0`/`1`, `yes`/`no`, …).
-fn boolean(description: &str) -> Value {
-    json!({
-        "description": description,
-        "anyOf": [
-            {"type": "boolean"},
-            {"enum": [0, 1]},
-            {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Yy][Ee][Ss]|[Nn][Oo]|[Oo][Nn]|[Oo][Ff][Ff])$"},
-        ],
-    })
-}
 
 /// A non-negative integer.
 fn count(description: &str) -> Value {
