@@ -31,7 +31,7 @@ pub use diff::{plan, PlanInput};
 pub use lookup::{find_existing, selected};
 pub use observed::{ClusterVm, NodeState, Observed, PveVersion, VmConfig};
 pub use problem::{PlanNote, PlanProblem};
-pub use reads::{read_plan, NodeReads, Read, ReadPlan};
+pub use reads::{read_plan, read_plan_for_destroy, NodeReads, Read, ReadPlan};
 pub use types::{
     Action, Change, Check, InputSource, Leftover, Plan, Prelude, Step, StepInput, StorageLock,
     Upload, VmPlan, CACHE_TAG,

@@ -82,13 +82,9 @@ pub struct ReadPlan {
     /// Also read the configurations of the unmanaged VMs the file names
     /// that `apply --adopt` would take over ([`crate::adopt::adoptable`]).
     pub adopt: bool,
-    /// Read the configuration of every managed VM of the reachable nodes:
-    /// set when the file has `user_data`, so that no snippet another VM
-    /// uses is removed ([`crate::snippets`]).
-    pub every_managed: bool,
     /// Read the configuration of every VM of the reachable nodes, managed
     /// or not: `destroy` of a file with `user_data` removes a snippet only
-    /// when no VM there names it.
+    /// when no VM there names it ([`read_plan_for_destroy`]).
     pub every_vm: bool,
 }
 
@@ -140,13 +136,6 @@ impl ReadPlan {
         if self.every_vm {
             for vm in observed.nodes.iter().flat_map(|n| n.vms.iter()) {
                 if !vm.template && vm.kind == pvefleet_model::GuestKind::Qemu {
-                    out.insert((vm.node.clone(), vm.vmid));
-                }
-            }
-        }
-        if self.every_managed {
-            for vm in observed.all_vms() {
-                if is_managed(vm) && !vm.template && vm.kind == pvefleet_model::GuestKind::Qemu {
                     out.insert((vm.node.clone(), vm.vmid));
                 }
             }
@@ -254,9 +243,17 @@ pub fn read_plan(desired: &Desired) -> ReadPlan {
         memory,
         configs,
         adopt: false,
-        every_managed: desired.vms.iter().any(|v| v.user_data.is_some()),
         every_vm: false,
     }
+}
+
+/// What `destroy` reads: [`read_plan`], and with `user_data` in the file
+/// the configuration of every VM of the nodes, so that no snippet a VM
+/// still uses is removed ([`crate::snippets::remove_unused`]).
+pub fn read_plan_for_destroy(desired: &Desired) -> ReadPlan {
+    let mut reads = read_plan(desired);
+    reads.every_vm = desired.vms.iter().any(|v| v.user_data.is_some());
+    reads
 }
 
 /// The VMs of the file that may land on a node (`None`: the single host of

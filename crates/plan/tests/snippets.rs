@@ -7,7 +7,8 @@ use common::*;
 use pvefleet_model::spec::Desired;
 use pvefleet_plan::snippets::{snippet_name, snippet_volid};
 use pvefleet_plan::{
-    destroy_plan, read_plan, Action, DestroyInput, PlanNote, PlanProblem, Read, VmPlan,
+    destroy_plan, read_plan, read_plan_for_destroy, Action, DestroyInput, PlanNote, PlanProblem,
+    Read, VmPlan,
 };
 
 const DATA: &str = "user_data: {packages: [htop]}";
@@ -266,7 +267,7 @@ fn removed_data_deletes_a_fleet_cicustom_and_keeps_one_set_by_hand() {
 }
 
 #[test]
-fn the_reads_ask_for_the_snippet_path_and_every_managed_config() {
+fn the_reads_ask_for_the_snippet_path_and_destroy_for_every_config() {
     let d = host(&[&web(DATA)]);
     let r = read_plan(&d);
     assert!(r.nodes[0].reads.contains(&Read::ImagePath(volid(TEXT))));
@@ -281,8 +282,9 @@ fn the_reads_ask_for_the_snippet_path_and_every_managed_config() {
     assert!(read_plan(&nas).nodes[0]
         .reads
         .contains(&Read::StorageContent("nas".into())));
-    assert!(r.every_managed);
-    assert!(!read_plan(&host(&[&web("")])).every_managed);
+    assert!(!r.every_vm);
+    assert!(read_plan_for_destroy(&d).every_vm);
+    assert!(!read_plan_for_destroy(&host(&[&web("")])).every_vm);
     let u = d.vms[0].user_data.as_ref().expect("user data");
     assert_eq!(snippet_volid(u), volid(TEXT));
 }

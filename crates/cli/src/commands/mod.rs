@@ -25,7 +25,7 @@ use pvefleet_config::{ConfigReport, Desired};
 use pvefleet_exec::observe::{observe, NodeHandle};
 use pvefleet_exec::transport::TransportError;
 use pvefleet_exec::Transports;
-use pvefleet_plan::{read_plan, Observed};
+use pvefleet_plan::{read_plan, read_plan_for_destroy, Observed};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -433,9 +433,11 @@ async fn observe_nodes_with(
     let unreachable = connect_all(desired, &handles).await?;
     // The first handle reads the cluster for all: make it one that answered.
     handles.retain(|h| !unreachable.contains_key(&h.name));
-    let mut reads = read_plan(desired);
+    let mut reads = match reads_for {
+        ReadsFor::Destroy => read_plan_for_destroy(desired),
+        ReadsFor::Run | ReadsFor::Adopt => read_plan(desired),
+    };
     reads.adopt = reads_for == ReadsFor::Adopt;
-    reads.every_vm = reads_for == ReadsFor::Destroy && reads.every_managed;
     let observed = observe(&reads, &mut handles, parallel).await;
     let mut observed = match observed {
         Ok(o) => o,
